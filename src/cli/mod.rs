@@ -1,0 +1,124 @@
+//! The commands of the one binary. `serve` runs the server; the others are
+//! the operator's and the developer's tools around it: the offline signing side
+//! of auditor management, clients for uploads and registrations, and read-outs
+//! of the database (safe while the server runs: SQLite in WAL mode lets
+//! readers and the server's writer work side by side).
+
+pub mod auditors;
+pub mod kyc;
+pub mod registrations;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{self, ConfigError, FileConfig, GlobalArgs, ServeArgs, Settings};
+use crate::server::{self, ServeError};
+use crate::store::{OpenOptions, Store, StoreError};
+
+#[derive(Parser, Debug)]
+#[command(name = "taler-lite", version, args_override_self = true, about = "GNU Taler exchange auditors, bulk KYC uploads and prepared transfers from one SQLite file")]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the server (zero configuration: database, keys and token are made on first start)
+    Serve(Box<ServeArgs>),
+    /// Third parties allowed to upload bulk KYC data
+    #[command(subcommand)]
+    Extern(kyc::ExternCommand),
+    /// The exchange's offline side: sign auditor changes with the master private key
+    #[command(subcommand)]
+    Offline(auditors::OfflineCommand),
+    /// Clients of a running server
+    #[command(subcommand)]
+    Client(ClientCommand),
+    /// Read bulk KYC uploads from the database
+    #[command(subcommand, name = "kyc-bulk")]
+    KycBulk(kyc::KycBulkCommand),
+    /// Read prepared-transfer registrations from the database
+    #[command(subcommand)]
+    Registrations(registrations::RegistrationsCommand),
+    /// Read auditors from the database
+    #[command(subcommand)]
+    Auditors(auditors::AuditorsCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ClientCommand {
+    /// Sign a file with a third party's key and upload it to /kyc-bulk
+    #[command(name = "kyc-bulk")]
+    KycBulk(kyc::ClientKycBulkArgs),
+    /// Register a key for wire transfers and print the subjects
+    Register(registrations::RegisterArgs),
+    /// Remove a registration
+    Unregister(registrations::UnregisterArgs),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    #[error("{0}")]
+    Serve(#[from] ServeError),
+    #[error("database: {0}")]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Http(String),
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl From<crate::error::ApiError> for CliError {
+    fn from(e: crate::error::ApiError) -> Self {
+        CliError::Failed(e.to_string())
+    }
+}
+
+/// Runs one command.
+pub async fn execute(cli: Cli) -> Result<(), CliError> {
+    let file = FileConfig::load(cli.global.config.as_deref())?;
+    match cli.command {
+        Command::Serve(args) => {
+            let settings = Settings::resolve(&cli.global, &args, &file)?;
+            server::serve(settings).await?;
+            Ok(())
+        }
+        Command::Extern(cmd) => kyc::extern_command(&cli.global, &file, cmd).await,
+        Command::Offline(cmd) => auditors::offline_command(&cli.global, &file, cmd).await,
+        Command::Client(ClientCommand::KycBulk(args)) => kyc::client_upload(args).await,
+        Command::Client(ClientCommand::Register(args)) => registrations::client_register(args).await,
+        Command::Client(ClientCommand::Unregister(args)) => registrations::client_unregister(args).await,
+        Command::KycBulk(cmd) => kyc::kyc_bulk_command(&cli.global, &file, cmd).await,
+        Command::Registrations(cmd) => registrations::registrations_command(&cli.global, &file, cmd).await,
+        Command::Auditors(cmd) => auditors::auditors_command(&cli.global, &file, cmd).await,
+    }
+}
+
+/// Opens the database of a command that reads or edits it directly. It must
+/// exist already: a typo in `--database` should not create an empty file.
+pub fn open_existing_store(global: &GlobalArgs, file: &FileConfig) -> Result<Store, CliError> {
+    let path: PathBuf = config::database_path(global, file);
+    if !path.exists() {
+        return Err(CliError::Failed(format!(
+            "database {} does not exist (start `taler-lite serve` once, or pass --database)",
+            path.display()
+        )));
+    }
+    Ok(Store::open(&path, &OpenOptions::default())?)
+}
+
+/// The base URL of a running server, with a trailing slash.
+pub fn base_url(url: &str) -> String {
+    if url.ends_with('/') { url.to_owned() } else { format!("{url}/") }
+}
+
+/// Default server URL of the client commands.
+pub const DEFAULT_URL: &str = "http://127.0.0.1:8081/";

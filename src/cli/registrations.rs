@@ -1,0 +1,192 @@
+//! `client register|unregister` and `registrations list`.
+
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Subcommand};
+
+use super::CliError;
+use crate::clock::Clock;
+use crate::config::{self, FileConfig, GlobalArgs};
+use crate::crypto::{EddsaPrivateKey, EddsaPublicKey};
+use crate::http::{MAX_PAGE, PageQuery};
+use crate::prepared_transfer::{self, RegistrationResponse, TransferSubject};
+use crate::subject;
+
+#[derive(Args, Debug)]
+pub struct RegisterArgs {
+    /// Bank base URL
+    #[arg(long, default_value = super::DEFAULT_URL)]
+    pub url: String,
+    /// Authorization private key file (base32 seed); made (mode 0600) if it does not exist.
+    /// Without it a fresh key is made and its seed printed.
+    #[arg(long, value_name = "FILE")]
+    pub authorization_key: Option<PathBuf>,
+    /// Account public key to credit [default: the authorization key's public key]
+    #[arg(long)]
+    pub account_pub: Option<String>,
+    /// reserve or kyc
+    #[arg(long = "type", default_value = "reserve")]
+    pub transfer_type: String,
+    /// Keep the subject for recurrent transfers
+    #[arg(long)]
+    pub recurrent: bool,
+    /// Amount to transfer, e.g. KUDOS:10
+    #[arg(long)]
+    pub amount: String,
+    /// The exchange's bank account (payto URI)
+    #[arg(long, default_value = config::DEFAULT_CREDIT_ACCOUNT)]
+    pub credit_account: String,
+}
+
+#[derive(Args, Debug)]
+pub struct UnregisterArgs {
+    /// Bank base URL
+    #[arg(long, default_value = super::DEFAULT_URL)]
+    pub url: String,
+    /// Authorization private key file (base32 seed)
+    #[arg(long, value_name = "FILE")]
+    pub authorization_key: PathBuf,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RegistrationsCommand {
+    /// List registrations (live and expired)
+    List,
+}
+
+fn load_or_make_key(path: Option<&Path>) -> Result<EddsaPrivateKey, CliError> {
+    match path {
+        Some(p) if p.exists() => Ok(config::read_master_key(p)
+            .map_err(|e| CliError::Failed(format!("--authorization-key: {}", e.reason)))?),
+        Some(p) => {
+            let key = EddsaPrivateKey::generate().map_err(|e| CliError::Failed(e.to_string()))?;
+            config::create_secret_file(p, &key.to_string())?;
+            eprintln!("new authorization key saved in {}", p.display());
+            Ok(key)
+        }
+        None => {
+            let key = EddsaPrivateKey::generate().map_err(|e| CliError::Failed(e.to_string()))?;
+            eprintln!("new authorization key (keep it to unregister): {key}");
+            Ok(key)
+        }
+    }
+}
+
+async fn post(url: &str, body: &serde_json::Value) -> Result<(u16, String), CliError> {
+    let response = reqwest::Client::new()
+        .post(url)
+        .json(body)
+        .send()
+        .await
+        .map_err(|e| CliError::Http(format!("POST {url}: {e}")))?;
+    let status = response.status().as_u16();
+    Ok((status, response.text().await.unwrap_or_default()))
+}
+
+pub async fn client_register(args: RegisterArgs) -> Result<(), CliError> {
+    let key = load_or_make_key(args.authorization_key.as_deref())?;
+    let authorization_pub = key.public_key();
+    let account_pub: EddsaPublicKey = match &args.account_pub {
+        Some(k) => k.parse().map_err(|e| CliError::Failed(format!("--account-pub: {e}")))?,
+        None => authorization_pub,
+    };
+    let body = serde_json::json!({
+        "credit_account": args.credit_account,
+        "type": args.transfer_type,
+        "recurrent": args.recurrent,
+        "credit_amount": args.amount,
+        "alg": "EdDSA",
+        "account_pub": account_pub.to_string(),
+        "authorization_pub": authorization_pub.to_string(),
+        "authorization_sig": key.sign(account_pub.as_bytes()).to_string(),
+    });
+    let url = format!("{}taler-prepared-transfer/registration", super::base_url(&args.url));
+    let (status, text) = post(&url, &body).await?;
+    if status != 200 {
+        return Err(CliError::Http(format!("POST {url}: {status}: {text}")));
+    }
+    let answer: RegistrationResponse =
+        serde_json::from_str(&text).map_err(|e| CliError::Http(format!("unexpected answer ({e}): {text}")))?;
+    println!("authorization_pub: {authorization_pub}");
+    println!("account_pub:       {account_pub}");
+    for s in &answer.subjects {
+        match s {
+            TransferSubject::Simple { subject, credit_amount } => println!("SIMPLE:            {subject}  ({credit_amount})"),
+            TransferSubject::Uri { uri, .. } => println!("URI:               {uri}"),
+            TransferSubject::SwissQrBill { qr_reference_number, .. } => println!(
+                "CH_QR_BILL:        {qr_reference_number}  ({})",
+                subject::group_qr_reference(qr_reference_number)
+            ),
+        }
+    }
+    if let Some(secs) = answer.expiration.secs() {
+        println!("expiration:        {secs} (seconds since the epoch)");
+    }
+    Ok(())
+}
+
+pub async fn client_unregister(args: UnregisterArgs) -> Result<(), CliError> {
+    let key = config::read_master_key(&args.authorization_key)
+        .map_err(|e| CliError::Failed(format!("--authorization-key: {}", e.reason)))?;
+    let now = time::OffsetDateTime::from_unix_timestamp(Clock::default().now_s())
+        .map_err(|e| CliError::Failed(e.to_string()))?;
+    let timestamp = now
+        .format(&time::format_description::well_known::Rfc3339)
+        .map_err(|e| CliError::Failed(e.to_string()))?;
+    let body = serde_json::json!({
+        "timestamp": timestamp,
+        "authorization_pub": key.public_key().to_string(),
+        "authorization_sig": key.sign(timestamp.as_bytes()).to_string(),
+    });
+    let url = format!("{}taler-prepared-transfer/unregistration", super::base_url(&args.url));
+    let (status, text) = post(&url, &body).await?;
+    if status != 204 {
+        return Err(CliError::Http(format!("POST {url}: {status}: {text}")));
+    }
+    eprintln!("unregistered {}", key.public_key());
+    Ok(())
+}
+
+pub async fn registrations_command(
+    global: &GlobalArgs,
+    file: &FileConfig,
+    cmd: RegistrationsCommand,
+) -> Result<(), CliError> {
+    match cmd {
+        RegistrationsCommand::List => {
+            let store = super::open_existing_store(global, file)?;
+            let now_s = Clock::default().now_s();
+            println!(
+                "{:<52}  {:<7}  {:<9}  {:<14}  {:<12}  {:<27}  STATE",
+                "AUTHORIZATION_PUB", "TYPE", "RECURRENT", "AMOUNT", "SHORT", "QR_REFERENCE"
+            );
+            let mut page = PageQuery { limit: Some(MAX_PAGE), offset: None }.resolve(MAX_PAGE)?;
+            loop {
+                let current = page;
+                let rows = store.read(move |conn| prepared_transfer::list(conn, &current, now_s)).await?;
+                for r in &rows {
+                    println!(
+                        "{}  {:<7}  {:<9}  {:<14}  {:<12}  {:<27}  {}",
+                        r.authorization_pub,
+                        r.transfer_type.as_str(),
+                        r.recurrent,
+                        r.credit_amount,
+                        r.short_subject.as_deref().unwrap_or("-"),
+                        r.qr_reference_number.as_deref().unwrap_or("-"),
+                        match (r.live, r.used) {
+                            (false, _) => "expired",
+                            (true, true) => "used",
+                            (true, false) => "live",
+                        }
+                    );
+                }
+                match rows.last() {
+                    Some(last) if rows.len() as i64 == page.limit => page.start = last.row_id,
+                    _ => break,
+                }
+            }
+            store.close();
+            Ok(())
+        }
+    }
+}

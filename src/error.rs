@@ -1,0 +1,396 @@
+//! Errors as Taler clients see them.
+//!
+//! Every 4xx and 5xx answer of the server is an `ErrorDetail` JSON body
+//! (`{"code", "hint", "detail", ...}`), whatever produced it: a handler, a body
+//! reader or warp itself (see [`crate::http::recover`]). Clients key on `code`,
+//! so the numbers live in one table ([`ErrorCode`]) and the choice of HTTP status
+//! and code for every [`ApiError`] in one exhaustive match ([`ApiError::parts`]):
+//! a new variant cannot compile until it is mapped.
+
+use std::fmt;
+
+use serde::Serialize;
+use warp::http::{HeaderValue, StatusCode, header};
+use warp::reply::Response;
+
+use crate::store::StoreError;
+
+/// The Taler error codes this server answers with (`wire-formats.md`).
+///
+/// Numbers marked **Decision** are not (yet) registered upstream; they are here,
+/// and only here, so that they can follow upstream with a one-line change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorCode {
+    GenericMethodInvalid,
+    GenericEndpointUnknown,
+    GenericJsonInvalid,
+    GenericHttpHeadersMalformed,
+    GenericPaytoUriMalformed,
+    GenericParameterMissing,
+    GenericParameterMalformed,
+    GenericUriTooLong,
+    GenericUploadExceedsLimit,
+    GenericUnauthorized,
+    GenericDbSetupFailed,
+    GenericDbStoreFailed,
+    GenericDbFetchFailed,
+    GenericDbInvariantFailure,
+    ExchangeManagementAuditorNotFound,
+    ExchangeManagementAuditorMoreRecentPresent,
+    ExchangeManagementAuditorAddSignatureInvalid,
+    ExchangeManagementAuditorDelSignatureInvalid,
+    ExchangeKycGenericAmlLogicBug,
+    KycBulkSignatureInvalid,
+    ExchangeKycImport3rdPartyUnknown,
+    KycBulkAlreadyKnown,
+    BankDuplicateReservePubSubject,
+    BankUnknownCreditor,
+    BankDerivationReuse,
+    BankBadSignature,
+    BankOldTimestamp,
+    BankUnknownRegistration,
+    BankTransferMappingReused,
+}
+
+impl ErrorCode {
+    /// The number clients key on, and the fixed hint that goes with it.
+    pub const fn number_and_hint(self) -> (u32, &'static str) {
+        use ErrorCode::*;
+        match self {
+            GenericMethodInvalid => (20, "The HTTP method used is invalid for this endpoint."),
+            GenericEndpointUnknown => (21, "There is no endpoint defined for the URL provided by the client."),
+            GenericJsonInvalid => (22, "The JSON in the client's request was malformed or lacks a required field."),
+            GenericHttpHeadersMalformed => (23, "Some of the HTTP headers provided by the client were malformed."),
+            GenericPaytoUriMalformed => (24, "The payto:// URI provided by the client is malformed."),
+            GenericParameterMissing => (25, "A required parameter in the request was missing."),
+            GenericParameterMalformed => (26, "A parameter in the request was malformed."),
+            GenericUriTooLong => (31, "The URI is longer than the longest URI the HTTP server is willing to parse."),
+            GenericUploadExceedsLimit => (32, "The body is too large to be permissible for the endpoint."),
+            GenericUnauthorized => (40, "The service refused the request due to lack of proper authorization."),
+            GenericDbSetupFailed => (50, "The service failed initialize its connection to the database."),
+            GenericDbStoreFailed => (52, "The service failed to store information in its database."),
+            GenericDbFetchFailed => (53, "The service failed to fetch information from its database."),
+            GenericDbInvariantFailure => (56, "The service's database is inconsistent and violates service-internal invariants."),
+            ExchangeManagementAuditorNotFound => (1800, "The auditor specified by the request is unknown to the exchange."),
+            ExchangeManagementAuditorMoreRecentPresent => (1801, "The exchange is aware of a more recent request for this auditor (replay detected)."),
+            ExchangeManagementAuditorAddSignatureInvalid => (1802, "The signature to add or enable the auditor does not validate."),
+            ExchangeManagementAuditorDelSignatureInvalid => (1803, "The signature to disable the auditor does not validate."),
+            ExchangeKycGenericAmlLogicBug => (1949, "The exchange's KYC logic encountered an internal inconsistency."),
+            // Decision: not yet registered upstream.
+            KycBulkSignatureInvalid => (1903, "The signature of the third party over the bulk KYC upload is invalid."),
+            // Decision: not yet registered upstream.
+            ExchangeKycImport3rdPartyUnknown => (1904, "The third party is unknown to the exchange or disabled."),
+            // Decision: not yet registered upstream (the If-Not-Match condition failed).
+            KycBulkAlreadyKnown => (1905, "The exchange already has this bulk KYC data for this customer."),
+            BankDuplicateReservePubSubject => (5114, "The reserve public key is already registered or was already used."),
+            BankUnknownCreditor => (5124, "The credit account is unknown or not supported."),
+            BankDerivationReuse => (5159, "The derived subject is already used by another registration; retry with another key."),
+            BankBadSignature => (5160, "The signature is invalid."),
+            // Decision: number not found upstream.
+            BankOldTimestamp => (5161, "The timestamp is too old, too far in the future, or not newer than the registration."),
+            // Decision: not yet registered upstream.
+            BankUnknownRegistration => (5162, "There is no live registration for this authorization key."),
+            // Decision: not yet registered upstream.
+            BankTransferMappingReused => (5163, "The one-shot registration was already used by a credited transfer."),
+        }
+    }
+
+    pub const fn number(self) -> u32 {
+        self.number_and_hint().0
+    }
+
+    pub const fn hint(self) -> &'static str {
+        self.number_and_hint().1
+    }
+}
+
+/// Which database step failed; decides the 5xx code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DbStep {
+    Setup,
+    Store,
+    Fetch,
+    Invariant,
+}
+
+/// Everything a handler can answer other than success.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("method {method} is not allowed here (allowed: {allow})")]
+    MethodNotAllowed { method: String, allow: &'static str },
+    #[error("no endpoint {path}")]
+    EndpointUnknown { path: String },
+    #[error("{detail}")]
+    JsonInvalid { detail: String },
+    #[error("field '{field}' is missing")]
+    FieldMissing { field: String },
+    #[error("field '{field}' is malformed: {detail}")]
+    FieldMalformed { field: String, detail: String },
+    #[error("header '{header}' is missing")]
+    HeaderMissing { header: &'static str },
+    #[error("header '{header}' is malformed: {detail}")]
+    HeaderMalformed { header: &'static str, detail: String },
+    #[error("{name} is malformed: {detail}")]
+    ParameterMalformed { name: String, detail: String },
+    #[error("Content-Length is required")]
+    LengthRequired,
+    /// The body ended before Content-Length (the client went away).
+    #[error("{detail}")]
+    BodyIncomplete { detail: String },
+    #[error("the client sent nothing for {idle:?}")]
+    RequestTimeout { idle: std::time::Duration },
+    #[error("the body exceeds the limit of {limit} bytes")]
+    UploadTooLarge { limit: u64 },
+    #[error("the URI exceeds {limit} bytes")]
+    UriTooLong { limit: usize },
+    #[error("missing or wrong bearer token")]
+    Unauthorized,
+    #[error("{what} not found")]
+    ResourceUnknown { what: String },
+    #[error("database failure: {source}")]
+    Database {
+        step: DbStep,
+        #[source]
+        source: StoreError,
+    },
+    #[error("auditor {0} is unknown")]
+    AuditorNotFound(String),
+    #[error("a more recent change for this auditor is recorded (at {stored_s} s)")]
+    AuditorMoreRecentPresent { stored_s: String },
+    #[error("master_sig does not verify over MasterAddAuditorPS with the exchange's master public key")]
+    AuditorAddSignatureInvalid,
+    #[error("master_sig does not verify over MasterDelAuditorPS with the exchange's master public key")]
+    AuditorDelSignatureInvalid,
+    #[error("{0}")]
+    KycBulkSignatureInvalid(&'static str),
+    #[error("third party {0} is unknown or disabled")]
+    ExternUnknown(String),
+    #[error("this customer already has a bulk upload with this hash")]
+    KycBulkAlreadyKnown,
+    #[error("{0}")]
+    BankDuplicateReservePub(&'static str),
+    #[error("credit_account {0} is not an account of this exchange")]
+    BankUnknownCreditor(String),
+    #[error("the derived {format} subject {subject} is held by another registration")]
+    BankDerivationReuse { format: &'static str, subject: String },
+    #[error("{0}")]
+    BankBadSignature(&'static str),
+    #[error("{0}")]
+    BankOldTimestamp(String),
+    /// No live registration: 404 on unregistration, 409 on a mapped transfer.
+    #[error("no live registration for authorization_pub {authorization_pub}")]
+    BankUnknownRegistration { authorization_pub: String, conflict: bool },
+    #[error("the one-shot registration for {0} was already used")]
+    BankTransferMappingReused(String),
+}
+
+impl ApiError {
+    pub fn field(field: impl Into<String>, detail: impl fmt::Display) -> Self {
+        ApiError::FieldMalformed { field: field.into(), detail: detail.to_string() }
+    }
+
+    pub fn header(header: &'static str, detail: impl fmt::Display) -> Self {
+        ApiError::HeaderMalformed { header, detail: detail.to_string() }
+    }
+
+    pub fn fetch(source: impl Into<StoreError>) -> Self {
+        ApiError::Database { step: DbStep::Fetch, source: source.into() }
+    }
+
+    /// HTTP status and Taler code. Exhaustive on purpose: no `_` arm.
+    pub fn parts(&self) -> (StatusCode, ErrorCode) {
+        use ApiError::*;
+        use ErrorCode as C;
+        match self {
+            MethodNotAllowed { .. } => (StatusCode::METHOD_NOT_ALLOWED, C::GenericMethodInvalid),
+            EndpointUnknown { .. } => (StatusCode::NOT_FOUND, C::GenericEndpointUnknown),
+            JsonInvalid { .. } | FieldMissing { .. } => (StatusCode::BAD_REQUEST, C::GenericJsonInvalid),
+            FieldMalformed { .. } | HeaderMalformed { .. } | ParameterMalformed { .. } => {
+                (StatusCode::BAD_REQUEST, C::GenericParameterMalformed)
+            }
+            HeaderMissing { .. } => (StatusCode::BAD_REQUEST, C::GenericParameterMissing),
+            LengthRequired => (StatusCode::LENGTH_REQUIRED, C::GenericParameterMissing),
+            BodyIncomplete { .. } => (StatusCode::BAD_REQUEST, C::GenericParameterMalformed),
+            RequestTimeout { .. } => (StatusCode::REQUEST_TIMEOUT, C::GenericParameterMalformed),
+            UploadTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, C::GenericUploadExceedsLimit),
+            UriTooLong { .. } => (StatusCode::URI_TOO_LONG, C::GenericUriTooLong),
+            Unauthorized => (StatusCode::UNAUTHORIZED, C::GenericUnauthorized),
+            ResourceUnknown { .. } => (StatusCode::NOT_FOUND, C::GenericEndpointUnknown),
+            Database { step, .. } => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                match step {
+                    DbStep::Setup => C::GenericDbSetupFailed,
+                    DbStep::Store => C::GenericDbStoreFailed,
+                    DbStep::Fetch => C::GenericDbFetchFailed,
+                    DbStep::Invariant => C::GenericDbInvariantFailure,
+                },
+            ),
+            AuditorNotFound(_) => (StatusCode::NOT_FOUND, C::ExchangeManagementAuditorNotFound),
+            AuditorMoreRecentPresent { .. } => (StatusCode::CONFLICT, C::ExchangeManagementAuditorMoreRecentPresent),
+            AuditorAddSignatureInvalid => (StatusCode::FORBIDDEN, C::ExchangeManagementAuditorAddSignatureInvalid),
+            AuditorDelSignatureInvalid => (StatusCode::FORBIDDEN, C::ExchangeManagementAuditorDelSignatureInvalid),
+            KycBulkSignatureInvalid(_) => (StatusCode::FORBIDDEN, C::KycBulkSignatureInvalid),
+            ExternUnknown(_) => (StatusCode::NOT_FOUND, C::ExchangeKycImport3rdPartyUnknown),
+            KycBulkAlreadyKnown => (StatusCode::PRECONDITION_FAILED, C::KycBulkAlreadyKnown),
+            BankDuplicateReservePub(_) => (StatusCode::CONFLICT, C::BankDuplicateReservePubSubject),
+            BankUnknownCreditor(_) => (StatusCode::CONFLICT, C::BankUnknownCreditor),
+            BankDerivationReuse { .. } => (StatusCode::CONFLICT, C::BankDerivationReuse),
+            BankBadSignature(_) => (StatusCode::CONFLICT, C::BankBadSignature),
+            BankOldTimestamp(_) => (StatusCode::CONFLICT, C::BankOldTimestamp),
+            BankUnknownRegistration { conflict, .. } => (
+                if *conflict { StatusCode::CONFLICT } else { StatusCode::NOT_FOUND },
+                C::BankUnknownRegistration,
+            ),
+            BankTransferMappingReused(_) => (StatusCode::CONFLICT, C::BankTransferMappingReused),
+        }
+    }
+
+    /// The request parameter (field, header, path segment) the error is about.
+    fn parameter(&self) -> Option<&str> {
+        match self {
+            ApiError::FieldMissing { field } | ApiError::FieldMalformed { field, .. } => Some(field),
+            ApiError::HeaderMissing { header } | ApiError::HeaderMalformed { header, .. } => Some(header),
+            ApiError::ParameterMalformed { name, .. } => Some(name),
+            _ => None,
+        }
+    }
+
+    /// The `ErrorDetail` body.
+    pub fn detail(&self) -> ErrorDetail {
+        let (_, code) = self.parts();
+        let detail = match self {
+            // Internal details of the database stay in the log.
+            ApiError::Database { step, .. } => format!("database failure ({step:?})"),
+            other => other.to_string(),
+        };
+        ErrorDetail {
+            code: code.number(),
+            hint: code.hint(),
+            detail,
+            parameter: self.parameter().map(str::to_owned),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(source: StoreError) -> Self {
+        let step = match &source {
+            StoreError::Pool(_) | StoreError::Closed => DbStep::Setup,
+            StoreError::Invariant(_) => DbStep::Invariant,
+            _ => DbStep::Store,
+        };
+        ApiError::Database { step, source }
+    }
+}
+
+impl From<rusqlite::Error> for ApiError {
+    fn from(e: rusqlite::Error) -> Self {
+        ApiError::from(StoreError::from(e))
+    }
+}
+
+/// Taler's `ErrorDetail`.
+#[derive(Debug, Serialize)]
+pub struct ErrorDetail {
+    pub code: u32,
+    pub hint: &'static str,
+    pub detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parameter: Option<String>,
+}
+
+impl warp::Reply for ApiError {
+    fn into_response(self) -> Response {
+        let (status, _) = self.parts();
+        if status.is_server_error() {
+            log::error!("{self}: {:?}", std::error::Error::source(&self));
+        } else {
+            log::debug!("{status}: {self}");
+        }
+        let mut response = json_response(status, &self.detail());
+        if let ApiError::MethodNotAllowed { allow, .. } = &self {
+            response.headers_mut().insert(header::ALLOW, HeaderValue::from_static(allow));
+        }
+        response
+    }
+}
+
+/// A JSON answer. Serialising our own plain structs cannot fail; were it to, the
+/// client still gets a JSON error rather than a panic.
+pub fn json_response<T: Serialize>(status: StatusCode, body: &T) -> Response {
+    let (status, bytes) = match serde_json::to_vec(body) {
+        Ok(bytes) => (status, bytes),
+        Err(e) => {
+            log::error!("cannot serialise a response: {e}");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                br#"{"code":56,"hint":"The service's database is inconsistent and violates service-internal invariants.","detail":"response serialisation failed"}"#.to_vec(),
+            )
+        }
+    };
+    let mut response = Response::new(bytes.into());
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_match_the_wire_formats_table() {
+        let table = [
+            (ErrorCode::GenericMethodInvalid, 20),
+            (ErrorCode::GenericEndpointUnknown, 21),
+            (ErrorCode::GenericJsonInvalid, 22),
+            (ErrorCode::GenericHttpHeadersMalformed, 23),
+            (ErrorCode::GenericPaytoUriMalformed, 24),
+            (ErrorCode::GenericParameterMissing, 25),
+            (ErrorCode::GenericParameterMalformed, 26),
+            (ErrorCode::GenericUriTooLong, 31),
+            (ErrorCode::GenericUploadExceedsLimit, 32),
+            (ErrorCode::GenericUnauthorized, 40),
+            (ErrorCode::GenericDbSetupFailed, 50),
+            (ErrorCode::GenericDbStoreFailed, 52),
+            (ErrorCode::GenericDbFetchFailed, 53),
+            (ErrorCode::GenericDbInvariantFailure, 56),
+            (ErrorCode::ExchangeManagementAuditorNotFound, 1800),
+            (ErrorCode::ExchangeManagementAuditorMoreRecentPresent, 1801),
+            (ErrorCode::ExchangeManagementAuditorAddSignatureInvalid, 1802),
+            (ErrorCode::ExchangeManagementAuditorDelSignatureInvalid, 1803),
+            (ErrorCode::ExchangeKycGenericAmlLogicBug, 1949),
+            (ErrorCode::KycBulkSignatureInvalid, 1903),
+            (ErrorCode::ExchangeKycImport3rdPartyUnknown, 1904),
+            (ErrorCode::KycBulkAlreadyKnown, 1905),
+            (ErrorCode::BankDuplicateReservePubSubject, 5114),
+            (ErrorCode::BankUnknownCreditor, 5124),
+            (ErrorCode::BankDerivationReuse, 5159),
+            (ErrorCode::BankBadSignature, 5160),
+            (ErrorCode::BankOldTimestamp, 5161),
+            (ErrorCode::BankUnknownRegistration, 5162),
+            (ErrorCode::BankTransferMappingReused, 5163),
+        ];
+        for (code, number) in table {
+            assert_eq!(code.number(), number, "{code:?}");
+            assert!(!code.hint().is_empty());
+        }
+    }
+
+    #[test]
+    fn unknown_registration_status_depends_on_the_endpoint() {
+        let e = |conflict| ApiError::BankUnknownRegistration { authorization_pub: "K".into(), conflict };
+        assert_eq!(e(false).parts().0, StatusCode::NOT_FOUND);
+        assert_eq!(e(true).parts().0, StatusCode::CONFLICT);
+    }
+
+    #[test]
+    fn detail_names_the_field() {
+        let d = ApiError::field("auditor_pub", "expected 52 base32 characters").detail();
+        assert_eq!(d.code, 26);
+        assert_eq!(d.parameter.as_deref(), Some("auditor_pub"));
+        assert!(d.detail.contains("auditor_pub"));
+    }
+}

@@ -1,0 +1,56 @@
+//! The exchange's `/config`: what a Taler client reads first.
+
+use serde::Serialize;
+use warp::Filter;
+use warp::filters::BoxedFilter;
+use warp::http::{Method, StatusCode};
+use warp::reply::Response;
+
+use crate::error::{ApiError, json_response};
+use crate::http::{Request, request, respond};
+use crate::server::{AppState, with_state};
+
+/// The exchange protocol level (`current:revision:age`) whose texts taler-lite
+/// follows for the endpoints it has. **Decision**: taler-lite implements a
+/// subset of the exchange (no /keys, no coins), so age is 0.
+pub const EXCHANGE_PROTOCOL_VERSION: &str = "30:0:0";
+
+/// Names this implementation to clients (`implementation` of `/config`).
+pub const IMPLEMENTATION: &str = "urn:net:taler:specs:taler-lite";
+
+#[derive(Serialize)]
+struct ExchangeConfig<'a> {
+    name: &'static str,
+    version: &'static str,
+    currency: &'a str,
+    implementation: &'static str,
+    master_public_key: String,
+}
+
+pub fn routes(state: &AppState) -> BoxedFilter<(Response,)> {
+    config_route(state)
+        .boxed()
+}
+
+/// `GET /config`
+fn config_route(state: &AppState) -> BoxedFilter<(Response,)> {
+    warp::path!("config")
+    .and(with_state(state))
+    .and(request())
+    .then(|state: AppState, req: Request| async move { respond(get_config(&state, &req)) })
+        .boxed()
+}
+
+fn get_config(state: &AppState, req: &Request) -> Result<Response, ApiError> {
+    req.allow(&Method::GET, "GET")?;
+    Ok(json_response(
+        StatusCode::OK,
+        &ExchangeConfig {
+            name: "taler-exchange",
+            version: EXCHANGE_PROTOCOL_VERSION,
+            currency: &state.settings.currency,
+            implementation: IMPLEMENTATION,
+            master_public_key: state.master_pub.to_string(),
+        },
+    ))
+}

@@ -1,0 +1,68 @@
+//! Third parties ("extern keys") allowed to upload bulk KYC data, as the
+//! operator API, the CLI and the start-up pre-loading all see them.
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+
+use crate::auditors::key_from_db;
+use crate::crypto::EddsaPublicKey;
+use crate::store::StoreError;
+use crate::timestamp::Timestamp;
+
+/// A third party as `GET /private/extern-keys` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExternKey {
+    pub extern_pub: EddsaPublicKey,
+    pub name: String,
+    pub active: bool,
+    pub created: Timestamp,
+}
+
+/// Adds a third party, or re-activates and renames a known one. Returns
+/// whether it was new.
+pub fn upsert(conn: &Connection, extern_pub: &EddsaPublicKey, name: &str, now_us: i64) -> Result<bool, StoreError> {
+    let known = conn
+        .query_row("SELECT 1 FROM extern_keys WHERE extern_pub = ?1", [extern_pub.as_bytes()], |_| Ok(()))
+        .optional()?
+        .is_some();
+    conn.execute(
+        "INSERT INTO extern_keys (extern_pub, name, is_active, created_us) VALUES (?1, ?2, 1, ?3)
+         ON CONFLICT (extern_pub) DO UPDATE SET name = excluded.name, is_active = 1",
+        params![extern_pub.as_bytes(), name, now_us],
+    )?;
+    Ok(!known)
+}
+
+/// Disables a third party; `false` when it is unknown.
+pub fn disable(conn: &Connection, extern_pub: &EddsaPublicKey) -> Result<bool, StoreError> {
+    Ok(conn.execute("UPDATE extern_keys SET is_active = 0 WHERE extern_pub = ?1", [extern_pub.as_bytes()])? > 0)
+}
+
+/// Whether the key may upload now.
+pub fn is_active(conn: &Connection, extern_pub: &EddsaPublicKey) -> Result<bool, StoreError> {
+    Ok(conn
+        .query_row("SELECT is_active FROM extern_keys WHERE extern_pub = ?1", [extern_pub.as_bytes()], |r| {
+            r.get::<_, bool>(0)
+        })
+        .optional()?
+        .unwrap_or(false))
+}
+
+pub fn list(conn: &Connection) -> Result<Vec<ExternKey>, StoreError> {
+    let mut stmt =
+        conn.prepare("SELECT extern_pub, name, is_active, created_us FROM extern_keys ORDER BY created_us, extern_pub")?;
+    let rows = stmt.query_map([], |r| {
+        Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?, r.get::<_, bool>(2)?, r.get::<_, i64>(3)?))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (key, name, active, created_us) = row?;
+        out.push(ExternKey {
+            extern_pub: key_from_db(&key)?,
+            name,
+            active,
+            created: Timestamp::from_secs(u64::try_from(created_us / 1_000_000).unwrap_or(0)),
+        });
+    }
+    Ok(out)
+}

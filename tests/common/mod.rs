@@ -1,0 +1,223 @@
+//! Starts the real `taler-lite` binary on a free port with a temporary database
+//! and talks HTTP to it.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+use tempfile::TempDir;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_taler-lite");
+
+/// A running server and what a test needs to reach it.
+pub struct TestServer {
+    /// Base URL with a trailing slash.
+    pub url: String,
+    pub dir: Arc<TempDir>,
+    pub db: PathBuf,
+    pub token: String,
+    pub client: reqwest::Client,
+    child: Child,
+    log: Arc<Mutex<String>>,
+}
+
+/// A test's answer: status, headers and body.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    /// The Taler error code of an ErrorDetail answer (checking its shape).
+    pub fn code(&self) -> u64 {
+        let v = self.json();
+        assert_eq!(
+            self.headers.get("content-type").and_then(|v| v.to_str().ok()),
+            Some("application/json"),
+            "{v}"
+        );
+        assert!(v["hint"].is_string(), "no hint in {v}");
+        assert!(v["detail"].is_string(), "no detail in {v}");
+        v["code"].as_u64().unwrap_or_else(|| panic!("no code in {v}"))
+    }
+
+    /// Asserts status and code, returning the detail for further checks.
+    #[track_caller]
+    pub fn expect_error(&self, status: u16, code: u64) -> String {
+        assert_eq!(self.status, status, "{}", String::from_utf8_lossy(&self.body));
+        assert_eq!(self.code(), code, "{}", String::from_utf8_lossy(&self.body));
+        self.json()["detail"].as_str().unwrap_or_default().to_owned()
+    }
+}
+
+impl TestServer {
+    /// A fresh server on a fresh database, with extra `serve` flags.
+    pub fn start(args: &[&str]) -> TestServer {
+        let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
+        TestServer::start_in(dir, args)
+    }
+
+    /// A server on the database in `dir` (reused across restarts).
+    pub fn start_in(dir: Arc<TempDir>, args: &[&str]) -> TestServer {
+        TestServer::try_start_in(dir, args).unwrap_or_else(|log| panic!("server did not start:\n{log}"))
+    }
+
+    /// Starts, or returns the server's output when it exits instead.
+    pub fn try_start_in(dir: Arc<TempDir>, args: &[&str]) -> Result<TestServer, String> {
+        let db = dir.path().join("taler-lite.sqlite3");
+        let mut child = Command::new(BIN)
+            .current_dir(dir.path())
+            .env("RUST_LOG", "info")
+            .env_remove("TALER_LITE_CONFIG")
+            .args(["serve", "--listen", "127.0.0.1:0", "--database"])
+            .arg(&db)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn taler-lite");
+        let stderr = child.stderr.take().expect("stderr");
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = mpsc::channel();
+        {
+            let log = log.clone();
+            // Drains the server's stderr for its whole life, so it never blocks on a full pipe.
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    if let Some(url) = line.split("listening on ").nth(1) {
+                        let _ = tx.send(url.trim().to_owned());
+                    }
+                    let mut log = log.lock().unwrap();
+                    log.push_str(&line);
+                    log.push('\n');
+                }
+            });
+        }
+        let url = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(url) => url,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                std::thread::sleep(Duration::from_millis(100));
+                return Err(log.lock().unwrap().clone());
+            }
+        };
+        let token = std::fs::read_to_string(dir.path().join("taler-lite-operator.token"))
+            .map(|t| t.trim().to_owned())
+            .unwrap_or_default();
+        let client = reqwest::Client::builder().build().expect("client");
+        Ok(TestServer { url, dir, db, token, client, child, log })
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Everything the server wrote to stderr so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// `kill -9`: no chance to clean up.
+    pub fn kill9(mut self) -> Arc<TempDir> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.dir.clone()
+    }
+
+    /// SIGTERM, then waits for the exit.
+    pub fn terminate(mut self) -> (ExitStatus, Arc<TempDir>) {
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let status = self.child.wait().expect("wait");
+        (status, self.dir.clone())
+    }
+
+    pub fn endpoint(&self, path: &str) -> String {
+        format!("{}{}", self.url, path.trim_start_matches('/'))
+    }
+
+    pub async fn send(&self, request: reqwest::RequestBuilder) -> Answer {
+        let response = request.send().await.expect("request");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response.bytes().await.expect("body").to_vec();
+        Answer { status, headers, body }
+    }
+
+    pub async fn get(&self, path: &str) -> Answer {
+        self.send(self.client.get(self.endpoint(path))).await
+    }
+
+    pub async fn get_private(&self, path: &str) -> Answer {
+        self.send(self.client.get(self.endpoint(path)).bearer_auth(&self.token)).await
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> Answer {
+        self.send(self.client.post(self.endpoint(path)).json(body)).await
+    }
+
+    pub async fn post_private(&self, path: &str, body: &Value) -> Answer {
+        self.send(self.client.post(self.endpoint(path)).bearer_auth(&self.token).json(body)).await
+    }
+
+    pub async fn post_raw(&self, path: &str, body: impl Into<reqwest::Body>) -> Answer {
+        self.send(self.client.post(self.endpoint(path)).header("content-type", "application/json").body(body)).await
+    }
+
+    /// A read-only connection to the server's database, for asserting what is stored.
+    pub fn db(&self) -> rusqlite::Connection {
+        open_db(&self.db)
+    }
+
+    pub fn count(&self, table: &str) -> i64 {
+        self.db().query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0)).unwrap()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn open_db(path: &Path) -> rusqlite::Connection {
+    let conn = rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .expect("open database");
+    conn.busy_timeout(Duration::from_secs(10)).unwrap();
+    conn
+}
+
+/// Runs `taler-lite ARGS` to completion in `dir`.
+pub fn run_cli(dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .current_dir(dir)
+        .env_remove("TALER_LITE_CONFIG")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run taler-lite")
+}
+
+/// Loads a vector file from test-data/.
+pub fn vectors(name: &str) -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("test-data").join(name);
+    serde_json::from_str(&std::fs::read_to_string(&path).expect("vector file")).expect("vector JSON")
+}

@@ -1,0 +1,145 @@
+//! The server skeleton over real HTTP: /config, ErrorDetail for every framework
+//! rejection, zero-config start, schema versions, shutdown.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::sync::Arc;
+
+use common::{TestServer, open_db, run_cli};
+use serde_json::json;
+
+#[tokio::test]
+async fn config_names_the_exchange_and_its_master_key() {
+    let server = TestServer::start(&[]);
+    let answer = server.get("config").await;
+    assert_eq!(answer.status, 200);
+    let config = answer.json();
+    assert_eq!(config["name"], "taler-exchange");
+    assert_eq!(config["currency"], "KUDOS");
+    assert_eq!(config["implementation"], "urn:net:taler:specs:taler-lite");
+    let version = config["version"].as_str().unwrap();
+    assert_eq!(version.split(':').filter(|p| p.parse::<u32>().is_ok()).count(), 3, "{version}");
+    let key = std::fs::read_to_string(server.path().join("taler-lite-master.key")).unwrap();
+    let private: taler_lite::crypto::EddsaPrivateKey = key.trim().parse().unwrap();
+    assert_eq!(config["master_public_key"], private.public_key().to_string());
+}
+
+#[tokio::test]
+async fn framework_rejections_are_error_details() {
+    let server = TestServer::start(&["--max-json", "1KiB"]);
+    server.get("no/such/endpoint").await.expect_error(404, 21);
+    server.get("configuration").await.expect_error(404, 21);
+
+    let answer = server.post_json("config", &json!({})).await;
+    answer.expect_error(405, 20);
+    assert_eq!(answer.headers.get("allow").unwrap(), "GET");
+
+    server.post_raw("management/auditors", "{not json").await.expect_error(400, 22);
+    server.post_raw("management/auditors", "[]").await.expect_error(400, 22);
+    let big = format!("{{\"auditor_name\": \"{}\"}}", "x".repeat(4096));
+    server.post_raw("management/auditors", big.clone()).await.expect_error(413, 32);
+    // Without Content-Length (chunked), the limit holds while reading.
+    let stream = futures_util::stream::iter(vec![Ok::<_, std::io::Error>(big.into_bytes())]);
+    let answer = server
+        .send(server.client.post(server.endpoint("management/auditors")).body(reqwest::Body::wrap_stream(stream)))
+        .await;
+    answer.expect_error(413, 32);
+
+    let long = format!("config?{}", "a".repeat(10_000));
+    server.get(&long).await.expect_error(414, 31);
+}
+
+#[tokio::test]
+async fn zero_config_start_creates_and_then_reuses_database_key_and_token() {
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let first = TestServer::start_in(dir.clone(), &[]);
+    let log = first.log();
+    let master = first.get("config").await.json()["master_public_key"].as_str().unwrap().to_owned();
+    assert!(log.contains(&master), "master key not printed:\n{log}");
+    assert!(log.contains(&first.token), "new token not printed:\n{log}");
+    for file in ["taler-lite.sqlite3", "taler-lite-master.key", "taler-lite-operator.token"] {
+        let meta = std::fs::metadata(dir.path().join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+        if file != "taler-lite.sqlite3" {
+            assert_eq!(meta.permissions().mode() & 0o777, 0o600, "{file}");
+        }
+    }
+    let token = first.token.clone();
+    let (status, dir) = first.terminate();
+    assert!(status.success());
+
+    let second = TestServer::start_in(dir, &[]);
+    assert_eq!(second.get("config").await.json()["master_public_key"], master);
+    assert_eq!(second.token, token);
+    assert!(!second.log().contains(&token), "an existing token is printed again");
+}
+
+#[tokio::test]
+async fn configured_master_public_key_makes_no_private_key() {
+    let key = "5FDBYHGCBT2NQEWBEB1JDAP92EX8E44M70CMQFRG743TC5JAWWQG";
+    let server = TestServer::start(&["--master-public-key", key]);
+    assert_eq!(server.get("config").await.json()["master_public_key"], key);
+    assert!(!server.path().join("taler-lite-master.key").exists());
+}
+
+#[tokio::test]
+async fn a_newer_schema_is_refused_with_a_clear_message() {
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let (status, dir) = TestServer::start_in(dir, &[]).terminate();
+    assert!(status.success());
+    let db = dir.path().join("taler-lite.sqlite3");
+    rusqlite::Connection::open(&db).unwrap().execute_batch("PRAGMA user_version = 999").unwrap();
+    let log = TestServer::try_start_in(dir, &[]).err().expect("a newer schema must be refused");
+    assert!(log.contains("newer"), "{log}");
+}
+
+#[tokio::test]
+async fn bad_settings_stop_start_up_with_one_line_naming_them() {
+    let dir = tempfile::tempdir().unwrap();
+    for (args, name) in [
+        (vec!["--currency", "kudos"], "currency"),
+        (vec!["--credit-account", "payto://iban/XX00"], "credit_accounts"),
+        (vec!["--max-upload", "a lot"], "max_upload"),
+        (vec!["--listen", "nowhere"], "listen"),
+    ] {
+        let out = run_cli(dir.path(), &[&["serve"][..], &args].concat());
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(name), "{args:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+    }
+    // TOML is read, and unknown keys are named.
+    std::fs::write(dir.path().join("c.toml"), "curency = \"EUR\"\n").unwrap();
+    let out = run_cli(dir.path(), &["--config", "c.toml", "serve"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("curency"));
+}
+
+#[tokio::test]
+async fn sigterm_closes_the_database_cleanly() {
+    let server = TestServer::start(&[]);
+    assert_eq!(server.get("config").await.status, 200);
+    let (status, dir) = server.terminate();
+    assert!(status.success());
+    let db = dir.path().join("taler-lite.sqlite3");
+    let ok: String = open_db(&db).query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+    assert_eq!(ok, "ok");
+    let wal = std::fs::metadata(dir.path().join("taler-lite.sqlite3-wal")).map(|m| m.len()).unwrap_or(0);
+    assert_eq!(wal, 0, "the WAL was not checkpointed at shutdown");
+}
+
+#[tokio::test]
+async fn serves_on_a_unix_socket() {
+    use std::io::{Read, Write};
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let socket = dir.path().join("s.sock");
+    let arg = format!("unix:{}", socket.display());
+    // The last --listen wins over the harness's TCP one.
+    let _server = TestServer::start_in(dir.clone(), &["--listen", &arg]);
+    let mut stream = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+    stream.write_all(b"GET /config HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("\"taler-exchange\""), "{answer}");
+}
