@@ -15,7 +15,7 @@ use warp::filters::BoxedFilter;
 use warp::http::{Method, StatusCode};
 use warp::reply::Response;
 
-use crate::crypto::{EddsaPublicKey, EddsaSignature, MasterAddAuditorPS, MasterDelAuditorPS};
+use crate::crypto::{EddsaPublicKey, EddsaSignature, MasterAddAuditorPS, MasterDelAuditorPS, SignedStruct};
 use crate::error::{ApiError, json_response};
 use crate::http::{Request, no_content, request, respond};
 use crate::server::{AppState, with_state};
@@ -54,40 +54,35 @@ pub struct AuditorsResponse {
 }
 
 pub fn routes(state: &AppState) -> BoxedFilter<(Response,)> {
-    enable_route(state)
-        .or(disable_route(state))
-        .unify()
-        .or(list_route(state))
-        .unify()
-        .boxed()
+    enable_route(state).or(disable_route(state)).unify().or(list_route(state)).unify().boxed()
 }
 
 /// `POST /management/auditors`
 fn enable_route(state: &AppState) -> BoxedFilter<(Response,)> {
     warp::path!("management" / "auditors")
-    .and(with_state(state))
-    .and(request())
-    .then(|state: AppState, req: Request| async move { respond(enable_auditor(state, req).await) })
+        .and(with_state(state))
+        .and(request())
+        .then(|state: AppState, req: Request| async move { respond(enable_auditor(state, req).await) })
         .boxed()
 }
 
 /// `POST /management/auditors/$AUDITOR_PUB/disable`
 fn disable_route(state: &AppState) -> BoxedFilter<(Response,)> {
     warp::path!("management" / "auditors" / String / "disable")
-    .and(with_state(state))
-    .and(request())
-    .then(|auditor_pub: String, state: AppState, req: Request| async move {
-        respond(disable_auditor(state, auditor_pub, req).await)
-    })
+        .and(with_state(state))
+        .and(request())
+        .then(|auditor_pub: String, state: AppState, req: Request| async move {
+            respond(disable_auditor(state, auditor_pub, req).await)
+        })
         .boxed()
 }
 
 /// `GET /auditors`
 fn list_route(state: &AppState) -> BoxedFilter<(Response,)> {
     warp::path!("auditors")
-    .and(with_state(state))
-    .and(request())
-    .then(|state: AppState, req: Request| async move { respond(list_auditors(state, req).await) })
+        .and(with_state(state))
+        .and(request())
+        .then(|state: AppState, req: Request| async move { respond(list_auditors(state, req).await) })
         .boxed()
 }
 
@@ -105,7 +100,11 @@ fn check_auditor_url(url: &str) -> Result<(), ApiError> {
     let lower = url.to_ascii_lowercase();
     let rest = lower.strip_prefix("https://").or_else(|| lower.strip_prefix("http://"));
     match rest {
-        Some(host) if !host.is_empty() && !host.starts_with('/') && !url.chars().any(|c| c.is_whitespace() || c.is_control()) => {
+        Some(host)
+            if !host.is_empty()
+                && !host.starts_with('/')
+                && !url.chars().any(|c| c.is_whitespace() || c.is_control()) =>
+        {
             Ok(())
         }
         _ => Err(ApiError::field("auditor_url", format!("'{url}' is not an http:// or https:// URL"))),
@@ -126,7 +125,11 @@ async fn enable_auditor(state: AppState, mut req: Request) -> Result<Response, A
 
 fn last_change(conn: &Connection, auditor_pub: &EddsaPublicKey) -> Result<Option<i64>, StoreError> {
     Ok(conn
-        .query_row("SELECT last_change_s FROM auditors WHERE auditor_pub = ?1", [auditor_pub.as_bytes()], |r| r.get(0))
+        .query_row(
+            "SELECT last_change_s FROM auditors WHERE auditor_pub = ?1",
+            [auditor_pub.as_bytes()],
+            |r| r.get(0),
+        )
         .optional()?)
 }
 
@@ -154,7 +157,11 @@ fn store_enable(conn: &Connection, msg: &AuditorSetupMessage) -> Result<(), ApiE
     Ok(())
 }
 
-async fn disable_auditor(state: AppState, auditor_pub: String, mut req: Request) -> Result<Response, ApiError> {
+async fn disable_auditor(
+    state: AppState,
+    auditor_pub: String,
+    mut req: Request,
+) -> Result<Response, ApiError> {
     req.allow(&Method::POST, "POST")?;
     let auditor_pub: EddsaPublicKey = auditor_pub
         .parse()
@@ -249,7 +256,13 @@ pub fn all_auditors(conn: &Connection) -> Result<Vec<AuditorRow>, StoreError> {
     let mut out = Vec::new();
     for row in rows {
         let (key, auditor_url, auditor_name, is_active, last_change_s) = row?;
-        out.push(AuditorRow { auditor_pub: key_from_db(&key)?, auditor_url, auditor_name, is_active, last_change_s });
+        out.push(AuditorRow {
+            auditor_pub: key_from_db(&key)?,
+            auditor_url,
+            auditor_name,
+            is_active,
+            last_change_s,
+        });
     }
     Ok(out)
 }

@@ -111,10 +111,7 @@ pub fn decode(s: &str) -> Result<Vec<u8>, Base32Error> {
     let chars = s.chars().count();
     let n = chars * 5 / 8;
     if encoded_len(n) != chars {
-        return Err(Base32Error::WrongLength {
-            expected: encoded_len(n),
-            actual: chars,
-        });
+        return Err(Base32Error::WrongLength { expected: encoded_len(n), actual: chars });
     }
     let mut out = vec![0u8; n];
     decode_into(s, &mut out)?;
@@ -164,10 +161,7 @@ mod tests {
     }
 
     fn unhex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
+        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
     }
 
     const SEQ32: &str = "000G40R40M30E209185GR38E1W8124GK2GAHC5RR34D1P70X3RFG";
@@ -181,12 +175,7 @@ mod tests {
         for case in vectors().encode {
             let bytes = unhex(&case.hex);
             assert_eq!(encode(&bytes), case.base32, "encode {}", case.hex);
-            assert_eq!(
-                decode(&case.base32).unwrap(),
-                bytes,
-                "decode {}",
-                case.base32
-            );
+            assert_eq!(decode(&case.base32).unwrap(), bytes, "decode {}", case.base32);
         }
     }
 
@@ -208,17 +197,10 @@ mod tests {
         // O and o stand for 0.
         let with_o = SEQ32.replace('0', "O");
         assert_eq!(decode_fixed::<32>(&with_o).unwrap(), seq32());
-        assert_eq!(
-            decode_fixed::<32>(&SEQ32.replace('0', "o")).unwrap(),
-            seq32()
-        );
+        assert_eq!(decode_fixed::<32>(&SEQ32.replace('0', "o")).unwrap(), seq32());
         // I, i, L, l stand for 1.
         for alias in ["I", "i", "L", "l"] {
-            assert_eq!(
-                decode_fixed::<32>(&SEQ32.replace('1', alias)).unwrap(),
-                seq32(),
-                "alias {alias}"
-            );
+            assert_eq!(decode_fixed::<32>(&SEQ32.replace('1', alias)).unwrap(), seq32(), "alias {alias}");
         }
         // U and u stand for V (27).
         assert_eq!(decode("UU").unwrap(), decode("VV").unwrap());
@@ -233,16 +215,11 @@ mod tests {
             let s: String = s.into_iter().collect();
             assert_eq!(
                 decode_fixed::<32>(&s),
-                Err(Base32Error::InvalidCharacter {
-                    character: junk,
-                    index: 10
-                })
+                Err(Base32Error::InvalidCharacter { character: junk, index: 10 })
             );
             assert!(decode(&s).is_err());
         }
-        let msg = decode_fixed::<32>(&SEQ32.replace("0M", "-M"))
-            .unwrap_err()
-            .to_string();
+        let msg = decode_fixed::<32>(&SEQ32.replace("0M", "-M")).unwrap_err().to_string();
         assert!(msg.contains("'-'") && msg.contains("index 8"), "{msg}");
     }
 
@@ -250,10 +227,7 @@ mod tests {
     fn lengths() {
         assert_eq!(
             decode_fixed::<32>(&SEQ32[..51]),
-            Err(Base32Error::WrongLength {
-                expected: 52,
-                actual: 51
-            })
+            Err(Base32Error::WrongLength { expected: 52, actual: 51 })
         );
         assert_eq!(
             decode_fixed::<32>(&SEQ32[..51]).unwrap_err().to_string(),
@@ -263,19 +237,13 @@ mod tests {
             decode_fixed::<32>(&format!("{SEQ32}0")),
             Err(Base32Error::WrongLength { actual: 53, .. })
         ));
-        assert_eq!(
-            decode_fixed::<32>(""),
-            Err(Base32Error::Empty { expected: 52 })
-        );
+        assert_eq!(decode_fixed::<32>(""), Err(Base32Error::Empty { expected: 52 }));
         assert_eq!(decode_fixed::<0>("").unwrap(), [0u8; 0]);
         assert_eq!(encoded_len(32), 52);
         assert_eq!(encoded_len(64), 103);
         // Variable length: lengths 1, 3 and 6 (mod 8) hold no whole number of bytes.
         for bad in ["0", "000", "000000", "000000000"] {
-            assert!(
-                matches!(decode(bad), Err(Base32Error::WrongLength { .. })),
-                "{bad}"
-            );
+            assert!(matches!(decode(bad), Err(Base32Error::WrongLength { .. })), "{bad}");
         }
         assert_eq!(decode("").unwrap(), Vec::<u8>::new());
     }

@@ -152,7 +152,8 @@ pub struct FileExtern {
 impl FileConfig {
     pub fn load(path: Option<&Path>) -> Result<FileConfig, ConfigError> {
         let Some(path) = path else { return Ok(FileConfig::default()) };
-        let text = fs::read_to_string(path).map_err(|e| bad("--config", format!("{}: {e}", path.display())))?;
+        let text =
+            fs::read_to_string(path).map_err(|e| bad("--config", format!("{}: {e}", path.display())))?;
         toml::from_str(&text).map_err(|e| bad("--config", format!("{}: {}", path.display(), e.message())))
     }
 }
@@ -232,9 +233,14 @@ pub fn beside_database(database: &Path, name: &str) -> PathBuf {
 }
 
 impl Settings {
-    pub fn resolve(global: &GlobalArgs, args: &ServeArgs, file: &FileConfig) -> Result<Settings, ConfigError> {
+    pub fn resolve(
+        global: &GlobalArgs,
+        args: &ServeArgs,
+        file: &FileConfig,
+    ) -> Result<Settings, ConfigError> {
         let database = database_path(global, file);
-        let listen = parse_listen(&pick(&args.listen, &file.listen).unwrap_or_else(|| DEFAULT_LISTEN.into()))?;
+        let listen =
+            parse_listen(&pick(&args.listen, &file.listen).unwrap_or_else(|| DEFAULT_LISTEN.into()))?;
         let base_url = pick(&args.base_url, &file.base_url).map(|u| parse_base_url(&u)).transpose()?;
         let currency = pick(&args.currency, &file.currency).unwrap_or_else(|| DEFAULT_CURRENCY.into());
         if currency.is_empty() || currency.len() > 11 || !currency.bytes().all(|b| b.is_ascii_uppercase()) {
@@ -273,21 +279,32 @@ impl Settings {
             .map(|a| a.trim().parse::<Payto>().map_err(|e| bad("credit_accounts", format!("'{a}': {e}"))))
             .collect::<Result<Vec<_>, _>>()?;
         let subject_formats = parse_subject_formats(
-            &pick(&args.subject_formats, &file.subject_formats).unwrap_or_else(|| "SIMPLE,URI,CH_QR_BILL".into()),
+            &pick(&args.subject_formats, &file.subject_formats)
+                .unwrap_or_else(|| "SIMPLE,URI,CH_QR_BILL".into()),
         )?;
-        let simple_subject = match pick(&args.simple_subject, &file.simple_subject).as_deref().unwrap_or("full") {
+        let simple_subject = match pick(&args.simple_subject, &file.simple_subject)
+            .as_deref()
+            .unwrap_or("full")
+        {
             s if s.eq_ignore_ascii_case("full") => SimpleSubjectStyle::Full,
             s if s.eq_ignore_ascii_case("short") => SimpleSubjectStyle::Short,
             other => return Err(bad("simple_subject", format!("'{other}' is neither 'full' nor 'short'"))),
         };
         let short_subject_length = match args.short_subject_length.clone() {
-            Some(s) => s.trim().parse::<u32>().map_err(|_| bad("short_subject_length", format!("'{s}' is not a number")))?,
+            Some(s) => s
+                .trim()
+                .parse::<u32>()
+                .map_err(|_| bad("short_subject_length", format!("'{s}' is not a number")))?,
             None => file.short_subject_length.unwrap_or(12),
         };
         if !(1..=24).contains(&short_subject_length) {
-            return Err(bad("short_subject_length", format!("{short_subject_length} is not between 1 and 24")));
+            return Err(bad(
+                "short_subject_length",
+                format!("{short_subject_length} is not between 1 and 24"),
+            ));
         }
-        let qr_reference_prefix = pick(&args.qr_reference_prefix, &file.qr_reference_prefix).unwrap_or_default();
+        let qr_reference_prefix =
+            pick(&args.qr_reference_prefix, &file.qr_reference_prefix).unwrap_or_default();
         if qr_reference_prefix.len() > 6 || !qr_reference_prefix.bytes().all(|b| b.is_ascii_digit()) {
             return Err(bad("qr_reference_prefix", format!("'{qr_reference_prefix}' is not 0-6 digits")));
         }
@@ -299,9 +316,12 @@ impl Settings {
             "recurrent_lifetime",
             &pick(&args.recurrent_lifetime, &file.recurrent_lifetime).unwrap_or_else(|| "365d".into()),
         )?;
-        let max_upload =
-            parse_size("max_upload", &pick(&args.max_upload, &file.max_upload).unwrap_or_else(|| "2GiB".into()))?;
-        let max_json = parse_size("max_json", &pick(&args.max_json, &file.max_json).unwrap_or_else(|| "1MiB".into()))?;
+        let max_upload = parse_size(
+            "max_upload",
+            &pick(&args.max_upload, &file.max_upload).unwrap_or_else(|| "2GiB".into()),
+        )?;
+        let max_json =
+            parse_size("max_json", &pick(&args.max_json, &file.max_json).unwrap_or_else(|| "1MiB".into()))?;
         let request_timeout = parse_duration(
             "request_timeout",
             &pick(&args.request_timeout, &file.request_timeout).unwrap_or_else(|| "30s".into()),
@@ -318,9 +338,8 @@ impl Settings {
             args.extern_keys.clone()
         };
         for spec in specs.iter().filter(|s| !s.trim().is_empty()) {
-            let (key, name) = spec
-                .split_once('=')
-                .ok_or_else(|| bad("extern_key", format!("'{spec}' is not PUB=NAME")))?;
+            let (key, name) =
+                spec.split_once('=').ok_or_else(|| bad("extern_key", format!("'{spec}' is not PUB=NAME")))?;
             extern_keys.push(parse_extern_entry("extern_key", key, name)?);
         }
         Ok(Settings {
@@ -378,10 +397,7 @@ pub fn parse_listen(s: &str) -> Result<ListenAddr, ConfigError> {
     let mut addrs = s
         .to_socket_addrs()
         .map_err(|e| bad("listen", format!("'{s}' is not HOST:PORT or unix:PATH ({e})")))?;
-    addrs
-        .next()
-        .map(ListenAddr::Tcp)
-        .ok_or_else(|| bad("listen", format!("'{s}' resolves to no address")))
+    addrs.next().map(ListenAddr::Tcp).ok_or_else(|| bad("listen", format!("'{s}' resolves to no address")))
 }
 
 fn parse_base_url(s: &str) -> Result<String, ConfigError> {
@@ -399,7 +415,12 @@ fn parse_subject_formats(s: &str) -> Result<Vec<SubjectFormat>, ConfigError> {
             "SIMPLE" => SubjectFormat::Simple,
             "URI" => SubjectFormat::Uri,
             "CH_QR_BILL" => SubjectFormat::ChQrBill,
-            _ => return Err(bad("subject_formats", format!("unknown format '{part}' (SIMPLE, URI, CH_QR_BILL)"))),
+            _ => {
+                return Err(bad(
+                    "subject_formats",
+                    format!("unknown format '{part}' (SIMPLE, URI, CH_QR_BILL)"),
+                ));
+            }
         };
         if !formats.contains(&format) {
             formats.push(format);
@@ -418,7 +439,8 @@ pub fn parse_duration(setting: &str, s: &str) -> Result<Duration, ConfigError> {
     let t = s.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (digits, unit) = t.split_at(split);
-    let n: u64 = digits.parse().map_err(|_| bad(setting, format!("'{s}' is not a duration such as 30d, 12h, 90s")))?;
+    let n: u64 =
+        digits.parse().map_err(|_| bad(setting, format!("'{s}' is not a duration such as 30d, 12h, 90s")))?;
     let factor = match unit.trim() {
         "" | "s" => 1,
         "m" | "min" => 60,
@@ -439,7 +461,8 @@ pub fn parse_size(setting: &str, s: &str) -> Result<u64, ConfigError> {
     let t = s.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (digits, unit) = t.split_at(split);
-    let n: u64 = digits.parse().map_err(|_| bad(setting, format!("'{s}' is not a size such as 2GiB or 500MB")))?;
+    let n: u64 =
+        digits.parse().map_err(|_| bad(setting, format!("'{s}' is not a size such as 2GiB or 500MB")))?;
     let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "kb" => 1_000,
@@ -476,7 +499,8 @@ pub fn create_secret_file(path: &Path, content: &str) -> std::io::Result<()> {
 
 /// Reads a master private key file (base32 seed, one line).
 pub fn read_master_key(path: &Path) -> Result<EddsaPrivateKey, ConfigError> {
-    let text = fs::read_to_string(path).map_err(|e| bad("master_key_file", format!("{}: {e}", path.display())))?;
+    let text =
+        fs::read_to_string(path).map_err(|e| bad("master_key_file", format!("{}: {e}", path.display())))?;
     text.trim()
         .parse::<EddsaPrivateKey>()
         .map_err(|e| bad("master_key_file", format!("{}: not a base32 Ed25519 seed ({e})", path.display())))
@@ -504,7 +528,7 @@ pub fn master_key(settings: &Settings) -> Result<(EddsaPublicKey, bool), ConfigE
         return Ok((read_master_key(path)?.public_key(), false));
     }
     let private = EddsaPrivateKey::generate().map_err(|e| bad("master_key_file", e))?;
-    create_secret_file(path, &private.to_string())
+    create_secret_file(path, &private.to_base32())
         .map_err(|e| bad("master_key_file", format!("cannot create {}: {e}", path.display())))?;
     Ok((private.public_key(), true))
 }
@@ -550,12 +574,16 @@ mod tests {
 
     #[test]
     fn defaults_are_the_zero_config_ones() {
-        let s = Settings::resolve(&GlobalArgs::default(), &ServeArgs::default(), &FileConfig::default()).unwrap();
+        let s =
+            Settings::resolve(&GlobalArgs::default(), &ServeArgs::default(), &FileConfig::default()).unwrap();
         assert_eq!(s.database, PathBuf::from(DEFAULT_DATABASE));
         assert_eq!(s.listen, ListenAddr::Tcp("127.0.0.1:8081".parse().unwrap()));
         assert_eq!(s.currency, "KUDOS");
         assert_eq!(s.credit_accounts.len(), 1);
-        assert_eq!(s.subject_formats, vec![SubjectFormat::Simple, SubjectFormat::Uri, SubjectFormat::ChQrBill]);
+        assert_eq!(
+            s.subject_formats,
+            vec![SubjectFormat::Simple, SubjectFormat::Uri, SubjectFormat::ChQrBill]
+        );
         assert_eq!(s.master_key_file, PathBuf::from("./taler-lite-master.key"));
         assert_eq!(s.max_upload, 2 << 30);
         assert_eq!(s.max_json, 1 << 20);

@@ -58,40 +58,74 @@ impl ErrorCode {
         use ErrorCode::*;
         match self {
             GenericMethodInvalid => (20, "The HTTP method used is invalid for this endpoint."),
-            GenericEndpointUnknown => (21, "There is no endpoint defined for the URL provided by the client."),
-            GenericJsonInvalid => (22, "The JSON in the client's request was malformed or lacks a required field."),
-            GenericHttpHeadersMalformed => (23, "Some of the HTTP headers provided by the client were malformed."),
+            GenericEndpointUnknown => {
+                (21, "There is no endpoint defined for the URL provided by the client.")
+            }
+            GenericJsonInvalid => {
+                (22, "The JSON in the client's request was malformed or lacks a required field.")
+            }
+            GenericHttpHeadersMalformed => {
+                (23, "Some of the HTTP headers provided by the client were malformed.")
+            }
             GenericPaytoUriMalformed => (24, "The payto:// URI provided by the client is malformed."),
             GenericParameterMissing => (25, "A required parameter in the request was missing."),
             GenericParameterMalformed => (26, "A parameter in the request was malformed."),
-            GenericUriTooLong => (31, "The URI is longer than the longest URI the HTTP server is willing to parse."),
+            GenericUriTooLong => {
+                (31, "The URI is longer than the longest URI the HTTP server is willing to parse.")
+            }
             GenericUploadExceedsLimit => (32, "The body is too large to be permissible for the endpoint."),
-            GenericUnauthorized => (40, "The service refused the request due to lack of proper authorization."),
+            GenericUnauthorized => {
+                (40, "The service refused the request due to lack of proper authorization.")
+            }
             GenericDbSetupFailed => (50, "The service failed initialize its connection to the database."),
             GenericDbStoreFailed => (52, "The service failed to store information in its database."),
             GenericDbFetchFailed => (53, "The service failed to fetch information from its database."),
-            GenericDbInvariantFailure => (56, "The service's database is inconsistent and violates service-internal invariants."),
-            ExchangeManagementAuditorNotFound => (1800, "The auditor specified by the request is unknown to the exchange."),
-            ExchangeManagementAuditorMoreRecentPresent => (1801, "The exchange is aware of a more recent request for this auditor (replay detected)."),
-            ExchangeManagementAuditorAddSignatureInvalid => (1802, "The signature to add or enable the auditor does not validate."),
-            ExchangeManagementAuditorDelSignatureInvalid => (1803, "The signature to disable the auditor does not validate."),
-            ExchangeKycGenericAmlLogicBug => (1949, "The exchange's KYC logic encountered an internal inconsistency."),
+            GenericDbInvariantFailure => {
+                (56, "The service's database is inconsistent and violates service-internal invariants.")
+            }
+            ExchangeManagementAuditorNotFound => {
+                (1800, "The auditor specified by the request is unknown to the exchange.")
+            }
+            ExchangeManagementAuditorMoreRecentPresent => {
+                (1801, "The exchange is aware of a more recent request for this auditor (replay detected).")
+            }
+            ExchangeManagementAuditorAddSignatureInvalid => {
+                (1802, "The signature to add or enable the auditor does not validate.")
+            }
+            ExchangeManagementAuditorDelSignatureInvalid => {
+                (1803, "The signature to disable the auditor does not validate.")
+            }
+            ExchangeKycGenericAmlLogicBug => {
+                (1949, "The exchange's KYC logic encountered an internal inconsistency.")
+            }
             // Decision: not yet registered upstream.
-            KycBulkSignatureInvalid => (1903, "The signature of the third party over the bulk KYC upload is invalid."),
+            KycBulkSignatureInvalid => {
+                (1903, "The signature of the third party over the bulk KYC upload is invalid.")
+            }
             // Decision: not yet registered upstream.
-            ExchangeKycImport3rdPartyUnknown => (1904, "The third party is unknown to the exchange or disabled."),
+            ExchangeKycImport3rdPartyUnknown => {
+                (1904, "The third party is unknown to the exchange or disabled.")
+            }
             // Decision: not yet registered upstream (the If-Not-Match condition failed).
             KycBulkAlreadyKnown => (1905, "The exchange already has this bulk KYC data for this customer."),
-            BankDuplicateReservePubSubject => (5114, "The reserve public key is already registered or was already used."),
+            BankDuplicateReservePubSubject => {
+                (5114, "The reserve public key is already registered or was already used.")
+            }
             BankUnknownCreditor => (5124, "The credit account is unknown or not supported."),
-            BankDerivationReuse => (5159, "The derived subject is already used by another registration; retry with another key."),
+            BankDerivationReuse => {
+                (5159, "The derived subject is already used by another registration; retry with another key.")
+            }
             BankBadSignature => (5160, "The signature is invalid."),
             // Decision: number not found upstream.
-            BankOldTimestamp => (5161, "The timestamp is too old, too far in the future, or not newer than the registration."),
+            BankOldTimestamp => {
+                (5161, "The timestamp is too old, too far in the future, or not newer than the registration.")
+            }
             // Decision: not yet registered upstream.
             BankUnknownRegistration => (5162, "There is no live registration for this authorization key."),
             // Decision: not yet registered upstream.
-            BankTransferMappingReused => (5163, "The one-shot registration was already used by a credited transfer."),
+            BankTransferMappingReused => {
+                (5163, "The one-shot registration was already used by a credited transfer.")
+            }
         }
     }
 
@@ -226,9 +260,15 @@ impl ApiError {
                 },
             ),
             AuditorNotFound(_) => (StatusCode::NOT_FOUND, C::ExchangeManagementAuditorNotFound),
-            AuditorMoreRecentPresent { .. } => (StatusCode::CONFLICT, C::ExchangeManagementAuditorMoreRecentPresent),
-            AuditorAddSignatureInvalid => (StatusCode::FORBIDDEN, C::ExchangeManagementAuditorAddSignatureInvalid),
-            AuditorDelSignatureInvalid => (StatusCode::FORBIDDEN, C::ExchangeManagementAuditorDelSignatureInvalid),
+            AuditorMoreRecentPresent { .. } => {
+                (StatusCode::CONFLICT, C::ExchangeManagementAuditorMoreRecentPresent)
+            }
+            AuditorAddSignatureInvalid => {
+                (StatusCode::FORBIDDEN, C::ExchangeManagementAuditorAddSignatureInvalid)
+            }
+            AuditorDelSignatureInvalid => {
+                (StatusCode::FORBIDDEN, C::ExchangeManagementAuditorDelSignatureInvalid)
+            }
             KycBulkSignatureInvalid(_) => (StatusCode::FORBIDDEN, C::KycBulkSignatureInvalid),
             ExternUnknown(_) => (StatusCode::NOT_FOUND, C::ExchangeKycImport3rdPartyUnknown),
             KycBulkAlreadyKnown => (StatusCode::PRECONDITION_FAILED, C::KycBulkAlreadyKnown),
@@ -330,9 +370,7 @@ pub fn json_response<T: Serialize>(status: StatusCode, body: &T) -> Response {
     };
     let mut response = Response::new(bytes.into());
     *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
 }
 

@@ -28,16 +28,15 @@ struct ExchangeConfig<'a> {
 }
 
 pub fn routes(state: &AppState) -> BoxedFilter<(Response,)> {
-    config_route(state)
-        .boxed()
+    config_route(state).boxed()
 }
 
 /// `GET /config`
 fn config_route(state: &AppState) -> BoxedFilter<(Response,)> {
     warp::path!("config")
-    .and(with_state(state))
-    .and(request())
-    .then(|state: AppState, req: Request| async move { respond(get_config(&state, &req)) })
+        .and(with_state(state))
+        .and(request())
+        .then(|state: AppState, req: Request| async move { respond(get_config(&state, &req)) })
         .boxed()
 }
 

@@ -91,10 +91,9 @@ impl Request {
     pub fn header(&self, name: &'static str) -> Result<Option<&str>, ApiError> {
         match self.headers.get(name) {
             None => Ok(None),
-            Some(v) => v
-                .to_str()
-                .map(|s| Some(s.trim()))
-                .map_err(|_| ApiError::header(name, "not visible ASCII")),
+            Some(v) => {
+                v.to_str().map(|s| Some(s.trim())).map_err(|_| ApiError::header(name, "not visible ASCII"))
+            }
         }
     }
 
@@ -119,7 +118,8 @@ impl Request {
         }
         let mut buf = BytesMut::new();
         while let Some(chunk) = self.body.next().await {
-            let chunk = chunk.map_err(|e| ApiError::JsonInvalid { detail: format!("cannot read the body: {e}") })?;
+            let chunk =
+                chunk.map_err(|e| ApiError::JsonInvalid { detail: format!("cannot read the body: {e}") })?;
             if (buf.len() + chunk.len()) as u64 > limit {
                 return Err(ApiError::UploadTooLarge { limit });
             }
@@ -188,7 +188,10 @@ impl PageQuery {
     pub fn resolve(self, default_limit: i64) -> Result<Page, ApiError> {
         let limit = self.limit.unwrap_or(default_limit);
         if limit == 0 {
-            return Err(ApiError::ParameterMalformed { name: "limit".into(), detail: "must not be 0".into() });
+            return Err(ApiError::ParameterMalformed {
+                name: "limit".into(),
+                detail: "must not be 0".into(),
+            });
         }
         let descending = limit < 0;
         Ok(Page {
@@ -245,15 +248,13 @@ pub fn endpoint_unknown() -> impl Filter<Extract = (Response,), Error = Rejectio
 
 /// Answers overlong URIs before any route looks at them.
 pub fn uri_too_long() -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
-    warp::path::full()
-        .and(raw_query())
-        .and_then(|path: warp::path::FullPath, query: String| async move {
-            if path.as_str().len() + query.len() > MAX_URI {
-                Ok(ApiError::UriTooLong { limit: MAX_URI }.into_response())
-            } else {
-                Err(warp::reject::not_found())
-            }
-        })
+    warp::path::full().and(raw_query()).and_then(|path: warp::path::FullPath, query: String| async move {
+        if path.as_str().len() + query.len() > MAX_URI {
+            Ok(ApiError::UriTooLong { limit: MAX_URI }.into_response())
+        } else {
+            Err(warp::reject::not_found())
+        }
+    })
 }
 
 /// Turns whatever warp itself rejected with into `ErrorDetail` JSON.

@@ -1,199 +1,305 @@
-//! payto:// URIs (RFC 8905) with the exchange's rules.
+//! Payto URIs (RFC 8905) as the GNU Taler exchange validates, normalizes and hashes them.
 //!
-//! A [`Payto`] is validated on parsing and keeps two forms: the URI exactly as
-//! sent (its hash, `FullPaytoHash`, is what clients sign) and the normalized
-//! account (query dropped, scheme and method lower-cased, an IBAN without its
-//! BIC, an x-taler-bank host in lower case), which identifies the account
-//! whatever receiver name or BIC a client wrote.
+//! Accounts are identified by hashes of payto strings: the *full* hash over the URI exactly as
+//! sent (signed by clients, e.g. in bulk KYC uploads) and the *normalized* hash over a canonical
+//! form (used to compare accounts). Both must match the C exchange byte for byte, so validation
+//! and normalization follow `wire-formats.md` exactly.
 
 use std::fmt;
 use std::str::FromStr;
 
+use percent_encoding::percent_decode_str;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use sha2::{Digest, Sha512};
+use thiserror::Error;
 
-use crate::crypto::ShortHashCode;
+use crate::crypto::{ShortHashCode, hash_str_nul};
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+const PREFIX: &str = "payto://";
+
+/// Why a payto URI was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum PaytoError {
-    #[error("does not start with payto://")]
-    Scheme,
-    #[error("character {0:?} is not allowed in a payto URI")]
-    Character(char),
-    #[error("no '/' after the payment method")]
-    NoTarget,
-    #[error("IBAN '{0}' is malformed (2 letters, 2 digits, up to 30 upper-case letters or digits)")]
-    IbanFormat(String),
-    #[error("IBAN '{0}' fails the ISO 13616 mod-97 check")]
-    IbanChecksum(String),
-    #[error("BIC '{0}' is malformed")]
-    Bic(String),
-    #[error("x-taler-bank needs HOST[:PORT]/ACCOUNT")]
-    TalerBank,
-    #[error("the receiver-name parameter is required")]
-    ReceiverName,
+    /// The URI does not start with `payto://`.
+    #[error("payto URI must start with \"payto://\"")]
+    MissingPrefix,
+    /// A character outside `a-zA-Z0-9/:$&?!-_.,;=*+%~@()[]`.
+    #[error("payto URI contains the invalid character {character:?} at byte {offset}")]
+    InvalidCharacter {
+        /// The offending character.
+        character: char,
+        /// Its byte offset in the URI.
+        offset: usize,
+    },
+    /// No `/` after the method, or an empty method.
+    #[error("payto URI lacks a method followed by '/'")]
+    MissingMethod,
+    /// The `iban` path is not `[BIC/]IBAN`.
+    #[error("iban payto URI must be payto://iban/[BIC/]IBAN")]
+    IbanPath,
+    /// The BIC segment is malformed.
+    #[error("invalid BIC {0:?}: expected 8 or 11 letters and digits")]
+    InvalidBic(String),
+    /// The IBAN is malformed or fails its check digits.
+    #[error("invalid IBAN {iban:?}: {reason}")]
+    InvalidIban {
+        /// The IBAN as given.
+        iban: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The `x-taler-bank` path is not `HOST[:PORT]/ACCOUNT`.
+    #[error("x-taler-bank payto URI must be payto://x-taler-bank/HOST[:PORT]/ACCOUNT: {0}")]
+    XTalerBankPath(&'static str),
+    /// The required `receiver-name` query parameter is absent or empty.
+    #[error("payto URI lacks the required receiver-name parameter")]
+    MissingReceiverName,
 }
 
-/// A validated payto URI.
-#[derive(Clone, PartialEq, Eq)]
+/// A validated payto URI, keeping the form as sent and its normalized form.
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Payto {
     full: String,
     normalized: String,
-    method: String,
-    /// The IBAN, for `iban` accounts.
+    // Byte range of the method within `full` (after the prefix).
+    method_end: usize,
+    // The IBAN (upper case, validated) for `iban` URIs.
     iban: Option<String>,
 }
 
-const ALLOWED_PUNCTUATION: &str = "/:$&?!-_.,;=*+%~@()[]";
-
-fn hash32(s: &str) -> ShortHashCode {
-    let mut h = Sha512::new();
-    h.update(s.as_bytes());
-    h.update([0u8]);
-    let digest = h.finalize();
-    let mut out = [0u8; 32];
-    out.copy_from_slice(&digest[..32]);
-    ShortHashCode::from_bytes(out)
-}
-
-/// ISO 13616: move the first four characters to the end, letters to numbers
-/// (A=10), and the whole number modulo 97 must be 1. Computed digit by digit.
-fn iban_checksum_ok(iban: &str) -> bool {
-    let rearranged = iban[4..].bytes().chain(iban[..4].bytes());
-    let mut rem: u32 = 0;
-    for b in rearranged {
-        let v = match b {
-            b'0'..=b'9' => u32::from(b - b'0'),
-            b'A'..=b'Z' => u32::from(b - b'A') + 10,
-            _ => return false,
-        };
-        rem = if v >= 10 { (rem * 100 + v) % 97 } else { (rem * 10 + v) % 97 };
-    }
-    rem == 1
-}
-
-fn check_iban(iban: &str) -> Result<(), PaytoError> {
-    let b = iban.as_bytes();
-    let shape = (5..=34).contains(&b.len())
-        && b[..2].iter().all(u8::is_ascii_uppercase)
-        && b[2..4].iter().all(u8::is_ascii_digit)
-        && b[4..].iter().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
-    if !shape {
-        return Err(PaytoError::IbanFormat(iban.to_owned()));
-    }
-    if !iban_checksum_ok(iban) {
-        return Err(PaytoError::IbanChecksum(iban.to_owned()));
-    }
-    Ok(())
-}
-
-fn has_receiver_name(query: Option<&str>) -> bool {
-    query
-        .into_iter()
-        .flat_map(|q| q.split('&'))
-        .any(|kv| kv.split_once('=').is_some_and(|(k, v)| k.eq_ignore_ascii_case("receiver-name") && !v.is_empty()))
-}
-
-impl FromStr for Payto {
-    type Err = PaytoError;
-
-    fn from_str(s: &str) -> Result<Payto, PaytoError> {
-        if !s.get(..8).is_some_and(|p| p.eq_ignore_ascii_case("payto://")) {
-            return Err(PaytoError::Scheme);
+impl Payto {
+    /// Parses and validates a payto URI.
+    pub fn parse(s: &str) -> Result<Self, PaytoError> {
+        let prefix = s.get(..PREFIX.len()).ok_or(PaytoError::MissingPrefix)?;
+        if !prefix.eq_ignore_ascii_case(PREFIX) {
+            return Err(PaytoError::MissingPrefix);
         }
-        if let Some(c) = s.chars().find(|c| !(c.is_ascii_alphanumeric() || ALLOWED_PUNCTUATION.contains(*c))) {
-            return Err(PaytoError::Character(c));
+        if let Some((offset, character)) = s.char_indices().find(|&(_, c)| !allowed_char(c)) {
+            return Err(PaytoError::InvalidCharacter { character, offset });
         }
-        let rest = &s[8..];
+        let rest = &s[PREFIX.len()..];
         let (path, query) = match rest.split_once('?') {
             Some((p, q)) => (p, Some(q)),
             None => (rest, None),
         };
-        let (method, target) = path.split_once('/').ok_or(PaytoError::NoTarget)?;
-        if method.is_empty() || target.is_empty() {
-            return Err(PaytoError::NoTarget);
+        let (method, target) = path.split_once('/').ok_or(PaytoError::MissingMethod)?;
+        if method.is_empty() {
+            return Err(PaytoError::MissingMethod);
         }
-        let method = method.to_ascii_lowercase();
-        let (normalized_target, iban) = match method.as_str() {
+        let method_lc = method.to_ascii_lowercase();
+        let mut iban = None;
+        let normalized_target = match method_lc.as_str() {
             "iban" => {
-                let (bic, iban) = match target.split_once('/') {
-                    Some((bic, iban)) => (Some(bic), iban),
-                    None => (None, target),
-                };
-                if let Some(bic) = bic {
-                    let ok = (bic.len() == 8 || bic.len() == 11) && bic.bytes().all(|b| b.is_ascii_alphanumeric());
-                    if !ok {
-                        return Err(PaytoError::Bic(bic.to_owned()));
-                    }
-                }
-                check_iban(iban)?;
-                if !has_receiver_name(query) {
-                    return Err(PaytoError::ReceiverName);
-                }
-                (iban.to_owned(), Some(iban.to_owned()))
+                let checked = validate_iban_path(target)?;
+                require_receiver_name(query)?;
+                let t = checked.to_owned();
+                iban = Some(t.clone());
+                t
             }
             "x-taler-bank" => {
-                let (host, account) = target.split_once('/').ok_or(PaytoError::TalerBank)?;
-                if host.is_empty() || account.is_empty() || account.contains('/') {
-                    return Err(PaytoError::TalerBank);
-                }
-                if let Some((_, port)) = host.rsplit_once(':') {
-                    if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
-                        return Err(PaytoError::TalerBank);
-                    }
-                }
-                if !has_receiver_name(query) {
-                    return Err(PaytoError::ReceiverName);
-                }
-                (format!("{}/{account}", host.to_ascii_lowercase()), None)
+                let t = normalize_x_taler_bank(target)?;
+                require_receiver_name(query)?;
+                t
             }
-            _ => (target.to_owned(), None),
+            _ => target.to_owned(),
         };
-        Ok(Payto { full: s.to_owned(), normalized: format!("payto://{method}/{normalized_target}"), method, iban })
+        Ok(Payto {
+            full: s.to_owned(),
+            normalized: format!("{PREFIX}{method_lc}/{normalized_target}"),
+            method_end: PREFIX.len() + method.len(),
+            iban,
+        })
     }
-}
 
-impl Payto {
-    /// The URI exactly as given.
+    /// The URI exactly as sent.
     pub fn full(&self) -> &str {
         &self.full
     }
 
-    /// The account, normalized for comparison.
+    /// The normalized URI: no query, lower-case scheme and method, no BIC, lower-case
+    /// x-taler-bank host.
     pub fn normalized(&self) -> &str {
         &self.normalized
     }
 
-    /// The payment method, lower case (`iban`, `x-taler-bank`, ...).
+    /// The method (`iban`, `x-taler-bank`, ...), lower case.
     pub fn method(&self) -> &str {
-        &self.method
+        // The normalized form starts with the prefix and the lower-cased method.
+        self.normalized.get(PREFIX.len()..self.method_end).unwrap_or_default()
     }
 
+    /// `FullPaytoHash`: first 32 bytes of SHA-512(full URI as sent || NUL).
+    pub fn full_hash(&self) -> ShortHashCode {
+        hash_str_nul(&self.full).truncate()
+    }
+
+    /// `NormalizedPaytoHash`: first 32 bytes of SHA-512(normalized URI || NUL).
+    pub fn normalized_hash(&self) -> ShortHashCode {
+        hash_str_nul(&self.normalized).truncate()
+    }
+
+    /// Whether both URIs name the same account (equal normalized forms).
+    pub fn same_account(&self, other: &Payto) -> bool {
+        self.normalized == other.normalized
+    }
+
+    /// The IBAN of an `iban` URI.
     pub fn iban(&self) -> Option<&str> {
         self.iban.as_deref()
     }
 
-    /// A Swiss QR-IBAN: country CH or LI, institution id 30000-31999. Only
-    /// these accounts take QR references.
+    /// Whether this is a Swiss/Liechtenstein QR-IBAN: country CH or LI and an institution id
+    /// (IBAN characters 5-9) between 30000 and 31999.
     pub fn is_qr_iban(&self) -> bool {
-        let Some(iban) = &self.iban else { return false };
-        let country_ok = iban.starts_with("CH") || iban.starts_with("LI");
-        let iid = iban.get(4..9).and_then(|d| d.parse::<u32>().ok());
-        country_ok && iid.is_some_and(|iid| (30000..=31999).contains(&iid))
+        let Some(iban) = self.iban() else {
+            return false;
+        };
+        if !(iban.starts_with("CH") || iban.starts_with("LI")) {
+            return false;
+        }
+        iban.get(4..9)
+            .filter(|iid| iid.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|iid| iid.parse::<u32>().ok())
+            .is_some_and(|iid| (30000..=31999).contains(&iid))
     }
 
-    /// `FullPaytoHash`: what third parties sign.
-    pub fn full_hash(&self) -> ShortHashCode {
-        hash32(&self.full)
+    /// The first value of query parameter `name`, percent-decoded (invalid UTF-8 replaced).
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        let (_, query) = self.full.split_once('?')?;
+        query_value(query, name).map(|v| percent_decode_str(v).decode_utf8_lossy().into_owned())
     }
 
-    /// `NormalizedPaytoHash`: identifies the account.
-    pub fn normalized_hash(&self) -> ShortHashCode {
-        hash32(&self.normalized)
+    /// The `receiver-name` parameter, percent-decoded.
+    pub fn receiver_name(&self) -> Option<String> {
+        self.query_param("receiver-name")
+    }
+}
+
+fn allowed_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "/:$&?!-_.,;=*+%~@()[]".contains(c)
+}
+
+/// The raw value of the first `name=value` pair in `query` (`&`-separated).
+fn query_value<'a>(query: &'a str, name: &str) -> Option<&'a str> {
+    query.split('&').find_map(|pair| match pair.split_once('=') {
+        Some((k, v)) if k == name => Some(v),
+        _ => None,
+    })
+}
+
+fn require_receiver_name(query: Option<&str>) -> Result<(), PaytoError> {
+    match query.and_then(|q| query_value(q, "receiver-name")) {
+        Some(v) if !v.is_empty() => Ok(()),
+        _ => Err(PaytoError::MissingReceiverName),
+    }
+}
+
+/// Validates `[BIC/]IBAN` and returns the IBAN.
+fn validate_iban_path(target: &str) -> Result<&str, PaytoError> {
+    let mut parts = target.split('/');
+    let (bic, iban) = match (parts.next(), parts.next(), parts.next()) {
+        (Some(iban), None, None) => (None, iban),
+        (Some(bic), Some(iban), None) => (Some(bic), iban),
+        _ => return Err(PaytoError::IbanPath),
+    };
+    if let Some(bic) = bic {
+        let ok = (bic.len() == 8 || bic.len() == 11) && bic.bytes().all(|b| b.is_ascii_alphanumeric());
+        if !ok {
+            return Err(PaytoError::InvalidBic(bic.to_owned()));
+        }
+    }
+    validate_iban(iban).map_err(|reason| PaytoError::InvalidIban { iban: iban.to_owned(), reason })?;
+    Ok(iban)
+}
+
+/// ISO 13616: upper-case country code, two check digits, up to 30 letters/digits, mod 97 == 1.
+fn validate_iban(iban: &str) -> Result<(), &'static str> {
+    let b = iban.as_bytes();
+    if iban.is_empty() {
+        return Err("empty");
+    }
+    // Shortest real IBAN (Norway) has 15 characters, the standard allows at most 34.
+    if !(15..=34).contains(&b.len()) {
+        return Err("length must be between 15 and 34 characters");
+    }
+    if !b.iter().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit()) {
+        return Err("only upper-case letters and digits are allowed");
+    }
+    if !b[..2].iter().all(u8::is_ascii_uppercase) {
+        return Err("must start with a two-letter country code");
+    }
+    if !b[2..4].iter().all(u8::is_ascii_digit) {
+        return Err("check digits (characters 3-4) must be digits");
+    }
+    // Move the first four characters to the end, read letters as 10..35, and reduce mod 97
+    // digit by digit so that no big integer is needed.
+    let mut rem: u32 = 0;
+    for &c in b[4..].iter().chain(&b[..4]) {
+        let v = if c.is_ascii_digit() { u32::from(c - b'0') } else { u32::from(c - b'A') + 10 };
+        rem = if v >= 10 { (rem * 100 + v) % 97 } else { (rem * 10 + v) % 97 };
+    }
+    if rem != 1 {
+        return Err("check digits do not match (mod 97)");
+    }
+    Ok(())
+}
+
+/// Validates `HOST[:PORT]/ACCOUNT` and returns it with the host lower-cased.
+fn normalize_x_taler_bank(target: &str) -> Result<String, PaytoError> {
+    let (host, account) =
+        target.split_once('/').ok_or(PaytoError::XTalerBankPath("missing '/' between host and account"))?;
+    if account.is_empty() {
+        return Err(PaytoError::XTalerBankPath("account is empty"));
+    }
+    if account.contains('/') {
+        return Err(PaytoError::XTalerBankPath("account must not contain '/'"));
+    }
+    let (name, port) = if let Some(bracketed) = host.strip_prefix('[') {
+        // IPv6 literal: [addr] or [addr]:port.
+        let (addr, after) =
+            bracketed.split_once(']').ok_or(PaytoError::XTalerBankPath("unterminated '[' in host"))?;
+        if addr.is_empty() || !addr.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.') {
+            return Err(PaytoError::XTalerBankPath("invalid IPv6 host"));
+        }
+        let port = match after {
+            "" => None,
+            p => Some(p.strip_prefix(':').ok_or(PaytoError::XTalerBankPath("garbage after IPv6 host"))?),
+        };
+        (host, port)
+    } else {
+        match host.split_once(':') {
+            Some((n, p)) => (n, Some(p)),
+            None => (host, None),
+        }
+    };
+    if name.is_empty() {
+        return Err(PaytoError::XTalerBankPath("host is empty"));
+    }
+    if !name.starts_with('[')
+        && !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_')
+    {
+        return Err(PaytoError::XTalerBankPath("invalid host name"));
+    }
+    if let Some(port) = port {
+        let valid = !port.is_empty()
+            && port.len() <= 5
+            && port.bytes().all(|b| b.is_ascii_digit())
+            && port.parse::<u32>().is_ok_and(|p| (1..=65535).contains(&p));
+        if !valid {
+            return Err(PaytoError::XTalerBankPath("port must be a number from 1 to 65535"));
+        }
+    }
+    Ok(format!("{}/{account}", host.to_ascii_lowercase()))
+}
+
+impl FromStr for Payto {
+    type Err = PaytoError;
+    fn from_str(s: &str) -> Result<Self, PaytoError> {
+        Self::parse(s)
     }
 }
 
 impl fmt::Display for Payto {
+    /// The URI as sent.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.full)
     }
@@ -201,20 +307,20 @@ impl fmt::Display for Payto {
 
 impl fmt::Debug for Payto {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Payto({})", self.full)
+        write!(f, "Payto({:?})", self.full)
     }
 }
 
 impl Serialize for Payto {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.full)
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.full)
     }
 }
 
 impl<'de> Deserialize<'de> for Payto {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        text.parse().map_err(serde::de::Error::custom)
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let s = std::borrow::Cow::<'de, str>::deserialize(deserializer)?;
+        Payto::parse(&s).map_err(serde::de::Error::custom)
     }
 }
 
@@ -223,60 +329,210 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    #[test]
-    fn vectors() {
-        let v: serde_json::Value = serde_json::from_str(include_str!("../test-data/payto.json")).unwrap();
-        for case in v["valid"].as_array().unwrap() {
-            let input = case["payto"].as_str().unwrap();
-            let p: Payto = input.parse().unwrap_or_else(|e| panic!("{input}: {e}"));
-            assert_eq!(p.normalized(), case["normalized"], "{input}");
-            assert_eq!(p.full_hash().to_string(), case["full_hash"], "{input}");
-            assert_eq!(p.normalized_hash().to_string(), case["normalized_hash"], "{input}");
-        }
-        for bad in v["invalid"].as_array().unwrap() {
-            let bad = bad.as_str().unwrap();
-            assert!(bad.parse::<Payto>().is_err(), "{bad} was accepted");
-        }
-        let v: serde_json::Value = serde_json::from_str(include_str!("../test-data/kyc-bulk.json")).unwrap();
-        let p: Payto = v["payto"].as_str().unwrap().parse().unwrap();
-        assert_eq!(p.full_hash().to_string(), v["payto_full_hash"]);
-        assert_eq!(p.normalized(), v["normalized_payto"]);
-        assert_eq!(p.normalized_hash().to_string(), v["normalized_payto_hash"]);
+    #[derive(Deserialize)]
+    struct Vectors {
+        valid: Vec<Valid>,
+        invalid: Vec<String>,
+    }
+    #[derive(Deserialize)]
+    struct Valid {
+        payto: String,
+        normalized: String,
+        full_hash: ShortHashCode,
+        normalized_hash: ShortHashCode,
+    }
+
+    fn vectors() -> Vectors {
+        serde_json::from_str(include_str!("../test-data/payto.json")).unwrap()
     }
 
     #[test]
-    fn reasons() {
-        let e = |s: &str| s.parse::<Payto>().unwrap_err();
-        assert_eq!(e("http://iban/X"), PaytoError::Scheme);
-        assert_eq!(e("payto://iban/DE89370400440532013001?receiver-name=E"), PaytoError::IbanChecksum("DE89370400440532013001".into()));
-        assert_eq!(e("payto://iban/de89370400440532013000?receiver-name=E"), PaytoError::IbanFormat("de89370400440532013000".into()));
-        assert_eq!(e("payto://iban/DE89370400440532013000"), PaytoError::ReceiverName);
-        assert_eq!(e("payto://iban/DE89370400440532013000?receiver-name=A B"), PaytoError::Character(' '));
-        assert_eq!(e("payto://iban"), PaytoError::NoTarget);
-        assert_eq!(e("payto://x-taler-bank/bank.example.com?receiver-name=A"), PaytoError::TalerBank);
+    fn valid_vectors() {
+        let v = vectors();
+        assert_eq!(v.valid.len(), 5);
+        for case in v.valid {
+            let p = Payto::parse(&case.payto).unwrap_or_else(|e| panic!("{}: {e}", case.payto));
+            assert_eq!(p.full(), case.payto);
+            assert_eq!(p.normalized(), case.normalized);
+            assert_eq!(p.full_hash(), case.full_hash, "{}", case.payto);
+            assert_eq!(p.normalized_hash(), case.normalized_hash, "{}", case.payto);
+            // Deserializing from JSON goes through the same parser.
+            let again: Payto = serde_json::from_value(serde_json::json!(case.payto)).unwrap();
+            assert_eq!(again, p);
+        }
     }
 
     #[test]
-    fn qr_ibans() {
-        let qr: Payto = "payto://iban/CH4431999123000889012?receiver-name=Exchange".parse().unwrap();
-        assert!(qr.is_qr_iban());
-        let plain: Payto = "payto://iban/DE89370400440532013000?receiver-name=E".parse().unwrap();
-        assert!(!plain.is_qr_iban());
-        let reserve: Payto = "payto://taler-reserve/ex.example/0000".parse().unwrap();
-        assert!(!reserve.is_qr_iban());
+    fn invalid_vectors() {
+        let v = vectors();
+        assert_eq!(v.invalid.len(), 9);
+        for s in v.invalid {
+            assert!(Payto::parse(&s).is_err(), "{s} must be rejected");
+        }
+    }
+
+    #[test]
+    fn invalid_reasons() {
+        use PaytoError::*;
+        type Check = fn(&PaytoError) -> bool;
+        let cases: &[(&str, Check)] = &[
+            ("http://iban/DE89370400440532013000?receiver-name=E", |e| *e == MissingPrefix),
+            ("payto:/", |e| *e == MissingPrefix),
+            ("", |e| *e == MissingPrefix),
+            ("pay", |e| *e == MissingPrefix),
+            ("payto://iban", |e| *e == MissingMethod),
+            ("payto:///x", |e| *e == MissingMethod),
+            ("payto://iban?receiver-name=E/x", |e| *e == MissingMethod),
+            (
+                "payto://iban/DE89370400440532013001?receiver-name=E",
+                |e| matches!(e, InvalidIban { reason, .. } if reason.contains("mod 97")),
+            ),
+            (
+                "payto://iban/de89370400440532013000?receiver-name=E",
+                |e| matches!(e, InvalidIban { reason, .. } if reason.contains("upper-case")),
+            ),
+            (
+                "payto://iban/DE8937040044?receiver-name=E",
+                |e| matches!(e, InvalidIban { reason, .. } if reason.contains("length")),
+            ),
+            ("payto://iban/?receiver-name=E", |e| matches!(e, InvalidIban { .. })),
+            (
+                "payto://iban/12ABCDEFGHIJKLMNOP?receiver-name=E",
+                |e| matches!(e, InvalidIban { reason, .. } if reason.contains("country")),
+            ),
+            (
+                "payto://iban/DEXX370400440532013000?receiver-name=E",
+                |e| matches!(e, InvalidIban { reason, .. } if reason.contains("check digits")),
+            ),
+            ("payto://iban/A/B/DE89370400440532013000?receiver-name=E", |e| *e == IbanPath),
+            ("payto://iban/GENO/DE89370400440532013000?receiver-name=E", |e| matches!(e, InvalidBic(_))),
+            ("payto://iban/DE89370400440532013000", |e| *e == MissingReceiverName),
+            ("payto://iban/DE89370400440532013000?receiver-name=", |e| *e == MissingReceiverName),
+            ("payto://iban/DE89370400440532013000?name=E", |e| *e == MissingReceiverName),
+            ("payto://iban/DE89370400440532013000?receiver-name=Erika Mustermann", |e| {
+                matches!(e, InvalidCharacter { character: ' ', offset: 55 })
+            }),
+            ("payto://iban/DE89370400440532013000?receiver-name=\u{e9}", |e| {
+                matches!(e, InvalidCharacter { character: '\u{e9}', .. })
+            }),
+            ("payto://iban/DE89370400440532013000#x", |e| {
+                matches!(e, InvalidCharacter { character: '#', .. })
+            }),
+            ("payto://x\"/a", |e| matches!(e, InvalidCharacter { character: '"', .. })),
+            ("payto://x-taler-bank/bank.example.com?receiver-name=A", |e| matches!(e, XTalerBankPath(_))),
+            ("payto://x-taler-bank/bank.example.com/alice", |e| *e == MissingReceiverName),
+            (
+                "payto://x-taler-bank/bank.example.com/?receiver-name=A",
+                |e| matches!(e, XTalerBankPath(r) if r.contains("account")),
+            ),
+            (
+                "payto://x-taler-bank//alice?receiver-name=A",
+                |e| matches!(e, XTalerBankPath(r) if r.contains("host")),
+            ),
+            (
+                "payto://x-taler-bank/bank:0/alice?receiver-name=A",
+                |e| matches!(e, XTalerBankPath(r) if r.contains("port")),
+            ),
+            (
+                "payto://x-taler-bank/bank:65536/alice?receiver-name=A",
+                |e| matches!(e, XTalerBankPath(r) if r.contains("port")),
+            ),
+            (
+                "payto://x-taler-bank/bank:/alice?receiver-name=A",
+                |e| matches!(e, XTalerBankPath(r) if r.contains("port")),
+            ),
+            ("payto://x-taler-bank/bank/a/b?receiver-name=A", |e| matches!(e, XTalerBankPath(_))),
+            (
+                "payto://x-taler-bank/ba!nk/a?receiver-name=A",
+                |e| matches!(e, XTalerBankPath(r) if r.contains("host")),
+            ),
+        ];
+        for (input, check) in cases {
+            let err = Payto::parse(input).expect_err(input);
+            assert!(check(&err), "{input}: unexpected {err:?}");
+            assert!(!err.to_string().is_empty());
+        }
+        let msg =
+            Payto::parse("payto://iban/DE89370400440532013001?receiver-name=E").unwrap_err().to_string();
+        assert!(msg.contains("DE89370400440532013001") && msg.contains("mod 97"), "{msg}");
+    }
+
+    #[test]
+    fn accessors_and_normalization() {
+        let p: Payto =
+            "PAYTO://IBAN/GENODEM1GLS/DE89370400440532013000?receiver-name=Erika%20M&x=1".parse().unwrap();
+        assert_eq!(p.method(), "iban");
+        assert_eq!(p.iban(), Some("DE89370400440532013000"));
+        assert!(!p.is_qr_iban());
+        assert_eq!(p.receiver_name().as_deref(), Some("Erika M"));
+        assert_eq!(p.query_param("x").as_deref(), Some("1"));
+        assert_eq!(p.query_param("y"), None);
+        let q: Payto = "payto://iban/DE89370400440532013000?receiver-name=Other".parse().unwrap();
+        assert!(p.same_account(&q));
+        assert_ne!(p.full_hash(), q.full_hash());
+        assert_eq!(p.normalized_hash(), q.normalized_hash());
+        assert_eq!(p.to_string(), p.full());
+        assert_eq!(serde_json::to_value(&p).unwrap(), serde_json::json!(p.full()));
+
+        let x: Payto = "Payto://X-Taler-Bank/Bank.Example.COM/Alice?receiver-name=A".parse().unwrap();
+        assert_eq!(x.method(), "x-taler-bank");
+        assert_eq!(x.normalized(), "payto://x-taler-bank/bank.example.com/Alice");
+        assert_eq!(x.iban(), None);
+        let v6: Payto = "payto://x-taler-bank/[::1]:8080/a?receiver-name=A".parse().unwrap();
+        assert_eq!(v6.normalized(), "payto://x-taler-bank/[::1]:8080/a");
+
+        let other: Payto = "payto://Taler-Reserve/Ex.COM/ABC?x=y".parse().unwrap();
+        assert_eq!(other.method(), "taler-reserve");
+        assert_eq!(other.normalized(), "payto://taler-reserve/Ex.COM/ABC");
+        let bare: Payto = "payto://void/".parse().unwrap();
+        assert_eq!(bare.normalized(), "payto://void/");
+    }
+
+    #[test]
+    fn qr_iban() {
+        let p: Payto = "payto://iban/CH4431999123000889012?receiver-name=Exchange".parse().unwrap();
+        assert!(p.is_qr_iban());
+        // An ordinary Swiss IBAN (IID 00762) is not a QR-IBAN.
+        let p: Payto = "payto://iban/CH9300762011623852957?receiver-name=X".parse().unwrap();
+        assert!(!p.is_qr_iban());
+        // Only CH/LI IBANs can be QR-IBANs.
+        for (iban, qr) in [("CH4431999123000889012", true), ("DE89370400440532013000", false)] {
+            let p = Payto::parse(&format!("payto://iban/{iban}?receiver-name=X")).unwrap();
+            assert_eq!(p.is_qr_iban(), qr, "{iban}");
+        }
+    }
+
+    #[test]
+    fn iban_check_digits() {
+        for good in [
+            "DE89370400440532013000",
+            "GB82WEST12345698765432",
+            "NO9386011117947",
+            "MT84MALT011000012345MTLCAST001S",
+            "LC55HEMM000100010012001200023015",
+        ] {
+            assert_eq!(validate_iban(good), Ok(()), "{good}");
+        }
+        assert!(validate_iban("GB82WEST12345698765433").is_err());
+        assert!(validate_iban("GB28WEST12345698765432").is_err());
     }
 
     proptest! {
         #[test]
-        fn parser_never_panics(s in "\\PC{0,60}") {
-            let _ = s.parse::<Payto>();
+        fn never_panics(s in "\\PC{0,80}") {
+            let _ = Payto::parse(&s);
+            let _ = Payto::parse(&format!("payto://{s}"));
+            let _ = Payto::parse(&format!("payto://iban/{s}"));
+            let _ = Payto::parse(&format!("payto://x-taler-bank/{s}"));
         }
 
         #[test]
-        fn parser_never_panics_on_payto_like_input(s in "(payto|PAYTO)://(iban|x-taler-bank|foo)/[A-Za-z0-9/:?=&%.-]{0,40}") {
-            if let Ok(p) = s.parse::<Payto>() {
-                let again: Payto = p.normalized().parse().unwrap_or(p.clone());
-                prop_assert_eq!(again.normalized(), p.normalized());
+        fn normalized_is_stable(method in "[a-zA-Z][a-zA-Z0-9-]{0,10}", path in "[a-zA-Z0-9./]{0,20}") {
+            if let Ok(p) = Payto::parse(&format!("payto://{method}/{path}?receiver-name=x")) {
+                let n = Payto::parse(p.normalized());
+                if let Ok(n) = n {
+                    prop_assert_eq!(n.normalized(), p.normalized());
+                }
             }
         }
     }

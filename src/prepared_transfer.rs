@@ -128,36 +128,36 @@ pub fn routes(state: &AppState) -> BoxedFilter<(Response,)> {
 /// `GET /taler-prepared-transfer/config`
 fn config_route(state: &AppState) -> BoxedFilter<(Response,)> {
     warp::path!("taler-prepared-transfer" / "config")
-    .and(with_state(state))
-    .and(request())
-    .then(|state: AppState, req: Request| async move { respond(get_config(&state, &req)) })
+        .and(with_state(state))
+        .and(request())
+        .then(|state: AppState, req: Request| async move { respond(get_config(&state, &req)) })
         .boxed()
 }
 
 /// `POST /taler-prepared-transfer/registration`
 fn register_route(state: &AppState) -> BoxedFilter<(Response,)> {
     warp::path!("taler-prepared-transfer" / "registration")
-    .and(with_state(state))
-    .and(request())
-    .then(|state: AppState, req: Request| async move { respond(register(state, req).await) })
+        .and(with_state(state))
+        .and(request())
+        .then(|state: AppState, req: Request| async move { respond(register(state, req).await) })
         .boxed()
 }
 
 /// `POST /taler-prepared-transfer/unregistration`
 fn unregister_route(state: &AppState) -> BoxedFilter<(Response,)> {
     warp::path!("taler-prepared-transfer" / "unregistration")
-    .and(with_state(state))
-    .and(request())
-    .then(|state: AppState, req: Request| async move { respond(unregister(state, req).await) })
+        .and(with_state(state))
+        .and(request())
+        .then(|state: AppState, req: Request| async move { respond(unregister(state, req).await) })
         .boxed()
 }
 
 /// `GET /private/registrations?limit=&offset=`
 fn list_route(state: &AppState) -> BoxedFilter<(Response,)> {
     warp::path!("private" / "registrations")
-    .and(with_state(state))
-    .and(request())
-    .then(|state: AppState, req: Request| async move { respond(list_registrations(state, req).await) })
+        .and(with_state(state))
+        .and(request())
+        .then(|state: AppState, req: Request| async move { respond(list_registrations(state, req).await) })
         .boxed()
 }
 
@@ -184,16 +184,22 @@ struct Derived {
     response: RegistrationResponse,
 }
 
-fn derive(state: &AppState, req: &RegistrationRequest, account: &Payto, expiration: Timestamp) -> Result<Derived, ApiError> {
+fn derive(
+    state: &AppState,
+    req: &RegistrationRequest,
+    account: &Payto,
+    expiration: Timestamp,
+) -> Result<Derived, ApiError> {
     let s = &state.settings;
     let key = req.authorization_pub.as_bytes();
     let formats = &s.subject_formats;
     let short = (formats.contains(&SubjectFormat::Simple) && s.simple_subject == SimpleSubjectStyle::Short)
         .then(|| subject::short_subject(key, s.short_subject_length));
     let qr = if formats.contains(&SubjectFormat::ChQrBill) && account.is_qr_iban() {
-        Some(subject::qr_reference(key, &s.qr_reference_prefix).map_err(|e| {
-            ApiError::from(StoreError::Invariant(format!("QR reference prefix: {e}")))
-        })?)
+        Some(
+            subject::qr_reference(key, &s.qr_reference_prefix)
+                .map_err(|e| ApiError::from(StoreError::Invariant(format!("QR reference prefix: {e}"))))?,
+        )
     } else {
         None
     };
@@ -206,9 +212,8 @@ fn derive(state: &AppState, req: &RegistrationRequest, account: &Payto, expirati
     let mut subjects = Vec::new();
     for format in formats {
         match format {
-            SubjectFormat::Simple => {
-                subjects.push(TransferSubject::Simple { credit_amount: amount.clone(), subject: simple.clone() })
-            }
+            SubjectFormat::Simple => subjects
+                .push(TransferSubject::Simple { credit_amount: amount.clone(), subject: simple.clone() }),
             SubjectFormat::Uri => subjects.push(TransferSubject::Uri {
                 credit_amount: amount.clone(),
                 uri: subject::uri_subject(account.full(), &amount.to_string(), &simple),
@@ -233,7 +238,11 @@ async fn register(state: AppState, mut req: Request) -> Result<Response, ApiErro
     if reg.credit_amount.currency() != state.settings.currency {
         return Err(ApiError::field(
             "credit_amount",
-            format!("currency {} is not the bank's {}", reg.credit_amount.currency(), state.settings.currency),
+            format!(
+                "currency {} is not the bank's {}",
+                reg.credit_amount.currency(),
+                state.settings.currency
+            ),
         ));
     }
     if reg.credit_amount.is_zero() {
@@ -241,7 +250,9 @@ async fn register(state: AppState, mut req: Request) -> Result<Response, ApiErro
     }
     // 2. The authorization key signed the account key.
     if !reg.authorization_pub.verify(reg.account_pub.as_bytes(), &reg.authorization_sig) {
-        return Err(ApiError::BankBadSignature("authorization_sig is not a signature of account_pub by authorization_pub"));
+        return Err(ApiError::BankBadSignature(
+            "authorization_sig is not a signature of account_pub by authorization_pub",
+        ));
     }
     // 3. One of our accounts.
     let account = state
@@ -254,11 +265,15 @@ async fn register(state: AppState, mut req: Request) -> Result<Response, ApiErro
     // 4. One transaction.
     let now_us = state.clock.now_us();
     let now_s = state.clock.now_s();
-    let lifetime = if reg.recurrent { state.settings.recurrent_lifetime } else { state.settings.registration_lifetime };
+    let lifetime =
+        if reg.recurrent { state.settings.recurrent_lifetime } else { state.settings.registration_lifetime };
     let expiration_s = now_s.saturating_add(i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX));
     let expiration = Timestamp::from_secs(u64::try_from(expiration_s).unwrap_or(u64::MAX));
     let derived = derive(&state, &reg, &account, expiration)?;
-    let body = state.store.write(move |conn| store_registration(conn, &reg, &derived, now_us, now_s, expiration_s)).await?;
+    let body = state
+        .store
+        .write(move |conn| store_registration(conn, &reg, &derived, now_us, now_s, expiration_s))
+        .await?;
     let mut response = Response::new(body.into());
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     Ok(response)
@@ -276,7 +291,10 @@ struct StoredRegistration {
     expiration_s: i64,
 }
 
-fn load_by_authorization(conn: &Connection, authorization_pub: &EddsaPublicKey) -> Result<Option<StoredRegistration>, StoreError> {
+fn load_by_authorization(
+    conn: &Connection,
+    authorization_pub: &EddsaPublicKey,
+) -> Result<Option<StoredRegistration>, StoreError> {
     Ok(conn
         .query_row(
             "SELECT registration_id, account_pub, type, recurrent, credit_amount, credit_account, response, expiration_s
@@ -309,9 +327,11 @@ fn claim_subject(
     now_s: i64,
 ) -> Result<(), ApiError> {
     let holder: Option<(i64, i64)> = conn
-        .query_row(&format!("SELECT registration_id, expiration_s FROM registrations WHERE {column} = ?1"), [value], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
+        .query_row(
+            &format!("SELECT registration_id, expiration_s FROM registrations WHERE {column} = ?1"),
+            [value],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
         .optional()?;
     match holder {
         Some((id, _)) if Some(id) == own => Ok(()),
@@ -319,7 +339,10 @@ fn claim_subject(
             Err(ApiError::BankDerivationReuse { format, subject: value.to_owned() })
         }
         Some((id, _)) => {
-            conn.execute(&format!("UPDATE registrations SET {column} = NULL WHERE registration_id = ?1"), [id])?;
+            conn.execute(
+                &format!("UPDATE registrations SET {column} = NULL WHERE registration_id = ?1"),
+                [id],
+            )?;
             Ok(())
         }
         None => Ok(()),
@@ -360,10 +383,14 @@ fn store_registration(
             .optional()?
             .is_some();
         if other_live {
-            return Err(ApiError::BankDuplicateReservePub("account_pub is registered by another authorization key"));
+            return Err(ApiError::BankDuplicateReservePub(
+                "account_pub is registered by another authorization key",
+            ));
         }
         if reserve_credited(conn, reg.account_pub.as_bytes())? {
-            return Err(ApiError::BankDuplicateReservePub("account_pub was already credited: reserve keys are single-use"));
+            return Err(ApiError::BankDuplicateReservePub(
+                "account_pub was already credited: reserve keys are single-use",
+            ));
         }
     }
     if let Some(short) = &derived.short {
@@ -420,12 +447,16 @@ async fn unregister(state: AppState, mut req: Request) -> Result<Response, ApiEr
     let body: Unregistration = req.json(state.settings.max_json).await?;
     // 1. The timestamp must be RFC 3339.
     let at = time::OffsetDateTime::parse(&body.timestamp, &time::format_description::well_known::Rfc3339)
-        .map_err(|e| ApiError::field("timestamp", format!("'{}' is not an RFC 3339 time: {e}", body.timestamp)))?;
+        .map_err(|e| {
+            ApiError::field("timestamp", format!("'{}' is not an RFC 3339 time: {e}", body.timestamp))
+        })?;
     let at_us = i64::try_from(at.unix_timestamp_nanos() / 1000)
         .map_err(|_| ApiError::field("timestamp", "out of range"))?;
     // 2. Signed by the authorization key, over the timestamp exactly as sent.
     if !body.authorization_pub.verify(body.timestamp.as_bytes(), &body.authorization_sig) {
-        return Err(ApiError::BankBadSignature("authorization_sig is not a signature of timestamp by authorization_pub"));
+        return Err(ApiError::BankBadSignature(
+            "authorization_sig is not a signature of timestamp by authorization_pub",
+        ));
     }
     let now_us = state.clock.now_us();
     let now_s = state.clock.now_s();
@@ -512,7 +543,19 @@ pub fn list(conn: &Connection, page: &Page, now_s: i64) -> Result<Vec<Registrati
     })?;
     let mut out = Vec::new();
     for row in rows {
-        let (row_id, auth, account, kind, recurrent, credit_amount, credit_account, short, qr, expiration_s, used) = row?;
+        let (
+            row_id,
+            auth,
+            account,
+            kind,
+            recurrent,
+            credit_amount,
+            credit_account,
+            short,
+            qr,
+            expiration_s,
+            used,
+        ) = row?;
         out.push(RegistrationEntry {
             row_id,
             authorization_pub: key_from_db(&auth)?,
@@ -541,7 +584,8 @@ async fn list_registrations(state: AppState, req: Request) -> Result<Response, A
     req.authorize(&state.token)?;
     let page = req.query::<PageQuery>()?.resolve(20)?;
     let now_s = state.clock.now_s();
-    let registrations = state.store.read(move |conn| list(conn, &page, now_s)).await.map_err(ApiError::fetch)?;
+    let registrations =
+        state.store.read(move |conn| list(conn, &page, now_s)).await.map_err(ApiError::fetch)?;
     Ok(json_response(StatusCode::OK, &RegistrationList { registrations }))
 }
 

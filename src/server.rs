@@ -10,6 +10,7 @@ use std::future::Future;
 use std::io;
 use std::path::PathBuf;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -18,7 +19,8 @@ use bytes::Bytes;
 use futures_util::{Stream, TryStreamExt};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, StreamBody};
-use hyper::body::Frame;
+use hyper::body::{Body as _, Frame, Incoming};
+use hyper::header::{self, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -53,13 +55,17 @@ pub struct AppContext {
 pub type AppState = Arc<AppContext>;
 
 /// Hands the state to a handler.
-pub fn with_state(state: &AppState) -> impl Filter<Extract = (AppState,), Error = std::convert::Infallible> + Clone + use<> {
+pub fn with_state(
+    state: &AppState,
+) -> impl Filter<Extract = (AppState,), Error = std::convert::Infallible> + Clone + use<> {
     let state = state.clone();
     warp::any().map(move || state.clone())
 }
 
 /// Every route of the server, with `ErrorDetail` for whatever matches none.
-pub fn routes(state: AppState) -> impl Filter<Extract = (impl warp::Reply,), Error = std::convert::Infallible> + Clone {
+pub fn routes(
+    state: AppState,
+) -> impl Filter<Extract = (impl warp::Reply,), Error = std::convert::Infallible> + Clone {
     let state = &state;
     let log = warp::log::custom(|info| {
         log::info!(
@@ -211,25 +217,66 @@ fn with_streamed_body(response: Response) -> hyper::Response<ResponseBody> {
     let (mut parts, body) = response.into_parts();
     let streamed = parts.extensions.remove::<StreamedBody>().and_then(|s| s.0.lock().ok()?.take());
     let body = match streamed {
-        Some(chunks) => StreamBody::new(chunks.map_ok(Frame::data).map_err(|e| Box::new(e) as BoxError)).boxed_unsync(),
+        Some(chunks) => {
+            StreamBody::new(chunks.map_ok(Frame::data).map_err(|e| Box::new(e) as BoxError)).boxed_unsync()
+        }
         None => body.map_err(|e| Box::new(e) as BoxError).boxed_unsync(),
     };
     hyper::Response::from_parts(parts, body)
+}
+
+/// A request body that records whether it was read to its end.
+struct TrackedBody {
+    inner: Incoming,
+    read_to_end: Arc<AtomicBool>,
+}
+
+impl hyper::body::Body for TrackedBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if matches!(polled, Poll::Ready(None)) || self.inner.is_end_stream() {
+            self.read_to_end.store(true, Ordering::Release);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// Serves `state` on `listener` until `shutdown` resolves, then lets in-flight
 /// requests finish (up to a grace period). Tests bind port 0 and call this.
 pub async fn run(listener: Listener, state: AppState, shutdown: impl Future<Output = ()>) -> io::Result<()> {
     let warp_service = TowerToHyperService::new(warp::service(routes(state.clone())));
-    let service = service_fn(move |req| {
+    let service = service_fn(move |req: hyper::Request<Incoming>| {
+        // An answer given before the body was read (the early 4xx of an
+        // upload) leaves unread bytes on the connection, so hyper closes it
+        // afterwards; saying so in the answer keeps clients from reusing it.
+        let has_body = !req.body().is_end_stream();
+        let read_to_end = Arc::new(AtomicBool::new(false));
+        let req = req.map(|inner| TrackedBody { inner, read_to_end: read_to_end.clone() });
         let response = hyper::service::Service::call(&warp_service, req);
-        async move { response.await.map(with_streamed_body) }
+        async move {
+            let mut response = response.await.map(with_streamed_body)?;
+            if has_body && !read_to_end.load(Ordering::Acquire) {
+                response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            Ok::<_, std::convert::Infallible>(response)
+        }
     });
     let mut builder = http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(state.settings.request_timeout)
-        .keep_alive(true);
+    builder.timer(TokioTimer::new()).header_read_timeout(state.settings.request_timeout).keep_alive(true);
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -289,10 +336,9 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
     let store_error = |source| ServeError::Store { path: settings.database.display().to_string(), source };
     kyc_bulk::on_start(&store, &settings).await.map_err(store_error)?;
 
-    let listener = Listener::bind(&settings.listen).await.map_err(|source| ServeError::Bind {
-        addr: format!("{:?}", settings.listen),
-        source,
-    })?;
+    let listener = Listener::bind(&settings.listen)
+        .await
+        .map_err(|source| ServeError::Bind { addr: format!("{:?}", settings.listen), source })?;
     let base_url = match &settings.base_url {
         Some(u) => u.clone(),
         None => listener.url()?,
@@ -329,9 +375,7 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
         base_url,
     });
     run(listener, state, shutdown_signal()).await?;
-    tokio::task::spawn_blocking(move || store.close())
-        .await
-        .map_err(|e| io::Error::other(e.to_string()))?;
+    tokio::task::spawn_blocking(move || store.close()).await.map_err(|e| io::Error::other(e.to_string()))?;
     log::info!("database closed");
     Ok(())
 }

@@ -129,10 +129,7 @@ impl<'de> Visitor<'de> for TsValueVisitor {
 
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<TsValue, E> {
         Timestamp::try_from_secs(v).map(TsValue).ok_or_else(|| {
-            E::custom(format!(
-                "t_s {v} is too large (at most {} seconds)",
-                Timestamp::MAX_SECS
-            ))
+            E::custom(format!("t_s {v} is too large (at most {} seconds)", Timestamp::MAX_SECS))
         })
     }
 
@@ -160,18 +157,14 @@ impl<'de> Visitor<'de> for TsValueVisitor {
 
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<TsValue, E> {
         // GNU Taler only accepts JSON integers here; even 1.0 is not one.
-        Err(E::custom(format!(
-            "t_s must be an integer number of seconds, got {v}"
-        )))
+        Err(E::custom(format!("t_s must be an integer number of seconds, got {v}")))
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<TsValue, E> {
         if v.eq_ignore_ascii_case("never") {
             Ok(TsValue(Timestamp::NEVER))
         } else {
-            Err(E::custom(format!(
-                "t_s string must be \"never\", got {v:?}"
-            )))
+            Err(E::custom(format!("t_s string must be \"never\", got {v:?}")))
         }
     }
 }
@@ -219,22 +212,13 @@ mod tests {
 
     #[test]
     fn parses_seconds_and_never() {
-        assert_eq!(
-            parse(r#"{"t_s": 1700000000}"#).unwrap().secs(),
-            Some(1700000000)
-        );
+        assert_eq!(parse(r#"{"t_s": 1700000000}"#).unwrap().secs(), Some(1700000000));
         assert_eq!(parse(r#"{"t_s": 0}"#).unwrap().secs(), Some(0));
         for never in ["never", "NEVER", "Never", "nEvEr"] {
-            assert_eq!(
-                parse(&format!(r#"{{"t_s": "{never}"}}"#)).unwrap(),
-                Timestamp::NEVER
-            );
+            assert_eq!(parse(&format!(r#"{{"t_s": "{never}"}}"#)).unwrap(), Timestamp::NEVER);
         }
         // Extra members are ignored.
-        assert_eq!(
-            parse(r#"{"x": [1, {"y": 2}], "t_s": 5, "t_ms": 7}"#).unwrap(),
-            Timestamp::from_secs(5)
-        );
+        assert_eq!(parse(r#"{"x": [1, {"y": 2}], "t_s": 5, "t_ms": 7}"#).unwrap(), Timestamp::from_secs(5));
     }
 
     #[test]
@@ -276,10 +260,7 @@ mod tests {
 
     #[test]
     fn nbo_is_big_endian_micros() {
-        assert_eq!(
-            Timestamp::from_secs(1_700_000_000).to_nbo(),
-            1_700_000_000_000_000u64.to_be_bytes()
-        );
+        assert_eq!(Timestamp::from_secs(1_700_000_000).to_nbo(), 1_700_000_000_000_000u64.to_be_bytes());
         assert_eq!(Timestamp::from_secs(0).to_nbo(), [0; 8]);
         assert_eq!(Timestamp::NEVER.to_nbo(), [0xff; 8]);
     }
@@ -305,14 +286,8 @@ mod tests {
             let s = serde_json::to_string(&t).unwrap();
             assert_eq!(parse(&s).unwrap(), t);
         }
-        assert_eq!(
-            serde_json::to_string(&Timestamp::NEVER).unwrap(),
-            r#"{"t_s":"never"}"#
-        );
-        assert_eq!(
-            serde_json::to_string(&Timestamp::from_secs(7)).unwrap(),
-            r#"{"t_s":7}"#
-        );
+        assert_eq!(serde_json::to_string(&Timestamp::NEVER).unwrap(), r#"{"t_s":"never"}"#);
+        assert_eq!(serde_json::to_string(&Timestamp::from_secs(7)).unwrap(), r#"{"t_s":7}"#);
     }
 
     proptest! {

@@ -93,36 +93,36 @@ pub fn routes(state: &AppState) -> BoxedFilter<(Response,)> {
 /// `GET /taler-wire-gateway/config`
 fn config_route(state: &AppState) -> BoxedFilter<(Response,)> {
     warp::path!("taler-wire-gateway" / "config")
-    .and(with_state(state))
-    .and(request())
-    .then(|state: AppState, req: Request| async move { respond(get_config(&state, &req)) })
+        .and(with_state(state))
+        .and(request())
+        .then(|state: AppState, req: Request| async move { respond(get_config(&state, &req)) })
         .boxed()
 }
 
 /// `POST /taler-wire-gateway/admin/add-mapped`
 fn mapped_route(state: &AppState) -> BoxedFilter<(Response,)> {
     warp::path!("taler-wire-gateway" / "admin" / "add-mapped")
-    .and(with_state(state))
-    .and(request())
-    .then(|state: AppState, req: Request| async move { respond(add_mapped(state, req).await) })
+        .and(with_state(state))
+        .and(request())
+        .then(|state: AppState, req: Request| async move { respond(add_mapped(state, req).await) })
         .boxed()
 }
 
 /// `POST /taler-wire-gateway/admin/add-incoming-subject`
 fn by_subject_route(state: &AppState) -> BoxedFilter<(Response,)> {
     warp::path!("taler-wire-gateway" / "admin" / "add-incoming-subject")
-    .and(with_state(state))
-    .and(request())
-    .then(|state: AppState, req: Request| async move { respond(add_incoming_subject(state, req).await) })
+        .and(with_state(state))
+        .and(request())
+        .then(|state: AppState, req: Request| async move { respond(add_incoming_subject(state, req).await) })
         .boxed()
 }
 
 /// `GET /taler-wire-gateway/history/incoming?limit=&offset=`
 fn history_route(state: &AppState) -> BoxedFilter<(Response,)> {
     warp::path!("taler-wire-gateway" / "history" / "incoming")
-    .and(with_state(state))
-    .and(request())
-    .then(|state: AppState, req: Request| async move { respond(history_incoming(state, req).await) })
+        .and(with_state(state))
+        .and(request())
+        .then(|state: AppState, req: Request| async move { respond(history_incoming(state, req).await) })
         .boxed()
 }
 
@@ -230,43 +230,67 @@ async fn add_mapped(state: AppState, mut req: Request) -> Result<Response, ApiEr
         .store
         .write(move |conn| {
             let auth = body.authorization_pub;
-            let Some(reg) = prepared_transfer::find_live(conn, "authorization_pub", &auth.as_bytes().as_slice(), now_s)? else {
-                return Err(ApiError::BankUnknownRegistration { authorization_pub: auth.to_string(), conflict: true });
+            let Some(reg) =
+                prepared_transfer::find_live(conn, "authorization_pub", &auth.as_bytes().as_slice(), now_s)?
+            else {
+                return Err(ApiError::BankUnknownRegistration {
+                    authorization_pub: auth.to_string(),
+                    conflict: true,
+                });
             };
             if reg.used && !reg.recurrent {
                 return Err(ApiError::BankTransferMappingReused(auth.to_string()));
             }
-            if reg.transfer_type == TransferType::Reserve && prepared_transfer::is_reserve_credited(conn, &reg.account_pub)? {
-                return Err(ApiError::BankDuplicateReservePub("the registration's reserve key was already credited"));
+            if reg.transfer_type == TransferType::Reserve
+                && prepared_transfer::is_reserve_credited(conn, &reg.account_pub)?
+            {
+                return Err(ApiError::BankDuplicateReservePub(
+                    "the registration's reserve key was already credited",
+                ));
             }
             Ok(credit(conn, &incoming, reg.transfer_type, &reg.account_pub, Some(&reg))?)
         })
         .await?;
-    Ok(json_response(StatusCode::OK, &AddedTransfer { row_id, timestamp: timestamp_of(state.clock.now_us()) }))
+    Ok(json_response(
+        StatusCode::OK,
+        &AddedTransfer { row_id, timestamp: timestamp_of(state.clock.now_us()) },
+    ))
 }
 
 fn default_credit_account(state: &AppState) -> String {
     state.settings.credit_accounts.first().map(|a| a.full().to_owned()).unwrap_or_default()
 }
 
-/// What a subject text refers to, decided inside the write transaction.
+/// Where a transfer goes: its type, the key credited, and the registration
+/// that mapped it (none for a plain key).
+type Target = (TransferType, EddsaPublicKey, Option<LiveRegistration>);
+
+/// What a subject text refers to, decided inside the write transaction:
+/// the target, or why the transfer bounces.
 fn resolve_subject(
     conn: &Connection,
     text: &str,
     short_length: usize,
     now_s: i64,
-) -> Result<Result<(TransferType, EddsaPublicKey, Option<LiveRegistration>), String>, StoreError> {
-    let candidates = subject::parse_subject(text, short_length);
-    for candidate in candidates {
+) -> Result<Result<Target, String>, StoreError> {
+    let mut plain_keys: Vec<(TransferType, EddsaPublicKey)> = Vec::new();
+    for candidate in subject::parse_subject(text, short_length) {
         let registration = match &candidate {
             SubjectMatch::Key { kyc, key_text } => {
                 let Ok(key) = key_text.parse::<EddsaPublicKey>() else { continue };
-                match prepared_transfer::find_live(conn, "authorization_pub", &key.as_bytes().as_slice(), now_s)? {
+                match prepared_transfer::find_live(
+                    conn,
+                    "authorization_pub",
+                    &key.as_bytes().as_slice(),
+                    now_s,
+                )? {
                     Some(reg) => reg,
                     None => {
-                        // Not registered: a plain key, as banks understand subjects today.
                         let transfer_type = if *kyc { TransferType::Kyc } else { TransferType::Reserve };
-                        return Ok(Ok((transfer_type, key, None)));
+                        if !plain_keys.iter().any(|(_, k)| *k == key) {
+                            plain_keys.push((transfer_type, key));
+                        }
+                        continue;
                     }
                 }
             }
@@ -276,10 +300,12 @@ fn resolve_subject(
                     None => return Ok(Err(format!("no live registration holds QR reference {reference}"))),
                 }
             }
-            SubjectMatch::Short(short) => match prepared_transfer::find_live(conn, "short_subject", short, now_s)? {
-                Some(reg) => reg,
-                None => continue,
-            },
+            SubjectMatch::Short(short) => {
+                match prepared_transfer::find_live(conn, "short_subject", short, now_s)? {
+                    Some(reg) => reg,
+                    None => continue,
+                }
+            }
         };
         if registration.used && !registration.recurrent {
             return Ok(Err(format!(
@@ -289,7 +315,14 @@ fn resolve_subject(
         }
         return Ok(Ok((registration.transfer_type, registration.account_pub, Some(registration))));
     }
-    Ok(Err("the subject refers to no key, QR reference or live registration".into()))
+    // No registration: a plain key, as banks understand subjects today, but
+    // only when the text reads as one key: crediting a misread key would send
+    // the money to a reserve nobody holds.
+    match plain_keys.as_slice() {
+        [(transfer_type, key)] => Ok(Ok((*transfer_type, *key, None))),
+        [] => Ok(Err("the subject refers to no key, QR reference or live registration".into())),
+        _ => Ok(Err(format!("the subject reads as {} different keys; refusing to guess", plain_keys.len()))),
+    }
 }
 
 async fn add_incoming_subject(state: AppState, mut req: Request) -> Result<Response, ApiError> {
@@ -322,15 +355,29 @@ async fn add_incoming_subject(state: AppState, mut req: Request) -> Result<Respo
         .write(move |conn| {
             let outcome = match resolve_subject(conn, &body.subject, short_length, now_s)? {
                 Ok((transfer_type, account_pub, registration)) => {
-                    if transfer_type == TransferType::Reserve && prepared_transfer::is_reserve_credited(conn, &account_pub)? {
+                    if transfer_type == TransferType::Reserve
+                        && prepared_transfer::is_reserve_credited(conn, &account_pub)?
+                    {
                         let reason = format!("reserve key {account_pub} was already credited");
-                        SubjectOutcome::Bounced { row_id: bounce(conn, &incoming, &reason)?, timestamp, reason }
+                        SubjectOutcome::Bounced {
+                            row_id: bounce(conn, &incoming, &reason)?,
+                            timestamp,
+                            reason,
+                        }
                     } else {
-                        let row_id = credit(conn, &incoming, transfer_type, &account_pub, registration.as_ref())?;
-                        SubjectOutcome::Credited { row_id, timestamp, transfer_type: wire_type(transfer_type), account_pub }
+                        let row_id =
+                            credit(conn, &incoming, transfer_type, &account_pub, registration.as_ref())?;
+                        SubjectOutcome::Credited {
+                            row_id,
+                            timestamp,
+                            transfer_type: wire_type(transfer_type),
+                            account_pub,
+                        }
                     }
                 }
-                Err(reason) => SubjectOutcome::Bounced { row_id: bounce(conn, &incoming, &reason)?, timestamp, reason },
+                Err(reason) => {
+                    SubjectOutcome::Bounced { row_id: bounce(conn, &incoming, &reason)?, timestamp, reason }
+                }
             };
             Ok::<_, ApiError>(outcome)
         })
@@ -404,7 +451,8 @@ async fn history_incoming(state: AppState, req: Request) -> Result<Response, Api
     req.authorize(&state.token)?;
     // Upstream's default: the 20 newest.
     let page = req.query::<PageQuery>()?.resolve(-20)?;
-    let incoming_transactions = state.store.read(move |conn| history(conn, &page)).await.map_err(ApiError::fetch)?;
+    let incoming_transactions =
+        state.store.read(move |conn| history(conn, &page)).await.map_err(ApiError::fetch)?;
     Ok(json_response(
         StatusCode::OK,
         &IncomingHistory { credit_account: default_credit_account(&state), incoming_transactions },

@@ -4,7 +4,9 @@ mod common;
 
 use common::{TestServer, run_cli, vectors};
 use serde_json::{Value, json};
-use taler_lite::crypto::{EddsaPrivateKey, EddsaPublicKey, MasterAddAuditorPS, MasterDelAuditorPS};
+use taler_lite::crypto::{
+    EddsaPrivateKey, EddsaPublicKey, MasterAddAuditorPS, MasterDelAuditorPS, SignedStruct,
+};
 use taler_lite::timestamp::Timestamp;
 
 fn enable_body(master: &EddsaPrivateKey, auditor: &EddsaPublicKey, url: &str, name: &str, t: u64) -> Value {
@@ -44,7 +46,10 @@ async fn active_auditors(server: &TestServer) -> Vec<Value> {
 async fn the_vector_sequence_of_the_c_library() {
     let v = vectors("auditors.json");
     let server = TestServer::start(&["--master-public-key", v["master_pub"].as_str().unwrap()]);
-    let disable_path = format!("management/auditors/{}/disable", v["disable_t1700000050"]["path_auditor_pub"].as_str().unwrap());
+    let disable_path = format!(
+        "management/auditors/{}/disable",
+        v["disable_t1700000050"]["path_auditor_pub"].as_str().unwrap()
+    );
 
     assert_eq!(server.post_json("management/auditors", &v["enable_t1700000000"]).await.status, 204);
     let auditors = active_auditors(&server).await;
@@ -61,7 +66,10 @@ async fn the_vector_sequence_of_the_c_library() {
     assert!(active_auditors(&server).await.is_empty());
     assert_eq!(server.post_json("management/auditors", &v["enable_t1700000100"]).await.status, 204);
     assert_eq!(active_auditors(&server).await.len(), 1);
-    server.post_json("management/auditors", &v["enable_with_tampered_url_expect_403"]).await.expect_error(403, 1802);
+    server
+        .post_json("management/auditors", &v["enable_with_tampered_url_expect_403"])
+        .await
+        .expect_error(403, 1802);
     let auditors = active_auditors(&server).await;
     assert_eq!(auditors[0]["auditor_url"], "https://auditor.example.com/");
 }
@@ -106,20 +114,38 @@ async fn disable_checks_in_order() {
     let auditor = fresh_key().public_key();
     let t = 1_700_000_000;
 
-    server.post_json("management/auditors/NOTAKEY/disable", &disable_body(&master, &auditor, t)).await.expect_error(400, 26);
+    server
+        .post_json("management/auditors/NOTAKEY/disable", &disable_body(&master, &auditor, t))
+        .await
+        .expect_error(400, 26);
     let path = format!("management/auditors/{auditor}/disable");
     server.post_json(&path, &json!({"validity_end": {"t_s": t}})).await.expect_error(400, 22);
     server.post_json(&path, &disable_body(&fresh_key(), &auditor, t)).await.expect_error(403, 1803);
     server.post_json(&path, &disable_body(&master, &auditor, t)).await.expect_error(404, 1800);
 
-    assert_eq!(server.post_json("management/auditors", &enable_body(&master, &auditor, "https://a/", "A", t)).await.status, 204);
+    assert_eq!(
+        server
+            .post_json("management/auditors", &enable_body(&master, &auditor, "https://a/", "A", t))
+            .await
+            .status,
+        204
+    );
     server.post_json(&path, &disable_body(&master, &auditor, t - 1)).await.expect_error(409, 1801);
     assert_eq!(active_auditors(&server).await.len(), 1);
     assert_eq!(server.post_json(&path, &disable_body(&master, &auditor, t + 10)).await.status, 204);
     assert!(active_auditors(&server).await.is_empty());
     // Replaying the old enable after the newer disable is refused; a newer one re-enables.
-    server.post_json("management/auditors", &enable_body(&master, &auditor, "https://a/", "A", t)).await.expect_error(409, 1801);
-    assert_eq!(server.post_json("management/auditors", &enable_body(&master, &auditor, "https://a/", "A", t + 20)).await.status, 204);
+    server
+        .post_json("management/auditors", &enable_body(&master, &auditor, "https://a/", "A", t))
+        .await
+        .expect_error(409, 1801);
+    assert_eq!(
+        server
+            .post_json("management/auditors", &enable_body(&master, &auditor, "https://a/", "A", t + 20))
+            .await
+            .status,
+        204
+    );
     assert_eq!(active_auditors(&server).await.len(), 1);
     let answer = server.get(&path).await;
     answer.expect_error(405, 20);
@@ -150,7 +176,10 @@ async fn malformed_bodies_are_named_and_store_nothing() {
         let answer = server.post_json("management/auditors", &body).await;
         answer.expect_error(400, code);
         let parameter = answer.json()["parameter"].as_str().unwrap_or_default().to_owned();
-        assert!(parameter == field || parameter.starts_with(&format!("{field}.")), "{field} = {value}: {parameter}");
+        assert!(
+            parameter == field || parameter.starts_with(&format!("{field}.")),
+            "{field} = {value}: {parameter}"
+        );
     }
     for field in ["auditor_url", "auditor_name", "auditor_pub", "master_sig", "validity_start"] {
         let mut body = good.clone();
@@ -176,7 +205,13 @@ async fn concurrent_changes_end_in_the_latest_state() {
     let path = format!("management/auditors/{auditor}/disable");
     let base = 1_700_000_000u64;
     // Enable first so that early disables do not meet "unknown auditor".
-    assert_eq!(server.post_json("management/auditors", &enable_body(&master, &auditor, "https://a/", "A", base)).await.status, 204);
+    assert_eq!(
+        server
+            .post_json("management/auditors", &enable_body(&master, &auditor, "https://a/", "A", base))
+            .await
+            .status,
+        204
+    );
     for round in 0..4u64 {
         let n = 40u64;
         let mut order: Vec<u64> = (1..=n).collect();
@@ -188,7 +223,10 @@ async fn concurrent_changes_end_in_the_latest_state() {
             let t = base + round * 1000 + i;
             let enable = (i % 2 == 0) == latest_is_enable;
             let (p, body) = if enable {
-                ("management/auditors".to_string(), enable_body(&master, &auditor, "https://a/", &format!("A{t}"), t))
+                (
+                    "management/auditors".to_string(),
+                    enable_body(&master, &auditor, "https://a/", &format!("A{t}"), t),
+                )
             } else {
                 (path.clone(), disable_body(&master, &auditor, t))
             };
@@ -213,13 +251,45 @@ async fn offline_cli_signs_and_uploads_against_the_development_key() {
     let auditor = fresh_key().public_key().to_string();
     let db = server.db.to_str().unwrap().to_owned();
     // Printing the body only.
-    let out = run_cli(server.path(), &["--database", &db, "offline", "enable-auditor", "--auditor-pub", &auditor, "--url", "https://auditor.example/", "--name", "CLI Auditor", "--at", "1700000000"]);
+    let out = run_cli(
+        server.path(),
+        &[
+            "--database",
+            &db,
+            "offline",
+            "enable-auditor",
+            "--auditor-pub",
+            &auditor,
+            "--url",
+            "https://auditor.example/",
+            "--name",
+            "CLI Auditor",
+            "--at",
+            "1700000000",
+        ],
+    );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let body: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(body["validity_start"], json!({"t_s": 1700000000}));
     assert!(active_auditors(&server).await.is_empty());
     // Uploading.
-    let out = run_cli(server.path(), &["--database", &db, "offline", "enable-auditor", "--auditor-pub", &auditor, "--url", "https://auditor.example/", "--name", "CLI Auditor", "--upload", &server.url]);
+    let out = run_cli(
+        server.path(),
+        &[
+            "--database",
+            &db,
+            "offline",
+            "enable-auditor",
+            "--auditor-pub",
+            &auditor,
+            "--url",
+            "https://auditor.example/",
+            "--name",
+            "CLI Auditor",
+            "--upload",
+            &server.url,
+        ],
+    );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let auditors = active_auditors(&server).await;
     assert_eq!(auditors.len(), 1);
@@ -229,10 +299,40 @@ async fn offline_cli_signs_and_uploads_against_the_development_key() {
     let listing = String::from_utf8_lossy(&out.stdout);
     assert!(listing.contains(&auditor) && listing.contains("active"), "{listing}");
     // Disabling, and a replay of an older change reported as a failure.
-    let out = run_cli(server.path(), &["--database", &db, "offline", "disable-auditor", "--auditor-pub", &auditor, "--upload", &server.url]);
+    let out = run_cli(
+        server.path(),
+        &[
+            "--database",
+            &db,
+            "offline",
+            "disable-auditor",
+            "--auditor-pub",
+            &auditor,
+            "--upload",
+            &server.url,
+        ],
+    );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(active_auditors(&server).await.is_empty());
-    let out = run_cli(server.path(), &["--database", &db, "offline", "enable-auditor", "--auditor-pub", &auditor, "--url", "https://auditor.example/", "--name", "CLI Auditor", "--at", "1700000000", "--upload", &server.url]);
+    let out = run_cli(
+        server.path(),
+        &[
+            "--database",
+            &db,
+            "offline",
+            "enable-auditor",
+            "--auditor-pub",
+            &auditor,
+            "--url",
+            "https://auditor.example/",
+            "--name",
+            "CLI Auditor",
+            "--at",
+            "1700000000",
+            "--upload",
+            &server.url,
+        ],
+    );
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("1801"));
 }

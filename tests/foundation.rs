@@ -42,7 +42,12 @@ async fn framework_rejections_are_error_details() {
     // Without Content-Length (chunked), the limit holds while reading.
     let stream = futures_util::stream::iter(vec![Ok::<_, std::io::Error>(big.into_bytes())]);
     let answer = server
-        .send(server.client.post(server.endpoint("management/auditors")).body(reqwest::Body::wrap_stream(stream)))
+        .send(
+            server
+                .client
+                .post(server.endpoint("management/auditors"))
+                .body(reqwest::Body::wrap_stream(stream)),
+        )
         .await;
     answer.expect_error(413, 32);
 

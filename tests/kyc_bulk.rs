@@ -10,7 +10,7 @@ use bytes::Bytes;
 use common::{Answer, TestServer, open_db, vectors};
 use serde_json::json;
 use sha2::{Digest, Sha512};
-use taler_lite::crypto::{EddsaPrivateKey, ExternKycDataBulkBindingPS, HashCode};
+use taler_lite::crypto::{EddsaPrivateKey, ExternKycDataBulkBindingPS, HashCode, SignedStruct};
 use taler_lite::payto::Payto;
 
 const PAYTO: &str = "payto://iban/DE89370400440532013000?receiver-name=Erika%20Mustermann";
@@ -69,7 +69,8 @@ async fn the_vector_uploads_and_reads_back_byte_identical() {
     let v = vectors("kyc-bulk.json");
     let party: EddsaPrivateKey = v["extern_seed"].as_str().unwrap().parse().unwrap();
     assert_eq!(party.public_key().to_string(), v["extern_pub"]);
-    let server = TestServer::start(&["--extern-key", &format!("{}=Vector", v["extern_pub"].as_str().unwrap())]);
+    let server =
+        TestServer::start(&["--extern-key", &format!("{}=Vector", v["extern_pub"].as_str().unwrap())]);
     let body = hex(v["body_hex"].as_str().unwrap());
     assert_eq!(hash(&body).to_string(), v["h_body"]);
     // Upstream's header name, and the vector's own signature.
@@ -95,7 +96,10 @@ async fn the_vector_uploads_and_reads_back_byte_identical() {
     assert_eq!(back.headers["content-length"], body.len().to_string().as_str());
     assert_eq!(back.headers["etag"], format!("\"{}\"", v["h_body"].as_str().unwrap()).as_str());
 
-    let list = server.get_private(&format!("private/kyc-bulk?payto={}", urlencode(v["payto"].as_str().unwrap()))).await.json();
+    let list = server
+        .get_private(&format!("private/kyc-bulk?payto={}", urlencode(v["payto"].as_str().unwrap())))
+        .await
+        .json();
     let uploads = list["uploads"].as_array().unwrap();
     assert_eq!(uploads.len(), 1);
     assert_eq!(uploads[0]["h_body"], v["h_body"]);
@@ -104,9 +108,20 @@ async fn the_vector_uploads_and_reads_back_byte_identical() {
     assert_eq!(uploads[0]["size"], body.len());
     // Matched by normalized payto: the same account with another name.
     let same = urlencode("payto://iban/DE89370400440532013000?receiver-name=E");
-    assert_eq!(server.get_private(&format!("private/kyc-bulk?payto={same}")).await.json()["uploads"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        server.get_private(&format!("private/kyc-bulk?payto={same}")).await.json()["uploads"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
     let other = urlencode(OTHER_PAYTO);
-    assert!(server.get_private(&format!("private/kyc-bulk?payto={other}")).await.json()["uploads"].as_array().unwrap().is_empty());
+    assert!(
+        server.get_private(&format!("private/kyc-bulk?payto={other}")).await.json()["uploads"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
     server.get(&format!("private/kyc-bulk/{}", v["h_body"].as_str().unwrap())).await.expect_error(401, 40);
     server.get_private(&format!("private/kyc-bulk/{}", hash(b"nothing"))).await.expect_error(404, 21);
 }
@@ -117,7 +132,13 @@ fn hex(s: &str) -> Vec<u8> {
 
 fn urlencode(s: &str) -> String {
     s.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
         .collect()
 }
 
@@ -139,7 +160,12 @@ async fn every_status_of_the_spec() {
 
     // 204, with and without the hash header.
     assert_eq!(send(&server, &party, &Upload::pdf()).await.status, 204);
-    let png = Upload { body: PNG.to_vec(), content_type: "image/png; name=scan.png", payto: PAYTO, with_hash: false };
+    let png = Upload {
+        body: PNG.to_vec(),
+        content_type: "image/png; name=scan.png",
+        payto: PAYTO,
+        with_hash: false,
+    };
     assert_eq!(send(&server, &party, &png).await.status, 204);
     let zip = zip_of(&[("a/scan.pdf", PDF), ("b.png", PNG)]);
     let zipped = Upload { body: zip, content_type: "application/zip", payto: PAYTO, with_hash: true };
@@ -147,7 +173,10 @@ async fn every_status_of_the_spec() {
     assert_eq!(server.count("kyc_uploads"), 3);
 
     // 400: the path key.
-    server.send(server.client.post(server.endpoint("kyc-bulk/NOTAKEY")).body("x")).await.expect_error(400, 26);
+    server
+        .send(server.client.post(server.endpoint("kyc-bulk/NOTAKEY")).body("x"))
+        .await
+        .expect_error(400, 26);
     // 404: unknown third party.
     let stranger = EddsaPrivateKey::generate().unwrap();
     send(&server, &stranger, &Upload::pdf()).await.expect_error(404, 1904);
@@ -178,7 +207,12 @@ async fn every_status_of_the_spec() {
         (with("Content-Type", None, PDF), 400, 25, "Content-Type"),
         (with("Content-Type", Some("text/plain"), PDF), 400, 26, "Content-Type"),
         (with("Taler-Customer-Payto", None, PDF), 400, 25, "Taler-Customer-Payto"),
-        (with("Taler-Customer-Payto", Some("payto://iban/DE00?receiver-name=X"), PDF), 400, 26, "Taler-Customer-Payto"),
+        (
+            with("Taler-Customer-Payto", Some("payto://iban/DE00?receiver-name=X"), PDF),
+            400,
+            26,
+            "Taler-Customer-Payto",
+        ),
         (with("Taler-Extern-Signature", None, PDF), 400, 25, "Taler-Extern-Signature"),
         (with("Taler-Extern-Signature", Some("ABC"), PDF), 400, 26, "Taler-Extern-Signature"),
         (with("If-None-Match", Some("ABC"), PDF), 400, 26, "If-None-Match"),
@@ -191,18 +225,43 @@ async fn every_status_of_the_spec() {
         assert_eq!(answer.json()["parameter"], name, "{}", String::from_utf8_lossy(&answer.body));
     }
     // reqwest would set a Content-Type for some bodies; a request without one:
-    let answer = server.send(server.client.post(server.endpoint(&path)).header("Taler-Customer-Payto", PAYTO).body(PDF.to_vec())).await;
+    let answer = server
+        .send(
+            server
+                .client
+                .post(server.endpoint(&path))
+                .header("Taler-Customer-Payto", PAYTO)
+                .body(PDF.to_vec()),
+        )
+        .await;
     answer.expect_error(400, 25);
 
     // 400: sniffing, archives, hash mismatch.
-    let as_image = Upload { body: PDF.to_vec(), content_type: "image/jpeg", payto: OTHER_PAYTO, with_hash: true };
-    assert_eq!(send(&server, &party, &as_image).await.expect_error(400, 26).is_empty(), false);
-    let garbage_zip = Upload { body: b"PK\x03\x04 this is no archive at all".to_vec(), content_type: "application/zip", payto: OTHER_PAYTO, with_hash: true };
+    let as_image =
+        Upload { body: PDF.to_vec(), content_type: "image/jpeg", payto: OTHER_PAYTO, with_hash: true };
+    let detail = send(&server, &party, &as_image).await.expect_error(400, 26);
+    assert!(detail.contains("image") && detail.contains("pdf"), "{detail}");
+    let garbage_zip = Upload {
+        body: b"PK\x03\x04 this is no archive at all".to_vec(),
+        content_type: "application/zip",
+        payto: OTHER_PAYTO,
+        with_hash: true,
+    };
     send(&server, &party, &garbage_zip).await.expect_error(400, 26);
-    let text_inside = Upload { body: zip_of(&[("scan.pdf", PDF), ("notes.txt", b"hello")]), content_type: "application/zip", payto: OTHER_PAYTO, with_hash: false };
+    let text_inside = Upload {
+        body: zip_of(&[("scan.pdf", PDF), ("notes.txt", b"hello")]),
+        content_type: "application/zip",
+        payto: OTHER_PAYTO,
+        with_hash: false,
+    };
     let detail = send(&server, &party, &text_inside).await.expect_error(400, 26);
     assert!(detail.contains("notes.txt"), "{detail}");
-    let nested = Upload { body: zip_of(&[("inner.zip", &zip_of(&[("a.pdf", PDF)]))]), content_type: "application/zip", payto: OTHER_PAYTO, with_hash: true };
+    let nested = Upload {
+        body: zip_of(&[("inner.zip", &zip_of(&[("a.pdf", PDF)]))]),
+        content_type: "application/zip",
+        payto: OTHER_PAYTO,
+        with_hash: true,
+    };
     send(&server, &party, &nested).await.expect_error(400, 26);
     let claimed = hash(b"%PDF-other");
     let mismatch = server
@@ -220,7 +279,8 @@ async fn every_status_of_the_spec() {
     assert!(mismatch.expect_error(400, 26).contains("SHA-512"));
 
     // 403 with the hash (before the body) and without (after it).
-    let forged = Upload { body: PDF.to_vec(), content_type: "application/pdf", payto: OTHER_PAYTO, with_hash: true };
+    let forged =
+        Upload { body: PDF.to_vec(), content_type: "application/pdf", payto: OTHER_PAYTO, with_hash: true };
     let wrong_signer = EddsaPrivateKey::generate().unwrap();
     let request = |with_hash: bool| {
         let mut r = server
@@ -248,7 +308,12 @@ async fn every_status_of_the_spec() {
     // 412: already known for this customer.
     send(&server, &party, &Upload::pdf()).await.expect_error(412, 1905);
     // 413: over the limit, decided from Content-Length.
-    let big = Upload { body: [PDF, &vec![b' '; 70_000]].concat(), content_type: "application/pdf", payto: PAYTO, with_hash: true };
+    let big = Upload {
+        body: [PDF, &vec![b' '; 70_000]].concat(),
+        content_type: "application/pdf",
+        payto: PAYTO,
+        with_hash: true,
+    };
     send(&server, &party, &big).await.expect_error(413, 32);
     // 405.
     let answer = server.get(&path).await;
@@ -262,7 +327,10 @@ async fn every_status_of_the_spec() {
 async fn wait_until_no_staged(server: &TestServer) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let staged: i64 = server.db().query_row("SELECT count(*) FROM kyc_contents WHERE h_body IS NULL", [], |r| r.get(0)).unwrap();
+        let staged: i64 = server
+            .db()
+            .query_row("SELECT count(*) FROM kyc_contents WHERE h_body IS NULL", [], |r| r.get(0))
+            .unwrap();
         let orphans: i64 = server
             .db()
             .query_row("SELECT count(*) FROM kyc_chunks WHERE content_id NOT IN (SELECT content_id FROM kyc_contents WHERE h_body IS NOT NULL)", [], |r| r.get(0))
@@ -285,7 +353,11 @@ async fn idempotent_and_deduplicated() {
     // The same bytes for another customer: one blob, two records.
     let other = Upload { payto: OTHER_PAYTO, ..Upload::pdf() };
     assert_eq!(send(&server, &party, &other).await.status, 204);
-    let other_no_hash = Upload { payto: "payto://iban/CH4431999123000889012?receiver-name=Third", with_hash: false, ..Upload::pdf() };
+    let other_no_hash = Upload {
+        payto: "payto://iban/CH4431999123000889012?receiver-name=Third",
+        with_hash: false,
+        ..Upload::pdf()
+    };
     // Same normalized account as OTHER_PAYTO: already known, one record.
     assert_eq!(send(&server, &party, &other_no_hash).await.status, 204);
     assert_eq!(server.count("kyc_uploads"), 2);
@@ -295,7 +367,14 @@ async fn idempotent_and_deduplicated() {
 }
 
 /// Sends the headers of an upload by hand.
-fn raw_headers(server: &TestServer, party: &EddsaPrivateKey, extern_pub: &str, length: u64, h: HashCode, expect: bool) -> TcpStream {
+fn raw_headers(
+    server: &TestServer,
+    party: &EddsaPrivateKey,
+    extern_pub: &str,
+    length: u64,
+    h: HashCode,
+    expect: bool,
+) -> TcpStream {
     let addr = server.url.trim_start_matches("http://").trim_end_matches('/');
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -321,11 +400,15 @@ async fn early_answers_never_ask_for_the_body() {
     assert_eq!(send(&server, &party, &Upload::pdf()).await.status, 204);
     let stranger = EddsaPrivateKey::generate().unwrap().public_key().to_string();
     let own = party.public_key().to_string();
-    for (extern_pub, length, status) in [(stranger.as_str(), 100u64, "404"), (own.as_str(), 100, "412"), (own.as_str(), 2 << 20, "413")] {
+    for (extern_pub, length, status) in
+        [(stranger.as_str(), 100u64, "404"), (own.as_str(), 100, "412"), (own.as_str(), 2 << 20, "413")]
+    {
         let mut s = raw_headers(&server, &party, extern_pub, length, h, true);
         let answer = read_status(&mut s);
         assert!(answer.starts_with(&format!("HTTP/1.1 {status}")), "{answer}");
         assert!(!answer.contains("100 Continue"), "{answer}");
+        // The unread body stays on the connection: clients are told not to reuse it.
+        assert!(answer.to_ascii_lowercase().contains("connection: close"), "{answer}");
     }
     // A good upload gets 100 Continue, then 204 once the body is sent.
     let body = [PDF, b"% more\n"].concat();
@@ -381,7 +464,9 @@ async fn a_large_upload_streams_in_bounded_memory_while_others_are_served() {
         .header("Taler-Customer-Payto", PAYTO)
         .header("Taler-Extern-Signature", sign(&party, h, PAYTO))
         .header("If-None-Match", h.to_string())
-        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(parts.into_iter().map(Ok::<_, std::io::Error>))));
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            parts.into_iter().map(Ok::<_, std::io::Error>),
+        )));
     let upload = tokio::spawn(request.send());
     // Meanwhile: registrations and other requests are answered, correctly.
     let mut answered = 0;
@@ -406,7 +491,13 @@ async fn a_large_upload_streams_in_bounded_memory_while_others_are_served() {
     eprintln!("384 MiB upload: server peak RSS {peak_mib} MiB, {answered} request pairs served meanwhile");
     assert!(peak_mib < 128, "server peak RSS {peak_mib} MiB for a 384 MiB upload");
     // Read back, streamed, and identical.
-    let back = server.client.get(server.endpoint(&format!("private/kyc-bulk/{h}"))).bearer_auth(&server.token).send().await.unwrap();
+    let back = server
+        .client
+        .get(server.endpoint(&format!("private/kyc-bulk/{h}")))
+        .bearer_auth(&server.token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(back.status(), 200);
     let mut hasher = Sha512::new();
     let mut n = 0u64;
@@ -468,9 +559,15 @@ async fn third_parties_through_the_operator_api() {
     let party = EddsaPrivateKey::generate().unwrap();
     let key = party.public_key().to_string();
     send(&server, &party, &Upload::pdf()).await.expect_error(404, 1904);
-    server.post_json("private/extern-keys", &json!({"extern_pub": key, "name": "P"})).await.expect_error(401, 40);
+    server
+        .post_json("private/extern-keys", &json!({"extern_pub": key, "name": "P"}))
+        .await
+        .expect_error(401, 40);
     assert_eq!(server.count("extern_keys"), 0);
-    assert_eq!(server.post_private("private/extern-keys", &json!({"extern_pub": key, "name": "P"})).await.status, 204);
+    assert_eq!(
+        server.post_private("private/extern-keys", &json!({"extern_pub": key, "name": "P"})).await.status,
+        204
+    );
     let list = server.get_private("private/extern-keys").await.json();
     assert_eq!(list["extern_keys"][0]["extern_pub"], key);
     assert_eq!(list["extern_keys"][0]["active"], true);
@@ -481,5 +578,8 @@ async fn third_parties_through_the_operator_api() {
     let other = Upload { payto: OTHER_PAYTO, ..Upload::pdf() };
     send(&server, &party, &other).await.expect_error(404, 1904);
     let unknown = EddsaPrivateKey::generate().unwrap().public_key();
-    server.post_private(&format!("private/extern-keys/{unknown}/disable"), &json!({})).await.expect_error(404, 1904);
+    server
+        .post_private(&format!("private/extern-keys/{unknown}/disable"), &json!({}))
+        .await
+        .expect_error(404, 1904);
 }

@@ -18,7 +18,13 @@ fn fresh() -> EddsaPrivateKey {
     EddsaPrivateKey::generate().unwrap()
 }
 
-fn registration(auth: &EddsaPrivateKey, account_pub: &EddsaPublicKey, kind: &str, recurrent: bool, amount: &str) -> Value {
+fn registration(
+    auth: &EddsaPrivateKey,
+    account_pub: &EddsaPublicKey,
+    kind: &str,
+    recurrent: bool,
+    amount: &str,
+) -> Value {
     json!({
         "credit_account": ACCOUNT,
         "type": kind,
@@ -80,7 +86,8 @@ async fn vectors_give_exactly_their_subjects() {
         let answer = register(&full, &body).await;
         assert_eq!(answer.status, 200, "{}", String::from_utf8_lossy(&answer.body));
         let a = answer.json();
-        let kinds: Vec<&str> = a["subjects"].as_array().unwrap().iter().map(|s| s["type"].as_str().unwrap()).collect();
+        let kinds: Vec<&str> =
+            a["subjects"].as_array().unwrap().iter().map(|s| s["type"].as_str().unwrap()).collect();
         assert_eq!(kinds, ["SIMPLE", "URI", "CH_QR_BILL"]);
         assert_eq!(subject_of(&a, "SIMPLE").unwrap()["subject"], r["simple_full_reserve"]);
         assert_eq!(subject_of(&a, "SIMPLE").unwrap()["credit_amount"], "KUDOS:10");
@@ -95,7 +102,10 @@ async fn vectors_give_exactly_their_subjects() {
         assert_eq!(answer.status, 200);
         let a = answer.json();
         assert_eq!(subject_of(&a, "SIMPLE").unwrap()["subject"], r["simple_short_12"]);
-        assert_eq!(subject_of(&a, "CH_QR_BILL").unwrap()["qr_reference_number"], r["qr_reference_prefix_123456"]);
+        assert_eq!(
+            subject_of(&a, "CH_QR_BILL").unwrap()["qr_reference_number"],
+            r["qr_reference_prefix_123456"]
+        );
 
         // The kyc type, on a server with full subjects (a replacement of the reserve one).
         body = registration(&auth, &account, "kyc", false, "KUDOS:10");
@@ -109,9 +119,12 @@ async fn vectors_give_exactly_their_subjects() {
 async fn the_unregistration_vector_is_accepted() {
     let v = vectors("prepared-transfer.json");
     let u = &v["unregistration"];
-    let signed_at = time::OffsetDateTime::parse(u["timestamp"].as_str().unwrap(), &time::format_description::well_known::Rfc3339)
-        .unwrap()
-        .unix_timestamp();
+    let signed_at = time::OffsetDateTime::parse(
+        u["timestamp"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap()
+    .unix_timestamp();
     // Shift the server's clock to one minute before the vector's timestamp.
     let shift = signed_at - 60 - time::OffsetDateTime::now_utc().unix_timestamp();
     let server = TestServer::start(&["--timetravel", &shift.to_string()]);
@@ -134,7 +147,16 @@ async fn registration_statuses() {
     let good = one_shot(&auth);
 
     server.post_raw("taler-prepared-transfer/registration", "not json").await.expect_error(400, 22);
-    for field in ["credit_account", "type", "recurrent", "credit_amount", "alg", "account_pub", "authorization_pub", "authorization_sig"] {
+    for field in [
+        "credit_account",
+        "type",
+        "recurrent",
+        "credit_amount",
+        "alg",
+        "account_pub",
+        "authorization_pub",
+        "authorization_sig",
+    ] {
         let mut body = good.clone();
         body.as_object_mut().unwrap().remove(field);
         let answer = register(&server, &body).await;
@@ -193,9 +215,14 @@ async fn registration_statuses() {
 
     // A reserve key registered by another authorization key.
     let other = fresh();
-    register(&server, &registration(&other, &auth.public_key(), "reserve", false, "KUDOS:1")).await.expect_error(409, 5114);
+    register(&server, &registration(&other, &auth.public_key(), "reserve", false, "KUDOS:1"))
+        .await
+        .expect_error(409, 5114);
     // A kyc registration may share it.
-    assert_eq!(register(&server, &registration(&other, &auth.public_key(), "kyc", false, "KUDOS:1")).await.status, 200);
+    assert_eq!(
+        register(&server, &registration(&other, &auth.public_key(), "kyc", false, "KUDOS:1")).await.status,
+        200
+    );
 }
 
 #[tokio::test]
@@ -216,7 +243,8 @@ async fn unregistration_statuses() {
     server.post_json(path, &unregistration(&auth, &rfc3339(-60))).await.expect_error(409, 5161);
     assert_eq!(server.count("registrations"), 1);
     // Timestamps with offsets are RFC 3339 too.
-    let now = time::OffsetDateTime::now_utc().to_offset(time::UtcOffset::from_hms(2, 0, 0).unwrap()) + time::Duration::seconds(2);
+    let now = time::OffsetDateTime::now_utc().to_offset(time::UtcOffset::from_hms(2, 0, 0).unwrap())
+        + time::Duration::seconds(2);
     let ts = now.format(&time::format_description::well_known::Rfc3339).unwrap();
     let answer = server.post_json(path, &unregistration(&auth, &ts)).await;
     assert_eq!(answer.status, 204, "{}", String::from_utf8_lossy(&answer.body));
@@ -227,7 +255,14 @@ async fn unregistration_statuses() {
 #[tokio::test]
 async fn concurrent_colliding_registrations_never_share_a_subject() {
     // One character: 36 possible short subjects, so collisions are certain.
-    let server = TestServer::start(&["--simple-subject", "short", "--short-subject-length", "1", "--subject-formats", "SIMPLE"]);
+    let server = TestServer::start(&[
+        "--simple-subject",
+        "short",
+        "--short-subject-length",
+        "1",
+        "--subject-formats",
+        "SIMPLE",
+    ]);
     let bodies: Vec<Value> = (0..120).map(|_| one_shot(&fresh())).collect();
     let answers = futures_util::future::join_all(bodies.iter().map(|b| register(&server, b))).await;
     let mut winners = HashSet::new();
@@ -303,7 +338,9 @@ async fn one_shot_end_to_end() {
         .await;
     mapped.expect_error(409, 5163);
     // Registering the credited reserve key again is refused.
-    register(&server, &registration(&fresh(), &account, "reserve", false, "KUDOS:10")).await.expect_error(409, 5114);
+    register(&server, &registration(&fresh(), &account, "reserve", false, "KUDOS:10"))
+        .await
+        .expect_error(409, 5114);
     assert_eq!(history(&server).await.len(), 1);
     // Unknown subjects bounce, plain unregistered keys credit as reserves (as banks do today).
     assert_eq!(credit_by_subject(&server, "rent for november").await["status"], "bounced");
@@ -321,7 +358,8 @@ async fn recurrent_registrations_follow_the_current_account() {
         let account = fresh().public_key();
         let a = register(&server, &registration(&auth, &account, "reserve", true, "KUDOS:5")).await;
         assert_eq!(a.status, 200);
-        let qr = subject_of(&a.json(), "CH_QR_BILL").unwrap()["qr_reference_number"].as_str().unwrap().to_owned();
+        let qr =
+            subject_of(&a.json(), "CH_QR_BILL").unwrap()["qr_reference_number"].as_str().unwrap().to_owned();
         let c = credit_by_subject(&server, &format!("Ref {qr}")).await;
         assert_eq!(c["status"], "credited", "round {round}: {c}");
         assert_eq!(c["account_pub"], account.to_string());
@@ -347,8 +385,14 @@ async fn recurrent_registrations_follow_the_current_account() {
 #[tokio::test]
 async fn expiry_frees_subjects_and_bounces_late_transfers() {
     let server = TestServer::start(&[
-        "--simple-subject", "short", "--short-subject-length", "1", "--subject-formats", "SIMPLE",
-        "--registration-lifetime", "2s",
+        "--simple-subject",
+        "short",
+        "--short-subject-length",
+        "1",
+        "--subject-formats",
+        "SIMPLE",
+        "--registration-lifetime",
+        "2s",
     ]);
     let first = fresh();
     let a = register(&server, &one_shot(&first)).await.json();
@@ -374,7 +418,8 @@ async fn operator_routes_need_the_token() {
     let server = TestServer::start(&[]);
     for path in ["taler-wire-gateway/history/incoming", "private/registrations"] {
         server.get(path).await.expect_error(401, 40);
-        let wrong = server.send(server.client.get(server.endpoint(path)).bearer_auth("secret-token:wrong")).await;
+        let wrong =
+            server.send(server.client.get(server.endpoint(path)).bearer_auth("secret-token:wrong")).await;
         wrong.expect_error(401, 40);
         assert_eq!(server.get_private(path).await.status, 200);
     }

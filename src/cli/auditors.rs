@@ -8,7 +8,7 @@ use super::CliError;
 use crate::auditors::{self, AuditorSetupMessage, AuditorTeardownMessage};
 use crate::clock::Clock;
 use crate::config::{self, FileConfig, GlobalArgs};
-use crate::crypto::{EddsaPrivateKey, EddsaPublicKey, MasterAddAuditorPS, MasterDelAuditorPS};
+use crate::crypto::{EddsaPrivateKey, EddsaPublicKey, MasterAddAuditorPS, MasterDelAuditorPS, SignedStruct};
 use crate::timestamp::Timestamp;
 
 #[derive(Subcommand, Debug)]
@@ -58,7 +58,11 @@ pub enum AuditorsCommand {
     List,
 }
 
-pub async fn offline_command(global: &GlobalArgs, file: &FileConfig, cmd: OfflineCommand) -> Result<(), CliError> {
+pub async fn offline_command(
+    global: &GlobalArgs,
+    file: &FileConfig,
+    cmd: OfflineCommand,
+) -> Result<(), CliError> {
     match cmd {
         OfflineCommand::EnableAuditor(args) => {
             let key = signing_key(global, file, &args.signing)?;
@@ -67,7 +71,10 @@ pub async fn offline_command(global: &GlobalArgs, file: &FileConfig, cmd: Offlin
                 args.auditor_pub.parse().map_err(|e| CliError::Failed(format!("--auditor-pub: {e}")))?;
             let lower = args.url.to_ascii_lowercase();
             if !(lower.starts_with("http://") || lower.starts_with("https://")) {
-                return Err(CliError::Failed(format!("--url: '{}' is not an http:// or https:// URL", args.url)));
+                return Err(CliError::Failed(format!(
+                    "--url: '{}' is not an http:// or https:// URL",
+                    args.url
+                )));
             }
             let master_sig = MasterAddAuditorPS::new(validity_start, auditor_pub, &args.url).sign(&key);
             let body = AuditorSetupMessage {
@@ -77,7 +84,8 @@ pub async fn offline_command(global: &GlobalArgs, file: &FileConfig, cmd: Offlin
                 master_sig,
                 validity_start,
             };
-            deliver(&args.signing, "management/auditors", &serde_json::to_value(&body).map_err(json_error)?).await
+            deliver(&args.signing, "management/auditors", &serde_json::to_value(&body).map_err(json_error)?)
+                .await
         }
         OfflineCommand::DisableAuditor(args) => {
             let key = signing_key(global, file, &args.signing)?;
@@ -98,7 +106,11 @@ fn json_error(e: serde_json::Error) -> CliError {
 
 /// The master private key: the flag, the environment, the config file, or the
 /// development key beside the database (as `serve` makes it).
-fn signing_key(global: &GlobalArgs, file: &FileConfig, args: &SigningArgs) -> Result<EddsaPrivateKey, CliError> {
+fn signing_key(
+    global: &GlobalArgs,
+    file: &FileConfig,
+    args: &SigningArgs,
+) -> Result<EddsaPrivateKey, CliError> {
     let path = args.master_key_file.clone().or_else(|| file.master_key_file.clone()).unwrap_or_else(|| {
         config::beside_database(&config::database_path(global, file), config::MASTER_KEY_FILE_NAME)
     });
@@ -143,18 +155,26 @@ async fn deliver(args: &SigningArgs, path: &str, body: &serde_json::Value) -> Re
     }
 }
 
-pub async fn auditors_command(global: &GlobalArgs, file: &FileConfig, cmd: AuditorsCommand) -> Result<(), CliError> {
+pub async fn auditors_command(
+    global: &GlobalArgs,
+    file: &FileConfig,
+    cmd: AuditorsCommand,
+) -> Result<(), CliError> {
     match cmd {
         AuditorsCommand::List => {
             let store = super::open_existing_store(global, file)?;
-            let rows = store.read(|conn| auditors::all_auditors(conn)).await?;
+            let rows = store.read(auditors::all_auditors).await?;
             println!("{:<52}  {:<8}  {:<12}  {:<30}  NAME", "AUDITOR_PUB", "STATE", "LAST_CHANGE", "URL");
             for row in &rows {
                 println!(
                     "{}  {:<8}  {:<12}  {:<30}  {}",
                     row.auditor_pub,
                     if row.is_active { "active" } else { "disabled" },
-                    if row.last_change_s == i64::MAX { "never".to_string() } else { row.last_change_s.to_string() },
+                    if row.last_change_s == i64::MAX {
+                        "never".to_string()
+                    } else {
+                        row.last_change_s.to_string()
+                    },
                     row.auditor_url,
                     row.auditor_name
                 );

@@ -11,7 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use super::CliError;
 use crate::clock::Clock;
 use crate::config::{self, FileConfig, GlobalArgs};
-use crate::crypto::{EddsaPublicKey, ExternKycDataBulkBindingPS, HashCode};
+use crate::crypto::{EddsaPublicKey, ExternKycDataBulkBindingPS, HashCode, SignedStruct};
 use crate::http::{MAX_PAGE, PageQuery};
 use crate::kyc_bulk::{self, extern_keys};
 use crate::payto::Payto;
@@ -68,23 +68,26 @@ pub struct ClientKycBulkArgs {
     pub url: String,
 }
 
-pub async fn extern_command(global: &GlobalArgs, file: &FileConfig, cmd: ExternCommand) -> Result<(), CliError> {
+pub async fn extern_command(
+    global: &GlobalArgs,
+    file: &FileConfig,
+    cmd: ExternCommand,
+) -> Result<(), CliError> {
     let store = super::open_existing_store(global, file)?;
     let result = match cmd {
         ExternCommand::Add { extern_pub, name } => {
-            let key: EddsaPublicKey = extern_pub.parse().map_err(|e| CliError::Failed(format!("PUB: {e}")))?;
+            let key: EddsaPublicKey =
+                extern_pub.parse().map_err(|e| CliError::Failed(format!("PUB: {e}")))?;
             if name.trim().is_empty() {
                 return Err(CliError::Failed("--name must not be empty".into()));
             }
             let now_us = Clock::default().now_us();
-            let new = store
-                .write(move |conn| extern_keys::upsert(conn, &key, name.trim(), now_us))
-                .await?;
+            let new = store.write(move |conn| extern_keys::upsert(conn, &key, name.trim(), now_us)).await?;
             eprintln!("{} third party {key}", if new { "added" } else { "re-activated" });
             Ok(())
         }
         ExternCommand::List => {
-            let keys = store.read(|conn| extern_keys::list(conn)).await?;
+            let keys = store.read(extern_keys::list).await?;
             println!("{:<52}  {:<8}  NAME", "EXTERN_PUB", "STATE");
             for k in keys {
                 println!("{}  {:<8}  {}", k.extern_pub, if k.active { "active" } else { "disabled" }, k.name);
@@ -92,7 +95,8 @@ pub async fn extern_command(global: &GlobalArgs, file: &FileConfig, cmd: ExternC
             Ok(())
         }
         ExternCommand::Disable { extern_pub } => {
-            let key: EddsaPublicKey = extern_pub.parse().map_err(|e| CliError::Failed(format!("PUB: {e}")))?;
+            let key: EddsaPublicKey =
+                extern_pub.parse().map_err(|e| CliError::Failed(format!("PUB: {e}")))?;
             if store.write(move |conn| extern_keys::disable(conn, &key)).await? {
                 eprintln!("disabled third party {key}");
                 Ok(())
@@ -105,21 +109,36 @@ pub async fn extern_command(global: &GlobalArgs, file: &FileConfig, cmd: ExternC
     result
 }
 
-pub async fn kyc_bulk_command(global: &GlobalArgs, file: &FileConfig, cmd: KycBulkCommand) -> Result<(), CliError> {
+pub async fn kyc_bulk_command(
+    global: &GlobalArgs,
+    file: &FileConfig,
+    cmd: KycBulkCommand,
+) -> Result<(), CliError> {
     let store = super::open_existing_store(global, file)?;
     let result = match cmd {
         KycBulkCommand::List { payto } => {
             let customer = match payto {
-                Some(p) => Some(*p.parse::<Payto>().map_err(|e| CliError::Failed(format!("--payto: {e}")))?.normalized_hash().as_bytes()),
+                Some(p) => Some(
+                    *p.parse::<Payto>()
+                        .map_err(|e| CliError::Failed(format!("--payto: {e}")))?
+                        .normalized_hash()
+                        .as_bytes(),
+                ),
                 None => None,
             };
-            println!("{:<103}  {:>12}  {:<20}  {:<16}  PAYTO", "H_BODY", "SIZE", "CONTENT_TYPE", "THIRD_PARTY");
+            println!(
+                "{:<103}  {:>12}  {:<20}  {:<16}  PAYTO",
+                "H_BODY", "SIZE", "CONTENT_TYPE", "THIRD_PARTY"
+            );
             let mut page = PageQuery { limit: Some(MAX_PAGE), offset: None }.resolve(MAX_PAGE)?;
             loop {
                 let current = page;
                 let rows = store.read(move |conn| kyc_bulk::list(conn, customer, &current)).await?;
                 for u in &rows {
-                    println!("{}  {:>12}  {:<20}  {:<16}  {}", u.h_body, u.size, u.content_type, u.extern_name, u.payto);
+                    println!(
+                        "{}  {:>12}  {:<20}  {:<16}  {}",
+                        u.h_body, u.size, u.content_type, u.extern_name, u.payto
+                    );
                 }
                 match rows.last() {
                     Some(last) if rows.len() as i64 == page.limit => page.start = last.row_id,
@@ -166,10 +185,10 @@ pub async fn client_upload(args: ClientKycBulkArgs) -> Result<(), CliError> {
         .map_err(|e| CliError::Failed(format!("--extern-key: {}", e.reason)))?;
     let payto: Payto = args.payto.parse().map_err(|e| CliError::Failed(format!("--payto: {e}")))?;
     let size = tokio::fs::metadata(&args.file).await?.len();
-    let content_type = mime_guess::from_path(&args.file)
-        .first()
-        .map(|m| m.essence_str().to_owned())
-        .ok_or_else(|| CliError::Failed(format!("cannot tell the type of {} from its name", args.file.display())))?;
+    let content_type =
+        mime_guess::from_path(&args.file).first().map(|m| m.essence_str().to_owned()).ok_or_else(|| {
+            CliError::Failed(format!("cannot tell the type of {} from its name", args.file.display()))
+        })?;
     // First pass: the hash, so that the server can refuse before the upload.
     let mut file = tokio::fs::File::open(&args.file).await?;
     let mut hasher = Sha512::new();
@@ -191,18 +210,19 @@ pub async fn client_upload(args: ClientKycBulkArgs) -> Result<(), CliError> {
     let file = tokio::fs::File::open(&args.file).await?;
     let progress = std::sync::Arc::new(std::sync::Mutex::new(Progress::new("upload", size)));
     let counted = progress.clone();
-    let stream = futures_util::stream::unfold((file, vec![0u8; 256 << 10]), |(mut file, mut buf)| async move {
-        match file.read(&mut buf).await {
-            Ok(0) => None,
-            Ok(n) => Some((Ok(bytes::Bytes::copy_from_slice(&buf[..n])), (file, buf))),
-            Err(e) => Some((Err(e), (file, buf))),
-        }
-    })
-    .inspect(move |chunk| {
-        if let (Ok(c), Ok(mut p)) = (chunk, counted.lock()) {
-            p.add(c.len() as u64);
-        }
-    });
+    let stream =
+        futures_util::stream::unfold((file, vec![0u8; 256 << 10]), |(mut file, mut buf)| async move {
+            match file.read(&mut buf).await {
+                Ok(0) => None,
+                Ok(n) => Some((Ok(bytes::Bytes::copy_from_slice(&buf[..n])), (file, buf))),
+                Err(e) => Some((Err(e), (file, buf))),
+            }
+        })
+        .inspect(move |chunk| {
+            if let (Ok(c), Ok(mut p)) = (chunk, counted.lock()) {
+                p.add(c.len() as u64);
+            }
+        });
     let url = format!("{}kyc-bulk/{}", super::base_url(&args.url), key.public_key());
     let response = reqwest::Client::new()
         .post(&url)
@@ -245,7 +265,13 @@ pub struct Progress {
 
 impl Progress {
     pub fn new(label: &'static str, total: u64) -> Progress {
-        Progress { label, total, done: 0, shown_percent: None, enabled: std::io::stderr().is_terminal() && total > (8 << 20) }
+        Progress {
+            label,
+            total,
+            done: 0,
+            shown_percent: None,
+            enabled: std::io::stderr().is_terminal() && total > (8 << 20),
+        }
     }
 
     pub fn add(&mut self, n: u64) {

@@ -17,7 +17,12 @@ use crate::server::{self, ServeError};
 use crate::store::{OpenOptions, Store, StoreError};
 
 #[derive(Parser, Debug)]
-#[command(name = "taler-lite", version, args_override_self = true, about = "GNU Taler exchange auditors, bulk KYC uploads and prepared transfers from one SQLite file")]
+#[command(
+    name = "taler-lite",
+    version,
+    args_override_self = true,
+    about = "GNU Taler exchange auditors, bulk KYC uploads and prepared transfers from one SQLite file"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,

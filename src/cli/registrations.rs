@@ -60,13 +60,13 @@ fn load_or_make_key(path: Option<&Path>) -> Result<EddsaPrivateKey, CliError> {
             .map_err(|e| CliError::Failed(format!("--authorization-key: {}", e.reason)))?),
         Some(p) => {
             let key = EddsaPrivateKey::generate().map_err(|e| CliError::Failed(e.to_string()))?;
-            config::create_secret_file(p, &key.to_string())?;
+            config::create_secret_file(p, &key.to_base32())?;
             eprintln!("new authorization key saved in {}", p.display());
             Ok(key)
         }
         None => {
             let key = EddsaPrivateKey::generate().map_err(|e| CliError::Failed(e.to_string()))?;
-            eprintln!("new authorization key (keep it to unregister): {key}");
+            eprintln!("new authorization key (keep it to unregister): {}", key.to_base32());
             Ok(key)
         }
     }
@@ -105,13 +105,15 @@ pub async fn client_register(args: RegisterArgs) -> Result<(), CliError> {
     if status != 200 {
         return Err(CliError::Http(format!("POST {url}: {status}: {text}")));
     }
-    let answer: RegistrationResponse =
-        serde_json::from_str(&text).map_err(|e| CliError::Http(format!("unexpected answer ({e}): {text}")))?;
+    let answer: RegistrationResponse = serde_json::from_str(&text)
+        .map_err(|e| CliError::Http(format!("unexpected answer ({e}): {text}")))?;
     println!("authorization_pub: {authorization_pub}");
     println!("account_pub:       {account_pub}");
     for s in &answer.subjects {
         match s {
-            TransferSubject::Simple { subject, credit_amount } => println!("SIMPLE:            {subject}  ({credit_amount})"),
+            TransferSubject::Simple { subject, credit_amount } => {
+                println!("SIMPLE:            {subject}  ({credit_amount})")
+            }
             TransferSubject::Uri { uri, .. } => println!("URI:               {uri}"),
             TransferSubject::SwissQrBill { qr_reference_number, .. } => println!(
                 "CH_QR_BILL:        {qr_reference_number}  ({})",

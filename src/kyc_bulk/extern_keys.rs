@@ -20,7 +20,12 @@ pub struct ExternKey {
 
 /// Adds a third party, or re-activates and renames a known one. Returns
 /// whether it was new.
-pub fn upsert(conn: &Connection, extern_pub: &EddsaPublicKey, name: &str, now_us: i64) -> Result<bool, StoreError> {
+pub fn upsert(
+    conn: &Connection,
+    extern_pub: &EddsaPublicKey,
+    name: &str,
+    now_us: i64,
+) -> Result<bool, StoreError> {
     let known = conn
         .query_row("SELECT 1 FROM extern_keys WHERE extern_pub = ?1", [extern_pub.as_bytes()], |_| Ok(()))
         .optional()?
@@ -35,7 +40,8 @@ pub fn upsert(conn: &Connection, extern_pub: &EddsaPublicKey, name: &str, now_us
 
 /// Disables a third party; `false` when it is unknown.
 pub fn disable(conn: &Connection, extern_pub: &EddsaPublicKey) -> Result<bool, StoreError> {
-    Ok(conn.execute("UPDATE extern_keys SET is_active = 0 WHERE extern_pub = ?1", [extern_pub.as_bytes()])? > 0)
+    Ok(conn.execute("UPDATE extern_keys SET is_active = 0 WHERE extern_pub = ?1", [extern_pub.as_bytes()])?
+        > 0)
 }
 
 /// Whether the key may upload now.
@@ -49,8 +55,9 @@ pub fn is_active(conn: &Connection, extern_pub: &EddsaPublicKey) -> Result<bool,
 }
 
 pub fn list(conn: &Connection) -> Result<Vec<ExternKey>, StoreError> {
-    let mut stmt =
-        conn.prepare("SELECT extern_pub, name, is_active, created_us FROM extern_keys ORDER BY created_us, extern_pub")?;
+    let mut stmt = conn.prepare(
+        "SELECT extern_pub, name, is_active, created_us FROM extern_keys ORDER BY created_us, extern_pub",
+    )?;
     let rows = stmt.query_map([], |r| {
         Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?, r.get::<_, bool>(2)?, r.get::<_, i64>(3)?))
     })?;

@@ -28,7 +28,7 @@ use warp::reply::Response;
 
 use crate::auditors::key_from_db;
 use crate::config::Settings;
-use crate::crypto::{EddsaPublicKey, EddsaSignature, ExternKycDataBulkBindingPS, HashCode};
+use crate::crypto::{EddsaPublicKey, EddsaSignature, ExternKycDataBulkBindingPS, HashCode, SignedStruct};
 use crate::error::{ApiError, json_response};
 use crate::http::{Page, PageQuery, Request, no_content, request, respond};
 use crate::kyc_content::{self, DeclaredType};
@@ -53,51 +53,51 @@ pub fn routes(state: &AppState) -> BoxedFilter<(Response,)> {
 /// `POST /kyc-bulk/$EXTERN_PUB`
 fn upload_route(state: &AppState) -> BoxedFilter<(Response,)> {
     warp::path!("kyc-bulk" / String)
-    .and(with_state(state))
-    .and(request())
-    .then(|extern_pub: String, state: AppState, req: Request| async move {
-        respond(upload(state, extern_pub, req).await)
-    })
+        .and(with_state(state))
+        .and(request())
+        .then(|extern_pub: String, state: AppState, req: Request| async move {
+            respond(upload(state, extern_pub, req).await)
+        })
         .boxed()
 }
 
 /// `GET /private/extern-keys`, `POST /private/extern-keys`
 fn keys_route(state: &AppState) -> BoxedFilter<(Response,)> {
     warp::path!("private" / "extern-keys")
-    .and(with_state(state))
-    .and(request())
-    .then(|state: AppState, req: Request| async move { respond(extern_keys_endpoint(state, req).await) })
+        .and(with_state(state))
+        .and(request())
+        .then(|state: AppState, req: Request| async move { respond(extern_keys_endpoint(state, req).await) })
         .boxed()
 }
 
 /// `POST /private/extern-keys/$EXTERN_PUB/disable`
 fn disable_route(state: &AppState) -> BoxedFilter<(Response,)> {
     warp::path!("private" / "extern-keys" / String / "disable")
-    .and(with_state(state))
-    .and(request())
-    .then(|extern_pub: String, state: AppState, req: Request| async move {
-        respond(disable_extern_key(state, extern_pub, req).await)
-    })
+        .and(with_state(state))
+        .and(request())
+        .then(|extern_pub: String, state: AppState, req: Request| async move {
+            respond(disable_extern_key(state, extern_pub, req).await)
+        })
         .boxed()
 }
 
 /// `GET /private/kyc-bulk?payto=&limit=&offset=`
 fn list_route(state: &AppState) -> BoxedFilter<(Response,)> {
     warp::path!("private" / "kyc-bulk")
-    .and(with_state(state))
-    .and(request())
-    .then(|state: AppState, req: Request| async move { respond(list_uploads(state, req).await) })
+        .and(with_state(state))
+        .and(request())
+        .then(|state: AppState, req: Request| async move { respond(list_uploads(state, req).await) })
         .boxed()
 }
 
 /// `GET /private/kyc-bulk/$H_BODY`
 fn blob_route(state: &AppState) -> BoxedFilter<(Response,)> {
     warp::path!("private" / "kyc-bulk" / String)
-    .and(with_state(state))
-    .and(request())
-    .then(|h_body: String, state: AppState, req: Request| async move {
-        respond(download(state, h_body, req).await)
-    })
+        .and(with_state(state))
+        .and(request())
+        .then(|h_body: String, state: AppState, req: Request| async move {
+            respond(download(state, h_body, req).await)
+        })
         .boxed()
 }
 
@@ -158,7 +158,8 @@ fn check_headers(req: &Request, max_upload: u64) -> Result<UploadHeaders, ApiErr
     }
     // 4. Content-Type.
     let ct = req.header("Content-Type")?.ok_or(ApiError::HeaderMissing { header: "Content-Type" })?;
-    let (declared, content_type) = kyc_content::parse_content_type(ct).map_err(|e| ApiError::header("Content-Type", e))?;
+    let (declared, content_type) =
+        kyc_content::parse_content_type(ct).map_err(|e| ApiError::header("Content-Type", e))?;
     // 5. The customer.
     let payto = req
         .header("Taler-Customer-Payto")?
@@ -174,7 +175,10 @@ fn check_headers(req: &Request, max_upload: u64) -> Result<UploadHeaders, ApiErr
     // 7. The body hash, under upstream's name or HTTP's.
     let h_body = match (parse_hash_header(req, "If-Not-Match")?, parse_hash_header(req, "If-None-Match")?) {
         (Some(a), Some(b)) if a != b => {
-            return Err(ApiError::header("If-None-Match", "If-Not-Match and If-None-Match give different hashes"));
+            return Err(ApiError::header(
+                "If-None-Match",
+                "If-Not-Match and If-None-Match give different hashes",
+            ));
         }
         (a, b) => a.or(b),
     };
@@ -210,7 +214,11 @@ async fn upload(state: AppState, extern_pub: String, mut req: Request) -> Result
     req.allow(&Method::POST, "POST")?;
     // 1-2. The third party.
     let extern_pub = parse_key("EXTERN_PUB", &extern_pub)?;
-    let active = state.store.read(move |conn| extern_keys::is_active(conn, &extern_pub)).await.map_err(ApiError::fetch)?;
+    let active = state
+        .store
+        .read(move |conn| extern_keys::is_active(conn, &extern_pub))
+        .await
+        .map_err(ApiError::fetch)?;
     if !active {
         return Err(ApiError::ExternUnknown(extern_pub.to_string()));
     }
@@ -309,6 +317,9 @@ async fn upload(state: AppState, extern_pub: String, mut req: Request) -> Result
     Ok(no_content())
 }
 
+/// A chunk write under way.
+type ChunkWrite = std::pin::Pin<Box<dyn Future<Output = Result<(), ApiError>> + Send>>;
+
 /// Reads the body: hashes it, checks its first bytes, stages it in chunks
 /// (with one chunk write in flight while the next is read).
 async fn receive(
@@ -324,14 +335,15 @@ async fn receive(
     let mut buf = BytesMut::with_capacity(staging::CHUNK_SIZE);
     let mut seq = 0i64;
     let mut total = 0u64;
-    let mut in_flight: Option<std::pin::Pin<Box<dyn Future<Output = Result<(), ApiError>> + Send>>> = None;
+    let mut in_flight: Option<ChunkWrite> = None;
     loop {
         let next = match tokio::time::timeout(idle, req.body.next()).await {
             Ok(next) => next,
             Err(_) => return Err(ApiError::RequestTimeout { idle }),
         };
         let Some(chunk) = next else { break };
-        let chunk = chunk.map_err(|e| ApiError::BodyIncomplete { detail: format!("reading the body failed: {e}") })?;
+        let chunk = chunk
+            .map_err(|e| ApiError::BodyIncomplete { detail: format!("reading the body failed: {e}") })?;
         total += chunk.len() as u64;
         if total > headers.declared_size {
             return Err(ApiError::header("Content-Length", "the body is longer than Content-Length"));
@@ -341,7 +353,8 @@ async fn receive(
             let take = (kyc_content::SNIFF_LEN - first.len()).min(chunk.len());
             first.extend_from_slice(&chunk[..take]);
             if first.len() == kyc_content::SNIFF_LEN {
-                kyc_content::check_magic(headers.declared, &first).map_err(|e| ApiError::header("Content-Type", e))?;
+                kyc_content::check_magic(headers.declared, &first)
+                    .map_err(|e| ApiError::header("Content-Type", e))?;
                 sniffed = true;
             }
         }
@@ -363,7 +376,8 @@ async fn receive(
         });
     }
     if !sniffed {
-        kyc_content::check_magic(headers.declared, &first).map_err(|e| ApiError::header("Content-Type", e))?;
+        kyc_content::check_magic(headers.declared, &first)
+            .map_err(|e| ApiError::header("Content-Type", e))?;
     }
     if let Some(previous) = in_flight.take() {
         previous.await?;
@@ -447,7 +461,7 @@ async fn extern_keys_endpoint(state: AppState, mut req: Request) -> Result<Respo
     }
     req.authorize(&state.token)?;
     if req.method == Method::GET {
-        let keys = state.store.read(|conn| extern_keys::list(conn)).await.map_err(ApiError::fetch)?;
+        let keys = state.store.read(extern_keys::list).await.map_err(ApiError::fetch)?;
         return Ok(json_response(StatusCode::OK, &ExternKeyList { extern_keys: keys }));
     }
     let new: NewExternKey = req.json(state.settings.max_json).await?;
@@ -457,7 +471,9 @@ async fn extern_keys_endpoint(state: AppState, mut req: Request) -> Result<Respo
     let now_us = state.clock.now_us();
     state
         .store
-        .write(move |conn| extern_keys::upsert(conn, &new.extern_pub, new.name.trim(), now_us).map_err(ApiError::from))
+        .write(move |conn| {
+            extern_keys::upsert(conn, &new.extern_pub, new.name.trim(), now_us).map_err(ApiError::from)
+        })
         .await?;
     Ok(no_content())
 }
@@ -466,7 +482,10 @@ async fn disable_extern_key(state: AppState, extern_pub: String, req: Request) -
     req.allow(&Method::POST, "POST")?;
     req.authorize(&state.token)?;
     let extern_pub = parse_key("EXTERN_PUB", &extern_pub)?;
-    let known = state.store.write(move |conn| extern_keys::disable(conn, &extern_pub).map_err(ApiError::from)).await?;
+    let known = state
+        .store
+        .write(move |conn| extern_keys::disable(conn, &extern_pub).map_err(ApiError::from))
+        .await?;
     if known { Ok(no_content()) } else { Err(ApiError::ExternUnknown(extern_pub.to_string())) }
 }
 
@@ -496,7 +515,11 @@ struct ListQuery {
 }
 
 /// Uploads, of one customer (by normalized payto) or of all, a page at a time.
-pub fn list(conn: &rusqlite::Connection, customer: Option<[u8; 32]>, page: &Page) -> Result<Vec<UploadEntry>, StoreError> {
+pub fn list(
+    conn: &rusqlite::Connection,
+    customer: Option<[u8; 32]>,
+    page: &Page,
+) -> Result<Vec<UploadEntry>, StoreError> {
     let sql = format!(
         "SELECT u.upload_id, u.h_body, u.content_type, u.size, u.uploaded_us, u.extern_pub, e.name, u.payto
          FROM kyc_uploads u JOIN extern_keys e ON e.extern_pub = u.extern_pub
@@ -506,18 +529,19 @@ pub fn list(conn: &rusqlite::Connection, customer: Option<[u8; 32]>, page: &Page
         page.order()
     );
     let mut stmt = conn.prepare(&sql)?;
-    let rows = stmt.query_map(params![customer.as_ref().map(|c| c.as_slice()), page.start, page.limit], |r| {
-        Ok((
-            r.get::<_, i64>(0)?,
-            r.get::<_, Vec<u8>>(1)?,
-            r.get::<_, String>(2)?,
-            r.get::<_, i64>(3)?,
-            r.get::<_, i64>(4)?,
-            r.get::<_, Vec<u8>>(5)?,
-            r.get::<_, String>(6)?,
-            r.get::<_, String>(7)?,
-        ))
-    })?;
+    let rows =
+        stmt.query_map(params![customer.as_ref().map(|c| c.as_slice()), page.start, page.limit], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, Vec<u8>>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, i64>(4)?,
+                r.get::<_, Vec<u8>>(5)?,
+                r.get::<_, String>(6)?,
+                r.get::<_, String>(7)?,
+            ))
+        })?;
     let mut out = Vec::new();
     for row in rows {
         let (row_id, h_body, content_type, size, uploaded_us, extern_pub, extern_name, payto) = row?;
@@ -557,7 +581,10 @@ async fn list_uploads(state: AppState, req: Request) -> Result<Response, ApiErro
 }
 
 /// A stored body's id, size and the Content-Type it was last uploaded with.
-pub fn find_blob(conn: &rusqlite::Connection, h_body: &HashCode) -> Result<Option<(i64, u64, String)>, StoreError> {
+pub fn find_blob(
+    conn: &rusqlite::Connection,
+    h_body: &HashCode,
+) -> Result<Option<(i64, u64, String)>, StoreError> {
     let Some((content_id, size)) = staging::find(conn, h_body.as_bytes())? else { return Ok(None) };
     let content_type: String = conn
         .query_row(
@@ -600,8 +627,9 @@ pub fn blob_chunks(store: &Store, content_id: i64, size: u64) -> crate::server::
 async fn download(state: AppState, h_body: String, req: Request) -> Result<Response, ApiError> {
     req.allow(&Method::GET, "GET")?;
     req.authorize(&state.token)?;
-    let h_body: HashCode =
-        h_body.parse().map_err(|e| ApiError::ParameterMalformed { name: "H_BODY".into(), detail: format!("{e}") })?;
+    let h_body: HashCode = h_body
+        .parse()
+        .map_err(|e| ApiError::ParameterMalformed { name: "H_BODY".into(), detail: format!("{e}") })?;
     let found = state.store.read(move |conn| find_blob(conn, &h_body)).await.map_err(ApiError::fetch)?;
     let Some((content_id, size, content_type)) = found else {
         return Err(ApiError::ResourceUnknown { what: format!("upload {h_body}") });

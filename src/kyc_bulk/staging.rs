@@ -29,7 +29,10 @@ const DISCARD_BATCH: i64 = 16;
 pub async fn begin(store: &Store, now_us: i64) -> Result<i64, ApiError> {
     store
         .write_with(Durability::Lazy, move |conn| {
-            conn.execute("INSERT INTO kyc_contents (h_body, size, created_us) VALUES (NULL, 0, ?1)", [now_us])?;
+            conn.execute(
+                "INSERT INTO kyc_contents (h_body, size, created_us) VALUES (NULL, 0, ?1)",
+                [now_us],
+            )?;
             Ok(conn.last_insert_rowid())
         })
         .await
@@ -117,9 +120,11 @@ pub fn find(conn: &rusqlite::Connection, h_body: &[u8]) -> Result<Option<(i64, u
 
 /// One chunk of a body.
 pub fn read_chunk(conn: &rusqlite::Connection, content_id: i64, seq: i64) -> Result<Vec<u8>, StoreError> {
-    conn.query_row("SELECT data FROM kyc_chunks WHERE content_id = ?1 AND seq = ?2", params![content_id, seq], |r| {
-        r.get(0)
-    })
+    conn.query_row(
+        "SELECT data FROM kyc_chunks WHERE content_id = ?1 AND seq = ?2",
+        params![content_id, seq],
+        |r| r.get(0),
+    )
     .optional()?
     .ok_or_else(|| StoreError::Invariant(format!("chunk {seq} of content {content_id} is missing")))
 }
@@ -167,7 +172,8 @@ impl Seek for ChunkReader {
             SeekFrom::End(d) => self.size.checked_add_signed(d),
             SeekFrom::Current(d) => self.pos.checked_add_signed(d),
         };
-        self.pos = target.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek before the start"))?;
+        self.pos =
+            target.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek before the start"))?;
         Ok(self.pos)
     }
 }

@@ -105,7 +105,9 @@ impl Store {
     pub fn open(path: &Path, options: &OpenOptions) -> Result<Store, StoreError> {
         let conn = Connection::open_with_flags(
             path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         configure(&conn)?;
         let app_id: i32 = conn.query_row("PRAGMA application_id", [], |r| r.get(0))?;
@@ -241,7 +243,11 @@ fn migrate(conn: &Connection, from: i64) -> Result<(), StoreError> {
         conn.execute_batch("BEGIN IMMEDIATE")?;
         let applied = conn
             .execute_batch(sql)
-            .and_then(|()| conn.execute_batch(&format!("PRAGMA user_version={version}; PRAGMA application_id={APPLICATION_ID}")))
+            .and_then(|()| {
+                conn.execute_batch(&format!(
+                    "PRAGMA user_version={version}; PRAGMA application_id={APPLICATION_ID}"
+                ))
+            })
             .and_then(|()| conn.execute_batch("COMMIT"));
         if let Err(e) = applied {
             // Best effort: the migration is the error worth reporting.
@@ -287,7 +293,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("t.sqlite3"), &OpenOptions::default()).unwrap();
         store
-            .write_blocking(|c| c.execute_batch("CREATE TEMP TABLE IF NOT EXISTS x(v)").map_err(StoreError::from))
+            .write_blocking(|c| {
+                c.execute_batch("CREATE TEMP TABLE IF NOT EXISTS x(v)").map_err(StoreError::from)
+            })
             .unwrap();
         let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
         rt.block_on(async {

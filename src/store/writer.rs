@@ -105,7 +105,11 @@ impl Writer {
     /// Queues `f` now (so jobs run in the order of these calls) and returns a
     /// future of its answer, which resolves once the change is committed with
     /// the asked durability (or rolled back if `f` failed).
-    pub fn write<T, E, F>(&self, durability: Durability, f: F) -> impl Future<Output = Result<T, E>> + Send + use<T, E, F>
+    pub fn write<T, E, F>(
+        &self,
+        durability: Durability,
+        f: F,
+    ) -> impl Future<Output = Result<T, E>> + Send + use<T, E, F>
     where
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,

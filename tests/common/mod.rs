@@ -178,7 +178,8 @@ impl TestServer {
     }
 
     pub async fn post_raw(&self, path: &str, body: impl Into<reqwest::Body>) -> Answer {
-        self.send(self.client.post(self.endpoint(path)).header("content-type", "application/json").body(body)).await
+        self.send(self.client.post(self.endpoint(path)).header("content-type", "application/json").body(body))
+            .await
     }
 
     /// A read-only connection to the server's database, for asserting what is stored.
