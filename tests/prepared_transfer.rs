@@ -431,3 +431,48 @@ async fn operator_routes_need_the_token() {
     assert_eq!(list["registrations"].as_array().unwrap().len(), 1);
     assert_eq!(list["registrations"][0]["live"], true);
 }
+
+#[tokio::test]
+async fn cli_registers_lists_and_unregisters_at_once() {
+    let server = TestServer::start(&[]);
+    let dir = server.path().to_owned();
+    let db = server.db.to_str().unwrap().to_owned();
+    let out = common::run_cli(
+        &dir,
+        &[
+            "client",
+            "register",
+            "--url",
+            &server.url,
+            "--amount",
+            "KUDOS:7",
+            "--authorization-key",
+            "wallet.key",
+        ],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let printed = String::from_utf8_lossy(&out.stdout).to_string();
+    let qr_line = printed.lines().find(|l| l.starts_with("CH_QR_BILL:")).unwrap();
+    // As on a Swiss QR bill: groups of five from the right.
+    assert!(qr_line.contains(" ("), "{qr_line}");
+    let out = common::run_cli(&dir, &["--database", &db, "registrations", "list"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("live"));
+    // Within the same second as the registration: the signed timestamp is precise.
+    let out = common::run_cli(
+        &dir,
+        &["client", "unregister", "--url", &server.url, "--authorization-key", "wallet.key"],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(server.count("registrations"), 0);
+
+    let out = common::run_cli(&dir, &["keygen", "party.key"]);
+    assert!(out.status.success());
+    let public = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let private: EddsaPrivateKey =
+        std::fs::read_to_string(dir.join("party.key")).unwrap().trim().parse().unwrap();
+    assert_eq!(private.public_key().to_string(), public);
+    assert!(
+        !common::run_cli(&dir, &["keygen", "party.key"]).status.success(),
+        "an existing key is overwritten"
+    );
+}

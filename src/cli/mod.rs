@@ -52,6 +52,12 @@ pub enum Command {
     /// Read auditors from the database
     #[command(subcommand)]
     Auditors(auditors::AuditorsCommand),
+    /// Make an Ed25519 key pair: the private key (base32 seed) into FILE, mode
+    /// 0600; the public key on stdout (for third parties, wallets, offline keys)
+    Keygen {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -104,6 +110,19 @@ pub async fn execute(cli: Cli) -> Result<(), CliError> {
         Command::KycBulk(cmd) => kyc::kyc_bulk_command(&cli.global, &file, cmd).await,
         Command::Registrations(cmd) => registrations::registrations_command(&cli.global, &file, cmd).await,
         Command::Auditors(cmd) => auditors::auditors_command(&cli.global, &file, cmd).await,
+        Command::Keygen { file: path } => {
+            if path.exists() {
+                return Err(CliError::Failed(format!(
+                    "{} exists already: not overwriting a key",
+                    path.display()
+                )));
+            }
+            let key =
+                crate::crypto::EddsaPrivateKey::generate().map_err(|e| CliError::Failed(e.to_string()))?;
+            config::create_secret_file(&path, &key.to_base32())?;
+            println!("{}", key.public_key());
+            Ok(())
+        }
     }
 }
 

@@ -121,8 +121,12 @@ pub async fn client_register(args: RegisterArgs) -> Result<(), CliError> {
             ),
         }
     }
-    if let Some(secs) = answer.expiration.secs() {
-        println!("expiration:        {secs} (seconds since the epoch)");
+    match answer.expiration.secs().and_then(|s| time::OffsetDateTime::from_unix_timestamp(s as i64).ok()) {
+        Some(t) => println!(
+            "expiration:        {}",
+            t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+        ),
+        None => println!("expiration:        never"),
     }
     Ok(())
 }
@@ -130,9 +134,9 @@ pub async fn client_register(args: RegisterArgs) -> Result<(), CliError> {
 pub async fn client_unregister(args: UnregisterArgs) -> Result<(), CliError> {
     let key = config::read_master_key(&args.authorization_key)
         .map_err(|e| CliError::Failed(format!("--authorization-key: {}", e.reason)))?;
-    let now = time::OffsetDateTime::from_unix_timestamp(Clock::default().now_s())
-        .map_err(|e| CliError::Failed(e.to_string()))?;
-    let timestamp = now
+    // Full precision: a registration made within the same second must still be
+    // older than this unregistration.
+    let timestamp = time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .map_err(|e| CliError::Failed(e.to_string()))?;
     let body = serde_json::json!({
