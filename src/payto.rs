@@ -69,6 +69,16 @@ pub struct Payto {
 impl Payto {
     /// Parses and validates a payto URI.
     pub fn parse(s: &str) -> Result<Self, PaytoError> {
+        Payto::parse_with(s, true)
+    }
+
+    /// Parses an account to look up rather than to pay: as [`Payto::parse`],
+    /// but `receiver-name` may be left out (an operator filtering by account).
+    pub fn parse_account(s: &str) -> Result<Self, PaytoError> {
+        Payto::parse_with(s, false)
+    }
+
+    fn parse_with(s: &str, require_name: bool) -> Result<Self, PaytoError> {
         let prefix = s.get(..PREFIX.len()).ok_or(PaytoError::MissingPrefix)?;
         if !prefix.eq_ignore_ascii_case(PREFIX) {
             return Err(PaytoError::MissingPrefix);
@@ -90,14 +100,18 @@ impl Payto {
         let normalized_target = match method_lc.as_str() {
             "iban" => {
                 let checked = validate_iban_path(target)?;
-                require_receiver_name(query)?;
+                if require_name {
+                    require_receiver_name(query)?;
+                }
                 let t = checked.to_owned();
                 iban = Some(t.clone());
                 t
             }
             "x-taler-bank" => {
                 let t = normalize_x_taler_bank(target)?;
-                require_receiver_name(query)?;
+                if require_name {
+                    require_receiver_name(query)?;
+                }
                 t
             }
             _ => target.to_owned(),
@@ -535,5 +549,13 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn accounts_to_look_up_need_no_receiver_name() {
+        let a = Payto::parse_account("payto://iban/DE89370400440532013000").unwrap();
+        let b = Payto::parse("payto://IBAN/DE89370400440532013000?receiver-name=E").unwrap();
+        assert_eq!(a.normalized_hash(), b.normalized_hash());
+        assert!(Payto::parse_account("payto://iban/DE89370400440532013001").is_err());
     }
 }

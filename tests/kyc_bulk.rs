@@ -107,6 +107,15 @@ async fn the_vector_uploads_and_reads_back_byte_identical() {
     assert_eq!(uploads[0]["extern_name"], "Vector");
     assert_eq!(uploads[0]["size"], body.len());
     // Matched by normalized payto: the same account with another name.
+    // An operator may look an account up without a receiver name.
+    let bare = urlencode("payto://iban/DE89370400440532013000");
+    assert_eq!(
+        server.get_private(&format!("private/kyc-bulk?payto={bare}")).await.json()["uploads"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
     let same = urlencode("payto://iban/DE89370400440532013000?receiver-name=E");
     assert_eq!(
         server.get_private(&format!("private/kyc-bulk?payto={same}")).await.json()["uploads"]

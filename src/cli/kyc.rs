@@ -119,7 +119,7 @@ pub async fn kyc_bulk_command(
         KycBulkCommand::List { payto } => {
             let customer = match payto {
                 Some(p) => Some(
-                    *p.parse::<Payto>()
+                    *Payto::parse_account(&p)
                         .map_err(|e| CliError::Failed(format!("--payto: {e}")))?
                         .normalized_hash()
                         .as_bytes(),

@@ -568,7 +568,7 @@ async fn list_uploads(state: AppState, req: Request) -> Result<Response, ApiErro
     let query: ListQuery = req.query()?;
     let customer = match &query.payto {
         Some(p) => Some(
-            *p.parse::<Payto>()
+            *Payto::parse_account(p)
                 .map_err(|e| ApiError::ParameterMalformed { name: "payto".into(), detail: e.to_string() })?
                 .normalized_hash()
                 .as_bytes(),
