@@ -17,8 +17,8 @@ use warp::reply::Response;
 
 use crate::crypto::{EddsaPublicKey, EddsaSignature, MasterAddAuditorPS, MasterDelAuditorPS, SignedStruct};
 use crate::error::{ApiError, json_response};
-use crate::http::{Request, no_content, request, respond};
-use crate::server::{AppState, with_state};
+use crate::http::{Request, no_content, route, route_with};
+use crate::server::AppState;
 use crate::store::StoreError;
 use crate::timestamp::Timestamp;
 
@@ -59,31 +59,17 @@ pub fn routes(state: &AppState) -> BoxedFilter<(Response,)> {
 
 /// `POST /management/auditors`
 fn enable_route(state: &AppState) -> BoxedFilter<(Response,)> {
-    warp::path!("management" / "auditors")
-        .and(with_state(state))
-        .and(request())
-        .then(|state: AppState, req: Request| async move { respond(enable_auditor(state, req).await) })
-        .boxed()
+    route(warp::path!("management" / "auditors"), state, enable_auditor)
 }
 
 /// `POST /management/auditors/$AUDITOR_PUB/disable`
 fn disable_route(state: &AppState) -> BoxedFilter<(Response,)> {
-    warp::path!("management" / "auditors" / String / "disable")
-        .and(with_state(state))
-        .and(request())
-        .then(|auditor_pub: String, state: AppState, req: Request| async move {
-            respond(disable_auditor(state, auditor_pub, req).await)
-        })
-        .boxed()
+    route_with(warp::path!("management" / "auditors" / String / "disable"), state, disable_auditor)
 }
 
 /// `GET /auditors`
 fn list_route(state: &AppState) -> BoxedFilter<(Response,)> {
-    warp::path!("auditors")
-        .and(with_state(state))
-        .and(request())
-        .then(|state: AppState, req: Request| async move { respond(list_auditors(state, req).await) })
-        .boxed()
+    route(warp::path!("auditors"), state, list_auditors)
 }
 
 /// A Timestamp as stored: seconds, with "never" as the largest value.

@@ -1,14 +1,13 @@
 //! The exchange's `/config`: what a Taler client reads first.
 
 use serde::Serialize;
-use warp::Filter;
 use warp::filters::BoxedFilter;
 use warp::http::{Method, StatusCode};
 use warp::reply::Response;
 
 use crate::error::{ApiError, json_response};
-use crate::http::{Request, request, respond};
-use crate::server::{AppState, with_state};
+use crate::http::{Request, route};
+use crate::server::AppState;
 
 /// The exchange protocol level (`current:revision:age`) whose texts taler-lite
 /// follows for the endpoints it has. **Decision**: taler-lite implements a
@@ -28,19 +27,15 @@ struct ExchangeConfig<'a> {
 }
 
 pub fn routes(state: &AppState) -> BoxedFilter<(Response,)> {
-    config_route(state).boxed()
+    config_route(state)
 }
 
 /// `GET /config`
 fn config_route(state: &AppState) -> BoxedFilter<(Response,)> {
-    warp::path!("config")
-        .and(with_state(state))
-        .and(request())
-        .then(|state: AppState, req: Request| async move { respond(get_config(&state, &req)) })
-        .boxed()
+    route(warp::path!("config"), state, get_config)
 }
 
-fn get_config(state: &AppState, req: &Request) -> Result<Response, ApiError> {
+async fn get_config(state: AppState, req: Request) -> Result<Response, ApiError> {
     req.allow(&Method::GET, "GET")?;
     Ok(json_response(
         StatusCode::OK,

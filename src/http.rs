@@ -14,17 +14,20 @@
 //! makes a client with `Expect: 100-continue` send its body.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::pin::Pin;
 
 use bytes::{Bytes, BytesMut};
-use futures_util::{Stream, StreamExt, TryStreamExt};
+use futures_util::{FutureExt, Stream, StreamExt, TryStreamExt};
 use serde::de::DeserializeOwned;
 use subtle::ConstantTimeEq;
+use warp::filters::BoxedFilter;
 use warp::http::{HeaderMap, Method, header};
 use warp::reply::Response;
 use warp::{Buf, Filter, Rejection, Reply};
 
 use crate::error::ApiError;
+use crate::server::{AppState, with_state};
 
 /// An unread request body.
 pub type BodyStream = Pin<Box<dyn Stream<Item = Result<Bytes, warp::Error>> + Send>>;
@@ -62,6 +65,34 @@ fn boxed_body<B: Buf + Send + 'static>(
 /// The raw query string, empty when there is none (warp's own rejects then).
 fn raw_query() -> impl Filter<Extract = (String,), Error = Infallible> + Clone {
     warp::query::raw().or(warp::any().map(String::new)).unify()
+}
+
+/// Routes `path` to `handler`, which gets the server state and the unread
+/// [`Request`] and answers every failure itself.
+pub fn route<P, H, Fut>(path: P, state: &AppState, handler: H) -> BoxedFilter<(Response,)>
+where
+    P: Filter<Extract = (), Error = Rejection> + Clone + Send + Sync + 'static,
+    H: Fn(AppState, Request) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<Response, ApiError>> + Send + 'static,
+{
+    path.and(with_state(state))
+        .and(request())
+        .then(move |state, req| handler(state, req).map(respond))
+        .boxed()
+}
+
+/// [`route`] for a path with one parameter (a key, a hash), handed over as
+/// text so that the handler can name it when it is malformed.
+pub fn route_with<P, H, Fut>(path: P, state: &AppState, handler: H) -> BoxedFilter<(Response,)>
+where
+    P: Filter<Extract = (String,), Error = Rejection> + Clone + Send + Sync + 'static,
+    H: Fn(AppState, String, Request) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<Response, ApiError>> + Send + 'static,
+{
+    path.and(with_state(state))
+        .and(request())
+        .then(move |param, state, req| handler(state, param, req).map(respond))
+        .boxed()
 }
 
 /// Turns a handler's result into a response.

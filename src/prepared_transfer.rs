@@ -23,9 +23,9 @@ use crate::config::{SimpleSubjectStyle, SubjectFormat};
 use crate::crypto::{EddsaPublicKey, EddsaSignature};
 use crate::error::{ApiError, json_response};
 use crate::exchange::IMPLEMENTATION;
-use crate::http::{Page, PageQuery, Request, no_content, request, respond};
+use crate::http::{Page, PageQuery, Request, no_content, route};
 use crate::payto::Payto;
-use crate::server::{AppState, with_state};
+use crate::server::AppState;
 use crate::store::StoreError;
 use crate::subject;
 use crate::timestamp::Timestamp;
@@ -127,41 +127,25 @@ pub fn routes(state: &AppState) -> BoxedFilter<(Response,)> {
 
 /// `GET /taler-prepared-transfer/config`
 fn config_route(state: &AppState) -> BoxedFilter<(Response,)> {
-    warp::path!("taler-prepared-transfer" / "config")
-        .and(with_state(state))
-        .and(request())
-        .then(|state: AppState, req: Request| async move { respond(get_config(&state, &req)) })
-        .boxed()
+    route(warp::path!("taler-prepared-transfer" / "config"), state, get_config)
 }
 
 /// `POST /taler-prepared-transfer/registration`
 fn register_route(state: &AppState) -> BoxedFilter<(Response,)> {
-    warp::path!("taler-prepared-transfer" / "registration")
-        .and(with_state(state))
-        .and(request())
-        .then(|state: AppState, req: Request| async move { respond(register(state, req).await) })
-        .boxed()
+    route(warp::path!("taler-prepared-transfer" / "registration"), state, register)
 }
 
 /// `POST /taler-prepared-transfer/unregistration`
 fn unregister_route(state: &AppState) -> BoxedFilter<(Response,)> {
-    warp::path!("taler-prepared-transfer" / "unregistration")
-        .and(with_state(state))
-        .and(request())
-        .then(|state: AppState, req: Request| async move { respond(unregister(state, req).await) })
-        .boxed()
+    route(warp::path!("taler-prepared-transfer" / "unregistration"), state, unregister)
 }
 
 /// `GET /private/registrations?limit=&offset=`
 fn list_route(state: &AppState) -> BoxedFilter<(Response,)> {
-    warp::path!("private" / "registrations")
-        .and(with_state(state))
-        .and(request())
-        .then(|state: AppState, req: Request| async move { respond(list_registrations(state, req).await) })
-        .boxed()
+    route(warp::path!("private" / "registrations"), state, list_registrations)
 }
 
-fn get_config(state: &AppState, req: &Request) -> Result<Response, ApiError> {
+async fn get_config(state: AppState, req: Request) -> Result<Response, ApiError> {
     req.allow(&Method::GET, "GET")?;
     Ok(json_response(
         StatusCode::OK,

@@ -21,10 +21,10 @@ use crate::amount::Amount;
 use crate::auditors::key_from_db;
 use crate::crypto::EddsaPublicKey;
 use crate::error::{ApiError, json_response};
-use crate::http::{Page, PageQuery, Request, request, respond};
+use crate::http::{Page, PageQuery, Request, route};
 use crate::payto::Payto;
 use crate::prepared_transfer::{self, LiveRegistration, TransferType};
-use crate::server::{AppState, with_state};
+use crate::server::AppState;
 use crate::store::StoreError;
 use crate::subject::{self, SubjectMatch};
 use crate::timestamp::Timestamp;
@@ -92,38 +92,22 @@ pub fn routes(state: &AppState) -> BoxedFilter<(Response,)> {
 
 /// `GET /taler-wire-gateway/config`
 fn config_route(state: &AppState) -> BoxedFilter<(Response,)> {
-    warp::path!("taler-wire-gateway" / "config")
-        .and(with_state(state))
-        .and(request())
-        .then(|state: AppState, req: Request| async move { respond(get_config(&state, &req)) })
-        .boxed()
+    route(warp::path!("taler-wire-gateway" / "config"), state, get_config)
 }
 
 /// `POST /taler-wire-gateway/admin/add-mapped`
 fn mapped_route(state: &AppState) -> BoxedFilter<(Response,)> {
-    warp::path!("taler-wire-gateway" / "admin" / "add-mapped")
-        .and(with_state(state))
-        .and(request())
-        .then(|state: AppState, req: Request| async move { respond(add_mapped(state, req).await) })
-        .boxed()
+    route(warp::path!("taler-wire-gateway" / "admin" / "add-mapped"), state, add_mapped)
 }
 
 /// `POST /taler-wire-gateway/admin/add-incoming-subject`
 fn by_subject_route(state: &AppState) -> BoxedFilter<(Response,)> {
-    warp::path!("taler-wire-gateway" / "admin" / "add-incoming-subject")
-        .and(with_state(state))
-        .and(request())
-        .then(|state: AppState, req: Request| async move { respond(add_incoming_subject(state, req).await) })
-        .boxed()
+    route(warp::path!("taler-wire-gateway" / "admin" / "add-incoming-subject"), state, add_incoming_subject)
 }
 
 /// `GET /taler-wire-gateway/history/incoming?limit=&offset=`
 fn history_route(state: &AppState) -> BoxedFilter<(Response,)> {
-    warp::path!("taler-wire-gateway" / "history" / "incoming")
-        .and(with_state(state))
-        .and(request())
-        .then(|state: AppState, req: Request| async move { respond(history_incoming(state, req).await) })
-        .boxed()
+    route(warp::path!("taler-wire-gateway" / "history" / "incoming"), state, history_incoming)
 }
 
 #[derive(Serialize)]
@@ -134,7 +118,7 @@ struct WireGatewayConfig<'a> {
     implementation: &'static str,
 }
 
-fn get_config(state: &AppState, req: &Request) -> Result<Response, ApiError> {
+async fn get_config(state: AppState, req: Request) -> Result<Response, ApiError> {
     req.allow(&Method::GET, "GET")?;
     Ok(json_response(
         StatusCode::OK,

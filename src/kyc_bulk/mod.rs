@@ -30,10 +30,10 @@ use crate::auditors::key_from_db;
 use crate::config::Settings;
 use crate::crypto::{EddsaPublicKey, EddsaSignature, ExternKycDataBulkBindingPS, HashCode, SignedStruct};
 use crate::error::{ApiError, json_response};
-use crate::http::{Page, PageQuery, Request, no_content, request, respond};
+use crate::http::{Page, PageQuery, Request, no_content, route, route_with};
 use crate::kyc_content::{self, DeclaredType};
 use crate::payto::Payto;
-use crate::server::{AppState, streamed_response, with_state};
+use crate::server::{AppState, streamed_response};
 use crate::store::{Store, StoreError};
 use crate::timestamp::Timestamp;
 
@@ -52,53 +52,27 @@ pub fn routes(state: &AppState) -> BoxedFilter<(Response,)> {
 
 /// `POST /kyc-bulk/$EXTERN_PUB`
 fn upload_route(state: &AppState) -> BoxedFilter<(Response,)> {
-    warp::path!("kyc-bulk" / String)
-        .and(with_state(state))
-        .and(request())
-        .then(|extern_pub: String, state: AppState, req: Request| async move {
-            respond(upload(state, extern_pub, req).await)
-        })
-        .boxed()
+    route_with(warp::path!("kyc-bulk" / String), state, upload)
 }
 
 /// `GET /private/extern-keys`, `POST /private/extern-keys`
 fn keys_route(state: &AppState) -> BoxedFilter<(Response,)> {
-    warp::path!("private" / "extern-keys")
-        .and(with_state(state))
-        .and(request())
-        .then(|state: AppState, req: Request| async move { respond(extern_keys_endpoint(state, req).await) })
-        .boxed()
+    route(warp::path!("private" / "extern-keys"), state, extern_keys_endpoint)
 }
 
 /// `POST /private/extern-keys/$EXTERN_PUB/disable`
 fn disable_route(state: &AppState) -> BoxedFilter<(Response,)> {
-    warp::path!("private" / "extern-keys" / String / "disable")
-        .and(with_state(state))
-        .and(request())
-        .then(|extern_pub: String, state: AppState, req: Request| async move {
-            respond(disable_extern_key(state, extern_pub, req).await)
-        })
-        .boxed()
+    route_with(warp::path!("private" / "extern-keys" / String / "disable"), state, disable_extern_key)
 }
 
 /// `GET /private/kyc-bulk?payto=&limit=&offset=`
 fn list_route(state: &AppState) -> BoxedFilter<(Response,)> {
-    warp::path!("private" / "kyc-bulk")
-        .and(with_state(state))
-        .and(request())
-        .then(|state: AppState, req: Request| async move { respond(list_uploads(state, req).await) })
-        .boxed()
+    route(warp::path!("private" / "kyc-bulk"), state, list_uploads)
 }
 
 /// `GET /private/kyc-bulk/$H_BODY`
 fn blob_route(state: &AppState) -> BoxedFilter<(Response,)> {
-    warp::path!("private" / "kyc-bulk" / String)
-        .and(with_state(state))
-        .and(request())
-        .then(|h_body: String, state: AppState, req: Request| async move {
-            respond(download(state, h_body, req).await)
-        })
-        .boxed()
+    route_with(warp::path!("private" / "kyc-bulk" / String), state, download)
 }
 
 /// Start-up work: drop staged uploads a crash left behind, load the
