@@ -148,3 +148,43 @@ async fn serves_on_a_unix_socket() {
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(answer.contains("\"taler-exchange\""), "{answer}");
 }
+
+#[tokio::test]
+async fn shutdown_lets_an_in_flight_request_finish() {
+    use std::io::{Read, Write};
+    use taler_lite::crypto::{EddsaPrivateKey, ExternKycDataBulkBindingPS, SignedStruct, sha512};
+    let party = EddsaPrivateKey::generate().unwrap();
+    let server = TestServer::start(&["--extern-key", &format!("{}=P", party.public_key())]);
+    let body = b"%PDF-1.4\n% in flight\n%%EOF\n".to_vec();
+    let payto = "payto://iban/DE89370400440532013000?receiver-name=E";
+    let h = sha512(&body);
+    let p: taler_lite::payto::Payto = payto.parse().unwrap();
+    let sig = ExternKycDataBulkBindingPS { h_body: h, h_payto: p.full_hash() }.sign(&party);
+    let addr = server.url.trim_start_matches("http://").trim_end_matches('/').to_owned();
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(20))).unwrap();
+    write!(
+        s,
+        "POST /kyc-bulk/{} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/pdf\r\nContent-Length: {}\r\nTaler-Customer-Payto: {payto}\r\nTaler-Extern-Signature: {sig}\r\n\r\n",
+        party.public_key(),
+        body.len()
+    )
+    .unwrap();
+    s.write_all(&body[..5]).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // SIGTERM while the body is half sent: the request still completes.
+    let _ = std::process::Command::new("kill").arg("-TERM").arg(server.pid().to_string()).status();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    s.write_all(&body[5..]).unwrap();
+    let mut answer = vec![0u8; 1024];
+    let n = s.read(&mut answer).unwrap();
+    let answer = String::from_utf8_lossy(&answer[..n]).to_string();
+    assert!(answer.starts_with("HTTP/1.1 204"), "{answer}");
+    drop(s);
+    let (status, dir) = server.terminate();
+    assert!(status.success());
+    let uploads: i64 = open_db(&dir.path().join("taler-lite.sqlite3"))
+        .query_row("SELECT count(*) FROM kyc_uploads", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(uploads, 1);
+}

@@ -592,3 +592,65 @@ async fn third_parties_through_the_operator_api() {
         .await
         .expect_error(404, 1904);
 }
+
+#[tokio::test]
+async fn the_cli_manages_third_parties_uploads_and_exports() {
+    let server = TestServer::start(&[]);
+    let dir = server.path().to_owned();
+    let db = server.db.to_str().unwrap().to_owned();
+    let cli = |args: &[&str]| {
+        let out = common::run_cli(&dir, &[&["--database", &db][..], args].concat());
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let public = cli(&["keygen", "acme.key"]).trim().to_owned();
+    cli(&["extern", "add", &public, "--name", "Acme KYC"]);
+    assert!(cli(&["extern", "list"]).contains("Acme KYC"));
+    std::fs::write(dir.join("passport.pdf"), PDF).unwrap();
+    cli(&[
+        "client",
+        "kyc-bulk",
+        "--extern-key",
+        "acme.key",
+        "--payto",
+        PAYTO,
+        "--url",
+        &server.url,
+        "passport.pdf",
+    ]);
+    // Again: the exchange has it (412), which the client reports as done.
+    cli(&[
+        "client",
+        "kyc-bulk",
+        "--extern-key",
+        "acme.key",
+        "--payto",
+        PAYTO,
+        "--url",
+        &server.url,
+        "passport.pdf",
+    ]);
+    assert_eq!(server.count("kyc_uploads"), 1);
+    let h = hash(PDF).to_string();
+    let listing = cli(&["kyc-bulk", "list", "--payto", "payto://iban/DE89370400440532013000"]);
+    assert!(listing.contains(&h) && listing.contains("application/pdf"), "{listing}");
+    cli(&["kyc-bulk", "export", &h, "-o", "copy.pdf"]);
+    assert_eq!(std::fs::read(dir.join("copy.pdf")).unwrap(), PDF);
+    cli(&["extern", "disable", &public]);
+    let out = common::run_cli(
+        &dir,
+        &[
+            "client",
+            "kyc-bulk",
+            "--extern-key",
+            "acme.key",
+            "--payto",
+            OTHER_PAYTO,
+            "--url",
+            &server.url,
+            "passport.pdf",
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("1904"));
+}
