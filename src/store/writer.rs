@@ -166,9 +166,16 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Message>) {
         }
         run_batch(&conn, batch);
     }
-    // Fold the WAL back into the main file so that a closed database is one file.
-    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
-        log::warn!("final checkpoint failed: {e}");
+    // Fold the WAL back into the main file so that a closed database is one
+    // file, but without waiting: when another process (the server, for a CLI
+    // command) is using the database, it will checkpoint later itself.
+    let folded = conn
+        .busy_timeout(std::time::Duration::ZERO)
+        .and_then(|()| conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get::<_, i64>(0)));
+    match folded {
+        Ok(0) => {}
+        Ok(_) => log::debug!("final checkpoint deferred: the database is in use"),
+        Err(e) => log::debug!("final checkpoint deferred: {e}"),
     }
     log::debug!("writer thread: closed");
 }
