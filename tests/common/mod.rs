@@ -77,10 +77,9 @@ impl TestServer {
     /// Starts, or returns the server's output when it exits instead.
     pub fn try_start_in(dir: Arc<TempDir>, args: &[&str]) -> Result<TestServer, String> {
         let db = dir.path().join("taler-lite.sqlite3");
-        let mut child = Command::new(BIN)
+        let mut child = clean_command()
             .current_dir(dir.path())
             .env("RUST_LOG", "info")
-            .env_remove("TALER_LITE_CONFIG")
             .args(["serve", "--listen", "127.0.0.1:0", "--database"])
             .arg(&db)
             .args(args)
@@ -206,11 +205,21 @@ pub fn open_db(path: &Path) -> rusqlite::Connection {
     conn
 }
 
+/// The binary, with none of the developer's `TALER_LITE_*` settings.
+fn clean_command() -> Command {
+    let mut command = Command::new(BIN);
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("TALER_LITE_") {
+            command.env_remove(name);
+        }
+    }
+    command
+}
+
 /// Runs `taler-lite ARGS` to completion in `dir`.
 pub fn run_cli(dir: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(BIN)
+    clean_command()
         .current_dir(dir)
-        .env_remove("TALER_LITE_CONFIG")
         .args(args)
         .stdin(Stdio::null())
         .output()
