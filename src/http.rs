@@ -16,6 +16,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::{FutureExt, Stream, StreamExt, TryStreamExt};
@@ -41,7 +42,15 @@ pub struct Request {
     pub headers: HeaderMap,
     pub query: String,
     pub body: BodyStream,
+    /// The longest pause allowed in the body (`--request-timeout`); `None`
+    /// when the route is served without the accept loop that sets it.
+    pub idle: Option<Duration>,
 }
+
+/// The idle limit for request bodies, attached to every request by the accept
+/// loop ([`crate::server::run`]) as a request extension.
+#[derive(Clone, Copy, Debug)]
+pub struct IdleLimit(pub Duration);
 
 /// Extracts a [`Request`]; never rejects once the path has matched.
 pub fn request() -> impl Filter<Extract = (Request,), Error = Rejection> + Clone {
@@ -49,7 +58,14 @@ pub fn request() -> impl Filter<Extract = (Request,), Error = Rejection> + Clone
         .and(warp::header::headers_cloned())
         .and(raw_query())
         .and(warp::body::stream())
-        .map(|method, headers, query, body| Request { method, headers, query, body: boxed_body(body) })
+        .and(warp::ext::optional::<IdleLimit>())
+        .map(|method, headers, query, body, idle: Option<IdleLimit>| Request {
+            method,
+            headers,
+            query,
+            body: boxed_body(body),
+            idle: idle.map(|l| l.0),
+        })
 }
 
 /// Buffers come as `impl Buf`; copying to `Bytes` is free for hyper's own.
@@ -148,7 +164,7 @@ impl Request {
             }
         }
         let mut buf = BytesMut::new();
-        while let Some(chunk) = self.body.next().await {
+        while let Some(chunk) = self.next_chunk().await? {
             let chunk =
                 chunk.map_err(|e| ApiError::JsonInvalid { detail: format!("cannot read the body: {e}") })?;
             if (buf.len() + chunk.len()) as u64 > limit {
@@ -157,6 +173,18 @@ impl Request {
             buf.extend_from_slice(&chunk);
         }
         Ok(buf.freeze())
+    }
+
+    /// The next piece of the body; 408 when the client pauses longer than the
+    /// idle limit (hyper's header timeout does not cover bodies, and a client
+    /// that stops mid-body would otherwise hold its connection forever).
+    pub async fn next_chunk(&mut self) -> Result<Option<Result<Bytes, warp::Error>>, ApiError> {
+        match self.idle {
+            None => Ok(self.body.next().await),
+            Some(idle) => tokio::time::timeout(idle, self.body.next())
+                .await
+                .map_err(|_| ApiError::RequestTimeout { idle }),
+        }
     }
 
     /// Reads and decodes a JSON object body (see [`decode_json`]).

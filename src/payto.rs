@@ -540,6 +540,33 @@ mod tests {
             let _ = Payto::parse(&format!("payto://x-taler-bank/{s}"));
         }
 
+        /// Any valid IBAN payto parses, and its printed forms parse back to the same account.
+        #[test]
+        fn iban_round_trip(
+            country in "[A-Z]{2}",
+            bban in "[A-Z0-9]{11,30}",
+            name in "[a-zA-Z]{1,10}( [a-zA-Z]{1,10})?",
+        ) {
+            // ISO 13616 check digits: 98 - (BBAN + country + "00") mod 97.
+            let rearranged = format!("{bban}{country}00");
+            let remainder = rearranged.bytes().fold(0u64, |acc, c| {
+                let v = if c.is_ascii_digit() { u64::from(c - b'0') } else { u64::from(c - b'A') + 10 };
+                if v >= 10 { (acc * 100 + v) % 97 } else { (acc * 10 + v) % 97 }
+            });
+            let iban = format!("{country}{:02}{bban}", 98 - remainder);
+            let text = format!("payto://iban/{iban}?receiver-name={}", name.replace(' ', "%20"));
+            let p = Payto::parse(&text).unwrap();
+            prop_assert_eq!(p.iban(), Some(iban.as_str()));
+            let again = Payto::parse(p.full()).unwrap();
+            prop_assert_eq!(again.full(), p.full());
+            prop_assert_eq!(again.normalized(), p.normalized());
+            prop_assert_eq!(again.full_hash(), p.full_hash());
+            // The normalized form names the account only; another holder name keeps it the same account.
+            let normalized = Payto::parse(&format!("{}?receiver-name=Other", p.normalized())).unwrap();
+            prop_assert_eq!(normalized.normalized_hash(), p.normalized_hash());
+            prop_assert!(normalized.same_account(&p));
+        }
+
         #[test]
         fn normalized_is_stable(method in "[a-zA-Z][a-zA-Z0-9-]{0,10}", path in "[a-zA-Z0-9./]{0,20}") {
             if let Ok(p) = Payto::parse(&format!("payto://{method}/{path}?receiver-name=x")) {

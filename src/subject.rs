@@ -887,6 +887,23 @@ mod tests {
             prop_assert!(s.bytes().all(|b| SHORT_ALPHABET.contains(&b)));
         }
 
+        /// A full key written into a subject (plain or after `KYC:`, between
+        /// other words) is found again, as the text it was encoded to.
+        #[test]
+        fn prop_full_key_round_trip(
+            raw in any::<[u8; 32]>(),
+            kyc in any::<bool>(),
+            before in "[a-z]{0,8}",
+            after in "[a-z]{0,8}",
+        ) {
+            let encoded = crate::base32::encode(&raw);
+            let text = format!("{before} {}{encoded} {after}", if kyc { "KYC:" } else { "" });
+            let found = parse_subject(&text, 12);
+            let expected = key(kyc, &encoded);
+            prop_assert_eq!(keys_of(&found), vec![&expected], "{}", text);
+            prop_assert_eq!(crate::base32::decode_fixed::<32>(&encoded).unwrap(), raw);
+        }
+
         #[test]
         fn prop_parse_never_panics(text in ".{0,300}", short_length in 0usize..80) {
             let _ = parse_subject(&text, short_length);

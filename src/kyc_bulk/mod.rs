@@ -17,7 +17,6 @@ pub mod staging;
 use std::io;
 
 use bytes::{Bytes, BytesMut};
-use futures_util::StreamExt;
 use rusqlite::{OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha512};
@@ -302,7 +301,8 @@ async fn receive(
     headers: &UploadHeaders,
     content_id: Option<i64>,
 ) -> Result<Received, ApiError> {
-    let idle = state.settings.request_timeout;
+    // The accept loop sets the idle limit; an upload keeps it even when served without.
+    req.idle = Some(req.idle.unwrap_or(state.settings.request_timeout));
     let mut hasher = Sha512::new();
     let mut first = Vec::with_capacity(kyc_content::SNIFF_LEN);
     let mut sniffed = false;
@@ -311,11 +311,7 @@ async fn receive(
     let mut total = 0u64;
     let mut in_flight: Option<ChunkWrite> = None;
     loop {
-        let next = match tokio::time::timeout(idle, req.body.next()).await {
-            Ok(next) => next,
-            Err(_) => return Err(ApiError::RequestTimeout { idle }),
-        };
-        let Some(chunk) = next else { break };
+        let Some(chunk) = req.next_chunk().await? else { break };
         let chunk = chunk
             .map_err(|e| ApiError::BodyIncomplete { detail: format!("reading the body failed: {e}") })?;
         total += chunk.len() as u64;
