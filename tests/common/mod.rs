@@ -218,12 +218,7 @@ fn clean_command() -> Command {
 
 /// Runs `taler-lite ARGS` to completion in `dir`.
 pub fn run_cli(dir: &Path, args: &[&str]) -> std::process::Output {
-    clean_command()
-        .current_dir(dir)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run taler-lite")
+    clean_command().current_dir(dir).args(args).stdin(Stdio::null()).output().expect("run taler-lite")
 }
 
 /// Loads a vector file from test-data/.
