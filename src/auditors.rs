@@ -111,11 +111,8 @@ async fn enable_auditor(state: AppState, mut req: Request) -> Result<Response, A
 
 fn last_change(conn: &Connection, auditor_pub: &EddsaPublicKey) -> Result<Option<i64>, StoreError> {
     Ok(conn
-        .query_row(
-            "SELECT last_change_s FROM auditors WHERE auditor_pub = ?1",
-            [auditor_pub.as_bytes()],
-            |r| r.get(0),
-        )
+        .prepare_cached("SELECT last_change_s FROM auditors WHERE auditor_pub = ?1")?
+        .query_row([auditor_pub.as_bytes()], |r| r.get(0))
         .optional()?)
 }
 
@@ -126,20 +123,20 @@ fn store_enable(conn: &Connection, msg: &AuditorSetupMessage) -> Result<(), ApiE
             return Err(ApiError::AuditorMoreRecentPresent { stored_s: describe_secs(stored) });
         }
     }
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO auditors (auditor_pub, auditor_url, auditor_name, is_active, last_change_s, master_sig)
          VALUES (?1, ?2, ?3, 1, ?4, ?5)
          ON CONFLICT (auditor_pub) DO UPDATE SET auditor_url = excluded.auditor_url,
            auditor_name = excluded.auditor_name, is_active = 1,
            last_change_s = excluded.last_change_s, master_sig = excluded.master_sig",
-        params![
-            msg.auditor_pub.as_bytes(),
-            msg.auditor_url,
-            msg.auditor_name,
-            start,
-            msg.master_sig.as_bytes()
-        ],
-    )?;
+    )?
+    .execute(params![
+        msg.auditor_pub.as_bytes(),
+        msg.auditor_url,
+        msg.auditor_name,
+        start,
+        msg.master_sig.as_bytes()
+    ])?;
     Ok(())
 }
 

@@ -280,9 +280,11 @@ fn load_by_authorization(
     authorization_pub: &EddsaPublicKey,
 ) -> Result<Option<StoredRegistration>, StoreError> {
     Ok(conn
-        .query_row(
+        .prepare_cached(
             "SELECT registration_id, account_pub, type, recurrent, credit_amount, credit_account, response, expiration_s
              FROM registrations WHERE authorization_pub = ?1",
+        )?
+        .query_row(
             [authorization_pub.as_bytes()],
             |r| {
                 Ok(StoredRegistration {
@@ -311,11 +313,10 @@ fn claim_subject(
     now_s: i64,
 ) -> Result<(), ApiError> {
     let holder: Option<(i64, i64)> = conn
-        .query_row(
-            &format!("SELECT registration_id, expiration_s FROM registrations WHERE {column} = ?1"),
-            [value],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+        .prepare_cached(&format!(
+            "SELECT registration_id, expiration_s FROM registrations WHERE {column} = ?1"
+        ))?
+        .query_row([value], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
     match holder {
         Some((id, _)) if Some(id) == own => Ok(()),
@@ -336,8 +337,10 @@ fn claim_subject(
 /// Whether a reserve key was credited already.
 fn reserve_credited(conn: &Connection, account_pub: &[u8]) -> Result<bool, StoreError> {
     Ok(conn
-        .query_row(
+        .prepare_cached(
             "SELECT 1 FROM incoming_transfers WHERE account_pub = ?1 AND status = 'credited' AND type = 'RESERVE'",
+        )?
+        .query_row(
             [account_pub],
             |_| Ok(()),
         )
@@ -359,8 +362,10 @@ fn store_registration(
 
     if reg.transfer_type == TransferType::Reserve {
         let other_live: bool = conn
-            .query_row(
+            .prepare_cached(
                 "SELECT 1 FROM registrations WHERE account_pub = ?1 AND authorization_pub != ?2 AND expiration_s > ?3",
+            )?
+            .query_row(
                 params![reg.account_pub.as_bytes(), reg.authorization_pub.as_bytes(), now_s],
                 |_| Ok(()),
             )
@@ -398,7 +403,7 @@ fn store_registration(
     let response = serde_json::to_string(&derived.response)
         .map_err(|e| StoreError::Invariant(format!("cannot encode the response: {e}")))?;
     // New, replacing a live one (new data, renewed expiration), or taking over an expired row.
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO registrations (authorization_pub, account_pub, type, recurrent, credit_amount, credit_account,
            authorization_sig, short_subject, qr_reference, response, created_us, last_change_us, expiration_s, used_us)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12, NULL)
@@ -408,6 +413,8 @@ fn store_registration(
            short_subject = excluded.short_subject, qr_reference = excluded.qr_reference,
            response = excluded.response, last_change_us = excluded.last_change_us,
            expiration_s = excluded.expiration_s, used_us = NULL",
+    )?
+    .execute(
         params![
             reg.authorization_pub.as_bytes(),
             reg.account_pub.as_bytes(),

@@ -46,10 +46,8 @@ pub fn append(
     data: Bytes,
 ) -> impl Future<Output = Result<(), ApiError>> + Send + use<> {
     store.write_with(Durability::Lazy, move |conn| {
-        conn.execute(
-            "INSERT INTO kyc_chunks (content_id, seq, data) VALUES (?1, ?2, ?3)",
-            params![content_id, seq, data.as_ref()],
-        )?;
+        conn.prepare_cached("INSERT INTO kyc_chunks (content_id, seq, data) VALUES (?1, ?2, ?3)")?
+            .execute(params![content_id, seq, data.as_ref()])?;
         Ok(())
     })
 }

@@ -139,6 +139,8 @@ impl Writer {
 }
 
 fn writer_loop(conn: Connection, rx: mpsc::Receiver<Message>) {
+    // Room for every statement the write paths run (the default is 16).
+    conn.set_prepared_statement_cache_capacity(64);
     let mut synchronous_full = true;
     let mut closing = false;
     while !closing {
@@ -180,8 +182,15 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Message>) {
     log::debug!("writer thread: closed");
 }
 
+/// Runs one transaction-control statement through the statement cache: the
+/// writer runs several per job, and parsing them anew each time was a visible
+/// share of the writer thread's time under load (perf, `loadgen registration`).
+fn control(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
+}
+
 fn run_batch(conn: &Connection, batch: Vec<Job>) {
-    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+    if let Err(e) = control(conn, "BEGIN IMMEDIATE") {
         let reason = StoreError::from(e).describe();
         log::error!("cannot begin a write transaction: {reason}");
         for job in batch {
@@ -200,7 +209,7 @@ fn run_batch(conn: &Connection, batch: Vec<Job>) {
             completions.push((complete, Some(reason.clone())));
             continue;
         }
-        if let Err(e) = conn.execute_batch("SAVEPOINT job") {
+        if let Err(e) = control(conn, "SAVEPOINT job") {
             let reason = StoreError::from(e).describe();
             let (_, complete) = skip_job(job);
             completions.push((complete, Some(reason)));
@@ -221,8 +230,12 @@ fn run_batch(conn: &Connection, batch: Vec<Job>) {
             completions.push((complete, Some(reason)));
             continue;
         }
-        let end = if keep { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" };
-        match conn.execute_batch(end) {
+        let end = if keep {
+            control(conn, "RELEASE job")
+        } else {
+            control(conn, "ROLLBACK TO job").and_then(|()| control(conn, "RELEASE job"))
+        };
+        match end {
             Ok(()) => completions.push((complete, None)),
             Err(e) => {
                 let reason = StoreError::from(e).describe();
@@ -234,7 +247,7 @@ fn run_batch(conn: &Connection, batch: Vec<Job>) {
     let commit = if conn.is_autocommit() {
         Err(aborted.unwrap_or_else(|| "the transaction ended early".into()))
     } else {
-        conn.execute_batch("COMMIT").map_err(|e| {
+        control(conn, "COMMIT").map_err(|e| {
             let reason = StoreError::from(e).describe();
             log::error!("commit failed: {reason}");
             if !conn.is_autocommit() {

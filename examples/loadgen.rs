@@ -1,0 +1,1019 @@
+//! Load generator for taler-lite (issue 6): drives the real server over HTTP
+//! from this separate process and prints one JSON line per scenario.
+//!
+//! ```sh
+//! cargo run --release --example loadgen -- all            # every scenario
+//! cargo run --release --example loadgen -- registration   # one of them
+//! cargo run --release --example loadgen -- registration --url http://127.0.0.1:8081/ \
+//!     --database ./taler-lite.sqlite3 --pid $(pidof taler-lite)
+//! ```
+//!
+//! Without `--url` each scenario builds `target/<profile>/taler-lite` (through
+//! `$CARGO build`) and starts it fresh on a temporary database with
+//! `serve --listen 127.0.0.1:0`, reading the URL from its "listening on URL"
+//! line on stderr (stderr is drained for the server's whole life so the pipe
+//! never fills). A fresh server per scenario keeps the peak RSS (`VmHWM` in
+//! `/proc/PID/status`) and the database of one scenario apart from the others.
+//!
+//! Scenarios (targets from issue 6, for a 2-core machine):
+//! - `registration`: `--clients` (64) concurrent connections post
+//!   `/taler-prepared-transfer/registration`, every request with a fresh key
+//!   pair, all signed before the clock starts. Only 200s count. Reference:
+//!   single-core Ed25519 verifications per second with the server's own
+//!   verification code (same crate), measured in this run. Targets:
+//!   throughput >= 0.5 x reference, p99 <= 20 ms.
+//! - `auditors`: the same for `POST /management/auditors` (204) with fresh
+//!   auditor keys, signed by a master key this program holds.
+//! - `upload`: one 1 GiB body (generated in memory from shared 1 MiB blocks,
+//!   hashed and signed before the clock starts) to `POST /kyc-bulk/$EXTERN_PUB`.
+//!   References: SHA-512 throughput (one core, same crate) and fsync'd
+//!   sequential write throughput in the database's directory. Targets:
+//!   MB/s >= 0.6 x the smaller reference, server peak RSS <= 64 MiB.
+//! - `mixed`: the registration load while two different 1 GiB uploads
+//!   stream. Targets: registration p99 <= 3 x the `registration` p99 and each
+//!   upload's time <= 2 x the `upload` time, both measured in the same run
+//!   (they are run first if not asked for).
+//! - `startup`: from spawning the binary on a fresh database to the first 200
+//!   of `GET /config`, median of 20 starts. Target: <= 50 ms.
+//!
+//! Reading the output: each line has `scenario`, the measured figures
+//! (`throughput` with its `unit`, `latency_ms` p50/p99/max over all answered
+//! requests, `server_peak_rss_mib`), `reference` (what, value, unit),
+//! `ratio` (figure / reference), `targets` (each with its limit, value and
+//! `met`) and `met` (all targets met and no request failed). `failed` counts
+//! answers with an unexpected status; `rows_checked` says whether the rows
+//! stored in the database were counted and matched the successful answers. MB
+//! are 10^6 bytes, MiB 2^20.
+//!
+//! The load generator shares the machine with the server: its own HTTP work
+//! takes CPU from the server, as a real client on the same box would.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{IpAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use clap::Parser;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha512};
+use taler_lite::crypto::{
+    EddsaPrivateKey, EddsaPublicKey, EddsaSignature, ExternKycDataBulkBindingPS, HashCode,
+    MasterAddAuditorPS, SignedStruct,
+};
+use taler_lite::payto::Payto;
+use taler_lite::timestamp::Timestamp;
+
+/// The credit account of the server's defaults (registrations must name one of its accounts).
+const DEFAULT_ACCOUNT: &str = "payto://iban/CH4431999123000889012?receiver-name=Exchange";
+const CUSTOMER_PAYTO: &str = "payto://iban/DE89370400440532013000?receiver-name=Erika%20Mustermann";
+const MIB: u64 = 1 << 20;
+/// Upper bound on a registration or auditors load phase, whatever the request count.
+const PHASE_LIMIT: Duration = Duration::from_secs(25);
+/// Upper bound on the mixed scenario's registration load (it normally stops
+/// when both uploads are done; two 1 GiB uploads took about 40 s here).
+const MIXED_LIMIT: Duration = Duration::from_secs(90);
+
+#[derive(Parser, Debug)]
+#[command(about = "taler-lite load generator (issue 6); prints one JSON line per scenario")]
+struct Options {
+    /// registration, auditors, upload, mixed, startup or all (several may be given).
+    #[arg(default_value = "all")]
+    scenarios: Vec<String>,
+    /// Drive an already running server at this loopback URL instead of starting one.
+    #[arg(long)]
+    url: Option<String>,
+    /// Operator token of the `--url` server (needed for `upload`: it registers a third party).
+    #[arg(long)]
+    token: Option<String>,
+    /// Master private key file of the `--url` server (needed for `auditors`).
+    #[arg(long)]
+    master_key_file: Option<PathBuf>,
+    /// Database of the `--url` server, to count stored rows afterwards.
+    #[arg(long)]
+    database: Option<PathBuf>,
+    /// Process id of the `--url` server, for its peak RSS.
+    #[arg(long)]
+    pid: Option<u32>,
+    /// Credit account for registrations (must be one of the server's).
+    #[arg(long, default_value = DEFAULT_ACCOUNT)]
+    credit_account: String,
+    /// The server binary to start (default: build and use target/<profile>/taler-lite).
+    #[arg(long)]
+    server_bin: Option<PathBuf>,
+    /// Concurrent client connections for registration, auditors and mixed.
+    #[arg(long, default_value_t = 64)]
+    clients: usize,
+    /// Requests in the registration and auditors scenarios (each also stops after 25 s).
+    #[arg(long, default_value_t = 20_000)]
+    requests: usize,
+    /// Size of each upload in MiB.
+    #[arg(long, default_value_t = 1024)]
+    upload_mib: u64,
+    /// Starts in the startup scenario.
+    #[arg(long, default_value_t = 20)]
+    starts: usize,
+}
+
+// ---------------------------------------------------------------- the server
+
+/// A server this program started; killed (it runs on a throw-away database) when dropped.
+struct Spawned {
+    child: Child,
+    url: String,
+    _dir: tempfile::TempDir,
+    db: PathBuf,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Spawned {
+    /// Starts `bin serve` on a fresh database in a fresh directory with `args` and waits for its URL.
+    fn start(bin: &Path, args: &[String]) -> Spawned {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let db = dir.path().join("db");
+        let (mut child, url_rx, log) = spawn_server(bin, dir.path(), &db, args);
+        let url = match url_rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(url) => url,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                std::thread::sleep(Duration::from_millis(100));
+                panic!("the server did not start:\n{}", log.lock().expect("log").join("\n"));
+            }
+        };
+        Spawned { child, url, _dir: dir, db, log }
+    }
+
+    fn tail_of_log(&self) -> String {
+        let log = self.log.lock().expect("log");
+        log.iter().rev().take(20).rev().cloned().collect::<Vec<_>>().join("\n")
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Spawns the server; the receiver gets its URL. A thread drains stderr for
+/// the server's whole life (a full pipe would block it) keeping the last lines.
+fn spawn_server(
+    bin: &Path,
+    dir: &Path,
+    db: &Path,
+    args: &[String],
+) -> (Child, mpsc::Receiver<String>, Arc<Mutex<Vec<String>>>) {
+    let mut child = Command::new(bin)
+        .current_dir(dir)
+        .env_remove("TALER_LITE_CONFIG")
+        .args(["serve", "--listen", "127.0.0.1:0", "--database"])
+        .arg(db)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let (tx, rx) = mpsc::channel();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let kept = log.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(url) = line.split("listening on ").nth(1) {
+                let _ = tx.send(url.trim().to_owned());
+            }
+            let mut log = kept.lock().expect("log");
+            if log.len() >= 200 {
+                log.remove(0);
+            }
+            log.push(line);
+        }
+    });
+    (child, rx, log)
+}
+
+/// Builds the server binary of this example's profile and returns its path.
+fn server_binary(options: &Options) -> PathBuf {
+    if let Some(bin) = &options.server_bin {
+        return bin.clone();
+    }
+    // This example runs as target/<profile>/examples/loadgen.
+    let exe = std::env::current_exe().expect("own path");
+    let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>/examples/loadgen");
+    let profile = profile_dir.file_name().and_then(|n| n.to_str()).unwrap_or("release");
+    if profile != "release" {
+        eprintln!("loadgen: WARNING: profile {profile}; figures of a non-release build mean little");
+    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let cargo_profile = if profile == "debug" { "dev" } else { profile };
+    let status = Command::new(&cargo)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["build", "--quiet", "--profile", cargo_profile, "--bin", "taler-lite"])
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run {cargo}: {e}"));
+    assert!(status.success(), "building the server failed");
+    profile_dir.join("taler-lite")
+}
+
+/// Peak resident set (`VmHWM`) of a process, in MiB.
+fn peak_rss_mib(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib: f64 =
+        status.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+/// Where a scenario sends its requests, and what it can inspect afterwards.
+struct Target {
+    url: String,
+    token: Option<String>,
+    db: Option<PathBuf>,
+    pid: Option<u32>,
+    spawned: Option<Spawned>,
+}
+
+impl Target {
+    fn endpoint(&self, path: &str) -> String {
+        format!("{}/{}", self.url.trim_end_matches('/'), path)
+    }
+
+    fn peak_rss_mib(&self) -> Option<f64> {
+        self.pid.and_then(peak_rss_mib)
+    }
+
+    /// `SELECT count(*)` through a read-only connection, when the database is known.
+    fn count(&self, sql: &str) -> Option<i64> {
+        let db = self.db.as_ref()?;
+        let conn = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .expect("open the database read-only");
+        conn.busy_timeout(Duration::from_secs(10)).expect("busy timeout");
+        Some(conn.query_row(sql, [], |r| r.get(0)).expect("count rows"))
+    }
+
+    fn describe_failure(&self) -> String {
+        self.spawned.as_ref().map(Spawned::tail_of_log).unwrap_or_default()
+    }
+}
+
+struct Context {
+    options: Options,
+    bin: Option<PathBuf>,
+    client: reqwest::Client,
+    /// Figures of earlier scenarios of this run, for `mixed`.
+    registration_p99_ms: Option<f64>,
+    registration_throughput: Option<f64>,
+    upload_secs: Option<f64>,
+}
+
+impl Context {
+    /// The server for a scenario: a fresh one with `args`, or the `--url` one.
+    fn target(&self, args: &[String]) -> Target {
+        match &self.options.url {
+            Some(url) => Target {
+                url: url.clone(),
+                token: self.options.token.clone(),
+                db: self.options.database.clone(),
+                pid: self.options.pid,
+                spawned: None,
+            },
+            None => {
+                let spawned = Spawned::start(self.bin.as_ref().expect("server binary"), args);
+                Target {
+                    url: spawned.url.clone(),
+                    token: None,
+                    db: Some(spawned.db.clone()),
+                    pid: Some(spawned.child.id()),
+                    spawned: Some(spawned),
+                }
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------- measuring
+
+fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    // Nearest rank.
+    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1].as_secs_f64() * 1000.0
+}
+
+fn round(x: f64, digits: i32) -> f64 {
+    let f = 10f64.powi(digits);
+    (x * f).round() / f
+}
+
+/// What a request load produced.
+struct Load {
+    latencies: Vec<Duration>,
+    ok: usize,
+    failed: usize,
+    first_failures: Vec<String>,
+    elapsed: Duration,
+}
+
+impl Load {
+    fn throughput(&self) -> f64 {
+        self.ok as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn latency_json(&mut self) -> Value {
+        self.latencies.sort_unstable();
+        json!({
+            "p50": round(percentile_ms(&self.latencies, 0.50), 2),
+            "p99": round(percentile_ms(&self.latencies, 0.99), 2),
+            "max": round(percentile_ms(&self.latencies, 1.0), 2),
+        })
+    }
+}
+
+/// Posts the prepared JSON `bodies` to `url` over `clients` concurrent
+/// connections until they are used up, `stop` is set, or `limit` passes.
+async fn drive(
+    client: &reqwest::Client,
+    url: &str,
+    bodies: Vec<Bytes>,
+    clients: usize,
+    expect: u16,
+    stop: Option<Arc<AtomicBool>>,
+    limit: Duration,
+) -> Load {
+    let bodies = Arc::new(bodies);
+    let next = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let deadline = start + limit;
+    let mut tasks = Vec::with_capacity(clients);
+    for _ in 0..clients {
+        let (client, url, bodies, next, stop) =
+            (client.clone(), url.to_owned(), bodies.clone(), next.clone(), stop.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut failures = Vec::new();
+            loop {
+                if stop.as_ref().is_some_and(|s| s.load(Ordering::Relaxed)) || Instant::now() > deadline {
+                    break;
+                }
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(body) = bodies.get(i) else { break };
+                let t = Instant::now();
+                let answer = client
+                    .post(&url)
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(body.clone())
+                    .send()
+                    .await;
+                let outcome = match answer {
+                    Ok(response) => {
+                        let status = response.status().as_u16();
+                        match response.bytes().await {
+                            Ok(_) if status == expect => Ok(()),
+                            Ok(text) => Err(format!("{status}: {}", String::from_utf8_lossy(&text))),
+                            Err(e) => Err(format!("{status}, body: {e}")),
+                        }
+                    }
+                    Err(e) => Err(format!("request: {e}")),
+                };
+                match outcome {
+                    Ok(()) => latencies.push(t.elapsed()),
+                    Err(e) => failures.push(e),
+                }
+            }
+            (latencies, failures)
+        }));
+    }
+    let mut load =
+        Load { latencies: Vec::new(), ok: 0, failed: 0, first_failures: Vec::new(), elapsed: Duration::ZERO };
+    for task in tasks {
+        let (latencies, failures) = task.await.expect("client task");
+        load.ok += latencies.len();
+        load.latencies.extend(latencies);
+        load.failed += failures.len();
+        load.first_failures.extend(failures.into_iter().take(3));
+    }
+    load.elapsed = start.elapsed();
+    load.first_failures.truncate(5);
+    load
+}
+
+/// Makes `n` items with `make` on every core (signing before the clock starts).
+fn make_parallel<T: Send>(n: usize, make: impl Fn(usize) -> T + Sync) -> Vec<T> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let per = n.div_ceil(threads).max(1);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let make = &make;
+                s.spawn(move || (t * per..((t + 1) * per).min(n)).map(make).collect::<Vec<T>>())
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().expect("signing thread")).collect()
+    })
+}
+
+// ---------------------------------------------------------------- references
+
+/// Ed25519 verifications per second on one core, through the server's own
+/// verification (`EddsaPublicKey::verify`: canonical check, decompression,
+/// strict verify), over distinct keys so nothing is cached.
+fn reference_ed25519() -> f64 {
+    let samples: Vec<(EddsaPublicKey, [u8; 32], EddsaSignature)> = (0..256)
+        .map(|_| {
+            let k = EddsaPrivateKey::generate().expect("randomness");
+            let msg = *EddsaPrivateKey::generate().expect("randomness").public_key().as_bytes();
+            (k.public_key(), msg, k.sign(&msg))
+        })
+        .collect();
+    let start = Instant::now();
+    let mut n = 0u64;
+    while start.elapsed() < Duration::from_secs(1) {
+        for (key, msg, sig) in &samples {
+            assert!(key.verify(msg, sig), "reference signature must verify");
+        }
+        n += samples.len() as u64;
+    }
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+/// SHA-512 MB/s on one core, with the server's crate, over 512 MiB in 1 MiB updates.
+fn reference_sha512() -> f64 {
+    let block = filler_block(7);
+    let mut h = Sha512::new();
+    let start = Instant::now();
+    for _ in 0..512 {
+        h.update(&block);
+    }
+    std::hint::black_box(h.finalize());
+    (512 * MIB) as f64 / 1e6 / start.elapsed().as_secs_f64()
+}
+
+/// Sequential write MB/s in `dir` (the database's directory): 512 MiB in
+/// 1 MiB writes with an fsync every 8 MiB and at the end, so the figure is
+/// the disk's and not the page cache's.
+fn reference_disk(dir: &Path) -> f64 {
+    let path = dir.join("loadgen-disk-reference");
+    let block = filler_block(11);
+    let mut file = std::fs::File::create(&path).expect("create the disk reference file");
+    let start = Instant::now();
+    for i in 1..=512u64 {
+        file.write_all(&block).expect("write the disk reference file");
+        if i % 8 == 0 {
+            file.sync_data().expect("fsync the disk reference file");
+        }
+    }
+    file.sync_all().expect("fsync the disk reference file");
+    let mbps = (512 * MIB) as f64 / 1e6 / start.elapsed().as_secs_f64();
+    drop(file);
+    let _ = std::fs::remove_file(&path);
+    mbps
+}
+
+/// 1 MiB of xorshift noise (incompressible, like a scanned PDF).
+fn filler_block(seed: u64) -> Vec<u8> {
+    let mut block = vec![0u8; MIB as usize];
+    let mut x = 0x2545_f491_4f6c_dd1d ^ seed.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    for b in block.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = x as u8;
+    }
+    block
+}
+
+// ---------------------------------------------------------------- requests
+
+fn now_s() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).expect("clock after 1970").as_secs()
+}
+
+async fn currency(client: &reqwest::Client, target: &Target) -> String {
+    let config: Value = client
+        .get(target.endpoint("config"))
+        .send()
+        .await
+        .expect("GET /config")
+        .json()
+        .await
+        .expect("/config is JSON");
+    config["currency"].as_str().expect("/config has a currency").to_owned()
+}
+
+/// `n` registration bodies, each with a fresh authorization key that signs its account key.
+fn registration_bodies(n: usize, currency: &str, account: &str) -> Vec<Bytes> {
+    make_parallel(n, |_| {
+        let auth = EddsaPrivateKey::generate().expect("randomness");
+        let account_pub = EddsaPrivateKey::generate().expect("randomness").public_key();
+        Bytes::from(
+            json!({
+                "credit_account": account,
+                "type": "reserve",
+                "recurrent": false,
+                "credit_amount": format!("{currency}:10"),
+                "alg": "EdDSA",
+                "account_pub": account_pub.to_string(),
+                "authorization_pub": auth.public_key().to_string(),
+                "authorization_sig": auth.sign(account_pub.as_bytes()).to_string(),
+            })
+            .to_string(),
+        )
+    })
+}
+
+/// `n` auditor enable bodies, each for a fresh auditor key, signed by `master`.
+fn auditor_bodies(n: usize, master: &EddsaPrivateKey) -> Vec<Bytes> {
+    let t = now_s();
+    make_parallel(n, |i| {
+        let auditor = EddsaPrivateKey::generate().expect("randomness").public_key();
+        let url = "https://auditor.example/";
+        let sig = MasterAddAuditorPS::new(Timestamp::from_secs(t), auditor, url).sign(master);
+        Bytes::from(
+            json!({
+                "auditor_url": url,
+                "auditor_name": format!("Bench auditor {i}"),
+                "auditor_pub": auditor.to_string(),
+                "master_sig": sig.to_string(),
+                "validity_start": {"t_s": t},
+            })
+            .to_string(),
+        )
+    })
+}
+
+/// An upload body as shared 1 MiB blocks (nothing of it is stored on the
+/// client side), its hash and size. `variant` makes bodies differ.
+struct UploadBody {
+    parts: Vec<Bytes>,
+    h_body: HashCode,
+    size: u64,
+}
+
+fn upload_body(mib: u64, variant: u64) -> UploadBody {
+    let mut first = filler_block(variant + 100);
+    let header = format!("%PDF-1.7\n% taler-lite loadgen body {variant}\n");
+    first[..header.len()].copy_from_slice(header.as_bytes());
+    let filler = Bytes::from(filler_block(variant + 200));
+    let mut parts = vec![Bytes::from(first)];
+    parts.extend(std::iter::repeat_n(filler, (mib as usize).saturating_sub(1)));
+    let mut h = Sha512::new();
+    for p in &parts {
+        h.update(p);
+    }
+    let digest: [u8; 64] = h.finalize().into();
+    let size = parts.iter().map(|p| p.len() as u64).sum();
+    UploadBody { parts, h_body: HashCode::from_bytes(digest), size }
+}
+
+/// A third party the server knows: started with `--extern-key`, or registered
+/// through the operator API of a `--url` server.
+async fn ensure_extern_key(client: &reqwest::Client, target: &Target, party: &EddsaPrivateKey) {
+    if target.spawned.is_some() {
+        return;
+    }
+    let token = target.token.as_ref().expect("--token is needed for uploads to a --url server");
+    let answer = client
+        .post(target.endpoint("private/extern-keys"))
+        .bearer_auth(token)
+        .json(&json!({"extern_pub": party.public_key().to_string(), "name": "loadgen"}))
+        .send()
+        .await
+        .expect("POST /private/extern-keys");
+    assert!(answer.status().is_success(), "registering the third party: {}", answer.status());
+}
+
+/// Sends one upload; returns its duration once the 204 arrived.
+async fn upload(
+    client: &reqwest::Client,
+    target: &Target,
+    party: &EddsaPrivateKey,
+    body: &UploadBody,
+) -> Result<Duration, String> {
+    let payto: Payto = CUSTOMER_PAYTO.parse().expect("payto");
+    let sig = ExternKycDataBulkBindingPS { h_body: body.h_body, h_payto: payto.full_hash() }.sign(party);
+    let parts = body.parts.clone();
+    let request = client
+        .post(target.endpoint(&format!("kyc-bulk/{}", party.public_key())))
+        .timeout(Duration::from_secs(120))
+        .header("Content-Type", "application/pdf")
+        .header("Content-Length", body.size)
+        .header("Taler-Customer-Payto", CUSTOMER_PAYTO)
+        .header("Taler-Extern-Signature", sig.to_string())
+        .header("If-None-Match", body.h_body.to_string())
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            parts.into_iter().map(Ok::<_, std::io::Error>),
+        )));
+    let start = Instant::now();
+    let response = request.send().await.map_err(|e| format!("upload: {e}"))?;
+    let status = response.status().as_u16();
+    let text = response.bytes().await.map_err(|e| format!("upload answer: {e}"))?;
+    let took = start.elapsed();
+    if status != 204 {
+        return Err(format!("upload: {status}: {}", String::from_utf8_lossy(&text)));
+    }
+    Ok(took)
+}
+
+/// Whether the upload with this hash is stored complete (`None`: database unknown).
+fn upload_stored(target: &Target, body: &UploadBody) -> Option<bool> {
+    let hex: String = body.h_body.as_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    let chunks = target.count(&format!(
+        "SELECT count(*) FROM kyc_chunks JOIN kyc_contents USING (content_id)
+          WHERE h_body = x'{hex}' AND size = {}",
+        body.size
+    ))?;
+    let uploads = target.count(&format!(
+        "SELECT count(*) FROM kyc_uploads u JOIN kyc_contents c USING (content_id) WHERE c.h_body = x'{hex}'"
+    ))?;
+    Some(chunks as u64 == body.size.div_ceil(MIB) && uploads == 1)
+}
+
+fn target_json(what: &str, value: f64, limit: f64, met: bool) -> Value {
+    json!({"what": what, "value": round(value, 2), "limit": round(limit, 2), "met": met})
+}
+
+// ---------------------------------------------------------------- scenarios
+
+/// `registration` and `auditors`: fresh keys, `clients` connections, durable answers only.
+async fn request_scenario(ctx: &mut Context, name: &str) -> Value {
+    let reference = reference_ed25519();
+    let (args, master) = if name == "auditors" {
+        let master = match &ctx.options.master_key_file {
+            Some(f) => std::fs::read_to_string(f)
+                .expect("read --master-key-file")
+                .trim()
+                .parse::<EddsaPrivateKey>()
+                .expect("--master-key-file holds a base32 Ed25519 seed"),
+            None => EddsaPrivateKey::generate().expect("randomness"),
+        };
+        (vec!["--master-public-key".to_owned(), master.public_key().to_string()], Some(master))
+    } else {
+        (Vec::new(), None)
+    };
+    if name == "auditors" && ctx.options.url.is_some() && ctx.options.master_key_file.is_none() {
+        panic!("auditors against --url needs --master-key-file");
+    }
+    let target = ctx.target(&args);
+    let clients = ctx.options.clients;
+    let (path, expect, table) = match &master {
+        Some(_) => ("management/auditors", 204, "auditors"),
+        None => ("taler-prepared-transfer/registration", 200, "registrations"),
+    };
+    let rows_before = target.count(&format!("SELECT count(*) FROM {table}"));
+    let make = |n: usize, currency: &str| match &master {
+        Some(m) => auditor_bodies(n, m),
+        None => registration_bodies(n, currency, &ctx.options.credit_account),
+    };
+    let currency = currency(&ctx.client, &target).await;
+    // One request per connection first, so that connecting is not timed.
+    let warmup = drive(
+        &ctx.client,
+        &target.endpoint(path),
+        make(clients, &currency),
+        clients,
+        expect,
+        None,
+        PHASE_LIMIT,
+    )
+    .await;
+    let bodies = make(ctx.options.requests, &currency);
+    let mut load =
+        drive(&ctx.client, &target.endpoint(path), bodies, clients, expect, None, PHASE_LIMIT).await;
+
+    let rows_after = target.count(&format!("SELECT count(*) FROM {table}"));
+    let rows_checked = match (rows_before, rows_after) {
+        (Some(b), Some(a)) => json!((a - b) as usize == warmup.ok + load.ok),
+        _ => Value::Null,
+    };
+    let throughput = load.throughput();
+    let latency = load.latency_json();
+    let p99 = latency["p99"].as_f64().unwrap_or(f64::NAN);
+    let ratio = throughput / reference;
+    let targets = vec![
+        target_json("throughput >= 0.5 x reference (ratio)", ratio, 0.5, ratio >= 0.5),
+        target_json("p99 latency ms <= 20", p99, 20.0, p99 <= 20.0),
+    ];
+    if name == "registration" {
+        ctx.registration_p99_ms = Some(p99);
+        ctx.registration_throughput = Some(throughput);
+    }
+    let failed = load.failed + warmup.failed;
+    finish(
+        json!({
+            "scenario": name,
+            "clients": clients,
+            "ok": load.ok,
+            "failed": failed,
+            "first_failures": ([warmup.first_failures, load.first_failures].concat()),
+            "seconds": round(load.elapsed.as_secs_f64(), 3),
+            "throughput": round(throughput, 1),
+            "unit": if master.is_some() { "enables/s" } else { "registrations/s" },
+            "latency_ms": latency,
+            "server_peak_rss_mib": target.peak_rss_mib().map(|m| round(m, 1)),
+            "reference": {"what": "Ed25519 verifications/s, one core, ed25519-dalek via taler_lite::crypto", "value": round(reference, 1), "unit": "verifications/s"},
+            "ratio": round(ratio, 3),
+            "rows_checked": rows_checked,
+            "targets": targets,
+        }),
+        &target,
+    )
+}
+
+/// Sets `met` (every target met, nothing failed, stored rows as answered) and
+/// adds the server's last log lines when something failed.
+fn finish(mut line: Value, target: &Target) -> Value {
+    let targets_met =
+        line["targets"].as_array().map(|t| t.iter().all(|t| t["met"] == json!(true))).unwrap_or(false);
+    let clean = line["failed"].as_u64() == Some(0) && line["rows_checked"] != json!(false);
+    line["met"] = json!(targets_met && clean);
+    if !clean {
+        line["server_log_tail"] = json!(target.describe_failure());
+    }
+    line
+}
+
+async fn upload_scenario(ctx: &mut Context) -> Value {
+    let body = upload_body(ctx.options.upload_mib, 1);
+    let party = EddsaPrivateKey::generate().expect("randomness");
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let disk_dir = ctx.options.database.as_ref().and_then(|d| d.parent()).unwrap_or(dir.path()).to_owned();
+    // References first, while no server runs.
+    let sha = reference_sha512();
+    let disk = reference_disk(&disk_dir);
+    let target = ctx.target(&[format!("--extern-key={}=loadgen", party.public_key())]);
+    ensure_extern_key(&ctx.client, &target, &party).await;
+    let outcome = upload(&ctx.client, &target, &party, &body).await;
+    let (secs, failed, failures) = match &outcome {
+        Ok(d) => (d.as_secs_f64(), 0, Vec::new()),
+        Err(e) => (f64::NAN, 1, vec![e.clone()]),
+    };
+    let mbps = body.size as f64 / 1e6 / secs;
+    let reference = sha.min(disk);
+    let ratio = mbps / reference;
+    let rss = target.peak_rss_mib();
+    if outcome.is_ok() {
+        ctx.upload_secs = Some(secs);
+    }
+    finish(
+        json!({
+            "scenario": "upload",
+            "ok": usize::from(outcome.is_ok()),
+            "failed": failed,
+            "first_failures": failures,
+            "size_mib": body.size as f64 / MIB as f64,
+            "seconds": round(secs, 3),
+            "throughput": round(mbps, 1),
+            "unit": "MB/s",
+            "server_peak_rss_mib": rss.map(|m| round(m, 1)),
+            "reference": {
+                "what": "min(SHA-512 one core, fsync'd sequential write in the database's directory)",
+                "value": round(reference, 1), "unit": "MB/s",
+                "sha512_mbps": round(sha, 1), "disk_mbps": round(disk, 1),
+            },
+            "ratio": round(ratio, 3),
+            "rows_checked": upload_stored(&target, &body),
+            "targets": [
+                target_json("MB/s >= 0.6 x reference (ratio)", ratio, 0.6, ratio >= 0.6),
+                target_json("server peak RSS MiB <= 64", rss.unwrap_or(f64::NAN), 64.0, rss.is_some_and(|r| r <= 64.0)),
+            ],
+        }),
+        &target,
+    )
+}
+
+async fn mixed_scenario(ctx: &mut Context) -> Value {
+    let (Some(base_p99), Some(base_throughput), Some(base_upload)) =
+        (ctx.registration_p99_ms, ctx.registration_throughput, ctx.upload_secs)
+    else {
+        panic!("mixed needs the registration and upload figures of this run");
+    };
+    let bodies = [upload_body(ctx.options.upload_mib, 2), upload_body(ctx.options.upload_mib, 3)];
+    let party = EddsaPrivateKey::generate().expect("randomness");
+    let target = ctx.target(&[format!("--extern-key={}=loadgen", party.public_key())]);
+    ensure_extern_key(&ctx.client, &target, &party).await;
+    let currency = currency(&ctx.client, &target).await;
+    let clients = ctx.options.clients;
+    let path = target.endpoint("taler-prepared-transfer/registration");
+    let rows_before = target.count("SELECT count(*) FROM registrations");
+    // Enough fresh registrations to last well past both uploads at the
+    // scenario-1 rate; the load stops when the uploads are done.
+    let n = ((base_throughput * base_upload * 2.5) as usize).clamp(1_000, 150_000);
+    let warmup = drive(
+        &ctx.client,
+        &path,
+        registration_bodies(clients, &currency, &ctx.options.credit_account),
+        clients,
+        200,
+        None,
+        PHASE_LIMIT,
+    )
+    .await;
+    let registrations = registration_bodies(n, &currency, &ctx.options.credit_account);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let uploads = {
+        let client = ctx.client.clone();
+        let (target_url, party) = (target.url.clone(), party.clone());
+        let bodies: Vec<UploadBody> = bodies
+            .iter()
+            .map(|b| UploadBody { parts: b.parts.clone(), h_body: b.h_body, size: b.size })
+            .collect();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let t = Target { url: target_url, token: None, db: None, pid: None, spawned: None };
+            let results =
+                futures_util::future::join_all(bodies.iter().map(|b| upload(&client, &t, &party, b))).await;
+            stop.store(true, Ordering::Relaxed);
+            results
+        })
+    };
+    let mut load =
+        drive(&ctx.client, &path, registrations, clients, 200, Some(stop.clone()), MIXED_LIMIT).await;
+    // False when the registration load ended (bodies used up, or the time
+    // limit) while an upload was still streaming: then the p99 does not cover
+    // the whole upload.
+    let registrations_covered_uploads = uploads.is_finished();
+    let results = uploads.await.expect("upload task");
+
+    let rows_after = target.count("SELECT count(*) FROM registrations");
+    let uploads_stored: Vec<Option<bool>> = bodies.iter().map(|b| upload_stored(&target, b)).collect();
+    let rows_checked = match (rows_before, rows_after) {
+        (Some(b), Some(a)) => {
+            json!((a - b) as usize == warmup.ok + load.ok && uploads_stored.iter().all(|s| *s == Some(true)))
+        }
+        _ => Value::Null,
+    };
+    let latency = load.latency_json();
+    let p99 = latency["p99"].as_f64().unwrap_or(f64::NAN);
+    let upload_secs: Vec<f64> =
+        results.iter().map(|r| r.as_ref().map_or(f64::NAN, Duration::as_secs_f64)).collect();
+    let slowest = upload_secs.iter().copied().fold(0.0, f64::max);
+    let upload_failures: Vec<String> = results.iter().filter_map(|r| r.as_ref().err().cloned()).collect();
+    let failed = load.failed + warmup.failed + upload_failures.len();
+    let throughput = load.throughput();
+    finish(
+        json!({
+            "scenario": "mixed",
+            "clients": clients,
+            "ok": load.ok,
+            "failed": failed,
+            "first_failures": ([warmup.first_failures, load.first_failures, upload_failures].concat()),
+            "seconds": round(load.elapsed.as_secs_f64(), 3),
+            "throughput": round(throughput, 1),
+            "unit": "registrations/s",
+            "latency_ms": latency,
+            "upload_seconds": upload_secs.iter().map(|s| round(*s, 3)).collect::<Vec<_>>(),
+            "upload_mbps_each": upload_secs.iter().map(|s| round(bodies[0].size as f64 / 1e6 / s, 1)).collect::<Vec<_>>(),
+            "registrations_covered_uploads": registrations_covered_uploads,
+            "server_peak_rss_mib": target.peak_rss_mib().map(|m| round(m, 1)),
+            "reference": {"what": "this run's registration p99 (ms) and upload time (s)", "registration_p99_ms": base_p99, "upload_seconds": round(base_upload, 3)},
+            "ratio": round(p99 / base_p99, 3),
+            "upload_ratio": round(slowest / base_upload, 3),
+            "rows_checked": rows_checked,
+            "targets": [
+                target_json("registration p99 / scenario-1 p99 <= 3", p99 / base_p99, 3.0, p99 <= 3.0 * base_p99),
+                target_json("slowest upload / scenario-3 time <= 2", slowest / base_upload, 2.0, slowest <= 2.0 * base_upload),
+            ],
+        }),
+        &target,
+    )
+}
+
+/// One raw `GET /config` (no client pool, `Connection: close`): the status line.
+fn get_config_status(url: &str) -> std::io::Result<String> {
+    let authority = url.trim_start_matches("http://").trim_end_matches('/');
+    let mut s = TcpStream::connect(authority)?;
+    s.set_nodelay(true)?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(s, "GET /config HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n")?;
+    let mut answer = Vec::new();
+    s.read_to_end(&mut answer)?;
+    Ok(String::from_utf8_lossy(&answer).lines().next().unwrap_or_default().to_owned())
+}
+
+fn startup_scenario(ctx: &Context) -> Value {
+    let bin = ctx.bin.as_ref().expect("startup needs a server binary to start");
+    let mut times = Vec::new();
+    let mut failures = Vec::new();
+    for _ in 0..ctx.options.starts {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let db = dir.path().join("db");
+        let start = Instant::now();
+        let (mut child, url_rx, log) = spawn_server(bin, dir.path(), &db, &[]);
+        let outcome =
+            url_rx.recv_timeout(Duration::from_secs(10)).map_err(|_| "no URL".to_owned()).and_then(|url| {
+                // The URL line is printed once the socket is bound: the first GET should succeed.
+                let deadline = Instant::now() + Duration::from_secs(5);
+                loop {
+                    match get_config_status(&url) {
+                        Ok(line) if line.contains(" 200 ") => return Ok(start.elapsed()),
+                        Ok(line) if Instant::now() > deadline => return Err(line),
+                        Err(e) if Instant::now() > deadline => return Err(e.to_string()),
+                        _ => std::thread::sleep(Duration::from_millis(1)),
+                    }
+                }
+            });
+        let _ = child.kill();
+        let _ = child.wait();
+        match outcome {
+            Ok(t) => times.push(t),
+            Err(e) => failures.push(format!("{e}: {}", log.lock().expect("log").join(" | "))),
+        }
+    }
+    times.sort_unstable();
+    let median = percentile_ms(&times, 0.5);
+    let line = json!({
+        "scenario": "startup",
+        "starts": ctx.options.starts,
+        "ok": times.len(),
+        "failed": failures.len(),
+        "first_failures": failures.into_iter().take(3).collect::<Vec<_>>(),
+        "startup_ms": {"min": round(percentile_ms(&times, 0.0), 2), "median": round(median, 2), "max": round(percentile_ms(&times, 1.0), 2)},
+        "reference": {"what": "target", "value": 50.0, "unit": "ms"},
+        "ratio": round(median / 50.0, 3),
+        "targets": [target_json("median ms from spawn to first 200 of GET /config <= 50", median, 50.0, median <= 50.0)],
+    });
+    finish(line, &Target { url: String::new(), token: None, db: None, pid: None, spawned: None })
+}
+
+// ---------------------------------------------------------------- main
+
+fn loopback_only(url: &str) {
+    let host = url
+        .strip_prefix("http://")
+        .and_then(|rest| rest.split('/').next())
+        .map(|authority| authority.rsplit_once(':').map_or(authority, |(h, _)| h))
+        .expect("--url must be http://HOST:PORT/");
+    let local = host == "localhost"
+        || host.trim_matches(['[', ']']).parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    assert!(local, "--url must be a loopback address (this is a load generator)");
+}
+
+fn main() {
+    let options = Options::parse();
+    if let Some(url) = &options.url {
+        loopback_only(url);
+    }
+    let mut scenarios: Vec<String> = Vec::new();
+    for s in &options.scenarios {
+        match s.as_str() {
+            "all" => {
+                scenarios.extend(["registration", "auditors", "upload", "mixed", "startup"].map(String::from))
+            }
+            "registration" | "auditors" | "upload" | "mixed" | "startup" => scenarios.push(s.clone()),
+            other => {
+                panic!("unknown scenario {other}: registration, auditors, upload, mixed, startup or all")
+            }
+        }
+    }
+    // `mixed` is judged against scenarios 1 and 3 of the same run.
+    if let Some(i) = scenarios.iter().position(|s| s == "mixed") {
+        for needed in ["upload", "registration"] {
+            if !scenarios[..i].iter().any(|s| s == needed) {
+                scenarios.insert(0, needed.to_owned());
+            }
+        }
+    }
+    if options.url.is_some() && scenarios.iter().any(|s| s == "startup") {
+        panic!("startup measures starting the server and cannot use --url");
+    }
+    let bin = options.url.is_none().then(|| server_binary(&options));
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .tcp_nodelay(true)
+        .pool_max_idle_per_host(options.clients.max(4))
+        .build()
+        .expect("HTTP client");
+    let mut ctx = Context {
+        options,
+        bin,
+        client,
+        registration_p99_ms: None,
+        registration_throughput: None,
+        upload_secs: None,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let mut all_met = true;
+    for scenario in scenarios {
+        let line = match scenario.as_str() {
+            "registration" | "auditors" => runtime.block_on(request_scenario(&mut ctx, &scenario)),
+            "upload" => runtime.block_on(upload_scenario(&mut ctx)),
+            "mixed" => runtime.block_on(mixed_scenario(&mut ctx)),
+            _ => startup_scenario(&ctx),
+        };
+        all_met &= line["met"] == json!(true);
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{line}").expect("stdout");
+        out.flush().expect("stdout");
+    }
+    if !all_met {
+        eprintln!("loadgen: at least one target was missed or a request failed (see \"met\")");
+    }
+}
