@@ -111,7 +111,7 @@ pub struct ServeArgs {
     /// GNUnet's --timetravel does: for testing expirations and signed timestamps
     #[arg(long, env = "TALER_LITE_TIMETRAVEL", allow_hyphen_values = true, value_name = "SECONDS")]
     pub timetravel: Option<i64>,
-    /// Cap the database at this many 64 KiB pages (to test a full disk)
+    /// Cap the database at this many 16 KiB pages (to test a full disk)
     #[arg(long, env = "TALER_LITE_MAX_DB_PAGES", hide = true)]
     pub max_db_pages: Option<u64>,
 }

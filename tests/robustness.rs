@@ -511,8 +511,8 @@ fn a_full_database_answers_52_stays_sound_and_recovers_with_room() {
     let rt = runtime();
     let party = EddsaPrivateKey::generate().unwrap();
     let extern_arg = format!("{}=Full Party", party.public_key());
-    // 48 pages of 64 KiB: about 1.7 MiB of room besides the schema.
-    let server = TestServer::start(&["--extern-key", &extern_arg, "--max-db-pages", "48"]);
+    // 192 pages of 16 KiB: 3 MiB, about 1.7 MiB of room besides the schema.
+    let server = TestServer::start(&["--extern-key", &extern_arg, "--max-db-pages", "192"]);
     let url = server.url.clone();
     let client = reqwest::Client::new();
     let mut acked_registrations = Vec::new();
@@ -539,7 +539,7 @@ fn a_full_database_answers_52_stays_sound_and_recovers_with_room() {
             upload_failed = true;
             break;
         }
-        assert!(upload_failed, "64 uploads of 256 KiB fitted into 48 pages");
+        assert!(upload_failed, "64 uploads of 256 KiB fitted into 192 pages");
         assert!(!acked_uploads.is_empty(), "not even one upload fitted");
     });
     // The refused upload's chunks are removed (deleting needs no new pages).
@@ -577,7 +577,7 @@ fn a_full_database_answers_52_stays_sound_and_recovers_with_room() {
                 break;
             }
         }
-        assert!(refused > 0, "4800 registrations fitted into 48 pages");
+        assert!(refused > 0, "4800 registrations fitted into 192 pages");
         // Now both kinds of write are refused, with 52, and the server answers.
         let auth = EddsaPrivateKey::generate().unwrap();
         let r = server.post_json("taler-prepared-transfer/registration", &registration(&auth)).await;
