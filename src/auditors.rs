@@ -112,7 +112,7 @@ async fn enable_auditor(state: AppState, mut req: Request) -> Result<Response, A
 fn last_change(conn: &Connection, auditor_pub: &EddsaPublicKey) -> Result<Option<i64>, StoreError> {
     Ok(conn
         .prepare_cached("SELECT last_change_s FROM auditors WHERE auditor_pub = ?1")?
-        .query_row([auditor_pub.as_bytes()], |r| r.get(0))
+        .query_row([auditor_pub], |r| r.get(0))
         .optional()?)
 }
 
@@ -186,30 +186,18 @@ async fn list_auditors(state: AppState, req: Request) -> Result<Response, ApiErr
                 "SELECT auditor_name, auditor_pub, auditor_url FROM auditors WHERE is_active = 1 ORDER BY auditor_pub",
             )?;
             let rows = stmt.query_map([], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, String>(2)?))
-            })?;
-            let mut out = Vec::new();
-            for row in rows {
-                let (auditor_name, key, auditor_url) = row?;
-                out.push(ExchangeAuditorEntry {
-                    auditor_name,
-                    auditor_pub: key_from_db(&key)?,
-                    auditor_url,
+                Ok(ExchangeAuditorEntry {
+                    auditor_name: r.get(0)?,
+                    auditor_pub: r.get(1)?,
+                    auditor_url: r.get(2)?,
                     denomination_keys: Vec::new(),
-                });
-            }
-            Ok(out)
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
         .await
         .map_err(ApiError::fetch)?;
     Ok(json_response(StatusCode::OK, &AuditorsResponse { auditors }))
-}
-
-/// A 32-byte key column (its size is a CHECK constraint of the schema).
-pub fn key_from_db(bytes: &[u8]) -> Result<EddsaPublicKey, StoreError> {
-    <[u8; 32]>::try_from(bytes)
-        .map(EddsaPublicKey::from_bytes)
-        .map_err(|_| StoreError::Invariant(format!("a stored key has {} bytes", bytes.len())))
 }
 
 /// An auditor as the `auditors list` command shows it.
@@ -228,26 +216,15 @@ pub fn all_auditors(conn: &Connection) -> Result<Vec<AuditorRow>, StoreError> {
         "SELECT auditor_pub, auditor_url, auditor_name, is_active, last_change_s FROM auditors ORDER BY auditor_pub",
     )?;
     let rows = stmt.query_map([], |r| {
-        Ok((
-            r.get::<_, Vec<u8>>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, String>(2)?,
-            r.get::<_, bool>(3)?,
-            r.get::<_, i64>(4)?,
-        ))
+        Ok(AuditorRow {
+            auditor_pub: r.get(0)?,
+            auditor_url: r.get(1)?,
+            auditor_name: r.get(2)?,
+            is_active: r.get(3)?,
+            last_change_s: r.get(4)?,
+        })
     })?;
-    let mut out = Vec::new();
-    for row in rows {
-        let (key, auditor_url, auditor_name, is_active, last_change_s) = row?;
-        out.push(AuditorRow {
-            auditor_pub: key_from_db(&key)?,
-            auditor_url,
-            auditor_name,
-            is_active,
-            last_change_s,
-        });
-    }
-    Ok(out)
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
 
 #[cfg(test)]

@@ -18,7 +18,6 @@ use warp::http::{HeaderValue, Method, StatusCode, header};
 use warp::reply::Response;
 
 use crate::amount::Amount;
-use crate::auditors::key_from_db;
 use crate::config::{SimpleSubjectStyle, SubjectFormat};
 use crate::crypto::{EddsaPublicKey, EddsaSignature};
 use crate::error::{ApiError, json_response};
@@ -50,12 +49,17 @@ impl TransferType {
             TransferType::Kyc => "kyc",
         }
     }
+}
 
-    fn from_db(s: &str) -> Result<TransferType, StoreError> {
-        match s {
+/// Stored as its name (the schema's CHECK allows only these two).
+impl rusqlite::types::FromSql for TransferType {
+    fn column_result(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+        match value.as_str()? {
             "reserve" => Ok(TransferType::Reserve),
             "kyc" => Ok(TransferType::Kyc),
-            other => Err(StoreError::Invariant(format!("unknown registration type {other}"))),
+            other => {
+                Err(rusqlite::types::FromSqlError::Other(format!("unknown registration type {other}").into()))
+            }
         }
     }
 }
@@ -518,51 +522,23 @@ pub fn list(conn: &Connection, page: &Page, now_s: i64) -> Result<Vec<Registrati
     );
     let mut stmt = conn.prepare(&sql)?;
     let rows = stmt.query_map(params![page.start, page.limit], |r| {
-        Ok((
-            r.get::<_, i64>(0)?,
-            r.get::<_, Vec<u8>>(1)?,
-            r.get::<_, Vec<u8>>(2)?,
-            r.get::<_, String>(3)?,
-            r.get::<_, bool>(4)?,
-            r.get::<_, String>(5)?,
-            r.get::<_, String>(6)?,
-            r.get::<_, Option<String>>(7)?,
-            r.get::<_, Option<String>>(8)?,
-            r.get::<_, i64>(9)?,
-            r.get::<_, bool>(10)?,
-        ))
-    })?;
-    let mut out = Vec::new();
-    for row in rows {
-        let (
-            row_id,
-            auth,
-            account,
-            kind,
-            recurrent,
-            credit_amount,
-            credit_account,
-            short,
-            qr,
-            expiration_s,
-            used,
-        ) = row?;
-        out.push(RegistrationEntry {
-            row_id,
-            authorization_pub: key_from_db(&auth)?,
-            account_pub: key_from_db(&account)?,
-            transfer_type: TransferType::from_db(&kind)?,
-            recurrent,
-            credit_amount,
-            credit_account,
-            short_subject: short,
-            qr_reference_number: qr,
+        let expiration_s: i64 = r.get(9)?;
+        Ok(RegistrationEntry {
+            row_id: r.get(0)?,
+            authorization_pub: r.get(1)?,
+            account_pub: r.get(2)?,
+            transfer_type: r.get(3)?,
+            recurrent: r.get(4)?,
+            credit_amount: r.get(5)?,
+            credit_account: r.get(6)?,
+            short_subject: r.get(7)?,
+            qr_reference_number: r.get(8)?,
             expiration: Timestamp::from_secs(u64::try_from(expiration_s).unwrap_or(0)),
             live: expiration_s > now_s,
-            used,
-        });
-    }
-    Ok(out)
+            used: r.get(10)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
 
 #[derive(Serialize)]
@@ -598,7 +574,7 @@ pub fn find_live(
     value: &dyn rusqlite::ToSql,
     now_s: i64,
 ) -> Result<Option<LiveRegistration>, StoreError> {
-    let row = conn
+    Ok(conn
         .query_row(
             &format!(
                 "SELECT registration_id, authorization_pub, account_pub, type, recurrent, used_us IS NOT NULL
@@ -606,26 +582,17 @@ pub fn find_live(
             ),
             params![value, now_s],
             |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, Vec<u8>>(1)?,
-                    r.get::<_, Vec<u8>>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, bool>(4)?,
-                    r.get::<_, bool>(5)?,
-                ))
+                Ok(LiveRegistration {
+                    registration_id: r.get(0)?,
+                    authorization_pub: r.get(1)?,
+                    account_pub: r.get(2)?,
+                    transfer_type: r.get(3)?,
+                    recurrent: r.get(4)?,
+                    used: r.get(5)?,
+                })
             },
         )
-        .optional()?;
-    let Some((registration_id, auth, account, kind, recurrent, used)) = row else { return Ok(None) };
-    Ok(Some(LiveRegistration {
-        registration_id,
-        authorization_pub: key_from_db(&auth)?,
-        account_pub: key_from_db(&account)?,
-        transfer_type: TransferType::from_db(&kind)?,
-        recurrent,
-        used,
-    }))
+        .optional()?)
 }
 
 /// Records that a one-shot registration was used by a credited transfer.

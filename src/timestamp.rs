@@ -42,6 +42,12 @@ impl Timestamp {
         Self::try_from_secs(secs).unwrap_or(Self::NEVER)
     }
 
+    /// The whole seconds of a server time in microseconds since the epoch (as the
+    /// database stores them); times before the epoch are the epoch.
+    pub fn from_unix_micros(us: i64) -> Self {
+        Self::from_secs(u64::try_from(us.div_euclid(MICROS_PER_SEC as i64)).unwrap_or(0))
+    }
+
     /// A timestamp `secs` seconds after the epoch, or `None` if it cannot be represented in
     /// microseconds.
     pub fn try_from_secs(secs: u64) -> Option<Self> {

@@ -18,7 +18,6 @@ use warp::http::{Method, StatusCode};
 use warp::reply::Response;
 
 use crate::amount::Amount;
-use crate::auditors::key_from_db;
 use crate::crypto::EddsaPublicKey;
 use crate::error::{ApiError, json_response};
 use crate::http::{Page, PageQuery, Request, route};
@@ -193,10 +192,6 @@ fn bounce(conn: &Connection, t: &Incoming, reason: &str) -> Result<i64, StoreErr
     Ok(conn.last_insert_rowid())
 }
 
-fn timestamp_of(us: i64) -> Timestamp {
-    Timestamp::from_secs(u64::try_from(us / 1_000_000).unwrap_or(0))
-}
-
 async fn add_mapped(state: AppState, mut req: Request) -> Result<Response, ApiError> {
     req.allow(&Method::POST, "POST")?;
     req.authorize(&state.token)?;
@@ -237,7 +232,7 @@ async fn add_mapped(state: AppState, mut req: Request) -> Result<Response, ApiEr
         .await?;
     Ok(json_response(
         StatusCode::OK,
-        &AddedTransfer { row_id, timestamp: timestamp_of(state.clock.now_us()) },
+        &AddedTransfer { row_id, timestamp: Timestamp::from_unix_micros(state.clock.now_us()) },
     ))
 }
 
@@ -333,7 +328,7 @@ async fn add_incoming_subject(state: AppState, mut req: Request) -> Result<Respo
     };
     let short_length = state.settings.short_subject_length;
     let now_s = state.clock.now_s();
-    let timestamp = timestamp_of(incoming.date_us);
+    let timestamp = Timestamp::from_unix_micros(incoming.date_us);
     let outcome = state
         .store
         .write(move |conn| {
@@ -401,33 +396,21 @@ fn history(conn: &Connection, page: &Page) -> Result<Vec<IncomingTransaction>, S
     );
     let mut stmt = conn.prepare(&sql)?;
     let rows = stmt.query_map(params![page.start, page.limit], |r| {
-        Ok((
-            r.get::<_, i64>(0)?,
-            r.get::<_, i64>(1)?,
-            r.get::<_, String>(2)?,
-            r.get::<_, String>(3)?,
-            r.get::<_, String>(4)?,
-            r.get::<_, Vec<u8>>(5)?,
-            r.get::<_, Option<Vec<u8>>>(6)?,
-        ))
-    })?;
-    let mut out = Vec::new();
-    for row in rows {
-        let (row_id, date_us, amount, debit_account, transfer_type, account, auth) = row?;
-        let key = key_from_db(&account)?;
+        let transfer_type: String = r.get(4)?;
+        let key: EddsaPublicKey = r.get(5)?;
         let reserve = transfer_type == "RESERVE";
-        out.push(IncomingTransaction {
-            row_id,
-            date: timestamp_of(date_us),
-            amount,
-            debit_account,
+        Ok(IncomingTransaction {
+            row_id: r.get(0)?,
+            date: Timestamp::from_unix_micros(r.get(1)?),
+            amount: r.get(2)?,
+            debit_account: r.get(3)?,
             reserve_pub: reserve.then_some(key),
             account_pub: (!reserve).then_some(key),
-            authorization_pub: auth.as_deref().map(key_from_db).transpose()?,
+            authorization_pub: r.get(6)?,
             transfer_type,
-        });
-    }
-    Ok(out)
+        })
+    })?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
 
 async fn history_incoming(state: AppState, req: Request) -> Result<Response, ApiError> {

@@ -119,10 +119,9 @@ pub async fn kyc_bulk_command(
         KycBulkCommand::List { payto } => {
             let customer = match payto {
                 Some(p) => Some(
-                    *Payto::parse_account(&p)
+                    Payto::parse_account(&p)
                         .map_err(|e| CliError::Failed(format!("--payto: {e}")))?
-                        .normalized_hash()
-                        .as_bytes(),
+                        .normalized_hash(),
                 ),
                 None => None,
             };

@@ -4,7 +4,6 @@
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
-use crate::auditors::key_from_db;
 use crate::crypto::EddsaPublicKey;
 use crate::store::StoreError;
 use crate::timestamp::Timestamp;
@@ -27,27 +26,26 @@ pub fn upsert(
     now_us: i64,
 ) -> Result<bool, StoreError> {
     let known = conn
-        .query_row("SELECT 1 FROM extern_keys WHERE extern_pub = ?1", [extern_pub.as_bytes()], |_| Ok(()))
+        .query_row("SELECT 1 FROM extern_keys WHERE extern_pub = ?1", [extern_pub], |_| Ok(()))
         .optional()?
         .is_some();
     conn.execute(
         "INSERT INTO extern_keys (extern_pub, name, is_active, created_us) VALUES (?1, ?2, 1, ?3)
          ON CONFLICT (extern_pub) DO UPDATE SET name = excluded.name, is_active = 1",
-        params![extern_pub.as_bytes(), name, now_us],
+        params![extern_pub, name, now_us],
     )?;
     Ok(!known)
 }
 
 /// Disables a third party; `false` when it is unknown.
 pub fn disable(conn: &Connection, extern_pub: &EddsaPublicKey) -> Result<bool, StoreError> {
-    Ok(conn.execute("UPDATE extern_keys SET is_active = 0 WHERE extern_pub = ?1", [extern_pub.as_bytes()])?
-        > 0)
+    Ok(conn.execute("UPDATE extern_keys SET is_active = 0 WHERE extern_pub = ?1", [extern_pub])? > 0)
 }
 
 /// Whether the key may upload now.
 pub fn is_active(conn: &Connection, extern_pub: &EddsaPublicKey) -> Result<bool, StoreError> {
     Ok(conn
-        .query_row("SELECT is_active FROM extern_keys WHERE extern_pub = ?1", [extern_pub.as_bytes()], |r| {
+        .query_row("SELECT is_active FROM extern_keys WHERE extern_pub = ?1", [extern_pub], |r| {
             r.get::<_, bool>(0)
         })
         .optional()?
@@ -59,17 +57,12 @@ pub fn list(conn: &Connection) -> Result<Vec<ExternKey>, StoreError> {
         "SELECT extern_pub, name, is_active, created_us FROM extern_keys ORDER BY created_us, extern_pub",
     )?;
     let rows = stmt.query_map([], |r| {
-        Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?, r.get::<_, bool>(2)?, r.get::<_, i64>(3)?))
+        Ok(ExternKey {
+            extern_pub: r.get(0)?,
+            name: r.get(1)?,
+            active: r.get(2)?,
+            created: Timestamp::from_unix_micros(r.get(3)?),
+        })
     })?;
-    let mut out = Vec::new();
-    for row in rows {
-        let (key, name, active, created_us) = row?;
-        out.push(ExternKey {
-            extern_pub: key_from_db(&key)?,
-            name,
-            active,
-            created: Timestamp::from_secs(u64::try_from(created_us / 1_000_000).unwrap_or(0)),
-        });
-    }
-    Ok(out)
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }

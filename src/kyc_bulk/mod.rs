@@ -25,9 +25,10 @@ use warp::filters::BoxedFilter;
 use warp::http::{HeaderValue, Method, StatusCode, header};
 use warp::reply::Response;
 
-use crate::auditors::key_from_db;
 use crate::config::Settings;
-use crate::crypto::{EddsaPublicKey, EddsaSignature, ExternKycDataBulkBindingPS, HashCode, SignedStruct};
+use crate::crypto::{
+    EddsaPublicKey, EddsaSignature, ExternKycDataBulkBindingPS, HashCode, ShortHashCode, SignedStruct,
+};
 use crate::error::{ApiError, json_response};
 use crate::http::{Page, PageQuery, Request, no_content, route, route_with};
 use crate::kyc_content::{self, DeclaredType};
@@ -213,7 +214,7 @@ async fn upload(state: AppState, extern_pub: String, mut req: Request) -> Result
                 let known = conn
                     .query_row(
                         "SELECT 1 FROM kyc_uploads WHERE h_normalized_payto = ?1 AND h_body = ?2",
-                        params![h_customer.as_bytes(), h_body.as_bytes()],
+                        params![h_customer, h_body],
                         |_| Ok(()),
                     )
                     .optional()?
@@ -273,7 +274,7 @@ async fn upload(state: AppState, extern_pub: String, mut req: Request) -> Result
     let record = UploadRecord {
         extern_pub,
         payto: headers.payto.full().to_owned(),
-        h_customer: *h_customer.as_bytes(),
+        h_customer,
         h_body: received.h_body,
         content_type: headers.content_type.clone(),
         size: received.size,
@@ -362,7 +363,7 @@ async fn receive(
 struct UploadRecord {
     extern_pub: EddsaPublicKey,
     payto: String,
-    h_customer: [u8; 32],
+    h_customer: ShortHashCode,
     h_body: HashCode,
     content_type: String,
     size: u64,
@@ -398,10 +399,10 @@ fn commit(
          ON CONFLICT (h_normalized_payto, h_body) DO NOTHING",
         params![
             content_id,
-            r.extern_pub.as_bytes(),
+            r.extern_pub,
             r.payto,
-            r.h_customer.as_slice(),
-            r.h_body.as_bytes(),
+            r.h_customer,
+            r.h_body,
             r.content_type,
             size,
             r.uploaded_us
@@ -487,7 +488,7 @@ struct ListQuery {
 /// Uploads, of one customer (by normalized payto) or of all, a page at a time.
 pub fn list(
     conn: &rusqlite::Connection,
-    customer: Option<[u8; 32]>,
+    customer: Option<ShortHashCode>,
     page: &Page,
 ) -> Result<Vec<UploadEntry>, StoreError> {
     let sql = format!(
@@ -499,37 +500,19 @@ pub fn list(
         page.order()
     );
     let mut stmt = conn.prepare(&sql)?;
-    let rows =
-        stmt.query_map(params![customer.as_ref().map(|c| c.as_slice()), page.start, page.limit], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, Vec<u8>>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, i64>(3)?,
-                r.get::<_, i64>(4)?,
-                r.get::<_, Vec<u8>>(5)?,
-                r.get::<_, String>(6)?,
-                r.get::<_, String>(7)?,
-            ))
-        })?;
-    let mut out = Vec::new();
-    for row in rows {
-        let (row_id, h_body, content_type, size, uploaded_us, extern_pub, extern_name, payto) = row?;
-        let h_body = <[u8; 64]>::try_from(h_body.as_slice())
-            .map(HashCode::from_bytes)
-            .map_err(|_| StoreError::Invariant("a stored hash has the wrong size".into()))?;
-        out.push(UploadEntry {
-            row_id,
-            h_body,
-            content_type,
-            size: u64::try_from(size).unwrap_or(0),
-            uploaded_at: Timestamp::from_secs(u64::try_from(uploaded_us / 1_000_000).unwrap_or(0)),
-            extern_pub: key_from_db(&extern_pub)?,
-            extern_name,
-            payto,
-        });
-    }
-    Ok(out)
+    let rows = stmt.query_map(params![customer, page.start, page.limit], |r| {
+        Ok(UploadEntry {
+            row_id: r.get(0)?,
+            h_body: r.get(1)?,
+            content_type: r.get(2)?,
+            size: u64::try_from(r.get::<_, i64>(3)?).unwrap_or(0),
+            uploaded_at: Timestamp::from_unix_micros(r.get(4)?),
+            extern_pub: r.get(5)?,
+            extern_name: r.get(6)?,
+            payto: r.get(7)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
 
 async fn list_uploads(state: AppState, req: Request) -> Result<Response, ApiError> {
@@ -538,10 +521,9 @@ async fn list_uploads(state: AppState, req: Request) -> Result<Response, ApiErro
     let query: ListQuery = req.query()?;
     let customer = match &query.payto {
         Some(p) => Some(
-            *Payto::parse_account(p)
+            Payto::parse_account(p)
                 .map_err(|e| ApiError::ParameterMalformed { name: "payto".into(), detail: e.to_string() })?
-                .normalized_hash()
-                .as_bytes(),
+                .normalized_hash(),
         ),
         None => None,
     };

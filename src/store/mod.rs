@@ -8,6 +8,7 @@
 //! together with one fsync (`synchronous=FULL`): a 2xx means the change is on
 //! disk.
 
+mod sql_types;
 pub mod writer;
 
 use std::future::Future;
