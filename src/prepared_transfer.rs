@@ -547,8 +547,9 @@ struct RegistrationList {
 }
 
 async fn list_registrations(state: AppState, req: Request) -> Result<Response, ApiError> {
-    req.allow(&Method::GET, "GET")?;
+    // The token first: without it, not even the methods of a route are told.
     req.authorize(&state.token)?;
+    req.allow(&Method::GET, "GET")?;
     let page = req.query::<PageQuery>()?.resolve(20)?;
     let now_s = state.clock.now_s();
     let registrations =

@@ -193,8 +193,9 @@ fn bounce(conn: &Connection, t: &Incoming, reason: &str) -> Result<i64, StoreErr
 }
 
 async fn add_mapped(state: AppState, mut req: Request) -> Result<Response, ApiError> {
-    req.allow(&Method::POST, "POST")?;
+    // The token first: without it, not even the methods of a route are told.
     req.authorize(&state.token)?;
+    req.allow(&Method::POST, "POST")?;
     let body: AddMapped = req.json(state.settings.max_json).await?;
     check_amount(&state, &body.amount)?;
     let incoming = Incoming {
@@ -305,8 +306,9 @@ fn resolve_subject(
 }
 
 async fn add_incoming_subject(state: AppState, mut req: Request) -> Result<Response, ApiError> {
-    req.allow(&Method::POST, "POST")?;
+    // The token first: without it, not even the methods of a route are told.
     req.authorize(&state.token)?;
+    req.allow(&Method::POST, "POST")?;
     let body: AddIncomingSubject = req.json(state.settings.max_json).await?;
     check_amount(&state, &body.amount)?;
     let credit_account = match &body.credit_account {
@@ -414,8 +416,9 @@ fn history(conn: &Connection, page: &Page) -> Result<Vec<IncomingTransaction>, S
 }
 
 async fn history_incoming(state: AppState, req: Request) -> Result<Response, ApiError> {
-    req.allow(&Method::GET, "GET")?;
+    // The token first: without it, not even the methods of a route are told.
     req.authorize(&state.token)?;
+    req.allow(&Method::GET, "GET")?;
     // Upstream's default: the 20 newest.
     let page = req.query::<PageQuery>()?.resolve(-20)?;
     let incoming_transactions =

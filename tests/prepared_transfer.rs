@@ -476,3 +476,21 @@ async fn cli_registers_lists_and_unregisters_at_once() {
         "an existing key is overwritten"
     );
 }
+
+#[tokio::test]
+async fn without_the_token_not_even_the_methods_are_told() {
+    let server = TestServer::start(&[]);
+    for path in [
+        "private/registrations",
+        "private/kyc-bulk",
+        "private/extern-keys",
+        "taler-wire-gateway/history/incoming",
+    ] {
+        let answer = server.send(server.client.delete(server.endpoint(path))).await;
+        answer.expect_error(401, 40);
+        assert!(answer.headers.get("allow").is_none(), "{path}");
+        let answer =
+            server.send(server.client.delete(server.endpoint(path)).bearer_auth(&server.token)).await;
+        answer.expect_error(405, 20);
+    }
+}

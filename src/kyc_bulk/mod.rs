@@ -427,10 +427,10 @@ struct ExternKeyList {
 }
 
 async fn extern_keys_endpoint(state: AppState, mut req: Request) -> Result<Response, ApiError> {
+    req.authorize(&state.token)?;
     if req.method != Method::GET && req.method != Method::POST {
         return Err(ApiError::MethodNotAllowed { method: req.method.to_string(), allow: "GET, POST" });
     }
-    req.authorize(&state.token)?;
     if req.method == Method::GET {
         let keys = state.store.read(extern_keys::list).await.map_err(ApiError::fetch)?;
         return Ok(json_response(StatusCode::OK, &ExternKeyList { extern_keys: keys }));
@@ -450,8 +450,9 @@ async fn extern_keys_endpoint(state: AppState, mut req: Request) -> Result<Respo
 }
 
 async fn disable_extern_key(state: AppState, extern_pub: String, req: Request) -> Result<Response, ApiError> {
-    req.allow(&Method::POST, "POST")?;
+    // The token first: without it, not even the methods of a route are told.
     req.authorize(&state.token)?;
+    req.allow(&Method::POST, "POST")?;
     let extern_pub = parse_key("EXTERN_PUB", &extern_pub)?;
     let known = state
         .store
@@ -516,8 +517,9 @@ pub fn list(
 }
 
 async fn list_uploads(state: AppState, req: Request) -> Result<Response, ApiError> {
-    req.allow(&Method::GET, "GET")?;
+    // The token first: without it, not even the methods of a route are told.
     req.authorize(&state.token)?;
+    req.allow(&Method::GET, "GET")?;
     let query: ListQuery = req.query()?;
     let customer = match &query.payto {
         Some(p) => Some(
@@ -577,8 +579,9 @@ pub fn blob_chunks(store: &Store, content_id: i64, size: u64) -> crate::server::
 }
 
 async fn download(state: AppState, h_body: String, req: Request) -> Result<Response, ApiError> {
-    req.allow(&Method::GET, "GET")?;
+    // The token first: without it, not even the methods of a route are told.
     req.authorize(&state.token)?;
+    req.allow(&Method::GET, "GET")?;
     let h_body: HashCode = h_body
         .parse()
         .map_err(|e| ApiError::ParameterMalformed { name: "H_BODY".into(), detail: format!("{e}") })?;
