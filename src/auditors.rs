@@ -118,10 +118,10 @@ fn last_change(conn: &Connection, auditor_pub: &EddsaPublicKey) -> Result<Option
 
 fn store_enable(conn: &Connection, msg: &AuditorSetupMessage) -> Result<(), ApiError> {
     let start = stored_secs(msg.validity_start);
-    if let Some(stored) = last_change(conn, &msg.auditor_pub)? {
-        if stored > start {
-            return Err(ApiError::AuditorMoreRecentPresent { stored_s: describe_secs(stored) });
-        }
+    if let Some(stored) = last_change(conn, &msg.auditor_pub)?
+        && stored > start
+    {
+        return Err(ApiError::AuditorMoreRecentPresent { stored_s: describe_secs(stored) });
     }
     conn.prepare_cached(
         "INSERT INTO auditors (auditor_pub, auditor_url, auditor_name, is_active, last_change_s, master_sig)

@@ -512,15 +512,14 @@ pub fn master_key(settings: &Settings) -> Result<(EddsaPublicKey, bool), ConfigE
     let path = &settings.master_key_file;
     if let Some(public) = settings.master_public_key {
         // A production exchange keeps its master key offline: make none here.
-        if path.exists() {
-            if let Ok(private) = read_master_key(path) {
-                if private.public_key() != public {
-                    log::warn!(
-                        "{} does not hold the private key of the configured master public key; `offline` commands using it will sign for another key",
-                        path.display()
-                    );
-                }
-            }
+        if path.exists()
+            && let Ok(private) = read_master_key(path)
+            && private.public_key() != public
+        {
+            log::warn!(
+                "{} does not hold the private key of the configured master public key; `offline` commands using it will sign for another key",
+                path.display()
+            );
         }
         return Ok((public, false));
     }

@@ -158,10 +158,10 @@ impl Request {
     /// Reads the whole body, at most `limit` bytes (413 beyond: decided from
     /// `Content-Length` before reading when it is given).
     pub async fn bytes(&mut self, limit: u64) -> Result<Bytes, ApiError> {
-        if let Some(n) = self.content_length()? {
-            if n > limit {
-                return Err(ApiError::UploadTooLarge { limit });
-            }
+        if let Some(n) = self.content_length()?
+            && n > limit
+        {
+            return Err(ApiError::UploadTooLarge { limit });
         }
         let mut buf = BytesMut::new();
         while let Some(chunk) = self.next_chunk().await? {

@@ -262,10 +262,10 @@ pub fn check_zip<R: Read + Seek>(mut reader: R) -> Result<ZipSummary, ContentErr
     // minimal records would cost gigabytes before `len()` could be checked. Refuse early on
     // the count that the end-of-central-directory record announces.
     // A failed look-up is not an error here: the zip crate's own parsing decides.
-    if let Ok(Some(count)) = announced_entry_count(&mut reader) {
-        if count > MAX_ZIP_ENTRIES as u64 {
-            return Err(ContentError::ZipTooManyEntries(count));
-        }
+    if let Ok(Some(count)) = announced_entry_count(&mut reader)
+        && count > MAX_ZIP_ENTRIES as u64
+    {
+        return Err(ContentError::ZipTooManyEntries(count));
     }
 
     let budget = Rc::new(Budget::default());

@@ -226,7 +226,7 @@ pub fn group_qr_reference(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + count / 5);
     for (i, c) in s.chars().enumerate() {
         // Counted from the right so that the short group, if any, comes first.
-        if i > 0 && (count - i) % 5 == 0 {
+        if i > 0 && (count - i).is_multiple_of(5) {
             out.push(' ');
         }
         out.push(c);

@@ -882,10 +882,11 @@ impl Fuzz {
         })?;
         let text = String::from_utf8_lossy(&body);
         prop_assert!(status < 500, "{}: {} {}", what, status, text);
-        if status >= 400 && !head {
-            if let Err(e) = is_error_detail(&headers, &body) {
-                return Err(TestCaseError::fail(format!("{what}: {status} is no ErrorDetail ({e}): {text}")));
-            }
+        if status >= 400
+            && !head
+            && let Err(e) = is_error_detail(&headers, &body)
+        {
+            return Err(TestCaseError::fail(format!("{what}: {status} is no ErrorDetail ({e}): {text}")));
         }
         if status >= 400 {
             prop_assert!(

@@ -231,10 +231,10 @@ impl Store {
             Err(_) => None,
         };
         self.writer.close();
-        if let Some(handle) = handle {
-            if handle.join().is_err() {
-                log::error!("the writer thread panicked");
-            }
+        if let Some(handle) = handle
+            && handle.join().is_err()
+        {
+            log::error!("the writer thread panicked");
         }
     }
 }

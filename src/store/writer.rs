@@ -250,10 +250,10 @@ fn run_batch(conn: &Connection, batch: Vec<Job>) {
         control(conn, "COMMIT").map_err(|e| {
             let reason = StoreError::from(e).describe();
             log::error!("commit failed: {reason}");
-            if !conn.is_autocommit() {
-                if let Err(e) = conn.execute_batch("ROLLBACK") {
-                    log::error!("rollback after a failed commit failed too: {e}");
-                }
+            if !conn.is_autocommit()
+                && let Err(e) = conn.execute_batch("ROLLBACK")
+            {
+                log::error!("rollback after a failed commit failed too: {e}");
             }
             reason
         })
