@@ -42,30 +42,16 @@ pub struct Request {
     pub headers: HeaderMap,
     pub query: String,
     pub body: BodyStream,
-    /// The longest pause allowed in the body (`--request-timeout`); `None`
-    /// when the route is served without the accept loop that sets it.
-    pub idle: Option<Duration>,
+    /// The longest pause allowed in the body (`--request-timeout`).
+    pub idle: Duration,
 }
 
-/// The idle limit for request bodies, attached to every request by the accept
-/// loop ([`crate::server::run`]) as a request extension.
-#[derive(Clone, Copy, Debug)]
-pub struct IdleLimit(pub Duration);
-
-/// Extracts a [`Request`]; never rejects once the path has matched.
-pub fn request() -> impl Filter<Extract = (Request,), Error = Rejection> + Clone {
-    warp::method()
-        .and(warp::header::headers_cloned())
-        .and(raw_query())
-        .and(warp::body::stream())
-        .and(warp::ext::optional::<IdleLimit>())
-        .map(|method, headers, query, body, idle: Option<IdleLimit>| Request {
-            method,
-            headers,
-            query,
-            body: boxed_body(body),
-            idle: idle.map(|l| l.0),
-        })
+/// Extracts a [`Request`] whose body may pause at most `idle`; never rejects
+/// once the path has matched.
+pub fn request(idle: Duration) -> impl Filter<Extract = (Request,), Error = Rejection> + Clone {
+    warp::method().and(warp::header::headers_cloned()).and(raw_query()).and(warp::body::stream()).map(
+        move |method, headers, query, body| Request { method, headers, query, body: boxed_body(body), idle },
+    )
 }
 
 /// Buffers come as `impl Buf`; copying to `Bytes` is free for hyper's own.
@@ -92,7 +78,7 @@ where
     Fut: Future<Output = Result<Response, ApiError>> + Send + 'static,
 {
     path.and(with_state(state))
-        .and(request())
+        .and(request(state.settings.request_timeout))
         .then(move |state, req| handler(state, req).map(respond))
         .boxed()
 }
@@ -106,7 +92,7 @@ where
     Fut: Future<Output = Result<Response, ApiError>> + Send + 'static,
 {
     path.and(with_state(state))
-        .and(request())
+        .and(request(state.settings.request_timeout))
         .then(move |param, state, req| handler(state, param, req).map(respond))
         .boxed()
 }
@@ -179,12 +165,8 @@ impl Request {
     /// idle limit (hyper's header timeout does not cover bodies, and a client
     /// that stops mid-body would otherwise hold its connection forever).
     pub async fn next_chunk(&mut self) -> Result<Option<Result<Bytes, warp::Error>>, ApiError> {
-        match self.idle {
-            None => Ok(self.body.next().await),
-            Some(idle) => tokio::time::timeout(idle, self.body.next())
-                .await
-                .map_err(|_| ApiError::RequestTimeout { idle }),
-        }
+        let idle = self.idle;
+        tokio::time::timeout(idle, self.body.next()).await.map_err(|_| ApiError::RequestTimeout { idle })
     }
 
     /// Reads and decodes a JSON object body (see [`decode_json`]).

@@ -259,16 +259,13 @@ impl hyper::body::Body for TrackedBody {
 /// requests finish (up to a grace period). Tests bind port 0 and call this.
 pub async fn run(listener: Listener, state: AppState, shutdown: impl Future<Output = ()>) -> io::Result<()> {
     let warp_service = TowerToHyperService::new(warp::service(routes(state.clone())));
-    let idle_limit = state.settings.request_timeout;
     let service = service_fn(move |req: hyper::Request<Incoming>| {
         // An answer given before the body was read (the early 4xx of an
         // upload) leaves unread bytes on the connection, so hyper closes it
         // afterwards; saying so in the answer keeps clients from reusing it.
         let has_body = !req.body().is_end_stream();
         let read_to_end = Arc::new(AtomicBool::new(false));
-        let mut req = req.map(|inner| TrackedBody { inner, read_to_end: read_to_end.clone() });
-        // Handlers read bodies with this pause limit (hyper's own timeout ends with the headers).
-        req.extensions_mut().insert(http::IdleLimit(idle_limit));
+        let req = req.map(|inner| TrackedBody { inner, read_to_end: read_to_end.clone() });
         let response = hyper::service::Service::call(&warp_service, req);
         async move {
             let mut response = response.await.map(with_streamed_body)?;

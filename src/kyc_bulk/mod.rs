@@ -302,8 +302,6 @@ async fn receive(
     headers: &UploadHeaders,
     content_id: Option<i64>,
 ) -> Result<Received, ApiError> {
-    // The accept loop sets the idle limit; an upload keeps it even when served without.
-    req.idle = Some(req.idle.unwrap_or(state.settings.request_timeout));
     let mut hasher = Sha512::new();
     let mut first = Vec::with_capacity(kyc_content::SNIFF_LEN);
     let mut sniffed = false;
