@@ -298,20 +298,13 @@ pub fn uri_too_long() -> impl Filter<Extract = (Response,), Error = Rejection> +
     })
 }
 
-/// Turns whatever warp itself rejected with into `ErrorDetail` JSON.
+/// Turns whatever warp itself rejected with into `ErrorDetail` JSON. Routes use
+/// no method, header or body filters and [`endpoint_unknown`] answers every
+/// unmatched path, so only a rejection from warp's own plumbing (e.g. a body
+/// taken twice) can reach this; it is answered without inventing details.
 pub async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
     let error = if rejection.is_not_found() {
         ApiError::EndpointUnknown { path: "(unknown)".into() }
-    } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
-        ApiError::MethodNotAllowed { method: "(this)".into(), allow: "GET, POST" }
-    } else if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
-        ApiError::UploadTooLarge { limit: 0 }
-    } else if rejection.find::<warp::reject::LengthRequired>().is_some() {
-        ApiError::LengthRequired
-    } else if let Some(e) = rejection.find::<warp::reject::InvalidHeader>() {
-        ApiError::ParameterMalformed { name: "header".into(), detail: e.to_string() }
-    } else if let Some(e) = rejection.find::<warp::reject::MissingHeader>() {
-        ApiError::ParameterMalformed { name: e.name().into(), detail: e.to_string() }
     } else {
         ApiError::ParameterMalformed { name: "request".into(), detail: format!("{rejection:?}") }
     };
