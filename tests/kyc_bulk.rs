@@ -306,6 +306,16 @@ async fn every_status_of_the_spec() {
     };
     server.send(request(true)).await.expect_error(403, 1903);
     server.send(request(false)).await.expect_error(403, 1903);
+    // In the spec's order the archive is checked (11) before a late signature (12).
+    let bad_zip = zip_of(&[("scan.pdf", PDF), ("notes.txt", b"hello")]);
+    let forged_zip = server
+        .client
+        .post(server.endpoint(&path))
+        .header("Content-Type", "application/zip")
+        .header("Taler-Customer-Payto", OTHER_PAYTO)
+        .header("Taler-Extern-Signature", sign(&wrong_signer, hash(&bad_zip), OTHER_PAYTO))
+        .body(bad_zip);
+    server.send(forged_zip).await.expect_error(400, 26);
 
     // 411: no Content-Length (chunked).
     let stream = futures_util::stream::iter(vec![Ok::<_, std::io::Error>(Bytes::from_static(PDF))]);

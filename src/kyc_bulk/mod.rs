@@ -237,6 +237,26 @@ async fn upload(state: AppState, extern_pub: String, mut req: Request) -> Result
     }
     let received = receive(&state, &mut req, &headers, guard.content_id).await?;
 
+    // 11. ZIP archives: the central directory and each entry's first bytes.
+    if headers.declared == DeclaredType::Zip {
+        let target = match (guard.content_id, existing) {
+            (Some(id), _) => Some((id, received.size)),
+            // Only hashed: the stored body is this one if the hashes agree;
+            // otherwise step 12 refuses the upload (400, code 26) anyway.
+            (None, Some(found)) => (headers.h_body == Some(received.h_body)).then_some(found),
+            (None, None) => return Err(ApiError::from(StoreError::Invariant("no body to check".into()))),
+        };
+        if let Some((content_id, size)) = target {
+            let store = state.store.clone();
+            tokio::task::spawn_blocking(move || -> Result<(), ApiError> {
+                let reader = staging::ChunkReader::new(&store, content_id, size).map_err(ApiError::fetch)?;
+                kyc_content::check_zip(reader).map(|_| ()).map_err(|e| ApiError::header("Content-Type", e))
+            })
+            .await
+            .map_err(|e| ApiError::from(StoreError::Invariant(format!("ZIP check failed: {e}"))))??;
+        }
+    }
+
     // 12. The hash, and the signature if it could not be checked before.
     match headers.h_body {
         Some(given) if given != received.h_body => {
@@ -254,22 +274,6 @@ async fn upload(state: AppState, extern_pub: String, mut req: Request) -> Result
             }
         }
     }
-    // 11. ZIP archives: the central directory and each entry's first bytes.
-    if headers.declared == DeclaredType::Zip {
-        let (content_id, size) = match (guard.content_id, existing) {
-            (Some(id), _) => (id, received.size),
-            (None, Some(found)) => found,
-            (None, None) => return Err(ApiError::from(StoreError::Invariant("no body to check".into()))),
-        };
-        let store = state.store.clone();
-        tokio::task::spawn_blocking(move || -> Result<(), ApiError> {
-            let reader = staging::ChunkReader::new(&store, content_id, size).map_err(ApiError::fetch)?;
-            kyc_content::check_zip(reader).map(|_| ()).map_err(|e| ApiError::header("Content-Type", e))
-        })
-        .await
-        .map_err(|e| ApiError::from(StoreError::Invariant(format!("ZIP check failed: {e}"))))??;
-    }
-
     // 13. One short durable commit.
     let record = UploadRecord {
         extern_pub,
