@@ -219,7 +219,7 @@ async fn upload(state: AppState, extern_pub: String, mut req: Request) -> Result
                     )
                     .optional()?
                     .is_some();
-                Ok((known, staging::find(conn, h_body.as_bytes())?))
+                Ok((known, staging::find(conn, &h_body)?))
             })
             .await
             .map_err(ApiError::fetch)?;
@@ -313,6 +313,9 @@ async fn receive(
     let mut seq = 0i64;
     let mut total = 0u64;
     let mut in_flight: Option<ChunkWrite> = None;
+    let sniff = |first: &[u8]| {
+        kyc_content::check_magic(headers.declared, first).map_err(|e| ApiError::header("Content-Type", e))
+    };
     loop {
         let Some(chunk) = req.next_chunk().await? else { break };
         let chunk = chunk
@@ -326,8 +329,7 @@ async fn receive(
             let take = (kyc_content::SNIFF_LEN - first.len()).min(chunk.len());
             first.extend_from_slice(&chunk[..take]);
             if first.len() == kyc_content::SNIFF_LEN {
-                kyc_content::check_magic(headers.declared, &first)
-                    .map_err(|e| ApiError::header("Content-Type", e))?;
+                sniff(&first)?;
                 sniffed = true;
             }
         }
@@ -349,8 +351,7 @@ async fn receive(
         });
     }
     if !sniffed {
-        kyc_content::check_magic(headers.declared, &first)
-            .map_err(|e| ApiError::header("Content-Type", e))?;
+        sniff(&first)?;
     }
     if let Some(previous) = in_flight.take() {
         previous.await?;
@@ -384,7 +385,7 @@ fn commit(
         return Err(ApiError::ExternUnknown(r.extern_pub.to_string()));
     }
     let size = i64::try_from(r.size).map_err(|_| StoreError::Invariant("size overflow".into()))?;
-    let (content_id, duplicate) = match (staging::find(conn, r.h_body.as_bytes())?, staged) {
+    let (content_id, duplicate) = match (staging::find(conn, &r.h_body)?, staged) {
         (Some((id, _)), staged) => (id, staged),
         (None, Some(id)) => {
             conn.execute(
@@ -541,7 +542,7 @@ pub fn find_blob(
     conn: &rusqlite::Connection,
     h_body: &HashCode,
 ) -> Result<Option<(i64, u64, String)>, StoreError> {
-    let Some((content_id, size)) = staging::find(conn, h_body.as_bytes())? else { return Ok(None) };
+    let Some((content_id, size)) = staging::find(conn, h_body)? else { return Ok(None) };
     let content_type: String = conn
         .query_row(
             "SELECT content_type FROM kyc_uploads WHERE content_id = ?1 ORDER BY upload_id DESC LIMIT 1",

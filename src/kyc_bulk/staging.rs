@@ -16,6 +16,7 @@ use r2d2::PooledConnection;
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{OptionalExtension, params};
 
+use crate::crypto::HashCode;
 use crate::error::ApiError;
 use crate::store::{Durability, Store, StoreError};
 
@@ -107,7 +108,7 @@ pub async fn discard_all_staged(store: &Store) -> Result<usize, StoreError> {
 }
 
 /// The stored body with this hash: `(content_id, size)`.
-pub fn find(conn: &rusqlite::Connection, h_body: &[u8]) -> Result<Option<(i64, u64)>, StoreError> {
+pub fn find(conn: &rusqlite::Connection, h_body: &HashCode) -> Result<Option<(i64, u64)>, StoreError> {
     Ok(conn
         .query_row("SELECT content_id, size FROM kyc_contents WHERE h_body = ?1", [h_body], |r| {
             Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
