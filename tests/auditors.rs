@@ -250,46 +250,19 @@ async fn offline_cli_signs_and_uploads_against_the_development_key() {
     let server = TestServer::start(&[]);
     let auditor = fresh_key().public_key().to_string();
     let db = server.db.to_str().unwrap().to_owned();
+    let enable = |extra: &[&str]| {
+        let args = ["--database", &db, "offline", "enable-auditor", "--auditor-pub", &auditor];
+        let named = ["--url", "https://auditor.example/", "--name", "CLI Auditor"];
+        run_cli(server.path(), &[&args[..], &named, extra].concat())
+    };
     // Printing the body only.
-    let out = run_cli(
-        server.path(),
-        &[
-            "--database",
-            &db,
-            "offline",
-            "enable-auditor",
-            "--auditor-pub",
-            &auditor,
-            "--url",
-            "https://auditor.example/",
-            "--name",
-            "CLI Auditor",
-            "--at",
-            "1700000000",
-        ],
-    );
+    let out = enable(&["--at", "1700000000"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let body: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(body["validity_start"], json!({"t_s": 1700000000}));
     assert!(active_auditors(&server).await.is_empty());
     // Uploading.
-    let out = run_cli(
-        server.path(),
-        &[
-            "--database",
-            &db,
-            "offline",
-            "enable-auditor",
-            "--auditor-pub",
-            &auditor,
-            "--url",
-            "https://auditor.example/",
-            "--name",
-            "CLI Auditor",
-            "--upload",
-            &server.url,
-        ],
-    );
+    let out = enable(&["--upload", &server.url]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let auditors = active_auditors(&server).await;
     assert_eq!(auditors.len(), 1);
@@ -314,25 +287,7 @@ async fn offline_cli_signs_and_uploads_against_the_development_key() {
     );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(active_auditors(&server).await.is_empty());
-    let out = run_cli(
-        server.path(),
-        &[
-            "--database",
-            &db,
-            "offline",
-            "enable-auditor",
-            "--auditor-pub",
-            &auditor,
-            "--url",
-            "https://auditor.example/",
-            "--name",
-            "CLI Auditor",
-            "--at",
-            "1700000000",
-            "--upload",
-            &server.url,
-        ],
-    );
+    let out = enable(&["--at", "1700000000", "--upload", &server.url]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("1801"));
 }

@@ -617,7 +617,7 @@ async fn the_cli_manages_third_parties_uploads_and_exports() {
     cli(&["extern", "add", &public, "--name", "Acme KYC"]);
     assert!(cli(&["extern", "list"]).contains("Acme KYC"));
     std::fs::write(dir.join("passport.pdf"), PDF).unwrap();
-    cli(&[
+    let upload = [
         "client",
         "kyc-bulk",
         "--extern-key",
@@ -627,19 +627,10 @@ async fn the_cli_manages_third_parties_uploads_and_exports() {
         "--url",
         &server.url,
         "passport.pdf",
-    ]);
+    ];
+    cli(&upload);
     // Again: the exchange has it (412), which the client reports as done.
-    cli(&[
-        "client",
-        "kyc-bulk",
-        "--extern-key",
-        "acme.key",
-        "--payto",
-        PAYTO,
-        "--url",
-        &server.url,
-        "passport.pdf",
-    ]);
+    cli(&upload);
     assert_eq!(server.count("kyc_uploads"), 1);
     let h = hash(PDF).to_string();
     let listing = cli(&["kyc-bulk", "list", "--payto", "payto://iban/DE89370400440532013000"]);

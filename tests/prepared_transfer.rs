@@ -8,6 +8,10 @@ use common::{TestServer, vectors};
 use serde_json::{Value, json};
 use taler_lite::crypto::{EddsaPrivateKey, EddsaPublicKey};
 
+/// Short SIMPLE subjects of one character: 36 possible, so collisions are easy to make.
+const ONE_CHARACTER_SUBJECTS: [&str; 6] =
+    ["--simple-subject", "short", "--short-subject-length", "1", "--subject-formats", "SIMPLE"];
+
 const ACCOUNT: &str = "payto://iban/CH4431999123000889012?receiver-name=Exchange";
 
 fn key(seed: &str) -> EddsaPrivateKey {
@@ -255,14 +259,7 @@ async fn unregistration_statuses() {
 #[tokio::test]
 async fn concurrent_colliding_registrations_never_share_a_subject() {
     // One character: 36 possible short subjects, so collisions are certain.
-    let server = TestServer::start(&[
-        "--simple-subject",
-        "short",
-        "--short-subject-length",
-        "1",
-        "--subject-formats",
-        "SIMPLE",
-    ]);
+    let server = TestServer::start(&ONE_CHARACTER_SUBJECTS);
     let bodies: Vec<Value> = (0..120).map(|_| one_shot(&fresh())).collect();
     let answers = futures_util::future::join_all(bodies.iter().map(|b| register(&server, b))).await;
     let mut winners = HashSet::new();
@@ -384,16 +381,8 @@ async fn recurrent_registrations_follow_the_current_account() {
 
 #[tokio::test]
 async fn expiry_frees_subjects_and_bounces_late_transfers() {
-    let server = TestServer::start(&[
-        "--simple-subject",
-        "short",
-        "--short-subject-length",
-        "1",
-        "--subject-formats",
-        "SIMPLE",
-        "--registration-lifetime",
-        "2s",
-    ]);
+    let server =
+        TestServer::start(&[&ONE_CHARACTER_SUBJECTS[..], &["--registration-lifetime", "2s"]].concat());
     let first = fresh();
     let a = register(&server, &one_shot(&first)).await.json();
     let subject = subject_of(&a, "SIMPLE").unwrap()["subject"].as_str().unwrap().to_owned();
