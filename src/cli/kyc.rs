@@ -12,7 +12,7 @@ use super::CliError;
 use crate::clock::Clock;
 use crate::config::{self, FileConfig, GlobalArgs};
 use crate::crypto::{EddsaPublicKey, ExternKycDataBulkBindingPS, HashCode, SignedStruct};
-use crate::http::{MAX_PAGE, PageQuery};
+use crate::http::Page;
 use crate::kyc_bulk::{self, extern_keys};
 use crate::payto::Payto;
 use crate::store::Store;
@@ -129,22 +129,21 @@ pub async fn kyc_bulk_command(
                 "{:<103}  {:>12}  {:<20}  {:<16}  PAYTO",
                 "H_BODY", "SIZE", "CONTENT_TYPE", "THIRD_PARTY"
             );
-            let mut page = PageQuery { limit: Some(MAX_PAGE), offset: None }.resolve(MAX_PAGE)?;
-            loop {
-                let current = page;
-                let rows = store.read(move |conn| kyc_bulk::list(conn, customer, &current)).await?;
-                for u in &rows {
-                    println!(
-                        "{}  {:>12}  {:<20}  {:<16}  {}",
-                        u.h_body, u.size, u.content_type, u.extern_name, u.payto
-                    );
-                }
-                match rows.last() {
-                    Some(last) if rows.len() as i64 == page.limit => page.start = last.row_id,
-                    _ => break,
-                }
-            }
-            Ok(())
+            let query = move |conn: &rusqlite::Connection, page: &Page| kyc_bulk::list(conn, customer, page);
+            super::for_each_page(
+                &store,
+                query,
+                |u| u.row_id,
+                |rows| {
+                    for u in rows {
+                        println!(
+                            "{}  {:>12}  {:<20}  {:<16}  {}",
+                            u.h_body, u.size, u.content_type, u.extern_name, u.payto
+                        );
+                    }
+                },
+            )
+            .await
         }
         KycBulkCommand::Export { h_body, output } => export(&store, &h_body, &output).await,
     };

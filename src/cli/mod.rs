@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 use crate::config::{self, ConfigError, FileConfig, GlobalArgs, ServeArgs, Settings};
+use crate::http::{MAX_PAGE, Page, PageQuery};
 use crate::server::{self, ServeError};
 use crate::store::{OpenOptions, Store, StoreError};
 
@@ -137,6 +138,30 @@ pub fn open_existing_store(global: &GlobalArgs, file: &FileConfig) -> Result<Sto
         )));
     }
     Ok(Store::open(&path, &OpenOptions::default())?)
+}
+
+/// Walks a paged listing from its first row to its last, a page at a time (a
+/// long list never sits in memory whole), handing each page to `show`.
+pub async fn for_each_page<T, Q>(
+    store: &Store,
+    query: Q,
+    row_id: fn(&T) -> i64,
+    mut show: impl FnMut(&[T]),
+) -> Result<(), CliError>
+where
+    T: Send + 'static,
+    Q: Fn(&rusqlite::Connection, &Page) -> Result<Vec<T>, StoreError> + Clone + Send + 'static,
+{
+    let mut page = PageQuery { limit: Some(MAX_PAGE), offset: None }.resolve(MAX_PAGE)?;
+    loop {
+        let (current, query) = (page, query.clone());
+        let rows = store.read(move |conn| query(conn, &current)).await?;
+        show(&rows);
+        match rows.last() {
+            Some(last) if rows.len() as i64 == page.limit => page.start = row_id(last),
+            _ => return Ok(()),
+        }
+    }
 }
 
 /// The base URL of a running server, with a trailing slash.

@@ -8,7 +8,7 @@ use super::CliError;
 use crate::clock::Clock;
 use crate::config::{self, FileConfig, GlobalArgs};
 use crate::crypto::{EddsaPrivateKey, EddsaPublicKey};
-use crate::http::{MAX_PAGE, PageQuery};
+use crate::http::Page;
 use crate::prepared_transfer::{self, RegistrationResponse, TransferSubject};
 use crate::subject;
 
@@ -166,33 +166,34 @@ pub async fn registrations_command(
                 "{:<52}  {:<7}  {:<9}  {:<14}  {:<12}  {:<27}  STATE",
                 "AUTHORIZATION_PUB", "TYPE", "RECURRENT", "AMOUNT", "SHORT", "QR_REFERENCE"
             );
-            let mut page = PageQuery { limit: Some(MAX_PAGE), offset: None }.resolve(MAX_PAGE)?;
-            loop {
-                let current = page;
-                let rows = store.read(move |conn| prepared_transfer::list(conn, &current, now_s)).await?;
-                for r in &rows {
-                    println!(
-                        "{}  {:<7}  {:<9}  {:<14}  {:<12}  {:<27}  {}",
-                        r.authorization_pub,
-                        r.transfer_type.as_str(),
-                        r.recurrent,
-                        r.credit_amount,
-                        r.short_subject.as_deref().unwrap_or("-"),
-                        r.qr_reference_number.as_deref().unwrap_or("-"),
-                        match (r.live, r.used) {
-                            (false, _) => "expired",
-                            (true, true) => "used",
-                            (true, false) => "live",
-                        }
-                    );
-                }
-                match rows.last() {
-                    Some(last) if rows.len() as i64 == page.limit => page.start = last.row_id,
-                    _ => break,
-                }
-            }
+            let query =
+                move |conn: &rusqlite::Connection, page: &Page| prepared_transfer::list(conn, page, now_s);
+            let listed = super::for_each_page(
+                &store,
+                query,
+                |r| r.row_id,
+                |rows| {
+                    for r in rows {
+                        println!(
+                            "{}  {:<7}  {:<9}  {:<14}  {:<12}  {:<27}  {}",
+                            r.authorization_pub,
+                            r.transfer_type.as_str(),
+                            r.recurrent,
+                            r.credit_amount,
+                            r.short_subject.as_deref().unwrap_or("-"),
+                            r.qr_reference_number.as_deref().unwrap_or("-"),
+                            match (r.live, r.used) {
+                                (false, _) => "expired",
+                                (true, true) => "used",
+                                (true, false) => "live",
+                            }
+                        );
+                    }
+                },
+            )
+            .await;
             store.close();
-            Ok(())
+            listed
         }
     }
 }
