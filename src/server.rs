@@ -334,7 +334,8 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
         .map_err(|e| io::Error::other(e.to_string()))?
         .map_err(|source| ServeError::Store { path: settings.database.display().to_string(), source })?;
     let store_error = |source| ServeError::Store { path: settings.database.display().to_string(), source };
-    kyc_bulk::on_start(&store, &settings).await.map_err(store_error)?;
+    let clock = Clock::with_offset(settings.timetravel);
+    kyc_bulk::on_start(&store, &settings, clock).await.map_err(store_error)?;
 
     let listener = Listener::bind(&settings.listen)
         .await
@@ -366,14 +367,7 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
         eprintln!("  credit account:    {}", account.full());
     }
 
-    let state = Arc::new(AppContext {
-        clock: Clock::with_offset(settings.timetravel),
-        settings,
-        master_pub,
-        token,
-        store: store.clone(),
-        base_url,
-    });
+    let state = Arc::new(AppContext { clock, settings, master_pub, token, store: store.clone(), base_url });
     run(listener, state, shutdown_signal()).await?;
     tokio::task::spawn_blocking(move || store.close()).await.map_err(|e| io::Error::other(e.to_string()))?;
     log::info!("database closed");

@@ -25,6 +25,7 @@ use warp::filters::BoxedFilter;
 use warp::http::{HeaderValue, Method, StatusCode, header};
 use warp::reply::Response;
 
+use crate::clock::Clock;
 use crate::config::Settings;
 use crate::crypto::{
     EddsaPublicKey, EddsaSignature, ExternKycDataBulkBindingPS, HashCode, ShortHashCode, SignedStruct,
@@ -77,13 +78,13 @@ fn blob_route(state: &AppState) -> BoxedFilter<(Response,)> {
 
 /// Start-up work: drop staged uploads a crash left behind, load the
 /// configured third parties.
-pub async fn on_start(store: &Store, settings: &Settings) -> Result<(), StoreError> {
+pub async fn on_start(store: &Store, settings: &Settings, clock: Clock) -> Result<(), StoreError> {
     let removed = staging::discard_all_staged(store).await?;
     if removed > 0 {
         log::info!("removed {removed} staged upload(s) left by an earlier run");
     }
     let keys = settings.extern_keys.clone();
-    let now_us = crate::clock::Clock::with_offset(settings.timetravel).now_us();
+    let now_us = clock.now_us();
     if !keys.is_empty() {
         store
             .write(move |conn| {
