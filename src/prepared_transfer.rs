@@ -339,7 +339,7 @@ fn claim_subject(
 }
 
 /// Whether a reserve key was credited already.
-fn reserve_credited(conn: &Connection, account_pub: &[u8]) -> Result<bool, StoreError> {
+pub fn is_reserve_credited(conn: &Connection, account_pub: &EddsaPublicKey) -> Result<bool, StoreError> {
     Ok(conn
         .prepare_cached(
             "SELECT 1 FROM incoming_transfers WHERE account_pub = ?1 AND status = 'credited' AND type = 'RESERVE'",
@@ -380,7 +380,7 @@ fn store_registration(
                 "account_pub is registered by another authorization key",
             ));
         }
-        if reserve_credited(conn, reg.account_pub.as_bytes())? {
+        if is_reserve_credited(conn, &reg.account_pub)? {
             return Err(ApiError::BankDuplicateReservePub(
                 "account_pub was already credited: reserve keys are single-use",
             ));
@@ -603,9 +603,4 @@ pub fn mark_used(conn: &Connection, registration_id: i64, now_us: i64) -> Result
         params![registration_id, now_us],
     )?;
     Ok(())
-}
-
-/// Whether a reserve key was credited already (single use).
-pub fn is_reserve_credited(conn: &Connection, account_pub: &EddsaPublicKey) -> Result<bool, StoreError> {
-    reserve_credited(conn, account_pub.as_bytes())
 }
