@@ -205,14 +205,14 @@ async fn add_mapped(state: AppState, mut req: Request) -> Result<Response, ApiEr
         credit_account: default_credit_account(&state),
         subject: None,
     };
-    let now_s = state.clock.now_s();
+    // One instant for the record, the liveness check and the answer.
+    let now_s = incoming.date_us.div_euclid(1_000_000);
+    let date_us = incoming.date_us;
     let row_id = state
         .store
         .write(move |conn| {
             let auth = body.authorization_pub;
-            let Some(reg) =
-                prepared_transfer::find_live(conn, "authorization_pub", &auth.as_bytes().as_slice(), now_s)?
-            else {
+            let Some(reg) = prepared_transfer::find_live(conn, "authorization_pub", &auth, now_s)? else {
                 return Err(ApiError::BankUnknownRegistration {
                     authorization_pub: auth.to_string(),
                     conflict: true,
@@ -233,7 +233,7 @@ async fn add_mapped(state: AppState, mut req: Request) -> Result<Response, ApiEr
         .await?;
     Ok(json_response(
         StatusCode::OK,
-        &AddedTransfer { row_id, timestamp: Timestamp::from_unix_micros(state.clock.now_us()) },
+        &AddedTransfer { row_id, timestamp: Timestamp::from_unix_micros(date_us) },
     ))
 }
 
@@ -258,12 +258,7 @@ fn resolve_subject(
         let registration = match &candidate {
             SubjectMatch::Key { kyc, key_text } => {
                 let Ok(key) = key_text.parse::<EddsaPublicKey>() else { continue };
-                match prepared_transfer::find_live(
-                    conn,
-                    "authorization_pub",
-                    &key.as_bytes().as_slice(),
-                    now_s,
-                )? {
+                match prepared_transfer::find_live(conn, "authorization_pub", &key, now_s)? {
                     Some(reg) => reg,
                     None => {
                         let transfer_type = if *kyc { TransferType::Kyc } else { TransferType::Reserve };
@@ -329,7 +324,8 @@ async fn add_incoming_subject(state: AppState, mut req: Request) -> Result<Respo
         subject: Some(body.subject.clone()),
     };
     let short_length = state.settings.short_subject_length;
-    let now_s = state.clock.now_s();
+    // One instant for the record, the liveness check and the answer.
+    let now_s = incoming.date_us.div_euclid(1_000_000);
     let timestamp = Timestamp::from_unix_micros(incoming.date_us);
     let outcome = state
         .store
