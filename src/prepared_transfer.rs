@@ -252,7 +252,7 @@ async fn register(state: AppState, mut req: Request) -> Result<Response, ApiErro
         .ok_or_else(|| ApiError::BankUnknownCreditor(reg.credit_account.full().to_owned()))?;
     // 4. One transaction.
     let now_us = state.clock.now_us();
-    let now_s = state.clock.now_s();
+    let now_s = now_us.div_euclid(1_000_000);
     let lifetime =
         if reg.recurrent { state.settings.recurrent_lifetime } else { state.settings.registration_lifetime };
     let expiration_s = now_s.saturating_add(i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX));
@@ -454,7 +454,7 @@ async fn unregister(state: AppState, mut req: Request) -> Result<Response, ApiEr
         ));
     }
     let now_us = state.clock.now_us();
-    let now_s = state.clock.now_s();
+    let now_s = now_us.div_euclid(1_000_000);
     state
         .store
         .write(move |conn| {
