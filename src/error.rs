@@ -24,8 +24,6 @@ pub enum ErrorCode {
     GenericMethodInvalid,
     GenericEndpointUnknown,
     GenericJsonInvalid,
-    GenericHttpHeadersMalformed,
-    GenericPaytoUriMalformed,
     GenericParameterMissing,
     GenericParameterMalformed,
     GenericUriTooLong,
@@ -35,14 +33,15 @@ pub enum ErrorCode {
     GenericDbStoreFailed,
     GenericDbFetchFailed,
     GenericDbInvariantFailure,
+    GenericInternalInvariantFailure,
     ExchangeManagementAuditorNotFound,
     ExchangeManagementAuditorMoreRecentPresent,
     ExchangeManagementAuditorAddSignatureInvalid,
     ExchangeManagementAuditorDelSignatureInvalid,
-    ExchangeKycGenericAmlLogicBug,
     KycBulkSignatureInvalid,
     ExchangeKycImport3rdPartyUnknown,
     KycBulkAlreadyKnown,
+    KycBulkUnknown,
     BankDuplicateReservePubSubject,
     BankUnknownCreditor,
     BankDerivationReuse,
@@ -64,10 +63,6 @@ impl ErrorCode {
             GenericJsonInvalid => {
                 (22, "The JSON in the client's request was malformed or lacks a required field.")
             }
-            GenericHttpHeadersMalformed => {
-                (23, "Some of the HTTP headers provided by the client were malformed.")
-            }
-            GenericPaytoUriMalformed => (24, "The payto:// URI provided by the client is malformed."),
             GenericParameterMissing => (25, "A required parameter in the request was missing."),
             GenericParameterMalformed => (26, "A parameter in the request was malformed."),
             GenericUriTooLong => {
@@ -83,6 +78,9 @@ impl ErrorCode {
             GenericDbInvariantFailure => {
                 (56, "The service's database is inconsistent and violates service-internal invariants.")
             }
+            GenericInternalInvariantFailure => {
+                (60, "The service encountered an internal inconsistency (a bug, not the client's fault).")
+            }
             ExchangeManagementAuditorNotFound => {
                 (1800, "The auditor specified by the request is unknown to the exchange.")
             }
@@ -95,9 +93,6 @@ impl ErrorCode {
             ExchangeManagementAuditorDelSignatureInvalid => {
                 (1803, "The signature to disable the auditor does not validate.")
             }
-            ExchangeKycGenericAmlLogicBug => {
-                (1949, "The exchange's KYC logic encountered an internal inconsistency.")
-            }
             // Decision: not yet registered upstream.
             KycBulkSignatureInvalid => {
                 (1903, "The signature of the third party over the bulk KYC upload is invalid.")
@@ -108,6 +103,8 @@ impl ErrorCode {
             }
             // Decision: not yet registered upstream (the If-Not-Match condition failed).
             KycBulkAlreadyKnown => (1905, "The exchange already has this bulk KYC data for this customer."),
+            // Decision: not yet registered upstream (read-back of an unknown body hash).
+            KycBulkUnknown => (1906, "The exchange holds no bulk KYC body with this hash."),
             BankDuplicateReservePubSubject => {
                 (5114, "The reserve public key is already registered or was already used.")
             }
@@ -147,11 +144,28 @@ pub enum DbStep {
     Invariant,
 }
 
+impl DbStep {
+    /// Exhaustive on purpose: a new kind of store failure must be placed.
+    fn of(error: &StoreError) -> DbStep {
+        match error {
+            StoreError::Pool(_)
+            | StoreError::Closed
+            | StoreError::ReadOnly
+            | StoreError::SchemaTooNew { .. }
+            | StoreError::SchemaNotCurrent { .. }
+            | StoreError::NotOurs { .. } => DbStep::Setup,
+            StoreError::Read(_) => DbStep::Fetch,
+            StoreError::Sqlite(_) | StoreError::Io(_) | StoreError::Commit(_) => DbStep::Store,
+            StoreError::Invariant(_) => DbStep::Invariant,
+        }
+    }
+}
+
 /// Everything a handler can answer other than success.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("method {method} is not allowed here (allowed: {allow})")]
-    MethodNotAllowed { method: String, allow: &'static str },
+    MethodNotAllowed { method: String, allow: String },
     #[error("no endpoint {path}")]
     EndpointUnknown { path: String },
     #[error("{detail}")]
@@ -179,14 +193,15 @@ pub enum ApiError {
     UriTooLong { limit: usize },
     #[error("missing or wrong bearer token")]
     Unauthorized,
-    #[error("{what} not found")]
-    ResourceUnknown { what: String },
     #[error("database failure: {source}")]
     Database {
-        step: DbStep,
         #[source]
         source: StoreError,
     },
+    /// A bug that is not the database's (a task that died, a value that cannot
+    /// be encoded): 500, logged.
+    #[error("internal error: {0}")]
+    Internal(String),
     #[error("auditor {0} is unknown")]
     AuditorNotFound(String),
     #[error("a more recent change for this auditor is recorded (at {stored_s} s)")]
@@ -201,6 +216,8 @@ pub enum ApiError {
     ExternUnknown(String),
     #[error("this customer already has a bulk upload with this hash")]
     KycBulkAlreadyKnown,
+    #[error("no bulk KYC body has the hash {0}")]
+    KycBulkUnknown(String),
     #[error("{0}")]
     BankDuplicateReservePub(&'static str),
     #[error("credit_account {0} is not an account of this exchange")]
@@ -227,8 +244,9 @@ impl ApiError {
         ApiError::HeaderMalformed { header, detail: detail.to_string() }
     }
 
-    pub fn fetch(source: impl Into<StoreError>) -> Self {
-        ApiError::Database { step: DbStep::Fetch, source: source.into() }
+    /// A malformed path segment or query parameter.
+    pub fn parameter(name: impl Into<String>, detail: impl fmt::Display) -> Self {
+        ApiError::ParameterMalformed { name: name.into(), detail: detail.to_string() }
     }
 
     /// HTTP status and Taler code. Exhaustive on purpose: no `_` arm.
@@ -249,16 +267,16 @@ impl ApiError {
             UploadTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, C::GenericUploadExceedsLimit),
             UriTooLong { .. } => (StatusCode::URI_TOO_LONG, C::GenericUriTooLong),
             Unauthorized => (StatusCode::UNAUTHORIZED, C::GenericUnauthorized),
-            ResourceUnknown { .. } => (StatusCode::NOT_FOUND, C::GenericEndpointUnknown),
-            Database { step, .. } => (
+            Database { source } => (
                 StatusCode::INTERNAL_SERVER_ERROR,
-                match step {
+                match DbStep::of(source) {
                     DbStep::Setup => C::GenericDbSetupFailed,
                     DbStep::Store => C::GenericDbStoreFailed,
                     DbStep::Fetch => C::GenericDbFetchFailed,
                     DbStep::Invariant => C::GenericDbInvariantFailure,
                 },
             ),
+            Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, C::GenericInternalInvariantFailure),
             AuditorNotFound(_) => (StatusCode::NOT_FOUND, C::ExchangeManagementAuditorNotFound),
             AuditorMoreRecentPresent { .. } => {
                 (StatusCode::CONFLICT, C::ExchangeManagementAuditorMoreRecentPresent)
@@ -272,6 +290,7 @@ impl ApiError {
             KycBulkSignatureInvalid(_) => (StatusCode::FORBIDDEN, C::KycBulkSignatureInvalid),
             ExternUnknown(_) => (StatusCode::NOT_FOUND, C::ExchangeKycImport3rdPartyUnknown),
             KycBulkAlreadyKnown => (StatusCode::PRECONDITION_FAILED, C::KycBulkAlreadyKnown),
+            KycBulkUnknown(_) => (StatusCode::NOT_FOUND, C::KycBulkUnknown),
             BankDuplicateReservePub(_) => (StatusCode::CONFLICT, C::BankDuplicateReservePubSubject),
             BankUnknownCreditor(_) => (StatusCode::CONFLICT, C::BankUnknownCreditor),
             BankDerivationReuse { .. } => (StatusCode::CONFLICT, C::BankDerivationReuse),
@@ -285,13 +304,38 @@ impl ApiError {
         }
     }
 
-    /// The request parameter (field, header, path segment) the error is about.
-    fn parameter(&self) -> Option<&str> {
+    /// The request parameter (field, header, path segment) the error is
+    /// about, so that a client can point at it. Exhaustive: no `_` arm.
+    fn parameter_name(&self) -> Option<&str> {
+        use ApiError::*;
         match self {
-            ApiError::FieldMissing { field } | ApiError::FieldMalformed { field, .. } => Some(field),
-            ApiError::HeaderMissing { header } | ApiError::HeaderMalformed { header, .. } => Some(header),
-            ApiError::ParameterMalformed { name, .. } => Some(name),
-            _ => None,
+            FieldMissing { field } | FieldMalformed { field, .. } => Some(field),
+            HeaderMissing { header } | HeaderMalformed { header, .. } => Some(header),
+            ParameterMalformed { name, .. } => Some(name),
+            LengthRequired | UploadTooLarge { .. } => Some("Content-Length"),
+            Unauthorized => Some("Authorization"),
+            AuditorNotFound(_) => Some("AUDITOR_PUB"),
+            AuditorAddSignatureInvalid | AuditorDelSignatureInvalid => Some("master_sig"),
+            KycBulkSignatureInvalid(_) => Some("Taler-Extern-Signature"),
+            ExternUnknown(_) => Some("EXTERN_PUB"),
+            KycBulkUnknown(_) => Some("H_BODY"),
+            BankDuplicateReservePub(_) => Some("account_pub"),
+            BankUnknownCreditor(_) => Some("credit_account"),
+            BankDerivationReuse { .. } | BankUnknownRegistration { .. } | BankTransferMappingReused(_) => {
+                Some("authorization_pub")
+            }
+            BankBadSignature(_) => Some("authorization_sig"),
+            BankOldTimestamp(_) => Some("timestamp"),
+            MethodNotAllowed { .. }
+            | EndpointUnknown { .. }
+            | JsonInvalid { .. }
+            | BodyIncomplete { .. }
+            | RequestTimeout { .. }
+            | UriTooLong { .. }
+            | Database { .. }
+            | Internal(_)
+            | AuditorMoreRecentPresent { .. }
+            | KycBulkAlreadyKnown => None,
         }
     }
 
@@ -299,33 +343,23 @@ impl ApiError {
     pub fn detail(&self) -> ErrorDetail {
         let (_, code) = self.parts();
         let detail = match self {
-            // Internal details of the database stay in the log.
-            ApiError::Database { step, .. } => format!("database failure ({step:?})"),
+            // Internal details stay in the log.
+            ApiError::Database { source } => format!("database failure ({:?})", DbStep::of(source)),
+            ApiError::Internal(_) => "internal error".to_owned(),
             other => other.to_string(),
         };
         ErrorDetail {
             code: code.number(),
             hint: code.hint(),
             detail,
-            parameter: self.parameter().map(str::to_owned),
+            parameter: self.parameter_name().map(str::to_owned),
         }
     }
 }
 
 impl From<StoreError> for ApiError {
     fn from(source: StoreError) -> Self {
-        let step = match &source {
-            StoreError::Pool(_) | StoreError::Closed => DbStep::Setup,
-            StoreError::Invariant(_) => DbStep::Invariant,
-            _ => DbStep::Store,
-        };
-        ApiError::Database { step, source }
-    }
-}
-
-impl From<rusqlite::Error> for ApiError {
-    fn from(e: rusqlite::Error) -> Self {
-        ApiError::from(StoreError::from(e))
+        ApiError::Database { source }
     }
 }
 
@@ -349,7 +383,9 @@ impl warp::Reply for ApiError {
         }
         let mut response = json_response(status, &self.detail());
         if let ApiError::MethodNotAllowed { allow, .. } = &self {
-            response.headers_mut().insert(header::ALLOW, HeaderValue::from_static(allow));
+            if let Ok(v) = HeaderValue::from_str(allow) {
+                response.headers_mut().insert(header::ALLOW, v);
+            }
         }
         response
     }
@@ -384,8 +420,6 @@ mod tests {
             (ErrorCode::GenericMethodInvalid, 20),
             (ErrorCode::GenericEndpointUnknown, 21),
             (ErrorCode::GenericJsonInvalid, 22),
-            (ErrorCode::GenericHttpHeadersMalformed, 23),
-            (ErrorCode::GenericPaytoUriMalformed, 24),
             (ErrorCode::GenericParameterMissing, 25),
             (ErrorCode::GenericParameterMalformed, 26),
             (ErrorCode::GenericUriTooLong, 31),
@@ -395,14 +429,15 @@ mod tests {
             (ErrorCode::GenericDbStoreFailed, 52),
             (ErrorCode::GenericDbFetchFailed, 53),
             (ErrorCode::GenericDbInvariantFailure, 56),
+            (ErrorCode::GenericInternalInvariantFailure, 60),
             (ErrorCode::ExchangeManagementAuditorNotFound, 1800),
             (ErrorCode::ExchangeManagementAuditorMoreRecentPresent, 1801),
             (ErrorCode::ExchangeManagementAuditorAddSignatureInvalid, 1802),
             (ErrorCode::ExchangeManagementAuditorDelSignatureInvalid, 1803),
-            (ErrorCode::ExchangeKycGenericAmlLogicBug, 1949),
             (ErrorCode::KycBulkSignatureInvalid, 1903),
             (ErrorCode::ExchangeKycImport3rdPartyUnknown, 1904),
             (ErrorCode::KycBulkAlreadyKnown, 1905),
+            (ErrorCode::KycBulkUnknown, 1906),
             (ErrorCode::BankDuplicateReservePubSubject, 5114),
             (ErrorCode::BankUnknownCreditor, 5124),
             (ErrorCode::BankDerivationReuse, 5159),

@@ -1,44 +1,49 @@
 //! taler-lite: one binary that speaks three GNU Taler APIs from one SQLite file.
 //!
-//! Layout:
-//! - Taler wire primitives, small and pure: [`base32`] (GNUnet's Crockford
-//!   variant), [`crypto`] (keys, signatures, hashes, signed purpose structs),
-//!   [`amount`], [`timestamp`], [`payto`]; plus [`subject`] (wire-transfer
-//!   subjects derived from keys) and [`kyc_content`] (what an upload may hold).
-//! - One module per API, holding its routes and handlers: [`exchange`]
-//!   (`/config`), [`auditors`] (`/management/auditors`), [`kyc_bulk`]
-//!   (`/kyc-bulk/$EXTERN_PUB` and its operator read-back), [`prepared_transfer`]
-//!   (`/taler-prepared-transfer/`), [`wire_gateway`] (the
-//!   `/taler-wire-gateway/` simulation that credits registered subjects).
-//! - [`http`]: request plumbing every API shares; [`error`]: the one error type
-//!   of the API layer and the table of Taler error codes.
-//! - [`store`]: the SQLite file (schema in `schema.sql`, migrations, a read
-//!   pool and one group-committing writer thread).
-//! - [`server`]: routes, accept loop, start-up and shutdown; [`config`]:
-//!   settings from flags, environment, TOML and defaults; [`cli`]: the
-//!   commands besides `serve`.
+//! Layers, each importing only from the ones below it:
+//!
+//! ```text
+//! main -> cli -> server -> api -> http, app, error, config -> store -> primitives
+//! ```
+//!
+//! - Primitives, small and pure: [`base32`] (GNUnet's Crockford variant),
+//!   [`crypto`] (keys, signatures, hashes, signed purpose structs), [`amount`],
+//!   [`timestamp`], [`payto`], [`subject`] (wire-transfer subjects: derivation
+//!   and parsing), [`kyc_content`] (what an upload may hold), [`clock`].
+//! - [`store`]: the SQLite file and *all* SQL: `schema.sql` and migrations, a
+//!   read pool, one group-committing writer thread, and one module per table
+//!   group ([`store::auditors`], [`store::extern_keys`], [`store::kyc`],
+//!   [`store::registrations`], [`store::transfers`]) with typed inputs and outputs.
+//! - [`config`]: settings (flag > environment > TOML > default); [`app`]: the
+//!   state every handler gets; [`error`]: the one error type of the API layer,
+//!   with the table of Taler codes; [`http`]: request reading, and the route
+//!   table's dispatcher (token checks, 405, HEAD, CORS).
+//! - [`api`]: one module per API with its routes and handlers, and in
+//!   [`api::route_table`] every route of the server. To find a route: its row
+//!   is in its module's `routes()`, the handler just below, its SQL in the
+//!   `store` module of the same name, its tests in `tests/<api>.rs`.
+//! - [`server`]: listener, accept loop, start-up and shutdown ([`run`] serves a
+//!   bound listener until a shutdown future resolves, for in-process tests);
+//!   [`cli`]: the commands.
 
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod amount;
-pub mod auditors;
+pub mod api;
+pub mod app;
 pub mod base32;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod error;
-pub mod exchange;
 pub mod http;
-pub mod kyc_bulk;
 pub mod kyc_content;
 pub mod payto;
-pub mod prepared_transfer;
 pub mod server;
 pub mod store;
 pub mod subject;
 pub mod timestamp;
-pub mod wire_gateway;
 
 pub use server::{Listener, run};

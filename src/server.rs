@@ -6,19 +6,17 @@
 //! timeout around `warp::service(routes)`, and tracks connections so that a
 //! shutdown lets in-flight requests finish before the database is closed.
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures_util::{Stream, TryStreamExt};
-use http_body_util::combinators::UnsyncBoxBody;
-use http_body_util::{BodyExt, StreamBody};
 use hyper::body::{Body as _, Frame, Incoming};
 use hyper::header::{self, HeaderValue};
 use hyper::server::conn::http1;
@@ -28,70 +26,37 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
-use warp::Filter;
+use tokio::time::Sleep;
+use warp::path::FullPath;
 use warp::reply::Response;
+use warp::{Filter, Reply};
 
+use crate::app::{AppContext, AppState};
 use crate::clock::Clock;
 use crate::config::{self, ListenAddr, Settings};
-use crate::crypto::EddsaPublicKey;
-use crate::http;
+use crate::error::ApiError;
 use crate::store::{OpenOptions, Store, StoreError};
-use crate::{auditors, exchange, kyc_bulk, prepared_transfer, wire_gateway};
+use crate::{api, http};
 
 /// How long in-flight requests may take to finish after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
-/// What every handler can reach.
-pub struct AppContext {
-    pub settings: Settings,
-    pub master_pub: EddsaPublicKey,
-    pub token: String,
-    pub store: Store,
-    pub clock: Clock,
-    /// With a trailing slash.
-    pub base_url: String,
-}
-
-pub type AppState = Arc<AppContext>;
-
-/// Hands the state to a handler.
-pub fn with_state(
-    state: &AppState,
-) -> impl Filter<Extract = (AppState,), Error = std::convert::Infallible> + Clone + use<> {
-    let state = state.clone();
-    warp::any().map(move || state.clone())
-}
-
-/// Every route of the server, with `ErrorDetail` for whatever matches none.
-pub fn routes(
-    state: AppState,
-) -> impl Filter<Extract = (impl warp::Reply,), Error = std::convert::Infallible> + Clone {
-    let state = &state;
-    let log = warp::log::custom(|info| {
-        log::info!(
-            "{} {} {} {:.1}ms",
-            info.method(),
-            info.path(),
-            info.status().as_u16(),
-            info.elapsed().as_secs_f64() * 1000.0
-        )
-    });
-    http::uri_too_long()
-        .or(exchange::routes(state))
+/// The whole application as one warp filter: the route table's dispatcher
+/// behind the request extractor. Nothing rejects: every answer is made here.
+pub fn app_filter(state: AppState) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
+    let router = Arc::new(api::router());
+    let idle = state.settings.request_timeout;
+    warp::path::full()
+        .and(http::request(idle))
+        .then(move |path: FullPath, req| {
+            let (router, state) = (router.clone(), state.clone());
+            async move { router.dispatch(state, path.as_str(), req).await }
+        })
+        .recover(|rejection: warp::Rejection| async move {
+            // Only warp's own plumbing can reject (a body taken twice): a bug.
+            Ok::<_, Infallible>(ApiError::Internal(format!("{rejection:?}")).into_response())
+        })
         .unify()
-        .or(auditors::routes(state))
-        .unify()
-        .or(kyc_bulk::routes(state))
-        .unify()
-        .or(prepared_transfer::routes(state))
-        .unify()
-        .or(wire_gateway::routes(state))
-        .unify()
-        .or(http::endpoint_unknown())
-        .unify()
-        .recover(http::recover)
-        .unify()
-        .with(log)
 }
 
 /// A bound listening socket.
@@ -129,51 +94,99 @@ impl Listener {
         }
     }
 
-    async fn accept(&self) -> io::Result<Connection> {
-        match self {
+    async fn accept(&self, write_idle: Duration) -> io::Result<Connection> {
+        let stream = match self {
             Listener::Tcp(l) => {
                 let (s, _) = l.accept().await?;
                 // Answers are small and latency matters more than packet count.
                 s.set_nodelay(true)?;
-                Ok(Connection::Tcp(s))
+                Stream::Tcp(s)
             }
-            Listener::Unix(l, _) => Ok(Connection::Unix(l.accept().await?.0)),
+            Listener::Unix(l, _) => Stream::Unix(l.accept().await?.0),
+        };
+        Ok(Connection { stream, write_idle, write_stalled: None })
+    }
+}
+
+impl Drop for Listener {
+    /// A socket file is ours: removed when the server stops, or when start-up
+    /// fails after binding.
+    fn drop(&mut self) {
+        if let Listener::Unix(_, path) = self {
+            let _ = std::fs::remove_file(path);
         }
     }
 }
 
-/// An accepted connection of either kind.
-enum Connection {
+/// An accepted socket of either kind.
+enum Stream {
     Tcp(TcpStream),
     Unix(UnixStream),
 }
 
-impl AsyncRead for Connection {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Connection::Tcp(s) => Pin::new(s).poll_read(cx, buf),
-            Connection::Unix(s) => Pin::new(s).poll_read(cx, buf),
+/// An accepted connection whose writes time out: a client that stops reading
+/// an answer (a download it never consumes) is cut off after the idle limit,
+/// as one that stops sending is, instead of holding the connection forever.
+struct Connection {
+    stream: Stream,
+    write_idle: Duration,
+    /// Set while a write waits for the client to make room.
+    write_stalled: Option<Pin<Box<Sleep>>>,
+}
+
+impl Connection {
+    /// Passes `poll` through, turning a wait longer than the idle limit into an error.
+    fn timed<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        poll: impl FnOnce(Pin<&mut Stream>, &mut Context<'_>) -> Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        match poll(Pin::new(&mut self.stream), cx) {
+            Poll::Ready(result) => {
+                self.write_stalled = None;
+                Poll::Ready(result)
+            }
+            Poll::Pending => {
+                let idle = self.write_idle;
+                let stalled = self.write_stalled.get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
+                match stalled.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("the client read nothing for {idle:?}"),
+                    ))),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
         }
     }
 }
 
-impl AsyncWrite for Connection {
+impl AsyncRead for Stream {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Unix(s) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         match self.get_mut() {
-            Connection::Tcp(s) => Pin::new(s).poll_write(cx, buf),
-            Connection::Unix(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Unix(s) => Pin::new(s).poll_write(cx, buf),
         }
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            Connection::Tcp(s) => Pin::new(s).poll_flush(cx),
-            Connection::Unix(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tcp(s) => Pin::new(s).poll_flush(cx),
+            Stream::Unix(s) => Pin::new(s).poll_flush(cx),
         }
     }
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            Connection::Tcp(s) => Pin::new(s).poll_shutdown(cx),
-            Connection::Unix(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Unix(s) => Pin::new(s).poll_shutdown(cx),
         }
     }
     fn poll_write_vectored(
@@ -182,47 +195,44 @@ impl AsyncWrite for Connection {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
-            Connection::Tcp(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-            Connection::Unix(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Stream::Tcp(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Stream::Unix(s) => Pin::new(s).poll_write_vectored(cx, bufs),
         }
     }
     fn is_write_vectored(&self) -> bool {
         match self {
-            Connection::Tcp(s) => s.is_write_vectored(),
-            Connection::Unix(s) => s.is_write_vectored(),
+            Stream::Tcp(s) => s.is_write_vectored(),
+            Stream::Unix(s) => s.is_write_vectored(),
         }
     }
 }
 
-/// A response body a handler streams (a stored upload). warp 0.4 offers no
-/// public way to build a streaming body, so the handler attaches the stream to
-/// its response as this extension and the connection service swaps it in.
-#[derive(Clone)]
-pub struct StreamedBody(Arc<Mutex<Option<BodyChunks>>>);
-
-/// The chunks of a streamed body.
-pub type BodyChunks = Pin<Box<dyn Stream<Item = Result<Bytes, io::Error>> + Send>>;
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
-type ResponseBody = UnsyncBoxBody<Bytes, BoxError>;
-
-/// A response whose body is `chunks` (status and headers set by the caller).
-pub fn streamed_response(chunks: BodyChunks) -> Response {
-    let mut response = Response::new(Default::default());
-    response.extensions_mut().insert(StreamedBody(Arc::new(Mutex::new(Some(chunks)))));
-    response
+impl AsyncRead for Connection {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_read(cx, buf)
+    }
 }
 
-fn with_streamed_body(response: Response) -> hyper::Response<ResponseBody> {
-    let (mut parts, body) = response.into_parts();
-    let streamed = parts.extensions.remove::<StreamedBody>().and_then(|s| s.0.lock().ok()?.take());
-    let body = match streamed {
-        Some(chunks) => {
-            StreamBody::new(chunks.map_ok(Frame::data).map_err(|e| Box::new(e) as BoxError)).boxed_unsync()
-        }
-        None => body.map_err(|e| Box::new(e) as BoxError).boxed_unsync(),
-    };
-    hyper::Response::from_parts(parts, body)
+impl AsyncWrite for Connection {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        self.get_mut().timed(cx, |s, cx| s.poll_write(cx, buf))
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.get_mut().timed(cx, |s, cx| s.poll_flush(cx))
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    }
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.get_mut().timed(cx, |s, cx| s.poll_write_vectored(cx, bufs))
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
 }
 
 /// A request body that records whether it was read to its end.
@@ -258,7 +268,8 @@ impl hyper::body::Body for TrackedBody {
 /// Serves `state` on `listener` until `shutdown` resolves, then lets in-flight
 /// requests finish (up to a grace period). Tests bind port 0 and call this.
 pub async fn run(listener: Listener, state: AppState, shutdown: impl Future<Output = ()>) -> io::Result<()> {
-    let warp_service = TowerToHyperService::new(warp::service(routes(state.clone())));
+    let warp_service = TowerToHyperService::new(warp::service(app_filter(state.clone())));
+    let idle = state.settings.request_timeout;
     let service = service_fn(move |req: hyper::Request<Incoming>| {
         // An answer given before the body was read (the early 4xx of an
         // upload) leaves unread bytes on the connection, so hyper closes it
@@ -268,7 +279,7 @@ pub async fn run(listener: Listener, state: AppState, shutdown: impl Future<Outp
         let req = req.map(|inner| TrackedBody { inner, read_to_end: read_to_end.clone() });
         let response = hyper::service::Service::call(&warp_service, req);
         async move {
-            let mut response = response.await.map(with_streamed_body)?;
+            let mut response = response.await?;
             if has_body && !read_to_end.load(Ordering::Acquire) {
                 response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
@@ -281,7 +292,7 @@ pub async fn run(listener: Listener, state: AppState, shutdown: impl Future<Outp
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
-            accepted = listener.accept() => match accepted {
+            accepted = listener.accept(idle) => match accepted {
                 Ok(stream) => {
                     let conn = builder.serve_connection(TokioIo::new(stream), service.clone());
                     let conn = graceful.watch(conn);
@@ -316,35 +327,79 @@ pub enum ServeError {
     Config(#[from] config::ConfigError),
     #[error("database {path}: {source}")]
     Store { path: String, source: StoreError },
-    #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: String, source: io::Error },
     #[error("{0}")]
     Io(#[from] io::Error),
 }
 
-/// Resolves keys and token, opens the database, binds and serves until SIGINT
-/// or SIGTERM.
+/// Checks, before anything is created on disk, that the files `serve` will
+/// create or read can be: a typo in a path is one line naming its setting,
+/// and leaves nothing behind.
+fn check_paths(settings: &Settings) -> Result<(), ServeError> {
+    fn folder_exists(setting: &str, path: &Path) -> Result<(), ServeError> {
+        let folder = match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        };
+        if folder.is_dir() {
+            Ok(())
+        } else {
+            Err(config::bad(
+                setting,
+                format!("{}: the folder {} does not exist", path.display(), folder.display()),
+            )
+            .into())
+        }
+    }
+    fn readable_or_creatable(setting: &str, path: &Path) -> Result<(), ServeError> {
+        if path.exists() {
+            std::fs::File::open(path)
+                .map(|_| ())
+                .map_err(|e| config::bad(setting, format!("{}: {e}", path.display())).into())
+        } else {
+            folder_exists(setting, path)
+        }
+    }
+    folder_exists("database", &settings.database)?;
+    if settings.database.is_dir() {
+        return Err(config::bad("database", format!("{} is a folder", settings.database.display())).into());
+    }
+    if settings.master_public_key.is_none() || settings.master_key_file.exists() {
+        readable_or_creatable("master_key_file", &settings.master_key_file)?;
+    }
+    if settings.token.is_none() {
+        readable_or_creatable("token_file", &settings.token_file)?;
+    }
+    if let ListenAddr::Unix(path) = &settings.listen {
+        folder_exists("listen", path)?;
+    }
+    Ok(())
+}
+
+/// Binds, resolves keys and token, opens the database and serves until
+/// SIGINT or SIGTERM. Every setting is checked, and the listener bound,
+/// before any file is created.
 pub async fn serve(settings: Settings) -> Result<(), ServeError> {
+    check_paths(&settings)?;
+    let listener = Listener::bind(&settings.listen)
+        .await
+        .map_err(|e| config::bad("listen", format!("cannot listen on {:?}: {e}", settings.listen)))?;
     let (master_pub, key_created) = config::master_key(&settings)?;
     let (token, token_created) = config::operator_token(&settings)?;
     let db_path = settings.database.clone();
     let open_options = OpenOptions { max_page_count: settings.max_db_pages };
+    let store_error = |source| ServeError::Store { path: settings.database.display().to_string(), source };
     let store = tokio::task::spawn_blocking(move || Store::open(&db_path, &open_options))
         .await
         .map_err(|e| io::Error::other(e.to_string()))?
-        .map_err(|source| ServeError::Store { path: settings.database.display().to_string(), source })?;
-    let store_error = |source| ServeError::Store { path: settings.database.display().to_string(), source };
+        .map_err(store_error)?;
     let clock = Clock::with_offset(settings.timetravel);
-    kyc_bulk::on_start(&store, &settings, clock).await.map_err(store_error)?;
+    api::kyc_bulk::on_start(&store, &settings, &clock).await.map_err(store_error)?;
 
-    let listener = Listener::bind(&settings.listen)
-        .await
-        .map_err(|source| ServeError::Bind { addr: format!("{:?}", settings.listen), source })?;
     let base_url = match &settings.base_url {
         Some(u) => u.clone(),
         None => listener.url()?,
     };
-    eprintln!("taler-lite {}: listening on {}", env!("CARGO_PKG_VERSION"), listener.url()?);
+    eprintln!("taler-lite {}", env!("CARGO_PKG_VERSION"));
     eprintln!("  base URL:          {base_url}");
     eprintln!("  database:          {}", settings.database.display());
     eprintln!("  currency:          {}", settings.currency);
@@ -366,8 +421,18 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
     for account in &settings.credit_accounts {
         eprintln!("  credit account:    {}", account.full());
     }
+    // Last, so that whoever waits for this line has seen the summary.
+    eprintln!("  listening on {}", listener.url()?);
 
-    let state = Arc::new(AppContext { clock, settings, master_pub, token, store: store.clone(), base_url });
+    let state = Arc::new(AppContext {
+        clock,
+        settings,
+        master_pub,
+        token,
+        store: store.clone(),
+        base_url,
+        started: Instant::now(),
+    });
     run(listener, state, shutdown_signal()).await?;
     tokio::task::spawn_blocking(move || store.close()).await.map_err(|e| io::Error::other(e.to_string()))?;
     log::info!("database closed");

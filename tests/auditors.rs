@@ -149,7 +149,7 @@ async fn disable_checks_in_order() {
     assert_eq!(active_auditors(&server).await.len(), 1);
     let answer = server.get(&path).await;
     answer.expect_error(405, 20);
-    assert_eq!(answer.headers["allow"], "POST");
+    assert_eq!(answer.headers["allow"], "POST, OPTIONS");
 }
 
 #[tokio::test]

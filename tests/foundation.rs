@@ -33,7 +33,7 @@ async fn framework_rejections_are_error_details() {
 
     let answer = server.post_json("config", &json!({})).await;
     answer.expect_error(405, 20);
-    assert_eq!(answer.headers.get("allow").unwrap(), "GET");
+    assert_eq!(answer.headers.get("allow").unwrap(), "GET, HEAD, OPTIONS");
 
     server.post_raw("management/auditors", "{not json").await.expect_error(400, 22);
     server.post_raw("management/auditors", "[]").await.expect_error(400, 22);

@@ -132,7 +132,7 @@ async fn the_vector_uploads_and_reads_back_byte_identical() {
             .is_empty()
     );
     server.get(&format!("private/kyc-bulk/{}", v["h_body"].as_str().unwrap())).await.expect_error(401, 40);
-    server.get_private(&format!("private/kyc-bulk/{}", hash(b"nothing"))).await.expect_error(404, 21);
+    server.get_private(&format!("private/kyc-bulk/{}", hash(b"nothing"))).await.expect_error(404, 1906);
 }
 
 fn hex(s: &str) -> Vec<u8> {

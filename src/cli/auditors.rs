@@ -5,10 +5,11 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 
 use super::CliError;
-use crate::auditors::{self, AuditorSetupMessage, AuditorTeardownMessage};
+use crate::api::auditors::{AuditorSetupMessage, AuditorTeardownMessage};
 use crate::clock::Clock;
 use crate::config::{self, FileConfig, GlobalArgs};
 use crate::crypto::{EddsaPrivateKey, EddsaPublicKey, MasterAddAuditorPS, MasterDelAuditorPS, SignedStruct};
+use crate::store::auditors;
 use crate::timestamp::Timestamp;
 
 #[derive(Subcommand, Debug)]
@@ -162,8 +163,8 @@ pub async fn auditors_command(
 ) -> Result<(), CliError> {
     match cmd {
         AuditorsCommand::List => {
-            let store = super::open_existing_store(global, file)?;
-            let rows = store.read(auditors::all_auditors).await?;
+            let store = super::open_read_only(global, file)?;
+            let rows = store.read(auditors::all).await?;
             println!("{:<52}  {:<8}  {:<12}  {:<30}  NAME", "AUDITOR_PUB", "STATE", "LAST_CHANGE", "URL");
             for row in &rows {
                 println!(

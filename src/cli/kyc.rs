@@ -12,10 +12,9 @@ use super::CliError;
 use crate::clock::Clock;
 use crate::config::{self, FileConfig, GlobalArgs};
 use crate::crypto::{EddsaPublicKey, ExternKycDataBulkBindingPS, HashCode, SignedStruct};
-use crate::http::Page;
-use crate::kyc_bulk::{self, extern_keys};
 use crate::payto::Payto;
-use crate::store::Store;
+use crate::store::kyc::{self, CHUNK_SIZE};
+use crate::store::{Db, Durability, Page, Store, extern_keys};
 
 #[derive(Subcommand, Debug)]
 pub enum ExternCommand {
@@ -73,7 +72,10 @@ pub async fn extern_command(
     file: &FileConfig,
     cmd: ExternCommand,
 ) -> Result<(), CliError> {
-    let store = super::open_existing_store(global, file)?;
+    let store = match cmd {
+        ExternCommand::List => super::open_read_only(global, file)?,
+        ExternCommand::Add { .. } | ExternCommand::Disable { .. } => super::open_for_edit(global, file)?,
+    };
     let result = match cmd {
         ExternCommand::Add { extern_pub, name } => {
             let key: EddsaPublicKey =
@@ -82,7 +84,9 @@ pub async fn extern_command(
                 return Err(CliError::Failed("--name must not be empty".into()));
             }
             let now_us = Clock::default().now_us();
-            let new = store.write(move |conn| extern_keys::upsert(conn, &key, name.trim(), now_us)).await?;
+            let new = store
+                .write(Durability::Durable, move |tx| extern_keys::upsert(tx, &key, name.trim(), now_us))
+                .await?;
             eprintln!("{} third party {key}", if new { "added" } else { "re-activated" });
             Ok(())
         }
@@ -97,7 +101,7 @@ pub async fn extern_command(
         ExternCommand::Disable { extern_pub } => {
             let key: EddsaPublicKey =
                 extern_pub.parse().map_err(|e| CliError::Failed(format!("PUB: {e}")))?;
-            if store.write(move |conn| extern_keys::disable(conn, &key)).await? {
+            if store.write(Durability::Durable, move |tx| extern_keys::disable(tx, &key)).await? {
                 eprintln!("disabled third party {key}");
                 Ok(())
             } else {
@@ -114,7 +118,7 @@ pub async fn kyc_bulk_command(
     file: &FileConfig,
     cmd: KycBulkCommand,
 ) -> Result<(), CliError> {
-    let store = super::open_existing_store(global, file)?;
+    let store = super::open_read_only(global, file)?;
     let result = match cmd {
         KycBulkCommand::List { payto } => {
             let customer = match payto {
@@ -129,7 +133,7 @@ pub async fn kyc_bulk_command(
                 "{:<103}  {:>12}  {:<20}  {:<16}  PAYTO",
                 "H_BODY", "SIZE", "CONTENT_TYPE", "THIRD_PARTY"
             );
-            let query = move |conn: &rusqlite::Connection, page: &Page| kyc_bulk::list(conn, customer, page);
+            let query = move |db: &Db<'_>, page: &Page| kyc::list(db, customer, page);
             super::for_each_page(
                 &store,
                 query,
@@ -153,16 +157,17 @@ pub async fn kyc_bulk_command(
 
 async fn export(store: &Store, h_body: &str, output: &Path) -> Result<(), CliError> {
     let h: HashCode = h_body.parse().map_err(|e| CliError::Failed(format!("HASH: {e}")))?;
-    let found = store.read(move |conn| kyc_bulk::find_blob(conn, &h)).await?;
-    let Some((content_id, size, content_type)) = found else {
+    let found = store.read(move |db| kyc::find_blob(db, &h)).await?;
+    let Some(kyc::Blob { body, content_type }) = found else {
         return Err(CliError::Failed(format!("no upload with hash {h_body}")));
     };
+    let size = body.size;
     let mut out = tokio::fs::File::create(output).await?;
-    let mut chunks = kyc_bulk::blob_chunks(store, content_id, size);
     let mut progress = Progress::new("export", size);
     let mut hasher = Sha512::new();
-    while let Some(chunk) = chunks.next().await {
-        let chunk = chunk?;
+    let chunks = i64::try_from(size.div_ceil(CHUNK_SIZE as u64)).unwrap_or(i64::MAX);
+    for seq in 0..chunks {
+        let chunk = store.read(move |db| kyc::read_chunk(db, body.content_id, seq)).await?;
         hasher.update(&chunk);
         out.write_all(&chunk).await?;
         progress.add(chunk.len() as u64);

@@ -13,9 +13,9 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 use crate::config::{self, ConfigError, FileConfig, GlobalArgs, ServeArgs, Settings};
-use crate::http::{MAX_PAGE, Page, PageQuery};
 use crate::server::{self, ServeError};
-use crate::store::{OpenOptions, Store, StoreError};
+use crate::store::page::MAX_PAGE;
+use crate::store::{Db, Page, Store, StoreError};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -127,9 +127,9 @@ pub async fn execute(cli: Cli) -> Result<(), CliError> {
     }
 }
 
-/// Opens the database of a command that reads or edits it directly. It must
-/// exist already: a typo in `--database` should not create an empty file.
-pub fn open_existing_store(global: &GlobalArgs, file: &FileConfig) -> Result<Store, CliError> {
+/// The database of a command that reads or edits it directly. It must exist
+/// already: a typo in `--database` should not create an empty file.
+fn existing_database(global: &GlobalArgs, file: &FileConfig) -> Result<PathBuf, CliError> {
     let path: PathBuf = config::database_path(global, file);
     if !path.exists() {
         return Err(CliError::Failed(format!(
@@ -137,7 +137,19 @@ pub fn open_existing_store(global: &GlobalArgs, file: &FileConfig) -> Result<Sto
             path.display()
         )));
     }
-    Ok(Store::open(&path, &OpenOptions::default())?)
+    Ok(path)
+}
+
+/// Opens the database read-only, for the read-outs: never migrates, and
+/// refuses a schema version this binary does not know.
+pub fn open_read_only(global: &GlobalArgs, file: &FileConfig) -> Result<Store, CliError> {
+    Ok(Store::open_read_only(&existing_database(global, file)?)?)
+}
+
+/// Opens the database for a command that changes it (safe while the server
+/// runs); never migrates either.
+pub fn open_for_edit(global: &GlobalArgs, file: &FileConfig) -> Result<Store, CliError> {
+    Ok(Store::open_for_edit(&existing_database(global, file)?)?)
 }
 
 /// Walks a paged listing from its first row to its last, a page at a time (a
@@ -150,15 +162,15 @@ pub async fn for_each_page<T, Q>(
 ) -> Result<(), CliError>
 where
     T: Send + 'static,
-    Q: Fn(&rusqlite::Connection, &Page) -> Result<Vec<T>, StoreError> + Clone + Send + 'static,
+    Q: Fn(&Db<'_>, &Page) -> Result<Vec<T>, StoreError> + Clone + Send + 'static,
 {
-    let mut page = PageQuery { limit: Some(MAX_PAGE), offset: None }.resolve(MAX_PAGE)?;
+    let mut page = Page::first(MAX_PAGE);
     loop {
         let (current, query) = (page, query.clone());
-        let rows = store.read(move |conn| query(conn, &current)).await?;
+        let rows = store.read(move |db| query(db, &current)).await?;
         show(&rows);
         match rows.last() {
-            Some(last) if rows.len() as i64 == page.limit => page.start = row_id(last),
+            Some(last) if rows.len() as i64 == page.limit => page = page.after(row_id(last)),
             _ => return Ok(()),
         }
     }

@@ -5,11 +5,12 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Subcommand};
 
 use super::CliError;
+use crate::api::prepared_transfer::{RegistrationResponse, TransferSubject};
 use crate::clock::Clock;
 use crate::config::{self, FileConfig, GlobalArgs};
 use crate::crypto::{EddsaPrivateKey, EddsaPublicKey};
-use crate::http::Page;
-use crate::prepared_transfer::{self, RegistrationResponse, TransferSubject};
+use crate::store::registrations;
+use crate::store::{Db, Page};
 use crate::subject;
 
 #[derive(Args, Debug)]
@@ -160,14 +161,13 @@ pub async fn registrations_command(
 ) -> Result<(), CliError> {
     match cmd {
         RegistrationsCommand::List => {
-            let store = super::open_existing_store(global, file)?;
+            let store = super::open_read_only(global, file)?;
             let now_s = Clock::default().now_s();
             println!(
                 "{:<52}  {:<7}  {:<9}  {:<14}  {:<12}  {:<27}  STATE",
                 "AUTHORIZATION_PUB", "TYPE", "RECURRENT", "AMOUNT", "SHORT", "QR_REFERENCE"
             );
-            let query =
-                move |conn: &rusqlite::Connection, page: &Page| prepared_transfer::list(conn, page, now_s);
+            let query = move |db: &Db<'_>, page: &Page| registrations::list(db, page, now_s);
             let listed = super::for_each_page(
                 &store,
                 query,

@@ -8,7 +8,14 @@
 //! together with one fsync (`synchronous=FULL`): a 2xx means the change is on
 //! disk.
 
+pub mod auditors;
+mod db;
+pub mod extern_keys;
+pub mod kyc;
+pub mod page;
+pub mod registrations;
 mod sql_types;
+pub mod transfers;
 pub mod writer;
 
 use std::future::Future;
@@ -21,8 +28,10 @@ use r2d2::{Pool, PooledConnection};
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, OpenFlags};
 
-pub use writer::Durability;
+pub use db::{Db, WriteTx};
+pub use page::Page;
 use writer::Writer;
+pub use writer::{Durability, WriterStats};
 
 /// `PRAGMA application_id` of a taler-lite database ("TLit"): refuses to
 /// migrate some other program's SQLite file by mistake.
@@ -47,6 +56,9 @@ const READ_POOL_SIZE: u32 = 8;
 pub enum StoreError {
     #[error("SQLite: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// A failed read (answered 500 with code 53, not 52).
+    #[error("SQLite read: {0}")]
+    Read(rusqlite::Error),
     #[error("connection pool: {0}")]
     Pool(#[from] r2d2::Error),
     #[error("I/O: {0}")]
@@ -61,11 +73,25 @@ pub enum StoreError {
     Commit(String),
     #[error("database invariant violated: {0}")]
     Invariant(String),
+    #[error(
+        "{path} has schema version {found}, not {supported}: start this taler-lite's `serve` once to migrate it"
+    )]
+    SchemaNotCurrent { path: PathBuf, found: i64, supported: i64 },
     #[error("the database is closed")]
     Closed,
+    #[error("the database is open read-only")]
+    ReadOnly,
 }
 
 impl StoreError {
+    /// The same failure, as one of a read.
+    fn in_read(self) -> StoreError {
+        match self {
+            StoreError::Sqlite(e) => StoreError::Read(e),
+            other => other,
+        }
+    }
+
     /// One line for logs and for the jobs that share a failed commit.
     pub fn describe(&self) -> String {
         match self {
@@ -91,7 +117,8 @@ pub struct OpenOptions {
 pub struct Store {
     path: Arc<PathBuf>,
     pool: Pool<SqliteConnectionManager>,
-    writer: Writer,
+    /// `None` for a store opened read-only (the CLI's read-outs).
+    writer: Option<Writer>,
     writer_thread: Arc<Mutex<Option<JoinHandle<()>>>>,
 }
 
@@ -101,48 +128,58 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
-impl Store {
-    /// Opens (creating if needed) and migrates the database. Blocking.
-    pub fn open(path: &Path, options: &OpenOptions) -> Result<Store, StoreError> {
-        let conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE
-                | OpenFlags::SQLITE_OPEN_CREATE
-                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
-        configure(&conn)?;
-        let app_id: i32 = conn.query_row("PRAGMA application_id", [], |r| r.get(0))?;
-        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        let empty: bool = conn.query_row("SELECT count(*) = 0 FROM sqlite_schema", [], |r| r.get(0))?;
-        if app_id != APPLICATION_ID && !(app_id == 0 && empty) {
-            return Err(StoreError::NotOurs { path: path.to_owned(), found: app_id });
-        }
-        if version > SCHEMA_VERSION {
-            return Err(StoreError::SchemaTooNew {
-                path: path.to_owned(),
-                found: version,
-                supported: SCHEMA_VERSION,
-            });
-        }
-        if empty {
-            // 16 KiB pages, measured with `examples/loadgen` (README): against
-            // 64 KiB, registrations +19% and mixed-load p99 111 -> 85 ms (random
-            // index inserts dirty smaller pages), single uploads -16%, and a
-            // third of the memory. Must precede WAL mode and the first table.
-            conn.execute_batch("PRAGMA page_size=16384")?;
-        }
-        conn.query_row("PRAGMA journal_mode=WAL", [], |_| Ok(()))?;
-        // Without a limit the WAL keeps the size of its largest upload.
-        conn.execute_batch("PRAGMA journal_size_limit=67108864; PRAGMA synchronous=FULL")?;
-        if let Some(max) = options.max_page_count {
-            conn.query_row(&format!("PRAGMA max_page_count={max}"), [], |_| Ok(()))?;
-        }
-        migrate(&conn, version)?;
+/// What `open` does about the schema version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    /// `serve`: create or migrate the file, start the writer.
+    Serve,
+    /// A CLI command that writes: the writer, but never a migration (a newer
+    /// CLI must not migrate a file that an older server holds).
+    Edit,
+    /// A read-out: no writer, read-only connections.
+    ReadOnly,
+}
 
+impl Store {
+    /// Opens (creating if needed) and migrates the database, and starts the
+    /// writer. Blocking. For `serve`.
+    pub fn open(path: &Path, options: &OpenOptions) -> Result<Store, StoreError> {
+        Store::open_as(path, options, Mode::Serve)
+    }
+
+    /// Opens an existing database of the current schema version for a CLI
+    /// command that writes; never creates or migrates.
+    pub fn open_for_edit(path: &Path) -> Result<Store, StoreError> {
+        Store::open_as(path, &OpenOptions::default(), Mode::Edit)
+    }
+
+    /// Opens an existing database read-only: no writer, no migration, and a
+    /// schema version this binary does not read is refused.
+    pub fn open_read_only(path: &Path) -> Result<Store, StoreError> {
+        Store::open_as(path, &OpenOptions::default(), Mode::ReadOnly)
+    }
+
+    fn open_as(path: &Path, options: &OpenOptions, mode: Mode) -> Result<Store, StoreError> {
+        let writer = match mode {
+            Mode::Serve | Mode::Edit => {
+                let conn = open_writer_connection(path, options, mode)?;
+                Some(Writer::start(conn)?)
+            }
+            Mode::ReadOnly => {
+                let conn = Connection::open_with_flags(
+                    path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
+                configure(&conn)?;
+                check_version(&conn, path, mode)?;
+                None
+            }
+        };
         let manager = SqliteConnectionManager::file(path)
             .with_flags(OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
             .with_init(|c| {
                 configure(c)?;
+                c.set_prepared_statement_cache_capacity(64);
                 c.execute_batch("PRAGMA query_only=ON")
             });
         let pool = Pool::builder()
@@ -151,12 +188,15 @@ impl Store {
             .min_idle(Some(0))
             .connection_timeout(Duration::from_secs(30))
             .build(manager)?;
-        let (writer, handle) = Writer::start(conn)?;
+        let (writer, handle) = match writer {
+            Some((writer, handle)) => (Some(writer), Some(handle)),
+            None => (None, None),
+        };
         Ok(Store {
             path: Arc::new(path.to_owned()),
             pool,
             writer,
-            writer_thread: Arc::new(Mutex::new(Some(handle))),
+            writer_thread: Arc::new(Mutex::new(handle)),
         })
     }
 
@@ -164,63 +204,82 @@ impl Store {
         &self.path
     }
 
+    /// What the writer has done (zeros for a read-only store).
+    pub fn writer_stats(&self) -> Option<&WriterStats> {
+        self.writer.as_ref().map(Writer::stats)
+    }
+
     /// Runs a read on a pooled read-only connection, off the async threads.
     pub async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        F: FnOnce(&Db<'_>) -> Result<T, StoreError> + Send + 'static,
     {
         let pool = self.pool.clone();
         match tokio::task::spawn_blocking(move || {
             let conn = pool.get()?;
-            f(&conn)
+            f(&Db::new(&conn))
         })
         .await
         {
-            Ok(result) => result,
+            Ok(result) => result.map_err(StoreError::in_read),
             Err(e) => Err(StoreError::Invariant(format!("read task failed: {e}"))),
         }
     }
 
-    /// A pooled read-only connection, for blocking callers (CLI, blob streaming).
-    pub fn reader(&self) -> Result<PooledConnection<SqliteConnectionManager>, StoreError> {
+    /// Runs a read on a pooled connection from a thread that may block (the
+    /// CLI, the ZIP check on a blocking thread).
+    pub fn read_blocking<T>(
+        &self,
+        f: impl FnOnce(&Db<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let conn = self.pool.get()?;
+        f(&Db::new(&conn)).map_err(StoreError::in_read)
+    }
+
+    /// A pooled read-only connection held by a blocking reader (a body read
+    /// chunk by chunk through `Read + Seek`).
+    pub(crate) fn reader(&self) -> Result<PooledConnection<SqliteConnectionManager>, StoreError> {
         Ok(self.pool.get()?)
     }
 
-    /// Queues `f` to run inside a write transaction on the writer thread (now,
-    /// not when the future is first polled). `Err` from `f` rolls back
-    /// everything `f` did; `Ok` resolves after the durable commit.
-    pub fn write<T, E, F>(&self, f: F) -> impl Future<Output = Result<T, E>> + Send + use<T, E, F>
-    where
-        T: Send + 'static,
-        E: From<StoreError> + Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
-    {
-        self.writer.write(Durability::Durable, f)
-    }
-
-    /// As [`Store::write`] with a chosen durability.
-    pub fn write_with<T, E, F>(
+    /// Queues `change` to run inside a write transaction on the writer thread
+    /// (now, not when the future is first polled). `Err` from `change` rolls
+    /// back everything it did; `Ok` resolves after the commit, synced to disk
+    /// when `durability` says so.
+    pub fn write<T, E, F>(
         &self,
         durability: Durability,
-        f: F,
+        change: F,
     ) -> impl Future<Output = Result<T, E>> + Send + use<T, E, F>
     where
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+        F: FnOnce(&WriteTx<'_>) -> Result<T, E> + Send + 'static,
     {
-        self.writer.write(durability, f)
+        let answer = self.writer.as_ref().map(|w| w.submit(durability, change));
+        async move {
+            match answer {
+                Some(answer) => answer.await.unwrap_or_else(|_| Err(E::from(StoreError::Closed))),
+                None => Err(E::from(StoreError::ReadOnly)),
+            }
+        }
     }
 
-    /// [`Store::write`] for threads outside the async runtime.
-    pub fn write_blocking<T, E, F>(&self, f: F) -> Result<T, E>
+    /// A durable [`Store::write`] for threads outside the async runtime (the CLI).
+    pub fn write_blocking<T, E, F>(&self, change: F) -> Result<T, E>
     where
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+        F: FnOnce(&WriteTx<'_>) -> Result<T, E> + Send + 'static,
     {
-        self.writer.write_blocking(f)
+        match &self.writer {
+            Some(w) => w
+                .submit(Durability::Durable, change)
+                .blocking_recv()
+                .unwrap_or_else(|_| Err(E::from(StoreError::Closed))),
+            None => Err(E::from(StoreError::ReadOnly)),
+        }
     }
 
     /// Finishes queued writes, checkpoints the WAL into the main file and
@@ -230,13 +289,70 @@ impl Store {
             Ok(mut guard) => guard.take(),
             Err(_) => None,
         };
-        self.writer.close();
+        if let Some(writer) = &self.writer {
+            writer.close();
+        }
         if let Some(handle) = handle
             && handle.join().is_err()
         {
             log::error!("the writer thread panicked");
         }
     }
+}
+
+/// The writer's connection: WAL mode, full sync, the schema checked (and for
+/// `serve`, created or migrated).
+fn open_writer_connection(path: &Path, options: &OpenOptions, mode: Mode) -> Result<Connection, StoreError> {
+    let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    if mode == Mode::Serve {
+        flags |= OpenFlags::SQLITE_OPEN_CREATE;
+    }
+    let conn = Connection::open_with_flags(path, flags)?;
+    configure(&conn)?;
+    let (version, empty) = check_version(&conn, path, mode)?;
+    if empty {
+        // 16 KiB pages, measured with `examples/loadgen` (README): against
+        // 64 KiB, registrations +19% and mixed-load p99 111 -> 85 ms (random
+        // index inserts dirty smaller pages), single uploads -16%, and a
+        // third of the memory. Must precede WAL mode and the first table.
+        conn.execute_batch("PRAGMA page_size=16384")?;
+    }
+    conn.query_row("PRAGMA journal_mode=WAL", [], |_| Ok(()))?;
+    // Without a limit the WAL keeps the size of its largest upload.
+    conn.execute_batch("PRAGMA journal_size_limit=67108864; PRAGMA synchronous=FULL")?;
+    if let Some(max) = options.max_page_count {
+        conn.query_row(&format!("PRAGMA max_page_count={max}"), [], |_| Ok(()))?;
+    }
+    if mode == Mode::Serve {
+        migrate(&conn, version)?;
+    }
+    Ok(conn)
+}
+
+/// Checks that the file is ours and of a version `mode` may use; returns the
+/// version and whether the file is empty.
+fn check_version(conn: &Connection, path: &Path, mode: Mode) -> Result<(i64, bool), StoreError> {
+    let app_id: i32 = conn.query_row("PRAGMA application_id", [], |r| r.get(0))?;
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let empty: bool = conn.query_row("SELECT count(*) = 0 FROM sqlite_schema", [], |r| r.get(0))?;
+    if app_id != APPLICATION_ID && !(app_id == 0 && empty) {
+        return Err(StoreError::NotOurs { path: path.to_owned(), found: app_id });
+    }
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::SchemaTooNew {
+            path: path.to_owned(),
+            found: version,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    if mode != Mode::Serve && version != SCHEMA_VERSION {
+        return Err(StoreError::SchemaNotCurrent {
+            path: path.to_owned(),
+            found: version,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    Ok((version, empty))
 }
 
 fn migrate(conn: &Connection, from: i64) -> Result<(), StoreError> {
@@ -290,15 +406,29 @@ mod tests {
         assert!(matches!(err, StoreError::NotOurs { .. }), "{err}");
     }
 
-    #[test]
-    fn failed_jobs_leave_nothing_and_do_not_disturb_their_batch() {
+    fn temp_store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("t.sqlite3"), &OpenOptions::default()).unwrap();
         store
-            .write_blocking(|c| {
-                c.execute_batch("CREATE TEMP TABLE IF NOT EXISTS x(v)").map_err(StoreError::from)
-            })
+            .write_blocking(|tx| tx.execute("CREATE TEMP TABLE IF NOT EXISTS x(v)", []).map(|_| ()))
             .unwrap();
+        (dir, store)
+    }
+
+    fn count_x(store: &Store) -> (i64, i64) {
+        // The temp table lives on the writer's connection: read it there.
+        store
+            .write_blocking(|tx| {
+                tx.query_one("SELECT count(*), coalesce(sum(v % 2), 0) FROM x", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn failed_jobs_leave_nothing_and_do_not_disturb_their_batch() {
+        let (_dir, store) = temp_store();
         let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
         rt.block_on(async {
             let mut tasks = Vec::new();
@@ -306,8 +436,8 @@ mod tests {
                 let store = store.clone();
                 tasks.push(tokio::spawn(async move {
                     store
-                        .write(move |c| {
-                            c.execute("INSERT INTO x(v) VALUES (?1)", [i])?;
+                        .write(Durability::Durable, move |tx| {
+                            tx.execute("INSERT INTO x(v) VALUES (?1)", [i])?;
                             if i % 2 == 1 {
                                 return Err(StoreError::Invariant("odd".into()));
                             }
@@ -320,13 +450,68 @@ mod tests {
                 assert_eq!(t.await.unwrap().is_ok(), i % 2 == 0);
             }
         });
-        let (n, odd): (i64, i64) = store
-            .write_blocking(|c| {
-                c.query_row("SELECT count(*), sum(v % 2) FROM x", [], |r| Ok((r.get(0)?, r.get(1)?)))
-                    .map_err(StoreError::from)
-            })
-            .unwrap();
-        assert_eq!((n, odd), (25, 0));
+        assert_eq!(count_x(&store), (25, 0));
         store.close();
+    }
+
+    /// Proves the grouping itself: the writer is held inside a job while 20
+    /// more are queued, so they can only have run together; one commit for
+    /// the 20, not 20 commits.
+    #[test]
+    fn jobs_queued_while_the_writer_is_busy_share_one_commit() {
+        let (_dir, store) = temp_store();
+        let (entered_tx, entered) = std::sync::mpsc::channel::<()>();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let blocker = store.write(Durability::Durable, move |_tx| {
+            let _ = entered_tx.send(());
+            released.recv().map_err(|e| StoreError::Invariant(e.to_string()))
+        });
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        entered.recv().unwrap();
+        let stats = store.writer_stats().unwrap();
+        let commits_before = stats.commits.load(std::sync::atomic::Ordering::Relaxed);
+        let queued: Vec<_> = (0..20i64)
+            .map(|i| {
+                store
+                    .write(Durability::Durable, move |tx| tx.execute("INSERT INTO x(v) VALUES (?1)", [i * 2]))
+            })
+            .collect();
+        release.send(()).unwrap();
+        rt.block_on(async {
+            blocker.await.unwrap();
+            for q in queued {
+                assert_eq!(q.await.unwrap(), 1);
+            }
+        });
+        let commits = stats.commits.load(std::sync::atomic::Ordering::Relaxed) - commits_before;
+        // The blocker's own group, then one group for the twenty.
+        assert_eq!(commits, 2, "twenty queued jobs took {} commits", commits - 1);
+        assert_eq!(count_x(&store), (20, 0));
+        store.close();
+    }
+
+    #[test]
+    fn a_job_cannot_call_the_writer() {
+        let (_dir, store) = temp_store();
+        let inner = store.clone();
+        let result: Result<(), StoreError> =
+            store.write_blocking(move |_tx| inner.write_blocking(|_| Ok(())));
+        assert!(matches!(result, Err(StoreError::Invariant(_))), "{result:?}");
+        store.close();
+    }
+
+    #[test]
+    fn read_only_stores_refuse_writes_and_other_versions() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.sqlite3");
+        Store::open(&path, &OpenOptions::default()).unwrap().close();
+        let ro = Store::open_read_only(&path).unwrap();
+        let r: Result<(), StoreError> = ro.write_blocking(|_| Ok(()));
+        assert!(matches!(r, Err(StoreError::ReadOnly)));
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch("PRAGMA user_version=0").unwrap();
+        drop(conn);
+        assert!(matches!(Store::open_read_only(&path), Err(StoreError::SchemaNotCurrent { .. })));
+        assert!(matches!(Store::open_for_edit(&path), Err(StoreError::SchemaNotCurrent { .. })));
     }
 }

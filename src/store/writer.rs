@@ -8,9 +8,15 @@
 //! group) and only then answers each job. A job that fails is rolled back to its
 //! savepoint alone, so nothing of it is stored and its neighbours are unaffected.
 //! Having a single writer also means requests never meet "database is locked".
+//!
+//! Jobs see the transaction as a [`WriteTx`]: they can change data but not end
+//! the transaction, and they cannot reach the writer again from inside a job
+//! (that would wait for itself forever).
 
-use std::future::Future;
+use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
@@ -18,6 +24,7 @@ use rusqlite::Connection;
 use tokio::sync::oneshot;
 
 use super::StoreError;
+use super::db::WriteTx;
 
 /// Upper bound on jobs in one transaction, so that one commit's latency stays bounded.
 const MAX_BATCH: usize = 256;
@@ -33,26 +40,97 @@ pub enum Durability {
     Lazy,
 }
 
-type Completion = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
-/// Runs the job on the connection (or, with `None`, skips it because the
-/// transaction already failed) and says whether to keep its changes.
-type Run = Box<dyn FnOnce(Option<&Connection>) -> (bool, Completion) + Send>;
+/// What the writer has done, for metrics and tests.
+#[derive(Debug, Default)]
+pub struct WriterStats {
+    /// Transactions committed.
+    pub commits: AtomicU64,
+    /// Jobs run in committed transactions.
+    pub jobs: AtomicU64,
+    /// Jobs queued and not yet taken up by the writer.
+    pub queued: AtomicI64,
+    /// Jobs per committed group, as a histogram: `group_sizes[i]` counts groups
+    /// of at most `GROUP_BUCKETS[i]` jobs.
+    pub group_sizes: [AtomicU64; GROUP_BUCKETS.len()],
+}
 
-struct Job {
-    run: Run,
+/// Upper bounds of the buckets of [`WriterStats::group_sizes`].
+pub const GROUP_BUCKETS: [u64; 9] = [1, 2, 4, 8, 16, 32, 64, 128, 256];
+
+impl WriterStats {
+    fn record_group(&self, jobs: usize) {
+        self.commits.fetch_add(1, Ordering::Relaxed);
+        self.jobs.fetch_add(jobs as u64, Ordering::Relaxed);
+        if let Some(i) = GROUP_BUCKETS.iter().position(|&b| jobs as u64 <= b) {
+            self.group_sizes[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// One queued change and the requester waiting for it.
+trait Job: Send {
+    /// Runs the change inside its savepoint; `true` keeps it.
+    fn run(&mut self, tx: &WriteTx<'_>) -> bool;
+    /// Answers the requester once the group's fate is known (a job that was
+    /// never run, because its group failed first, is answered with that error).
+    fn finish(self: Box<Self>, outcome: Result<(), StoreError>);
+    fn durability(&self) -> Durability;
+}
+
+struct Pending<T, E, F> {
+    change: Option<F>,
+    result: Option<Result<T, E>>,
+    reply: oneshot::Sender<Result<T, E>>,
     durability: Durability,
 }
 
+impl<T, E, F> Job for Pending<T, E, F>
+where
+    T: Send,
+    E: From<StoreError> + Send,
+    F: FnOnce(&WriteTx<'_>) -> Result<T, E> + Send,
+{
+    fn run(&mut self, tx: &WriteTx<'_>) -> bool {
+        let Some(change) = self.change.take() else { return false };
+        let result = change(tx);
+        let keep = result.is_ok();
+        self.result = Some(result);
+        keep
+    }
+
+    fn finish(self: Box<Self>, outcome: Result<(), StoreError>) {
+        let answer = match (self.result, outcome) {
+            (Some(Err(e)), _) => Err(e),
+            (Some(Ok(v)), Ok(())) => Ok(v),
+            (_, Err(failure)) => Err(E::from(failure)),
+            (None, Ok(())) => Err(E::from(StoreError::Commit("the job was not run".into()))),
+        };
+        // The requester may have gone away (client disconnected): nothing to do.
+        let _ = self.reply.send(answer);
+    }
+
+    fn durability(&self) -> Durability {
+        self.durability
+    }
+}
+
 enum Message {
-    Job(Job),
+    Job(Box<dyn Job>),
     /// Finish what is queued before this, checkpoint and stop.
     Close,
+}
+
+thread_local! {
+    /// Set on the writer thread: a job that asks the writer for more work
+    /// would wait for itself.
+    static ON_WRITER_THREAD: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Handle to the writer thread; cheap to clone.
 #[derive(Clone)]
 pub struct Writer {
     tx: mpsc::Sender<Message>,
+    stats: Arc<WriterStats>,
 }
 
 impl Writer {
@@ -60,40 +138,41 @@ impl Writer {
     /// dropped, after finishing what was queued.
     pub fn start(conn: Connection) -> Result<(Writer, JoinHandle<()>), StoreError> {
         let (tx, rx) = mpsc::channel::<Message>();
+        let stats = Arc::new(WriterStats::default());
+        let thread_stats = stats.clone();
         let handle = std::thread::Builder::new()
             .name("taler-lite-writer".into())
-            .spawn(move || writer_loop(conn, rx))
+            .spawn(move || writer_loop(conn, rx, &thread_stats))
             .map_err(StoreError::Io)?;
-        Ok((Writer { tx }, handle))
+        Ok((Writer { tx, stats }, handle))
     }
 
-    /// Queues `f` to run inside a write transaction and returns a receiver for
-    /// its answer, sent after the commit. `Err` from `f` rolls back its changes.
-    fn submit<T, E, F>(&self, durability: Durability, f: F) -> oneshot::Receiver<Result<T, E>>
+    pub fn stats(&self) -> &WriterStats {
+        &self.stats
+    }
+
+    /// Queues `change` now (so jobs run in the order of these calls) and
+    /// returns the receiver of its answer, sent after the commit.
+    pub fn submit<T, E, F>(&self, durability: Durability, change: F) -> oneshot::Receiver<Result<T, E>>
     where
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+        F: FnOnce(&WriteTx<'_>) -> Result<T, E> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
-        let run: Run = Box::new(move |conn: Option<&Connection>| {
-            let result = conn.map(f);
-            let keep = matches!(result, Some(Ok(_)));
-            let complete: Completion = Box::new(move |commit: Result<(), StoreError>| {
-                let outcome = match (result, commit) {
-                    (Some(Err(e)), _) => Err(e),
-                    (Some(Ok(v)), Ok(())) => Ok(v),
-                    (_, Err(c)) => Err(E::from(c)),
-                    (None, Ok(())) => Err(E::from(StoreError::Commit("the job was not run".into()))),
-                };
-                // The requester may have gone away (client disconnected): nothing to do.
-                let _ = reply.send(outcome);
-            });
-            (keep, complete)
-        });
+        if ON_WRITER_THREAD.get() {
+            let _ = reply.send(Err(E::from(StoreError::Invariant(
+                "a write job asked the writer for more work".into(),
+            ))));
+            return answer;
+        }
+        let job = Pending { change: Some(change), result: None, reply, durability };
+        self.stats.queued.fetch_add(1, Ordering::Relaxed);
         // If the thread is gone the job is dropped with its reply sender, and the
         // requester sees `Closed` at once instead of hanging.
-        let _ = self.tx.send(Message::Job(Job { run, durability }));
+        if self.tx.send(Message::Job(Box::new(job))).is_err() {
+            self.stats.queued.fetch_sub(1, Ordering::Relaxed);
+        }
         answer
     }
 
@@ -101,44 +180,10 @@ impl Writer {
     pub fn close(&self) {
         let _ = self.tx.send(Message::Close);
     }
-
-    /// Queues `f` now (so jobs run in the order of these calls) and returns a
-    /// future of its answer, which resolves once the change is committed with
-    /// the asked durability (or rolled back if `f` failed).
-    pub fn write<T, E, F>(
-        &self,
-        durability: Durability,
-        f: F,
-    ) -> impl Future<Output = Result<T, E>> + Send + use<T, E, F>
-    where
-        T: Send + 'static,
-        E: From<StoreError> + Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
-    {
-        let answer = self.submit(durability, f);
-        async move {
-            match answer.await {
-                Ok(outcome) => outcome,
-                Err(_) => Err(E::from(StoreError::Closed)),
-            }
-        }
-    }
-
-    /// The same for threads outside the async runtime (the CLI).
-    pub fn write_blocking<T, E, F>(&self, f: F) -> Result<T, E>
-    where
-        T: Send + 'static,
-        E: From<StoreError> + Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
-    {
-        match self.submit(Durability::Durable, f).blocking_recv() {
-            Ok(outcome) => outcome,
-            Err(_) => Err(E::from(StoreError::Closed)),
-        }
-    }
 }
 
-fn writer_loop(conn: Connection, rx: mpsc::Receiver<Message>) {
+fn writer_loop(conn: Connection, rx: mpsc::Receiver<Message>, stats: &WriterStats) {
+    ON_WRITER_THREAD.set(true);
     // Room for every statement the write paths run (the default is 16).
     conn.set_prepared_statement_cache_capacity(64);
     let mut synchronous_full = true;
@@ -158,7 +203,7 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Message>) {
                 Err(_) => break,
             }
         }
-        let durable = batch.iter().any(|j| j.durability == Durability::Durable);
+        let durable = batch.iter().any(|j| j.durability() == Durability::Durable);
         if durable != synchronous_full {
             let pragma = if durable { "PRAGMA synchronous=FULL" } else { "PRAGMA synchronous=NORMAL" };
             match conn.execute_batch(pragma) {
@@ -166,7 +211,7 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Message>) {
                 Err(e) => log::error!("cannot set {pragma}: {e}"),
             }
         }
-        run_batch(&conn, batch);
+        run_batch(&conn, batch, stats);
     }
     // Fold the WAL back into the main file so that a closed database is one
     // file, but without waiting: when another process (the server, for a CLI
@@ -189,45 +234,47 @@ fn control(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }
 
-fn run_batch(conn: &Connection, batch: Vec<Job>) {
+/// Runs a group in one transaction and answers every job. The statistics
+/// are updated before the answers go out, so that whoever got an answer
+/// sees its commit counted.
+fn run_batch(conn: &Connection, batch: Vec<Box<dyn Job>>, stats: &WriterStats) {
+    let jobs = batch.len();
+    stats.queued.fetch_sub(jobs as i64, Ordering::Relaxed);
     if let Err(e) = control(conn, "BEGIN IMMEDIATE") {
         let reason = StoreError::from(e).describe();
         log::error!("cannot begin a write transaction: {reason}");
         for job in batch {
-            let (_, complete) = skip_job(job);
-            complete(Err(StoreError::Commit(reason.clone())));
+            job.finish(Err(StoreError::Commit(reason.clone())));
         }
         return;
     }
-    let mut completions = Vec::with_capacity(batch.len());
+    let tx = WriteTx::new(conn);
+    let mut done: Vec<(Box<dyn Job>, Option<String>)> = Vec::with_capacity(batch.len());
     let mut aborted: Option<String> = None;
-    for job in batch {
+    for mut job in batch {
         if let Some(reason) = &aborted {
             // SQLite rolled the whole transaction back (disk full, I/O error):
             // the remaining jobs are not run and get the same error.
-            let (_, complete) = skip_job(job);
-            completions.push((complete, Some(reason.clone())));
+            let reason = reason.clone();
+            done.push((job, Some(reason)));
             continue;
         }
         if let Err(e) = control(conn, "SAVEPOINT job") {
-            let reason = StoreError::from(e).describe();
-            let (_, complete) = skip_job(job);
-            completions.push((complete, Some(reason)));
+            done.push((job, Some(StoreError::from(e).describe())));
             continue;
         }
-        let (keep, complete) = match catch_unwind(AssertUnwindSafe(|| (job.run)(Some(conn)))) {
-            Ok(outcome) => outcome,
+        let keep = match catch_unwind(AssertUnwindSafe(|| job.run(&tx))) {
+            Ok(keep) => keep,
             Err(_) => {
                 log::error!("a database job panicked; rolled back");
-                // The reply sender died with the job: its requester sees a closed store.
-                (false, Box::new(|_| ()) as Completion)
+                false
             }
         };
         if conn.is_autocommit() {
             let reason = "the transaction was rolled back by SQLite".to_string();
             log::error!("{reason}");
             aborted = Some(reason.clone());
-            completions.push((complete, Some(reason)));
+            done.push((job, Some(reason)));
             continue;
         }
         let end = if keep {
@@ -236,11 +283,11 @@ fn run_batch(conn: &Connection, batch: Vec<Job>) {
             control(conn, "ROLLBACK TO job").and_then(|()| control(conn, "RELEASE job"))
         };
         match end {
-            Ok(()) => completions.push((complete, None)),
+            Ok(()) => done.push((job, None)),
             Err(e) => {
                 let reason = StoreError::from(e).describe();
                 log::error!("cannot end a job's savepoint: {reason}");
-                completions.push((complete, Some(reason)));
+                done.push((job, Some(reason)));
             }
         }
     }
@@ -258,18 +305,15 @@ fn run_batch(conn: &Connection, batch: Vec<Job>) {
             reason
         })
     };
-    for (complete, own_failure) in completions {
-        let result = match (&commit, own_failure) {
+    if commit.is_ok() {
+        stats.record_group(jobs);
+    }
+    for (job, own_failure) in done {
+        let outcome = match (&commit, own_failure) {
             (Ok(()), None) => Ok(()),
             (_, Some(reason)) => Err(StoreError::Commit(reason)),
             (Err(reason), None) => Err(StoreError::Commit(reason.clone())),
         };
-        complete(result);
+        job.finish(outcome);
     }
-}
-
-/// A job that will not run: its completion still answers the requester, with
-/// the error the completion is given.
-fn skip_job(job: Job) -> (bool, Completion) {
-    (job.run)(None)
 }

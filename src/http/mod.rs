@@ -13,22 +13,24 @@
 //! only when it is first polled, so a handler that answers before reading never
 //! makes a client with `Expect: 100-continue` send its body.
 
+mod router;
+
 use std::convert::Infallible;
-use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use futures_util::{FutureExt, Stream, StreamExt, TryStreamExt};
+use futures_util::{Stream, StreamExt, TryStreamExt};
 use serde::de::DeserializeOwned;
-use subtle::ConstantTimeEq;
-use warp::filters::BoxedFilter;
-use warp::http::{HeaderMap, Method, header};
+use warp::http::{HeaderMap, Method};
 use warp::reply::Response;
 use warp::{Buf, Filter, Rejection, Reply};
 
+pub use router::{Access, PathParams, Route, Router};
+
 use crate::error::ApiError;
-use crate::server::{AppState, with_state};
+use crate::store::Page;
+use crate::store::page::MAX_PAGE;
 
 /// An unread request body.
 pub type BodyStream = Pin<Box<dyn Stream<Item = Result<Bytes, warp::Error>> + Send>>;
@@ -69,40 +71,25 @@ fn raw_query() -> impl Filter<Extract = (String,), Error = Infallible> + Clone {
     warp::query::raw().or(warp::any().map(String::new)).unify()
 }
 
-/// Routes `path` to `handler`, which gets the server state and the unread
-/// [`Request`] and answers every failure itself.
-pub fn route<P, H, Fut>(path: P, state: &AppState, handler: H) -> BoxedFilter<(Response,)>
-where
-    P: Filter<Extract = (), Error = Rejection> + Clone + Send + Sync + 'static,
-    H: Fn(AppState, Request) -> Fut + Clone + Send + Sync + 'static,
-    Fut: Future<Output = Result<Response, ApiError>> + Send + 'static,
-{
-    path.and(with_state(state))
-        .and(request(state.settings.request_timeout))
-        .then(move |state, req| handler(state, req).map(respond))
-        .boxed()
-}
+/// Longest name a person types (auditor, third party), in characters.
+pub const MAX_NAME_CHARS: usize = 1024;
 
-/// [`route`] for a path with one parameter (a key, a hash), handed over as
-/// text so that the handler can name it when it is malformed.
-pub fn route_with<P, H, Fut>(path: P, state: &AppState, handler: H) -> BoxedFilter<(Response,)>
-where
-    P: Filter<Extract = (String,), Error = Rejection> + Clone + Send + Sync + 'static,
-    H: Fn(AppState, String, Request) -> Fut + Clone + Send + Sync + 'static,
-    Fut: Future<Output = Result<Response, ApiError>> + Send + 'static,
-{
-    path.and(with_state(state))
-        .and(request(state.settings.request_timeout))
-        .then(move |param, state, req| handler(state, param, req).map(respond))
-        .boxed()
-}
+/// Longest URL, in characters.
+pub const MAX_URL_CHARS: usize = 2048;
 
-/// Turns a handler's result into a response.
-pub fn respond<R: Reply>(result: Result<R, ApiError>) -> Response {
-    match result {
-        Ok(reply) => reply.into_response(),
-        Err(e) => e.into_response(),
+/// Free text that will be stored and shown to operators: at most `max`
+/// characters, none of them a control character (U+0000-U+001F,
+/// U+007F-U+009F), so that a stored value can never drive a terminal.
+pub fn check_free_text(field: &str, text: &str, max: usize) -> Result<(), ApiError> {
+    if let Some(c) = text.chars().find(|c| c.is_control()) {
+        return Err(ApiError::field(field, format!("contains the control character U+{:04X}", c as u32)));
     }
+    // Counting stops at the first character past the limit: a huge value
+    // costs no more than a legal one.
+    if text.chars().nth(max).is_some() {
+        return Err(ApiError::field(field, format!("is longer than {max} characters")));
+    }
+    Ok(())
 }
 
 /// 204, empty body.
@@ -111,15 +98,6 @@ pub fn no_content() -> Response {
 }
 
 impl Request {
-    /// Accepts only `allowed`; otherwise 405 with `Allow: <allow>`.
-    pub fn allow(&self, allowed: &Method, allow: &'static str) -> Result<(), ApiError> {
-        if self.method == allowed {
-            Ok(())
-        } else {
-            Err(ApiError::MethodNotAllowed { method: self.method.to_string(), allow })
-        }
-    }
-
     /// A header as text; non-visible-ASCII values are malformed.
     pub fn header(&self, name: &'static str) -> Result<Option<&str>, ApiError> {
         match self.headers.get(name) {
@@ -186,22 +164,6 @@ impl Request {
             }
         })
     }
-
-    /// Checks `Authorization: Bearer <token>` in constant time.
-    pub fn authorize(&self, token: &str) -> Result<(), ApiError> {
-        let given = self
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-            .map(str::trim)
-            .unwrap_or("");
-        if bool::from(given.as_bytes().ct_eq(token.as_bytes())) {
-            Ok(())
-        } else {
-            Err(ApiError::Unauthorized)
-        }
-    }
 }
 
 /// Taler-style pagination: `limit` rows (negative: newest first), starting
@@ -210,19 +172,6 @@ impl Request {
 pub struct PageQuery {
     pub limit: Option<i64>,
     pub offset: Option<i64>,
-}
-
-/// Most rows one page returns.
-pub const MAX_PAGE: i64 = 1000;
-
-/// A resolved page.
-#[derive(Debug, Clone, Copy)]
-pub struct Page {
-    /// Rows to return, positive.
-    pub limit: i64,
-    pub descending: bool,
-    /// Exclusive row id bound.
-    pub start: i64,
 }
 
 impl PageQuery {
@@ -240,17 +189,6 @@ impl PageQuery {
             descending,
             start: self.offset.unwrap_or(if descending { i64::MAX } else { 0 }),
         })
-    }
-}
-
-impl Page {
-    /// The SQL condition on `column` against the bound parameter `param`.
-    pub fn condition(&self, column: &str, param: &str) -> String {
-        if self.descending { format!("{column} < {param}") } else { format!("{column} > {param}") }
-    }
-
-    pub fn order(&self) -> &'static str {
-        if self.descending { "DESC" } else { "ASC" }
     }
 }
 
@@ -278,37 +216,6 @@ pub fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 fn missing_field(message: &str) -> Option<String> {
     let rest = message.strip_prefix("missing field `")?;
     Some(rest.split('`').next().unwrap_or(rest).to_owned())
-}
-
-/// Answers paths no route matched: 404, code 21, naming the path.
-pub fn endpoint_unknown() -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
-    warp::path::full().and_then(|path: warp::path::FullPath| async move {
-        Ok::<_, Rejection>(ApiError::EndpointUnknown { path: path.as_str().to_owned() }.into_response())
-    })
-}
-
-/// Answers overlong URIs before any route looks at them.
-pub fn uri_too_long() -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
-    warp::path::full().and(raw_query()).and_then(|path: warp::path::FullPath, query: String| async move {
-        if path.as_str().len() + query.len() > MAX_URI {
-            Ok(ApiError::UriTooLong { limit: MAX_URI }.into_response())
-        } else {
-            Err(warp::reject::not_found())
-        }
-    })
-}
-
-/// Turns whatever warp itself rejected with into `ErrorDetail` JSON. Routes use
-/// no method, header or body filters and [`endpoint_unknown`] answers every
-/// unmatched path, so only a rejection from warp's own plumbing (e.g. a body
-/// taken twice) can reach this; it is answered without inventing details.
-pub async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
-    let error = if rejection.is_not_found() {
-        ApiError::EndpointUnknown { path: "(unknown)".into() }
-    } else {
-        ApiError::ParameterMalformed { name: "request".into(), detail: format!("{rejection:?}") }
-    };
-    Ok(error.into_response())
 }
 
 #[cfg(test)]

@@ -1,11 +1,11 @@
 //! Third parties ("extern keys") allowed to upload bulk KYC data, as the
 //! operator API, the CLI and the start-up pre-loading all see them.
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::params;
 use serde::Serialize;
 
+use super::{Db, StoreError, WriteTx};
 use crate::crypto::EddsaPublicKey;
-use crate::store::StoreError;
 use crate::timestamp::Timestamp;
 
 /// A third party as `GET /private/extern-keys` shows it.
@@ -20,16 +20,15 @@ pub struct ExternKey {
 /// Adds a third party, or re-activates and renames a known one. Returns
 /// whether it was new.
 pub fn upsert(
-    conn: &Connection,
+    tx: &WriteTx<'_>,
     extern_pub: &EddsaPublicKey,
     name: &str,
     now_us: i64,
 ) -> Result<bool, StoreError> {
-    let known = conn
-        .query_row("SELECT 1 FROM extern_keys WHERE extern_pub = ?1", [extern_pub], |_| Ok(()))
-        .optional()?
+    let known = tx
+        .query_optional("SELECT 1 FROM extern_keys WHERE extern_pub = ?1", [extern_pub], |_| Ok(()))?
         .is_some();
-    conn.execute(
+    tx.execute(
         "INSERT INTO extern_keys (extern_pub, name, is_active, created_us) VALUES (?1, ?2, 1, ?3)
          ON CONFLICT (extern_pub) DO UPDATE SET name = excluded.name, is_active = 1",
         params![extern_pub, name, now_us],
@@ -38,31 +37,31 @@ pub fn upsert(
 }
 
 /// Disables a third party; `false` when it is unknown.
-pub fn disable(conn: &Connection, extern_pub: &EddsaPublicKey) -> Result<bool, StoreError> {
-    Ok(conn.execute("UPDATE extern_keys SET is_active = 0 WHERE extern_pub = ?1", [extern_pub])? > 0)
+pub fn disable(tx: &WriteTx<'_>, extern_pub: &EddsaPublicKey) -> Result<bool, StoreError> {
+    Ok(tx.execute("UPDATE extern_keys SET is_active = 0 WHERE extern_pub = ?1", [extern_pub])? > 0)
 }
 
 /// Whether the key may upload now.
-pub fn is_active(conn: &Connection, extern_pub: &EddsaPublicKey) -> Result<bool, StoreError> {
-    Ok(conn
-        .query_row("SELECT is_active FROM extern_keys WHERE extern_pub = ?1", [extern_pub], |r| {
+pub fn is_active(db: &Db<'_>, extern_pub: &EddsaPublicKey) -> Result<bool, StoreError> {
+    Ok(db
+        .query_optional("SELECT is_active FROM extern_keys WHERE extern_pub = ?1", [extern_pub], |r| {
             r.get::<_, bool>(0)
-        })
-        .optional()?
+        })?
         .unwrap_or(false))
 }
 
-pub fn list(conn: &Connection) -> Result<Vec<ExternKey>, StoreError> {
-    let mut stmt = conn.prepare(
+/// Every third party, oldest first.
+pub fn list(db: &Db<'_>) -> Result<Vec<ExternKey>, StoreError> {
+    db.query_all(
         "SELECT extern_pub, name, is_active, created_us FROM extern_keys ORDER BY created_us, extern_pub",
-    )?;
-    let rows = stmt.query_map([], |r| {
-        Ok(ExternKey {
-            extern_pub: r.get(0)?,
-            name: r.get(1)?,
-            active: r.get(2)?,
-            created: Timestamp::from_unix_micros(r.get(3)?),
-        })
-    })?;
-    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        [],
+        |r| {
+            Ok(ExternKey {
+                extern_pub: r.get(0)?,
+                name: r.get(1)?,
+                active: r.get(2)?,
+                created: Timestamp::from_unix_micros(r.get(3)?),
+            })
+        },
+    )
 }

@@ -1,13 +1,12 @@
 //! The exchange's `/config`: what a Taler client reads first.
 
 use serde::Serialize;
-use warp::filters::BoxedFilter;
 use warp::http::{Method, StatusCode};
 use warp::reply::Response;
 
+use crate::app::AppState;
 use crate::error::{ApiError, json_response};
-use crate::http::{Request, route};
-use crate::server::AppState;
+use crate::http::{PathParams, Request, Route};
 
 /// The exchange protocol level (`current:revision:age`) whose texts taler-lite
 /// follows for the endpoints it has. **Decision**: taler-lite implements a
@@ -26,17 +25,13 @@ struct ExchangeConfig<'a> {
     master_public_key: String,
 }
 
-pub fn routes(state: &AppState) -> BoxedFilter<(Response,)> {
-    config_route(state)
+/// This API's rows of the route table.
+pub fn routes() -> Vec<Route> {
+    vec![Route::public(Method::GET, "/config", get_config)]
 }
 
-/// `GET /config`
-fn config_route(state: &AppState) -> BoxedFilter<(Response,)> {
-    route(warp::path!("config"), state, get_config)
-}
-
-async fn get_config(state: AppState, req: Request) -> Result<Response, ApiError> {
-    req.allow(&Method::GET, "GET")?;
+/// `GET /config`: what the exchange is, its currency and master key.
+async fn get_config(state: AppState, _: PathParams, _: Request) -> Result<Response, ApiError> {
     Ok(json_response(
         StatusCode::OK,
         &ExchangeConfig {

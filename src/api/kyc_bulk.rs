@@ -1,0 +1,549 @@
+//! Third-party bulk KYC uploads: `POST /kyc-bulk/$EXTERN_PUB`, the operator's
+//! third-party keys and read-back under `/private/`.
+//!
+//! The upload answers every check it can from the headers alone (steps 1-8 of
+//! `kyc-bulk.md`) before it touches the body, so a client with
+//! `Expect: 100-continue` never sends a body that would be refused. The body is
+//! then hashed as it arrives and staged in 1 MiB chunks ([`crate::store::kyc`]): memory
+//! stays flat whatever the size, and the write lock is held per chunk, not per
+//! upload. Content checks (magic bytes, ZIP directory) run on the first bytes
+//! and on the staged data, never on an extracted copy. The 204 comes after one
+//! short durable commit that stores the body once per hash and records who sent
+//! it about whom.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::task::{Context, Poll};
+
+use bytes::{Bytes, BytesMut};
+use futures_util::Stream;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha512};
+use warp::http::{HeaderValue, Method, StatusCode, header};
+use warp::reply::Response;
+
+use crate::app::AppState;
+use crate::clock::Clock;
+use crate::config::Settings;
+use crate::crypto::{EddsaPublicKey, EddsaSignature, ExternKycDataBulkBindingPS, HashCode, SignedStruct};
+use crate::error::{ApiError, json_response};
+use crate::http::{MAX_NAME_CHARS, PageQuery, PathParams, Request, Route, check_free_text, no_content};
+use crate::kyc_content::{self, DeclaredType};
+use crate::payto::Payto;
+use crate::store::kyc::{self, CHUNK_SIZE, ContentId, Recorded, StoredBody, UploadEntry, UploadRecord};
+use crate::store::{Durability, Store, StoreError, extern_keys};
+
+/// This API's rows of the route table.
+pub fn routes() -> Vec<Route> {
+    vec![
+        Route::public(Method::POST, "/kyc-bulk/{extern_pub}", upload),
+        Route::operator(Method::GET, "/private/extern-keys", list_extern_keys),
+        Route::operator(Method::POST, "/private/extern-keys", add_extern_key),
+        Route::operator(Method::POST, "/private/extern-keys/{extern_pub}/disable", disable_extern_key),
+        Route::operator(Method::GET, "/private/kyc-bulk", list_uploads),
+        Route::operator(Method::GET, "/private/kyc-bulk/{h_body}", download),
+    ]
+}
+
+/// Start-up work: drop staged uploads a crash left behind, load the
+/// configured third parties.
+pub async fn on_start(store: &Store, settings: &Settings, clock: &Clock) -> Result<(), StoreError> {
+    let removed = kyc::discard_all_staged(store).await?;
+    if removed > 0 {
+        log::info!("removed {removed} staged upload(s) left by an earlier run");
+    }
+    let keys = settings.extern_keys.clone();
+    let now_us = clock.now_us();
+    if !keys.is_empty() {
+        store
+            .write(Durability::Durable, move |tx| {
+                for (key, name) in &keys {
+                    extern_keys::upsert(tx, key, name, now_us)?;
+                }
+                Ok::<_, StoreError>(())
+            })
+            .await?;
+    }
+    Ok(())
+}
+
+fn parse_key(name: &str, text: &str) -> Result<EddsaPublicKey, ApiError> {
+    text.parse().map_err(|e| ApiError::parameter(name, e))
+}
+
+/// A hash header; entity tags may come quoted (`"..."`).
+fn parse_hash_header(req: &Request, name: &'static str) -> Result<Option<HashCode>, ApiError> {
+    let Some(value) = req.header(name)? else { return Ok(None) };
+    let unquoted = value.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap_or(value);
+    unquoted.parse::<HashCode>().map(Some).map_err(|e| ApiError::header(name, e))
+}
+
+/// The body hash a client announced, and under which header name (upstream's
+/// `If-Not-Match` or HTTP's `If-None-Match`), so that errors name what it sent.
+#[derive(Clone, Copy)]
+struct GivenHash {
+    h_body: HashCode,
+    header: &'static str,
+}
+
+/// What the headers say about an upload, checked (steps 3-7).
+struct UploadHeaders {
+    declared_size: u64,
+    declared: DeclaredType,
+    content_type: String,
+    payto: Payto,
+    signature: EddsaSignature,
+    given: Option<GivenHash>,
+}
+
+fn check_headers(req: &Request, max_upload: u64) -> Result<UploadHeaders, ApiError> {
+    // 3. Content-Length: required, so that the size is known before the body.
+    if req.headers.contains_key(header::TRANSFER_ENCODING) {
+        return Err(ApiError::LengthRequired);
+    }
+    let declared_size = req.content_length()?.ok_or(ApiError::LengthRequired)?;
+    if declared_size == 0 {
+        return Err(ApiError::header("Content-Length", "an upload cannot be empty"));
+    }
+    if declared_size > max_upload {
+        return Err(ApiError::UploadTooLarge { limit: max_upload });
+    }
+    // 4. Content-Type.
+    let ct = req.header("Content-Type")?.ok_or(ApiError::HeaderMissing { header: "Content-Type" })?;
+    let (declared, content_type) =
+        kyc_content::parse_content_type(ct).map_err(|e| ApiError::header("Content-Type", e))?;
+    // 5. The customer.
+    let payto = req
+        .header("Taler-Customer-Payto")?
+        .ok_or(ApiError::HeaderMissing { header: "Taler-Customer-Payto" })?
+        .parse::<Payto>()
+        .map_err(|e| ApiError::header("Taler-Customer-Payto", e))?;
+    // 6. The signature.
+    let signature = req
+        .header("Taler-Extern-Signature")?
+        .ok_or(ApiError::HeaderMissing { header: "Taler-Extern-Signature" })?
+        .parse::<EddsaSignature>()
+        .map_err(|e| ApiError::header("Taler-Extern-Signature", e))?;
+    // 7. The body hash, under upstream's name or HTTP's.
+    let given = match (parse_hash_header(req, "If-Not-Match")?, parse_hash_header(req, "If-None-Match")?) {
+        (Some(a), Some(b)) if a != b => {
+            return Err(ApiError::header(
+                "If-None-Match",
+                "If-Not-Match and If-None-Match give different hashes",
+            ));
+        }
+        (Some(h_body), _) => Some(GivenHash { h_body, header: "If-Not-Match" }),
+        (None, Some(h_body)) => Some(GivenHash { h_body, header: "If-None-Match" }),
+        (None, None) => None,
+    };
+    Ok(UploadHeaders { declared_size, declared, content_type, payto, signature, given })
+}
+
+fn signature_valid(extern_pub: &EddsaPublicKey, h: &UploadHeaders, h_body: HashCode) -> bool {
+    ExternKycDataBulkBindingPS { h_body, h_payto: h.payto.full_hash() }.verify(extern_pub, &h.signature)
+}
+
+/// A staged body, deleted again unless the upload committed it, whatever way
+/// the handler ends (an error, or the client going away and the future dropped).
+struct Staged {
+    store: Store,
+    content: Option<ContentId>,
+}
+
+impl Staged {
+    async fn begin(state: &AppState) -> Result<Staged, ApiError> {
+        let content = kyc::begin(&state.store, state.clock.now_us()).await?;
+        Ok(Staged { store: state.store.clone(), content: Some(content) })
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if let Some(content) = self.content.take() {
+            kyc::discard_later(&self.store, content);
+        }
+    }
+}
+
+/// Where the streamed body goes.
+enum Destination {
+    /// A body the exchange does not have: staged chunk by chunk.
+    Stage(Staged),
+    /// The client gave the hash of a body stored already: the stream is only
+    /// hashed, and compared with the stored one.
+    Compare(StoredBody),
+}
+
+impl Destination {
+    fn staged(&self) -> Option<ContentId> {
+        match self {
+            Destination::Stage(staged) => staged.content,
+            Destination::Compare(_) => None,
+        }
+    }
+}
+
+/// What reading the body produced.
+struct Received {
+    h_body: HashCode,
+    size: u64,
+}
+
+/// `POST /kyc-bulk/$EXTERN_PUB`: a third party uploads a document about a
+/// customer (steps 1-14 of `kyc-bulk.md`).
+async fn upload(state: AppState, params: PathParams, mut req: Request) -> Result<Response, ApiError> {
+    // 1-2. The third party.
+    let extern_pub = parse_key("EXTERN_PUB", params.get("extern_pub"))?;
+    if !state.store.read(move |db| extern_keys::is_active(db, &extern_pub)).await? {
+        return Err(ApiError::ExternUnknown(extern_pub.to_string()));
+    }
+    // 3-7.
+    let headers = check_headers(&req, state.settings.max_upload)?;
+    let h_customer = headers.payto.normalized_hash();
+    // 8. With the hash given, the signature and duplicates are checked now,
+    // before a byte of the body is read.
+    let destination = match headers.given {
+        Some(given) => {
+            if !signature_valid(&extern_pub, &headers, given.h_body) {
+                return Err(ApiError::KycBulkSignatureInvalid(
+                    "Taler-Extern-Signature does not verify over the given body hash and customer payto",
+                ));
+            }
+            let h_body = given.h_body;
+            let (known, stored) = state
+                .store
+                .read(move |db| Ok((kyc::is_known(db, &h_customer, &h_body)?, kyc::find(db, &h_body)?)))
+                .await?;
+            if known {
+                return Err(ApiError::KycBulkAlreadyKnown);
+            }
+            match stored {
+                Some(body) => Destination::Compare(body),
+                None => Destination::Stage(Staged::begin(&state).await?),
+            }
+        }
+        None => Destination::Stage(Staged::begin(&state).await?),
+    };
+
+    // 9-10. Stream: hash, sniff the first bytes, stage.
+    let received = receive(&state, &mut req, &headers, destination.staged()).await?;
+
+    // 11. ZIP archives: the central directory and each entry's first bytes,
+    // read from the stored chunks.
+    if headers.declared == DeclaredType::Zip {
+        let target = match &destination {
+            Destination::Stage(staged) => {
+                staged.content.map(|content_id| StoredBody { content_id, size: received.size })
+            }
+            // The stored body is this one if the hashes agree; otherwise step
+            // 12 refuses the upload (400) anyway.
+            Destination::Compare(body) => {
+                (headers.given.map(|g| g.h_body) == Some(received.h_body)).then_some(*body)
+            }
+        };
+        if let Some(body) = target {
+            let store = state.store.clone();
+            tokio::task::spawn_blocking(move || -> Result<(), ApiError> {
+                let reader = kyc::ChunkReader::new(&store, body)?;
+                kyc_content::check_zip(reader).map(|_| ()).map_err(|e| ApiError::header("Content-Type", e))
+            })
+            .await
+            .map_err(|e| ApiError::Internal(format!("ZIP check task failed: {e}")))??;
+        }
+    }
+
+    // 12. The hash, and the signature if it could not be checked before.
+    match headers.given {
+        Some(given) if given.h_body != received.h_body => {
+            return Err(ApiError::header(
+                given.header,
+                format!("the body's SHA-512 is {}, not the given hash", received.h_body),
+            ));
+        }
+        Some(_) => {}
+        None => {
+            if !signature_valid(&extern_pub, &headers, received.h_body) {
+                return Err(ApiError::KycBulkSignatureInvalid(
+                    "Taler-Extern-Signature does not verify over the body's hash and customer payto",
+                ));
+            }
+        }
+    }
+    // 13. One short durable commit.
+    let record = UploadRecord {
+        extern_pub,
+        payto: headers.payto.full().to_owned(),
+        h_customer,
+        h_body: received.h_body,
+        content_type: headers.content_type.clone(),
+        size: received.size,
+        uploaded_us: state.clock.now_us(),
+    };
+    let staged = destination.staged();
+    let recorded =
+        state.store.write(Durability::Durable, move |tx| kyc::record_upload(tx, staged, &record)).await?;
+    match (recorded, destination) {
+        (Recorded::Stored { duplicate }, Destination::Stage(mut staged)) => {
+            // Committed: the body must stay, unless it turned out to be a
+            // second copy of a stored one.
+            staged.content = duplicate;
+        }
+        (Recorded::Stored { .. }, Destination::Compare(_)) => {}
+        (Recorded::ExternUnknown, _) => return Err(ApiError::ExternUnknown(extern_pub.to_string())),
+        // Known already: an error when the client asked for it with the hash;
+        // without the hash the upload is idempotent (the staged copy goes).
+        (Recorded::AlreadyKnown, _) if headers.given.is_some() => return Err(ApiError::KycBulkAlreadyKnown),
+        (Recorded::AlreadyKnown, _) => {}
+    }
+    // 14.
+    Ok(no_content())
+}
+
+/// A chunk write under way.
+type ChunkWrite = Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send>>;
+
+/// Reads the body: hashes it, checks its first bytes, stages it in chunks
+/// (with one chunk write in flight while the next is read).
+async fn receive(
+    state: &AppState,
+    req: &mut Request,
+    headers: &UploadHeaders,
+    staged: Option<ContentId>,
+) -> Result<Received, ApiError> {
+    let mut hasher = Sha512::new();
+    let mut first = Vec::with_capacity(kyc_content::SNIFF_LEN);
+    let mut sniffed = false;
+    let mut buf = BytesMut::with_capacity(CHUNK_SIZE);
+    let mut seq = 0i64;
+    let mut total = 0u64;
+    let mut in_flight: Option<ChunkWrite> = None;
+    let sniff = |first: &[u8]| {
+        kyc_content::check_magic(headers.declared, first).map_err(|e| ApiError::header("Content-Type", e))
+    };
+    loop {
+        let Some(chunk) = req.next_chunk().await? else { break };
+        let chunk = chunk
+            .map_err(|e| ApiError::BodyIncomplete { detail: format!("reading the body failed: {e}") })?;
+        total += chunk.len() as u64;
+        if total > headers.declared_size {
+            return Err(ApiError::header("Content-Length", "the body is longer than Content-Length"));
+        }
+        hasher.update(&chunk);
+        if !sniffed {
+            let take = (kyc_content::SNIFF_LEN - first.len()).min(chunk.len());
+            first.extend_from_slice(&chunk[..take]);
+            if first.len() == kyc_content::SNIFF_LEN {
+                sniff(&first)?;
+                sniffed = true;
+            }
+        }
+        if let Some(content) = staged {
+            buf.extend_from_slice(&chunk);
+            while buf.len() >= CHUNK_SIZE {
+                let data = buf.split_to(CHUNK_SIZE).freeze();
+                if let Some(previous) = in_flight.take() {
+                    previous.await?;
+                }
+                in_flight = Some(Box::pin(kyc::append(&state.store, content, seq, data)));
+                seq += 1;
+            }
+        }
+    }
+    if total < headers.declared_size {
+        return Err(ApiError::BodyIncomplete {
+            detail: format!("the body ended after {total} of {} bytes", headers.declared_size),
+        });
+    }
+    if !sniffed {
+        sniff(&first)?;
+    }
+    if let Some(previous) = in_flight.take() {
+        previous.await?;
+    }
+    if let (Some(content), false) = (staged, buf.is_empty()) {
+        kyc::append(&state.store, content, seq, buf.freeze()).await?;
+    }
+    let digest: [u8; 64] = hasher.finalize().into();
+    Ok(Received { h_body: HashCode::from_bytes(digest), size: total })
+}
+
+#[derive(Deserialize)]
+struct NewExternKey {
+    extern_pub: EddsaPublicKey,
+    name: String,
+}
+
+#[derive(Serialize)]
+struct ExternKeyList {
+    extern_keys: Vec<extern_keys::ExternKey>,
+}
+
+/// `GET /private/extern-keys`: the third parties.
+async fn list_extern_keys(state: AppState, _: PathParams, _: Request) -> Result<Response, ApiError> {
+    let keys = state.store.read(extern_keys::list).await?;
+    Ok(json_response(StatusCode::OK, &ExternKeyList { extern_keys: keys }))
+}
+
+/// `POST /private/extern-keys`: adds (or re-enables and renames) a third party.
+async fn add_extern_key(state: AppState, _: PathParams, mut req: Request) -> Result<Response, ApiError> {
+    let new: NewExternKey = req.json(state.settings.max_json).await?;
+    let name = new.name.trim().to_owned();
+    if name.is_empty() {
+        return Err(ApiError::field("name", "must not be empty"));
+    }
+    check_free_text("name", &name, MAX_NAME_CHARS)?;
+    let now_us = state.clock.now_us();
+    state
+        .store
+        .write(Durability::Durable, move |tx| extern_keys::upsert(tx, &new.extern_pub, &name, now_us))
+        .await?;
+    Ok(no_content())
+}
+
+/// `POST /private/extern-keys/$EXTERN_PUB/disable`: a third party may no longer upload.
+async fn disable_extern_key(state: AppState, params: PathParams, _: Request) -> Result<Response, ApiError> {
+    let extern_pub = parse_key("EXTERN_PUB", params.get("extern_pub"))?;
+    let known =
+        state.store.write(Durability::Durable, move |tx| extern_keys::disable(tx, &extern_pub)).await?;
+    if known { Ok(no_content()) } else { Err(ApiError::ExternUnknown(extern_pub.to_string())) }
+}
+
+#[derive(Serialize)]
+struct UploadList {
+    uploads: Vec<UploadEntry>,
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    payto: Option<String>,
+    limit: Option<i64>,
+    offset: Option<i64>,
+}
+
+/// `GET /private/kyc-bulk?payto=&limit=&offset=`: uploads, of one customer or of all.
+async fn list_uploads(state: AppState, _: PathParams, req: Request) -> Result<Response, ApiError> {
+    let query: ListQuery = req.query()?;
+    let customer = match &query.payto {
+        Some(p) => {
+            Some(Payto::parse_account(p).map_err(|e| ApiError::parameter("payto", e))?.normalized_hash())
+        }
+        None => None,
+    };
+    let page = PageQuery { limit: query.limit, offset: query.offset }.resolve(20)?;
+    let uploads = state.store.read(move |db| kyc::list(db, customer, &page)).await?;
+    Ok(json_response(StatusCode::OK, &UploadList { uploads }))
+}
+
+/// Whether an `If-None-Match` value (RFC 9110: `*`, or a list of entity tags,
+/// weak or strong) matches the body's tag.
+fn none_match(value: &str, h_body: &HashCode) -> bool {
+    let value = value.trim();
+    value == "*"
+        || value.split(',').any(|tag| {
+            let tag = tag.trim();
+            let tag = tag.strip_prefix("W/").unwrap_or(tag);
+            let tag = tag.strip_prefix('"').and_then(|t| t.strip_suffix('"')).unwrap_or(tag);
+            tag.parse::<HashCode>().is_ok_and(|h| h == *h_body)
+        })
+}
+
+/// `GET /private/kyc-bulk/$H_BODY`: a stored body, streamed.
+async fn download(state: AppState, params: PathParams, req: Request) -> Result<Response, ApiError> {
+    let h_body: HashCode = params.get("h_body").parse().map_err(|e| ApiError::parameter("H_BODY", e))?;
+    let Some(blob) = state.store.read(move |db| kyc::find_blob(db, &h_body)).await? else {
+        return Err(ApiError::KycBulkUnknown(h_body.to_string()));
+    };
+    let not_modified = req.header("If-None-Match")?.is_some_and(|v| none_match(v, &h_body));
+    let mut response = if not_modified {
+        let mut r = Response::new(Default::default());
+        *r.status_mut() = StatusCode::NOT_MODIFIED;
+        r
+    } else {
+        let mut r =
+            warp::reply::Reply::into_response(warp::reply::stream(ChunkStream::new(&state.store, blob.body)));
+        let headers = r.headers_mut();
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(blob.body.size));
+        if let Ok(v) = HeaderValue::from_str(&blob.content_type) {
+            headers.insert(header::CONTENT_TYPE, v);
+        }
+        r
+    };
+    if let Ok(v) = HeaderValue::from_str(&format!("\"{h_body}\"")) {
+        response.headers_mut().insert(header::ETAG, v);
+    }
+    Ok(response)
+}
+
+type ChunkRead = Pin<Box<dyn Future<Output = Result<Bytes, StoreError>> + Send>>;
+
+/// A stored body as a stream of its chunks, each read on demand with a pooled
+/// connection taken for that read only: a client that stops reading holds no
+/// connection and no thread while hyper waits for it (and the connection's
+/// write idle limit cuts it off).
+struct ChunkStream {
+    store: Store,
+    body: StoredBody,
+    next: i64,
+    reading: Option<ChunkRead>,
+}
+
+impl ChunkStream {
+    fn new(store: &Store, body: StoredBody) -> SyncStream {
+        SyncStream(Mutex::new(ChunkStream { store: store.clone(), body, next: 0, reading: None }))
+    }
+}
+
+impl Stream for ChunkStream {
+    type Item = Result<Bytes, io::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let chunks = i64::try_from(self.body.size.div_ceil(CHUNK_SIZE as u64)).unwrap_or(i64::MAX);
+        if self.reading.is_none() {
+            if self.next >= chunks {
+                return Poll::Ready(None);
+            }
+            let (store, content, seq) = (self.store.clone(), self.body.content_id, self.next);
+            self.reading =
+                Some(Box::pin(async move { store.read(move |db| kyc::read_chunk(db, content, seq)).await }));
+        }
+        let Some(reading) = self.reading.as_mut() else { return Poll::Ready(None) };
+        let chunk = std::task::ready!(reading.as_mut().poll(cx));
+        self.reading = None;
+        self.next += 1;
+        Poll::Ready(Some(chunk.map_err(|e| io::Error::other(e.to_string()))))
+    }
+}
+
+/// warp's streaming body must be `Sync`; the stream is only ever polled
+/// through `&mut`, so the mutex is never locked (`get_mut`).
+struct SyncStream(Mutex<ChunkStream>);
+
+impl Stream for SyncStream {
+    type Item = Result<Bytes, io::Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        match self.get_mut().0.get_mut() {
+            Ok(inner) => Pin::new(inner).poll_next(cx),
+            Err(_) => Poll::Ready(Some(Err(io::Error::other("the body stream panicked earlier")))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn if_none_match_follows_rfc_9110() {
+        let h = HashCode::from_bytes([7; 64]);
+        let other = HashCode::from_bytes([8; 64]);
+        assert!(none_match("*", &h));
+        assert!(none_match(&format!("\"{h}\""), &h));
+        assert!(none_match(&format!("W/\"{h}\""), &h));
+        assert!(none_match(&format!("\"{other}\", W/\"{h}\""), &h));
+        assert!(none_match(&h.to_string(), &h));
+        assert!(!none_match(&format!("\"{other}\""), &h));
+        assert!(!none_match("\"nonsense\"", &h));
+    }
+}

@@ -1,0 +1,65 @@
+//! The APIs: one module each, holding its routes and handlers, and here the
+//! one route table that the server routes by and the access tests iterate.
+//!
+//! To add a route: write the handler in its API's module (a `///` line naming
+//! method and path), add a row to that module's `routes()`, built with
+//! [`Route::public`] or [`Route::operator`] (which checks the token before the
+//! handler runs), and put its SQL in the matching module of `crate::store`.
+
+pub mod auditors;
+pub mod exchange;
+pub mod kyc_bulk;
+pub mod prepared_transfer;
+pub mod wire_gateway;
+
+use crate::http::{Route, Router};
+
+/// Every route of the server.
+pub fn route_table() -> Vec<Route> {
+    let mut routes = exchange::routes();
+    routes.extend(auditors::routes());
+    routes.extend(kyc_bulk::routes());
+    routes.extend(prepared_transfer::routes());
+    routes.extend(wire_gateway::routes());
+    routes
+}
+
+/// The router of [`route_table`].
+pub fn router() -> Router {
+    Router::new(route_table())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::http::Access;
+
+    #[test]
+    fn one_access_per_path_and_one_handler_per_method() {
+        let mut access: HashMap<&str, Access> = HashMap::new();
+        let mut seen = std::collections::HashSet::new();
+        for route in route_table() {
+            let first = *access.entry(route.pattern()).or_insert(route.access());
+            assert_eq!(first, route.access(), "{} mixes public and operator methods", route.pattern());
+            assert!(
+                seen.insert((route.pattern(), route.method().clone())),
+                "{} {} twice",
+                route.method(),
+                route.pattern()
+            );
+            assert!(route.pattern().starts_with('/'), "{}", route.pattern());
+        }
+    }
+
+    #[test]
+    fn operator_paths_are_operator_routes() {
+        for route in route_table() {
+            let p = route.pattern();
+            let operator_namespace =
+                p.starts_with("/private/") || p.contains("/admin/") || p.contains("/history/");
+            assert_eq!(operator_namespace, route.access() == Access::Operator, "{p}");
+        }
+    }
+}

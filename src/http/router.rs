@@ -1,0 +1,302 @@
+//! The one route table and the dispatcher that serves it.
+//!
+//! Every route is a row: method, path pattern, access, handler. The table
+//! (built in `crate::api`) is what requests are routed by *and* what the
+//! access tests iterate, so a new route is covered by them without editing
+//! them. Access is decided by the constructor that made the row:
+//! [`Route::operator`] is the only way to make an operator route, and the
+//! dispatcher checks the bearer token of every operator path before it looks
+//! at anything else (method, body, parameters), so an unauthenticated client
+//! learns nothing about such a route, and a handler never checks the token
+//! itself.
+//!
+//! The HTTP edge that every route shares lives here too (`http-edge.md`):
+//! `405` with `Allow`, `HEAD` on every `GET` route, the CORS answers of public
+//! routes (Taler's servers send `Access-Control-Allow-Origin: *` because the
+//! wallet runs as a browser extension) and none on operator routes.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Instant;
+
+use subtle::ConstantTimeEq;
+use warp::Reply;
+use warp::http::{HeaderValue, Method, StatusCode, header};
+use warp::reply::Response;
+
+use super::{MAX_URI, Request};
+use crate::app::AppState;
+use crate::error::ApiError;
+
+/// Who may call a route.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone; answers carry CORS headers.
+    Public,
+    /// The operator, with `Authorization: Bearer <token>`; no CORS.
+    Operator,
+}
+
+/// The values of a pattern's `{name}` segments, as sent (so that a handler
+/// can name a malformed one).
+#[derive(Debug, Default)]
+pub struct PathParams(Vec<(&'static str, String)>);
+
+impl PathParams {
+    /// The segment `{name}`; empty if the pattern has none (a bug the route
+    /// table's tests catch).
+    pub fn get(&self, name: &str) -> &str {
+        self.0.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str()).unwrap_or("")
+    }
+}
+
+type HandlerFuture = Pin<Box<dyn Future<Output = Result<Response, ApiError>> + Send>>;
+type Handler = Arc<dyn Fn(AppState, PathParams, Request) -> HandlerFuture + Send + Sync>;
+
+/// One row of the route table.
+#[derive(Clone)]
+pub struct Route {
+    method: Method,
+    pattern: &'static str,
+    access: Access,
+    handler: Handler,
+}
+
+impl Route {
+    /// A route anyone may call.
+    pub fn public<H, Fut>(method: Method, pattern: &'static str, handler: H) -> Route
+    where
+        H: Fn(AppState, PathParams, Request) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Response, ApiError>> + Send + 'static,
+    {
+        Route::new(method, pattern, Access::Public, handler)
+    }
+
+    /// An operator route: the dispatcher checks the token before the handler
+    /// (or anything else) runs.
+    pub fn operator<H, Fut>(method: Method, pattern: &'static str, handler: H) -> Route
+    where
+        H: Fn(AppState, PathParams, Request) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Response, ApiError>> + Send + 'static,
+    {
+        Route::new(method, pattern, Access::Operator, handler)
+    }
+
+    fn new<H, Fut>(method: Method, pattern: &'static str, access: Access, handler: H) -> Route
+    where
+        H: Fn(AppState, PathParams, Request) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Response, ApiError>> + Send + 'static,
+    {
+        let handler: Handler = Arc::new(move |state, params, req| Box::pin(handler(state, params, req)));
+        Route { method, pattern, access, handler }
+    }
+
+    pub fn method(&self) -> &Method {
+        &self.method
+    }
+
+    /// The path pattern, e.g. `/kyc-bulk/{extern_pub}` (also the `route` label
+    /// of metrics and logs: bounded, unlike raw paths).
+    pub fn pattern(&self) -> &'static str {
+        self.pattern
+    }
+
+    pub fn access(&self) -> Access {
+        self.access
+    }
+
+    /// Matches `path` against the pattern, segment by segment.
+    fn matches(&self, path: &str) -> Option<PathParams> {
+        let mut params = Vec::new();
+        let mut given = path.strip_prefix('/')?.split('/');
+        for expected in self.pattern.trim_start_matches('/').split('/') {
+            let segment = given.next()?;
+            match expected.strip_prefix('{').and_then(|e| e.strip_suffix('}')) {
+                Some(name) if !segment.is_empty() => params.push((name, segment.to_owned())),
+                Some(_) => return None,
+                None if segment == expected => {}
+                None => return None,
+            }
+        }
+        given.next().is_none().then_some(PathParams(params))
+    }
+}
+
+/// The route table, ready to dispatch.
+pub struct Router {
+    routes: Vec<Route>,
+}
+
+/// What a request's path matched: every route of one pattern.
+struct Matched<'r> {
+    routes: Vec<&'r Route>,
+    params: PathParams,
+}
+
+impl Matched<'_> {
+    fn pattern(&self) -> &'static str {
+        self.routes.first().map(|r| r.pattern).unwrap_or("")
+    }
+
+    /// Operator if any route of the pattern is: a table that mixed the two on
+    /// one path must not open the operator's methods (the table's tests refuse
+    /// such a table anyway).
+    fn access(&self) -> Access {
+        if self.routes.iter().any(|r| r.access == Access::Operator) {
+            Access::Operator
+        } else {
+            Access::Public
+        }
+    }
+
+    /// The methods for `Allow` and `Access-Control-Allow-Methods`.
+    fn allow(&self) -> String {
+        let mut methods: Vec<&str> = self.routes.iter().map(|r| r.method.as_str()).collect();
+        if self.routes.iter().any(|r| r.method == Method::GET) {
+            methods.push("HEAD");
+        }
+        if self.access() == Access::Public {
+            methods.push("OPTIONS");
+        }
+        methods.join(", ")
+    }
+}
+
+impl Router {
+    pub fn new(routes: Vec<Route>) -> Router {
+        Router { routes }
+    }
+
+    pub fn routes(&self) -> &[Route] {
+        &self.routes
+    }
+
+    fn find(&self, path: &str) -> Option<Matched<'_>> {
+        let mut found: Option<Matched<'_>> = None;
+        for route in &self.routes {
+            if let Some(params) = route.matches(path) {
+                match &mut found {
+                    Some(m) if m.pattern() == route.pattern => m.routes.push(route),
+                    // A later pattern that also matches (none should) loses.
+                    Some(_) => {}
+                    None => found = Some(Matched { routes: vec![route], params }),
+                }
+            }
+        }
+        found
+    }
+
+    /// Answers one request. Every failure is an ErrorDetail; nothing rejects.
+    pub async fn dispatch(&self, state: AppState, path: &str, req: Request) -> Response {
+        let started = Instant::now();
+        let method = req.method.clone();
+        let (route, response) = match self.find(path) {
+            _ if path.len() + req.query.len() > MAX_URI => {
+                ("-", cors(ApiError::UriTooLong { limit: MAX_URI }.into_response()))
+            }
+            None => ("-", cors(ApiError::EndpointUnknown { path: path.to_owned() }.into_response())),
+            Some(matched) => {
+                let pattern = matched.pattern();
+                (pattern, self.dispatch_matched(state, matched, req).await)
+            }
+        };
+        log::info!(
+            "{method} {route} {} {:.1}ms",
+            response.status().as_u16(),
+            started.elapsed().as_secs_f64() * 1000.0
+        );
+        response
+    }
+
+    async fn dispatch_matched(&self, state: AppState, matched: Matched<'_>, req: Request) -> Response {
+        let access = matched.access();
+        if access == Access::Operator && !authorized(&req, &state.token) {
+            return ApiError::Unauthorized.into_response();
+        }
+        let allow = matched.allow();
+        // HEAD runs the GET handler; hyper sends its status and headers and
+        // leaves the body out.
+        let wanted = if req.method == Method::HEAD { Method::GET } else { req.method.clone() };
+        let route = matched.routes.iter().find(|r| r.method == wanted);
+        let response = match (route, &req.method, access) {
+            (Some(route), _, _) => {
+                let handler = route.handler.clone();
+                match handler(state, matched.params, req).await {
+                    Ok(response) => response,
+                    Err(e) => e.into_response(),
+                }
+            }
+            (None, &Method::OPTIONS, Access::Public) => preflight(&allow),
+            (None, _, _) => {
+                ApiError::MethodNotAllowed { method: req.method.to_string(), allow: allow.clone() }
+                    .into_response()
+            }
+        };
+        match access {
+            Access::Public => cors(response),
+            Access::Operator => response,
+        }
+    }
+}
+
+/// `Authorization: Bearer <token>`, the scheme in any case (RFC 9110),
+/// compared in constant time.
+fn authorized(req: &Request, token: &str) -> bool {
+    let given = req
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim())
+        .unwrap_or("");
+    bool::from(given.as_bytes().ct_eq(token.as_bytes()))
+}
+
+/// The answer to a CORS pre-flight: any origin, any request header, the
+/// route's methods.
+fn preflight(allow: &str) -> Response {
+    let mut response = Response::new(Default::default());
+    *response.status_mut() = StatusCode::NO_CONTENT;
+    let headers = response.headers_mut();
+    headers.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("*"));
+    if let Ok(v) = HeaderValue::from_str(allow) {
+        headers.insert(header::ACCESS_CONTROL_ALLOW_METHODS, v);
+    }
+    headers.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));
+    response
+}
+
+/// The CORS headers of every public answer.
+fn cors(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    if headers.contains_key(header::ETAG) {
+        headers.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("ETag"));
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(pattern: &'static str) -> Route {
+        Route::public(Method::GET, pattern, |_, _, _| async { Err(ApiError::Unauthorized) })
+    }
+
+    #[test]
+    fn patterns_match_whole_segments() {
+        let r = route("/kyc-bulk/{extern_pub}");
+        assert_eq!(r.matches("/kyc-bulk/ABC").unwrap().get("extern_pub"), "ABC");
+        assert!(r.matches("/kyc-bulk/").is_none());
+        assert!(r.matches("/kyc-bulk").is_none());
+        assert!(r.matches("/kyc-bulk/A/B").is_none());
+        assert!(r.matches("kyc-bulk/A").is_none());
+        let r = route("/config");
+        assert!(r.matches("/config").is_some());
+        assert!(r.matches("/config/").is_none());
+        assert!(r.matches("/configuration").is_none());
+    }
+}

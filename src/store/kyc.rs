@@ -1,0 +1,316 @@
+//! Bulk KYC bodies and uploads: staging a body while it streams in, the
+//! commit that records an upload, and reading bodies back.
+//!
+//! A body is written as rows of [`CHUNK_SIZE`] bytes (SQLite caps one value near
+//! 1 GB) under a `kyc_contents` row whose hash is NULL until the upload is
+//! committed. Each chunk is its own short, non-synced write through the writer
+//! thread, so an upload never holds the write lock for long and other requests
+//! are served between its chunks; the final durable commit syncs everything.
+//! Staged rows of a failed or crashed upload are deleted in small batches (a
+//! large body's pages must be walked to free them, and one big delete would
+//! hold the writer for seconds).
+
+use std::io::{self, Read, Seek, SeekFrom};
+
+use bytes::Bytes;
+use r2d2::PooledConnection;
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::params;
+use serde::Serialize;
+
+use super::{Db, Durability, Page, Store, StoreError, WriteTx};
+use crate::crypto::{EddsaPublicKey, HashCode, ShortHashCode};
+use crate::timestamp::Timestamp;
+
+/// Bytes per stored chunk; every chunk but a body's last is exactly this long.
+pub const CHUNK_SIZE: usize = 1 << 20;
+
+/// Chunks deleted per write job when discarding.
+const DISCARD_BATCH: i64 = 16;
+
+/// A body in the database, staged or stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ContentId(pub i64);
+
+/// A stored body: where it is and how long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoredBody {
+    pub content_id: ContentId,
+    pub size: u64,
+}
+
+/// Starts staging a body.
+pub async fn begin(store: &Store, now_us: i64) -> Result<ContentId, StoreError> {
+    store
+        .write(Durability::Lazy, move |tx| {
+            tx.execute("INSERT INTO kyc_contents (h_body, size, created_us) VALUES (NULL, 0, ?1)", [now_us])?;
+            Ok(ContentId(tx.last_insert_rowid()))
+        })
+        .await
+}
+
+/// Queues chunk `seq` of a staged body (now); the future resolves once written.
+pub fn append(
+    store: &Store,
+    content: ContentId,
+    seq: i64,
+    data: Bytes,
+) -> impl Future<Output = Result<(), StoreError>> + Send + use<> {
+    store.write(Durability::Lazy, move |tx| {
+        tx.execute(
+            "INSERT INTO kyc_chunks (content_id, seq, data) VALUES (?1, ?2, ?3)",
+            params![content.0, seq, data.as_ref()],
+        )?;
+        Ok(())
+    })
+}
+
+/// Deletes a staged body, a few chunks per write job.
+pub async fn discard(store: &Store, content: ContentId) -> Result<(), StoreError> {
+    loop {
+        let deleted = store
+            .write(Durability::Lazy, move |tx| {
+                tx.execute(
+                    "DELETE FROM kyc_chunks WHERE content_id = ?1 AND seq IN
+                       (SELECT seq FROM kyc_chunks WHERE content_id = ?1 ORDER BY seq LIMIT ?2)",
+                    params![content.0, DISCARD_BATCH],
+                )
+            })
+            .await?;
+        if deleted == 0 {
+            break;
+        }
+    }
+    store
+        .write(Durability::Lazy, move |tx| {
+            tx.execute("DELETE FROM kyc_contents WHERE content_id = ?1 AND h_body IS NULL", [content.0])
+                .map(|_| ())
+        })
+        .await
+}
+
+/// Discards in the background (a failed upload's answer need not wait for it).
+pub fn discard_later(store: &Store, content: ContentId) {
+    let store = store.clone();
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) => {
+            handle.spawn(async move {
+                if let Err(e) = discard(&store, content).await {
+                    log::warn!("cannot discard staged upload {} (removed at next start): {e}", content.0);
+                }
+            });
+        }
+        Err(_) => log::warn!("staged upload {} left for the next start", content.0),
+    }
+}
+
+/// Removes what uploads interrupted by a crash left staged.
+pub async fn discard_all_staged(store: &Store) -> Result<usize, StoreError> {
+    let staged = store
+        .read(|db| db.query_all("SELECT content_id FROM kyc_contents WHERE h_body IS NULL", [], |r| r.get(0)))
+        .await?;
+    for id in &staged {
+        discard(store, ContentId(*id)).await?;
+    }
+    Ok(staged.len())
+}
+
+/// The stored body with this hash.
+pub fn find(db: &Db<'_>, h_body: &HashCode) -> Result<Option<StoredBody>, StoreError> {
+    Ok(db
+        .query_optional("SELECT content_id, size FROM kyc_contents WHERE h_body = ?1", [h_body], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+        })?
+        .map(|(id, size)| StoredBody { content_id: ContentId(id), size: u64::try_from(size).unwrap_or(0) }))
+}
+
+/// Whether this customer already has an upload of this body.
+pub fn is_known(db: &Db<'_>, h_customer: &ShortHashCode, h_body: &HashCode) -> Result<bool, StoreError> {
+    Ok(db
+        .query_optional(
+            "SELECT 1 FROM kyc_uploads WHERE h_normalized_payto = ?1 AND h_body = ?2",
+            params![h_customer, h_body],
+            |_| Ok(()),
+        )?
+        .is_some())
+}
+
+/// One chunk of a body.
+pub fn read_chunk(db: &Db<'_>, content: ContentId, seq: i64) -> Result<Bytes, StoreError> {
+    db.query_optional(
+        "SELECT data FROM kyc_chunks WHERE content_id = ?1 AND seq = ?2",
+        params![content.0, seq],
+        |r| r.get::<_, Vec<u8>>(0),
+    )?
+    .map(Bytes::from)
+    .ok_or_else(|| StoreError::Invariant(format!("chunk {seq} of content {} is missing", content.0)))
+}
+
+/// An upload to record.
+pub struct UploadRecord {
+    pub extern_pub: EddsaPublicKey,
+    pub payto: String,
+    pub h_customer: ShortHashCode,
+    pub h_body: HashCode,
+    pub content_type: String,
+    pub size: u64,
+    pub uploaded_us: i64,
+}
+
+/// How recording an upload went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    /// Stored. A staged body that turned out to duplicate a stored one comes
+    /// back, to be discarded.
+    Stored { duplicate: Option<ContentId> },
+    /// The third party was disabled while the body streamed in.
+    ExternUnknown,
+    /// This customer already has this body (a concurrent upload won, or it
+    /// was there before and the client did not say the hash).
+    AlreadyKnown,
+}
+
+/// Stores the body once per hash (taking over `staged`, or referring to the
+/// stored copy) and records the upload.
+pub fn record_upload(
+    tx: &WriteTx<'_>,
+    staged: Option<ContentId>,
+    r: &UploadRecord,
+) -> Result<Recorded, StoreError> {
+    if !super::extern_keys::is_active(tx, &r.extern_pub)? {
+        return Ok(Recorded::ExternUnknown);
+    }
+    let size = i64::try_from(r.size).map_err(|_| StoreError::Invariant("size overflow".into()))?;
+    let (content, duplicate) = match (find(tx, &r.h_body)?, staged) {
+        (Some(stored), staged) => (stored.content_id, staged),
+        (None, Some(id)) => {
+            tx.execute(
+                "UPDATE kyc_contents SET h_body = ?2, size = ?3 WHERE content_id = ?1",
+                params![id.0, r.h_body, size],
+            )?;
+            (id, None)
+        }
+        (None, None) => return Err(StoreError::Invariant("the stored body vanished".into())),
+    };
+    let inserted = tx.execute(
+        "INSERT INTO kyc_uploads (content_id, extern_pub, payto, h_normalized_payto, h_body, content_type, size, uploaded_us)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+         ON CONFLICT (h_normalized_payto, h_body) DO NOTHING",
+        params![content.0, r.extern_pub, r.payto, r.h_customer, r.h_body, r.content_type, size, r.uploaded_us],
+    )?;
+    if inserted == 0 {
+        return Ok(Recorded::AlreadyKnown);
+    }
+    Ok(Recorded::Stored { duplicate })
+}
+
+/// An upload as the operator API lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct UploadEntry {
+    pub row_id: i64,
+    pub h_body: HashCode,
+    pub content_type: String,
+    pub size: u64,
+    pub uploaded_at: Timestamp,
+    pub extern_pub: EddsaPublicKey,
+    pub extern_name: String,
+    pub payto: String,
+}
+
+/// Uploads, of one customer (by normalized payto) or of all, a page at a time.
+pub fn list(
+    db: &Db<'_>,
+    customer: Option<ShortHashCode>,
+    page: &Page,
+) -> Result<Vec<UploadEntry>, StoreError> {
+    let sql = format!(
+        "SELECT u.upload_id, u.h_body, u.content_type, u.size, u.uploaded_us, u.extern_pub, e.name, u.payto
+         FROM kyc_uploads u JOIN extern_keys e ON e.extern_pub = u.extern_pub
+         WHERE (?1 IS NULL OR u.h_normalized_payto = ?1) AND {}
+         ORDER BY u.upload_id {} LIMIT ?3",
+        page.condition("u.upload_id", "?2"),
+        page.order()
+    );
+    db.query_all(&sql, params![customer, page.start, page.limit], |r| {
+        Ok(UploadEntry {
+            row_id: r.get(0)?,
+            h_body: r.get(1)?,
+            content_type: r.get(2)?,
+            size: u64::try_from(r.get::<_, i64>(3)?).unwrap_or(0),
+            uploaded_at: Timestamp::from_unix_micros(r.get(4)?),
+            extern_pub: r.get(5)?,
+            extern_name: r.get(6)?,
+            payto: r.get(7)?,
+        })
+    })
+}
+
+/// A stored body and the Content-Type it was last uploaded with.
+#[derive(Debug, Clone)]
+pub struct Blob {
+    pub body: StoredBody,
+    pub content_type: String,
+}
+
+/// The stored body with this hash, for reading back.
+pub fn find_blob(db: &Db<'_>, h_body: &HashCode) -> Result<Option<Blob>, StoreError> {
+    let Some(body) = find(db, h_body)? else { return Ok(None) };
+    let content_type = db
+        .query_optional(
+            "SELECT content_type FROM kyc_uploads WHERE content_id = ?1 ORDER BY upload_id DESC LIMIT 1",
+            [body.content_id.0],
+            |r| r.get(0),
+        )?
+        .unwrap_or_else(|| "application/octet-stream".into());
+    Ok(Some(Blob { body, content_type }))
+}
+
+/// A stored or staged body as `Read + Seek`, one chunk in memory at a time: the
+/// ZIP check reads an archive's central directory and entry headers through it.
+/// Holds a pooled connection: for blocking threads doing bounded work only.
+pub struct ChunkReader {
+    conn: PooledConnection<SqliteConnectionManager>,
+    body: StoredBody,
+    pos: u64,
+    cached: Option<(i64, Bytes)>,
+}
+
+impl ChunkReader {
+    pub fn new(store: &Store, body: StoredBody) -> Result<ChunkReader, StoreError> {
+        Ok(ChunkReader { conn: store.reader()?, body, pos: 0, cached: None })
+    }
+}
+
+impl Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.pos >= self.body.size || buf.is_empty() {
+            return Ok(0);
+        }
+        let seq = i64::try_from(self.pos / CHUNK_SIZE as u64).map_err(io::Error::other)?;
+        if self.cached.as_ref().map(|(s, _)| *s) != Some(seq) {
+            let data =
+                read_chunk(&Db::new(&self.conn), self.body.content_id, seq).map_err(io::Error::other)?;
+            self.cached = Some((seq, data));
+        }
+        let data = self.cached.as_ref().map(|(_, d)| d.as_ref()).unwrap_or_default();
+        let offset = (self.pos % CHUNK_SIZE as u64) as usize;
+        let available = data.get(offset..).unwrap_or_default();
+        let n = available.len().min(buf.len());
+        buf[..n].copy_from_slice(&available[..n]);
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl Seek for ChunkReader {
+    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+        let target = match to {
+            SeekFrom::Start(n) => Some(n),
+            SeekFrom::End(d) => self.body.size.checked_add_signed(d),
+            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
+        };
+        self.pos =
+            target.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek before the start"))?;
+        Ok(self.pos)
+    }
+}

@@ -1,0 +1,392 @@
+//! Prepared-transfer registrations: one row per authorization key.
+//!
+//! A row whose expiration has passed is treated as absent everywhere and is
+//! overwritten by the next registration of that key. Derived subjects (a
+//! short SIMPLE subject, a QR reference) are unique by constraint, so two
+//! concurrent registrations can never both hold one; an expired holder's
+//! subjects are cleared before a new registration takes them.
+
+use rusqlite::params;
+use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
+use serde::{Deserialize, Serialize};
+
+use super::{Db, Page, StoreError, WriteTx};
+use crate::crypto::{EddsaPublicKey, EddsaSignature};
+use crate::timestamp::Timestamp;
+
+/// What a registration's money is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TransferType {
+    Reserve,
+    Kyc,
+}
+
+impl TransferType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransferType::Reserve => "reserve",
+            TransferType::Kyc => "kyc",
+        }
+    }
+
+    /// The wire gateway's name (`RESERVE`, `KYCAUTH`).
+    pub fn wire_name(self) -> &'static str {
+        match self {
+            TransferType::Reserve => "RESERVE",
+            TransferType::Kyc => "KYCAUTH",
+        }
+    }
+}
+
+/// Stored as its name (the schema's CHECK allows only these two).
+impl FromSql for TransferType {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        match value.as_str()? {
+            "reserve" => Ok(TransferType::Reserve),
+            "kyc" => Ok(TransferType::Kyc),
+            other => Err(FromSqlError::Other(format!("unknown registration type {other}").into())),
+        }
+    }
+}
+
+impl ToSql for TransferType {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::from(self.as_str()))
+    }
+}
+
+/// A derived subject, which one registration at a time may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DerivedSubject<'a> {
+    /// The short SIMPLE subject.
+    Short(&'a str),
+    /// The Swiss QR reference.
+    QrReference(&'a str),
+}
+
+impl DerivedSubject<'_> {
+    /// The subject format's name, for errors.
+    pub fn format(&self) -> &'static str {
+        match self {
+            DerivedSubject::Short(_) => "SIMPLE",
+            DerivedSubject::QrReference(_) => "CH_QR_BILL",
+        }
+    }
+
+    pub fn text(&self) -> &str {
+        match self {
+            DerivedSubject::Short(s) | DerivedSubject::QrReference(s) => s,
+        }
+    }
+}
+
+/// A registration to store (everything checked and derived already).
+pub struct NewRegistration {
+    pub authorization_pub: EddsaPublicKey,
+    pub account_pub: EddsaPublicKey,
+    pub transfer_type: TransferType,
+    pub recurrent: bool,
+    pub credit_amount: String,
+    /// Normalized: what is compared.
+    pub credit_account: String,
+    pub authorization_sig: EddsaSignature,
+    pub short_subject: Option<String>,
+    pub qr_reference: Option<String>,
+    /// The RegistrationResponse to send, stored so that a replay is answered byte for byte.
+    pub response: String,
+    pub now_us: i64,
+    pub expiration_s: i64,
+}
+
+/// How a registration went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Registered {
+    /// New, replacing a live one, or taking over an expired row: the response.
+    Stored(String),
+    /// A live registration with identical fields: its stored response.
+    Identical(String),
+    /// The reserve key is registered by another authorization key.
+    AccountPubRegistered,
+    /// The reserve key was already credited: reserve keys are single-use.
+    ReserveAlreadyCredited,
+    /// A derived subject is held by another live registration.
+    SubjectTaken { format: &'static str, subject: String },
+}
+
+/// The stored registration of an authorization key, live or not.
+struct Existing {
+    registration_id: i64,
+    account_pub: EddsaPublicKey,
+    transfer_type: TransferType,
+    recurrent: bool,
+    credit_amount: String,
+    credit_account: String,
+    response: String,
+    expiration_s: i64,
+}
+
+fn existing(db: &Db<'_>, authorization_pub: &EddsaPublicKey) -> Result<Option<Existing>, StoreError> {
+    db.query_optional(
+        "SELECT registration_id, account_pub, type, recurrent, credit_amount, credit_account, response, expiration_s
+         FROM registrations WHERE authorization_pub = ?1",
+        [authorization_pub],
+        |r| {
+            Ok(Existing {
+                registration_id: r.get(0)?,
+                account_pub: r.get(1)?,
+                transfer_type: r.get(2)?,
+                recurrent: r.get(3)?,
+                credit_amount: r.get(4)?,
+                credit_account: r.get(5)?,
+                response: r.get(6)?,
+                expiration_s: r.get(7)?,
+            })
+        },
+    )
+}
+
+/// Frees `subject` if an expired registration holds it; `false` if a live one
+/// other than `own` does.
+fn claim(
+    tx: &WriteTx<'_>,
+    subject: DerivedSubject<'_>,
+    own: Option<i64>,
+    now_s: i64,
+) -> Result<bool, StoreError> {
+    let holder: Option<(i64, i64)> = match subject {
+        DerivedSubject::Short(s) => tx.query_optional(
+            "SELECT registration_id, expiration_s FROM registrations WHERE short_subject = ?1",
+            [s],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?,
+        DerivedSubject::QrReference(s) => tx.query_optional(
+            "SELECT registration_id, expiration_s FROM registrations WHERE qr_reference = ?1",
+            [s],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?,
+    };
+    match holder {
+        Some((id, _)) if Some(id) == own => Ok(true),
+        Some((_, expiration_s)) if expiration_s > now_s => Ok(false),
+        Some((id, _)) => {
+            match subject {
+                DerivedSubject::Short(_) => tx.execute(
+                    "UPDATE registrations SET short_subject = NULL WHERE registration_id = ?1",
+                    [id],
+                )?,
+                DerivedSubject::QrReference(_) => tx.execute(
+                    "UPDATE registrations SET qr_reference = NULL WHERE registration_id = ?1",
+                    [id],
+                )?,
+            };
+            Ok(true)
+        }
+        None => Ok(true),
+    }
+}
+
+/// Registers, in the order of checks of `prepared-transfer.md` step 4.
+pub fn register(tx: &WriteTx<'_>, reg: &NewRegistration) -> Result<Registered, StoreError> {
+    let now_s = reg.now_us.div_euclid(1_000_000);
+    let existing = existing(tx, &reg.authorization_pub)?;
+    let own_id = existing.as_ref().map(|e| e.registration_id);
+    if reg.transfer_type == TransferType::Reserve {
+        let other_live = tx
+            .query_optional(
+                "SELECT 1 FROM registrations WHERE account_pub = ?1 AND authorization_pub != ?2 AND expiration_s > ?3",
+                params![reg.account_pub, reg.authorization_pub, now_s],
+                |_| Ok(()),
+            )?
+            .is_some();
+        if other_live {
+            return Ok(Registered::AccountPubRegistered);
+        }
+        if super::transfers::is_reserve_credited(tx, &reg.account_pub)? {
+            return Ok(Registered::ReserveAlreadyCredited);
+        }
+    }
+    let derived = [
+        reg.short_subject.as_deref().map(DerivedSubject::Short),
+        reg.qr_reference.as_deref().map(DerivedSubject::QrReference),
+    ];
+    for subject in derived.into_iter().flatten() {
+        if !claim(tx, subject, own_id, now_s)? {
+            return Ok(Registered::SubjectTaken {
+                format: subject.format(),
+                subject: subject.text().to_owned(),
+            });
+        }
+    }
+    if let Some(live) = existing.filter(|e| e.expiration_s > now_s) {
+        let identical = live.account_pub == reg.account_pub
+            && live.transfer_type == reg.transfer_type
+            && live.recurrent == reg.recurrent
+            && live.credit_amount == reg.credit_amount
+            && live.credit_account == reg.credit_account;
+        if identical {
+            return Ok(Registered::Identical(live.response));
+        }
+    }
+    tx.execute(
+        "INSERT INTO registrations (authorization_pub, account_pub, type, recurrent, credit_amount, credit_account,
+           authorization_sig, short_subject, qr_reference, response, created_us, last_change_us, expiration_s, used_us)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12, NULL)
+         ON CONFLICT (authorization_pub) DO UPDATE SET account_pub = excluded.account_pub, type = excluded.type,
+           recurrent = excluded.recurrent, credit_amount = excluded.credit_amount,
+           credit_account = excluded.credit_account, authorization_sig = excluded.authorization_sig,
+           short_subject = excluded.short_subject, qr_reference = excluded.qr_reference,
+           response = excluded.response, last_change_us = excluded.last_change_us,
+           expiration_s = excluded.expiration_s, used_us = NULL",
+        params![
+            reg.authorization_pub,
+            reg.account_pub,
+            reg.transfer_type,
+            reg.recurrent,
+            reg.credit_amount,
+            reg.credit_account,
+            reg.authorization_sig,
+            reg.short_subject,
+            reg.qr_reference,
+            reg.response,
+            reg.now_us,
+            reg.expiration_s
+        ],
+    )?;
+    Ok(Registered::Stored(reg.response.clone()))
+}
+
+/// The live registration of an authorization key, for an unregistration:
+/// its id and the time of its last change.
+#[derive(Debug, Clone, Copy)]
+pub struct LiveRow {
+    pub registration_id: i64,
+    pub last_change_us: i64,
+}
+
+pub fn live_row(
+    db: &Db<'_>,
+    authorization_pub: &EddsaPublicKey,
+    now_s: i64,
+) -> Result<Option<LiveRow>, StoreError> {
+    db.query_optional(
+        "SELECT registration_id, last_change_us FROM registrations WHERE authorization_pub = ?1 AND expiration_s > ?2",
+        params![authorization_pub, now_s],
+        |r| Ok(LiveRow { registration_id: r.get(0)?, last_change_us: r.get(1)? }),
+    )
+}
+
+/// Deletes a registration, freeing its subjects.
+pub fn delete(tx: &WriteTx<'_>, registration_id: i64) -> Result<(), StoreError> {
+    tx.execute("DELETE FROM registrations WHERE registration_id = ?1", [registration_id])?;
+    Ok(())
+}
+
+/// A registration as the operator API and the CLI list it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RegistrationEntry {
+    pub row_id: i64,
+    pub authorization_pub: EddsaPublicKey,
+    pub account_pub: EddsaPublicKey,
+    #[serde(rename = "type")]
+    pub transfer_type: TransferType,
+    pub recurrent: bool,
+    pub credit_amount: String,
+    pub credit_account: String,
+    pub short_subject: Option<String>,
+    pub qr_reference_number: Option<String>,
+    pub expiration: Timestamp,
+    pub live: bool,
+    pub used: bool,
+}
+
+/// Registrations, live and expired, a page at a time.
+pub fn list(db: &Db<'_>, page: &Page, now_s: i64) -> Result<Vec<RegistrationEntry>, StoreError> {
+    let sql = format!(
+        "SELECT registration_id, authorization_pub, account_pub, type, recurrent, credit_amount, credit_account,
+                short_subject, qr_reference, expiration_s, used_us IS NOT NULL
+         FROM registrations WHERE {} ORDER BY registration_id {} LIMIT ?2",
+        page.condition("registration_id", "?1"),
+        page.order()
+    );
+    db.query_all(&sql, params![page.start, page.limit], |r| {
+        let expiration_s: i64 = r.get(9)?;
+        Ok(RegistrationEntry {
+            row_id: r.get(0)?,
+            authorization_pub: r.get(1)?,
+            account_pub: r.get(2)?,
+            transfer_type: r.get(3)?,
+            recurrent: r.get(4)?,
+            credit_amount: r.get(5)?,
+            credit_account: r.get(6)?,
+            short_subject: r.get(7)?,
+            qr_reference_number: r.get(8)?,
+            expiration: Timestamp::from_secs(u64::try_from(expiration_s).unwrap_or(0)),
+            live: expiration_s > now_s,
+            used: r.get(10)?,
+        })
+    })
+}
+
+/// The live registration a transfer maps to.
+#[derive(Debug, Clone)]
+pub struct LiveRegistration {
+    pub registration_id: i64,
+    pub authorization_pub: EddsaPublicKey,
+    pub account_pub: EddsaPublicKey,
+    pub transfer_type: TransferType,
+    pub recurrent: bool,
+    pub used: bool,
+}
+
+/// What identifies a registration in an incoming transfer.
+#[derive(Debug, Clone, Copy)]
+pub enum LiveKey<'a> {
+    AuthorizationPub(&'a EddsaPublicKey),
+    ShortSubject(&'a str),
+    QrReference(&'a str),
+}
+
+/// Finds the live registration a transfer names.
+pub fn find_live(db: &Db<'_>, key: LiveKey<'_>, now_s: i64) -> Result<Option<LiveRegistration>, StoreError> {
+    const COLUMNS: &str =
+        "registration_id, authorization_pub, account_pub, type, recurrent, used_us IS NOT NULL";
+    let map = |r: &rusqlite::Row<'_>| {
+        Ok(LiveRegistration {
+            registration_id: r.get(0)?,
+            authorization_pub: r.get(1)?,
+            account_pub: r.get(2)?,
+            transfer_type: r.get(3)?,
+            recurrent: r.get(4)?,
+            used: r.get(5)?,
+        })
+    };
+    match key {
+        LiveKey::AuthorizationPub(k) => db.query_optional(
+            &format!(
+                "SELECT {COLUMNS} FROM registrations WHERE authorization_pub = ?1 AND expiration_s > ?2"
+            ),
+            params![k, now_s],
+            map,
+        ),
+        LiveKey::ShortSubject(s) => db.query_optional(
+            &format!("SELECT {COLUMNS} FROM registrations WHERE short_subject = ?1 AND expiration_s > ?2"),
+            params![s, now_s],
+            map,
+        ),
+        LiveKey::QrReference(s) => db.query_optional(
+            &format!("SELECT {COLUMNS} FROM registrations WHERE qr_reference = ?1 AND expiration_s > ?2"),
+            params![s, now_s],
+            map,
+        ),
+    }
+}
+
+/// Records that a one-shot registration was used by a credited transfer.
+pub fn mark_used(tx: &WriteTx<'_>, registration_id: i64, now_us: i64) -> Result<(), StoreError> {
+    tx.execute(
+        "UPDATE registrations SET used_us = ?2 WHERE registration_id = ?1 AND recurrent = 0",
+        params![registration_id, now_us],
+    )?;
+    Ok(())
+}

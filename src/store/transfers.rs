@@ -1,0 +1,116 @@
+//! The wire-gateway simulation's incoming transfers, credited or bounced.
+//!
+//! A reserve key is never credited twice, whatever the path: a UNIQUE index
+//! enforces it, not only a check.
+
+use rusqlite::params;
+use serde::Serialize;
+
+use super::registrations::{self, LiveRegistration, TransferType};
+use super::{Db, Page, StoreError, WriteTx};
+use crate::crypto::EddsaPublicKey;
+use crate::timestamp::Timestamp;
+
+/// A transfer to record.
+pub struct Incoming {
+    pub date_us: i64,
+    pub amount: String,
+    pub debit_account: String,
+    pub credit_account: String,
+    /// The subject as typed (`add-incoming-subject`); none for `add-mapped`.
+    pub subject: Option<String>,
+}
+
+/// Whether a reserve key was credited already.
+pub fn is_reserve_credited(db: &Db<'_>, account_pub: &EddsaPublicKey) -> Result<bool, StoreError> {
+    Ok(db
+        .query_optional(
+            "SELECT 1 FROM incoming_transfers WHERE account_pub = ?1 AND status = 'credited' AND type = 'RESERVE'",
+            [account_pub],
+            |_| Ok(()),
+        )?
+        .is_some())
+}
+
+/// Records a credited transfer and marks a one-shot registration used; returns the row id.
+pub fn credit(
+    tx: &WriteTx<'_>,
+    t: &Incoming,
+    transfer_type: TransferType,
+    account_pub: &EddsaPublicKey,
+    registration: Option<&LiveRegistration>,
+) -> Result<i64, StoreError> {
+    tx.execute(
+        "INSERT INTO incoming_transfers (date_us, amount, debit_account, credit_account, subject, status, type,
+           account_pub, authorization_pub, registration_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'credited', ?6, ?7, ?8, ?9)",
+        params![
+            t.date_us,
+            t.amount,
+            t.debit_account,
+            t.credit_account,
+            t.subject,
+            transfer_type.wire_name(),
+            account_pub,
+            registration.map(|r| r.authorization_pub),
+            registration.map(|r| r.registration_id)
+        ],
+    )?;
+    let row_id = tx.last_insert_rowid();
+    if let Some(r) = registration {
+        registrations::mark_used(tx, r.registration_id, t.date_us)?;
+    }
+    Ok(row_id)
+}
+
+/// Records a bounced transfer with its reason; returns the row id.
+pub fn bounce(tx: &WriteTx<'_>, t: &Incoming, reason: &str) -> Result<i64, StoreError> {
+    tx.execute(
+        "INSERT INTO incoming_transfers (date_us, amount, debit_account, credit_account, subject, status, bounce_reason)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'bounced', ?6)",
+        params![t.date_us, t.amount, t.debit_account, t.credit_account, t.subject, reason],
+    )?;
+    Ok(tx.last_insert_rowid())
+}
+
+/// One credited transfer of the incoming history (upstream's `IncomingBankTransaction`).
+#[derive(Debug, Clone, Serialize)]
+pub struct IncomingTransaction {
+    #[serde(rename = "type")]
+    pub transfer_type: String,
+    pub row_id: i64,
+    pub date: Timestamp,
+    pub amount: String,
+    pub debit_account: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reserve_pub: Option<EddsaPublicKey>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account_pub: Option<EddsaPublicKey>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authorization_pub: Option<EddsaPublicKey>,
+}
+
+/// Credited transfers, a page at a time.
+pub fn history(db: &Db<'_>, page: &Page) -> Result<Vec<IncomingTransaction>, StoreError> {
+    let sql = format!(
+        "SELECT row_id, date_us, amount, debit_account, type, account_pub, authorization_pub
+         FROM incoming_transfers WHERE status = 'credited' AND {} ORDER BY row_id {} LIMIT ?2",
+        page.condition("row_id", "?1"),
+        page.order()
+    );
+    db.query_all(&sql, params![page.start, page.limit], |r| {
+        let transfer_type: String = r.get(4)?;
+        let key: EddsaPublicKey = r.get(5)?;
+        let reserve = transfer_type == "RESERVE";
+        Ok(IncomingTransaction {
+            row_id: r.get(0)?,
+            date: Timestamp::from_unix_micros(r.get(1)?),
+            amount: r.get(2)?,
+            debit_account: r.get(3)?,
+            reserve_pub: reserve.then_some(key),
+            account_pub: (!reserve).then_some(key),
+            authorization_pub: r.get(6)?,
+            transfer_type,
+        })
+    })
+}
