@@ -375,10 +375,19 @@ fn check_paths(settings: &Settings) -> Result<(), ServeError> {
     Ok(())
 }
 
-/// Binds, resolves keys and token, opens the database and serves until
-/// SIGINT or SIGTERM. Every setting is checked, and the listener bound,
-/// before any file is created.
-pub async fn serve(settings: Settings) -> Result<(), ServeError> {
+/// A server ready to serve: bound, with its database open.
+pub struct Started {
+    pub listener: Listener,
+    pub state: AppState,
+    /// Whether the master key and token files were created just now.
+    pub key_created: bool,
+    pub token_created: bool,
+}
+
+/// Everything `serve` does before serving, with the clock given (tests move
+/// it): checks every setting and binds before any file is created, then
+/// resolves keys and token and opens (creating or migrating) the database.
+pub async fn start(settings: Settings, clock: Clock) -> Result<Started, ServeError> {
     check_paths(&settings)?;
     let listener = Listener::bind(&settings.listen)
         .await
@@ -392,19 +401,28 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
         .await
         .map_err(|e| io::Error::other(e.to_string()))?
         .map_err(store_error)?;
-    let clock = Clock::with_offset(settings.timetravel);
     api::kyc_bulk::on_start(&store, &settings, &clock).await.map_err(store_error)?;
-
     let base_url = match &settings.base_url {
         Some(u) => u.clone(),
         None => listener.url()?,
     };
+    let state =
+        Arc::new(AppContext { clock, settings, master_pub, token, store, base_url, started: Instant::now() });
+    Ok(Started { listener, state, key_created, token_created })
+}
+
+/// Starts, prints the summary, and serves until SIGINT or SIGTERM.
+pub async fn serve(settings: Settings) -> Result<(), ServeError> {
+    let clock = Clock::with_offset(settings.timetravel);
+    let Started { listener, state, key_created, token_created } = start(settings, clock).await?;
+    let settings = &state.settings;
     eprintln!("taler-lite {}", env!("CARGO_PKG_VERSION"));
-    eprintln!("  base URL:          {base_url}");
+    eprintln!("  base URL:          {}", state.base_url);
     eprintln!("  database:          {}", settings.database.display());
     eprintln!("  currency:          {}", settings.currency);
     eprintln!(
-        "  master public key: {master_pub}{}",
+        "  master public key: {}{}",
+        state.master_pub,
         if key_created {
             format!(" (new development key, private key in {})", settings.master_key_file.display())
         } else {
@@ -412,7 +430,7 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
         }
     );
     if token_created {
-        eprintln!("  operator token:    {token} (new, saved in {})", settings.token_file.display());
+        eprintln!("  operator token:    {} (new, saved in {})", state.token, settings.token_file.display());
     } else if settings.token.is_some() {
         eprintln!("  operator token:    as configured");
     } else {
@@ -423,16 +441,7 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
     }
     // Last, so that whoever waits for this line has seen the summary.
     eprintln!("  listening on {}", listener.url()?);
-
-    let state = Arc::new(AppContext {
-        clock,
-        settings,
-        master_pub,
-        token,
-        store: store.clone(),
-        base_url,
-        started: Instant::now(),
-    });
+    let store = state.store.clone();
     run(listener, state, shutdown_signal()).await?;
     tokio::task::spawn_blocking(move || store.close()).await.map_err(|e| io::Error::other(e.to_string()))?;
     log::info!("database closed");

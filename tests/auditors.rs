@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{TestServer, run_cli, vectors};
+use common::{Http, run_cli, vectors};
 use serde_json::{Value, json};
 use taler_lite::crypto::{
     EddsaPrivateKey, EddsaPublicKey, MasterAddAuditorPS, MasterDelAuditorPS, SignedStruct,
@@ -30,22 +30,22 @@ fn fresh_key() -> EddsaPrivateKey {
 }
 
 /// A server whose master key is a fresh one the test holds.
-fn server_with_master() -> (TestServer, EddsaPrivateKey) {
+async fn server_with_master() -> (common::TestApp, EddsaPrivateKey) {
     let master = fresh_key();
-    let server = TestServer::start(&["--master-public-key", &master.public_key().to_string()]);
+    let server = common::spawn_app(&["--master-public-key", &master.public_key().to_string()]).await;
     (server, master)
 }
 
-async fn active_auditors(server: &TestServer) -> Vec<Value> {
+async fn active_auditors(server: &Http) -> Vec<Value> {
     let answer = server.get("auditors").await;
     assert_eq!(answer.status, 200);
     answer.json()["auditors"].as_array().unwrap().clone()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_vector_sequence_of_the_c_library() {
     let v = vectors("auditors.json");
-    let server = TestServer::start(&["--master-public-key", v["master_pub"].as_str().unwrap()]);
+    let server = common::spawn_app(&["--master-public-key", v["master_pub"].as_str().unwrap()]).await;
     let disable_path = format!(
         "management/auditors/{}/disable",
         v["disable_t1700000050"]["path_auditor_pub"].as_str().unwrap()
@@ -74,9 +74,9 @@ async fn the_vector_sequence_of_the_c_library() {
     assert_eq!(auditors[0]["auditor_url"], "https://auditor.example.com/");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signatures_bind_key_url_and_time_but_not_the_name() {
-    let (server, master) = server_with_master();
+    let (server, master) = server_with_master().await;
     for round in 0..8u64 {
         let auditor = fresh_key().public_key();
         let t = 1_700_000_000 + round * 1000;
@@ -108,9 +108,9 @@ async fn signatures_bind_key_url_and_time_but_not_the_name() {
     assert_eq!(active_auditors(&server).await.len(), 8);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn disable_checks_in_order() {
-    let (server, master) = server_with_master();
+    let (server, master) = server_with_master().await;
     let auditor = fresh_key().public_key();
     let t = 1_700_000_000;
 
@@ -152,9 +152,9 @@ async fn disable_checks_in_order() {
     assert_eq!(answer.headers["allow"], "POST, OPTIONS");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_bodies_are_named_and_store_nothing() {
-    let (server, master) = server_with_master();
+    let (server, master) = server_with_master().await;
     let auditor = fresh_key().public_key();
     let good = enable_body(&master, &auditor, "https://a.example/", "A", 1_700_000_000);
     let cases: Vec<(&str, Value, u64)> = vec![
@@ -198,9 +198,9 @@ async fn malformed_bodies_are_named_and_store_nothing() {
     assert_eq!(server.post_json("management/auditors", &never).await.status, 204);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_changes_end_in_the_latest_state() {
-    let (server, master) = server_with_master();
+    let (server, master) = server_with_master().await;
     let auditor = fresh_key().public_key();
     let path = format!("management/auditors/{auditor}/disable");
     let base = 1_700_000_000u64;
@@ -245,9 +245,9 @@ async fn concurrent_changes_end_in_the_latest_state() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn offline_cli_signs_and_uploads_against_the_development_key() {
-    let server = TestServer::start(&[]);
+    let server = common::spawn_app(&[]).await;
     let auditor = fresh_key().public_key().to_string();
     let db = server.db.to_str().unwrap().to_owned();
     let enable = |extra: &[&str]| {

@@ -4,7 +4,7 @@ mod common;
 
 use std::collections::HashSet;
 
-use common::{TestServer, vectors};
+use common::{Http, vectors};
 use serde_json::{Value, json};
 use taler_lite::crypto::{EddsaPrivateKey, EddsaPublicKey};
 
@@ -62,24 +62,24 @@ fn subject_of(answer: &Value, kind: &str) -> Option<Value> {
     answer["subjects"].as_array().unwrap().iter().find(|s| s["type"] == kind).cloned()
 }
 
-async fn register(server: &TestServer, body: &Value) -> common::Answer {
+async fn register(server: &Http, body: &Value) -> common::Answer {
     server.post_json("taler-prepared-transfer/registration", body).await
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn config_lists_the_formats() {
-    let server = TestServer::start(&["--subject-formats", "CH_QR_BILL,SIMPLE"]);
+    let server = common::spawn_app(&["--subject-formats", "CH_QR_BILL,SIMPLE"]).await;
     let config = server.get("taler-prepared-transfer/config").await.json();
     assert_eq!(config["name"], "taler-prepared-transfer");
     assert_eq!(config["currency"], "KUDOS");
     assert_eq!(config["supported_formats"], json!(["SIMPLE", "CH_QR_BILL"]));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vectors_give_exactly_their_subjects() {
     let v = vectors("prepared-transfer.json");
-    let full = TestServer::start(&[]);
-    let short = TestServer::start(&["--simple-subject", "short", "--qr-reference-prefix", "123456"]);
+    let full = common::spawn_app(&[]).await;
+    let short = common::spawn_app(&["--simple-subject", "short", "--qr-reference-prefix", "123456"]).await;
     for r in v["registrations"].as_array().unwrap() {
         let auth = key(r["authorization_seed"].as_str().unwrap());
         assert_eq!(auth.public_key().to_string(), r["authorization_pub"]);
@@ -119,7 +119,7 @@ async fn vectors_give_exactly_their_subjects() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_unregistration_vector_is_accepted() {
     let v = vectors("prepared-transfer.json");
     let u = &v["unregistration"];
@@ -131,7 +131,7 @@ async fn the_unregistration_vector_is_accepted() {
     .unix_timestamp();
     // Shift the server's clock to one minute before the vector's timestamp.
     let shift = signed_at - 60 - time::OffsetDateTime::now_utc().unix_timestamp();
-    let server = TestServer::start(&["--timetravel", &shift.to_string()]);
+    let server = common::spawn_app(&["--timetravel", &shift.to_string()]).await;
     let auth = key(u["authorization_seed"].as_str().unwrap());
     assert_eq!(register(&server, &one_shot(&auth)).await.status, 200);
     let body = json!({
@@ -144,9 +144,9 @@ async fn the_unregistration_vector_is_accepted() {
     assert_eq!(server.count("registrations"), 0);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registration_statuses() {
-    let server = TestServer::start(&["--simple-subject", "short"]);
+    let server = common::spawn_app(&["--simple-subject", "short"]).await;
     let auth = fresh();
     let good = one_shot(&auth);
 
@@ -208,7 +208,7 @@ async fn registration_statuses() {
     // Replacement with different fields: new data, renewed expiration.
     let mut changed = good.clone();
     changed["credit_amount"] = json!("KUDOS:20");
-    std::thread::sleep(std::time::Duration::from_millis(1100));
+    server.advance(std::time::Duration::from_secs(2));
     let replaced = register(&server, &changed).await;
     assert_eq!(replaced.status, 200);
     let (a, b) = (first.json(), replaced.json());
@@ -229,9 +229,9 @@ async fn registration_statuses() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unregistration_statuses() {
-    let server = TestServer::start(&[]);
+    let server = common::spawn_app(&[]).await;
     let auth = fresh();
     let path = "taler-prepared-transfer/unregistration";
     server.post_json(path, &unregistration(&auth, &rfc3339(0))).await.expect_error(404, 5162);
@@ -256,10 +256,10 @@ async fn unregistration_statuses() {
     server.post_json(path, &unregistration(&auth, &rfc3339(3))).await.expect_error(404, 5162);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_colliding_registrations_never_share_a_subject() {
     // One character: 36 possible short subjects, so collisions are certain.
-    let server = TestServer::start(&ONE_CHARACTER_SUBJECTS);
+    let server = common::spawn_app(&ONE_CHARACTER_SUBJECTS).await;
     let bodies: Vec<Value> = (0..120).map(|_| one_shot(&fresh())).collect();
     let answers = futures_util::future::join_all(bodies.iter().map(|b| register(&server, b))).await;
     let mut winners = HashSet::new();
@@ -282,7 +282,7 @@ async fn concurrent_colliding_registrations_never_share_a_subject() {
     assert_eq!(server.count("registrations") as usize, winners.len());
 }
 
-async fn credit_by_subject(server: &TestServer, subject: &str) -> Value {
+async fn credit_by_subject(server: &Http, subject: &str) -> Value {
     let answer = server
         .post_private(
             "taler-wire-gateway/admin/add-incoming-subject",
@@ -293,15 +293,15 @@ async fn credit_by_subject(server: &TestServer, subject: &str) -> Value {
     answer.json()
 }
 
-async fn history(server: &TestServer) -> Vec<Value> {
+async fn history(server: &Http) -> Vec<Value> {
     let answer = server.get_private("taler-wire-gateway/history/incoming?limit=100").await;
     assert_eq!(answer.status, 200, "{}", String::from_utf8_lossy(&answer.body));
     answer.json()["incoming_transactions"].as_array().unwrap().clone()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_shot_end_to_end() {
-    let server = TestServer::start(&["--simple-subject", "short"]);
+    let server = common::spawn_app(&["--simple-subject", "short"]).await;
     let auth = fresh();
     let account = fresh().public_key();
     let answer = register(&server, &registration(&auth, &account, "reserve", false, "KUDOS:10")).await;
@@ -347,9 +347,9 @@ async fn one_shot_end_to_end() {
     assert_eq!(history(&server).await.len(), 2);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recurrent_registrations_follow_the_current_account() {
-    let server = TestServer::start(&[]);
+    let server = common::spawn_app(&[]).await;
     let auth = fresh();
     for round in 0..3 {
         let account = fresh().public_key();
@@ -379,10 +379,10 @@ async fn recurrent_registrations_follow_the_current_account() {
     unknown.expect_error(409, 5162);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expiry_frees_subjects_and_bounces_late_transfers() {
     let server =
-        TestServer::start(&[&ONE_CHARACTER_SUBJECTS[..], &["--registration-lifetime", "2s"]].concat());
+        common::spawn_app(&[&ONE_CHARACTER_SUBJECTS[..], &["--registration-lifetime", "2s"]].concat()).await;
     let first = fresh();
     let a = register(&server, &one_shot(&first)).await.json();
     let subject = subject_of(&a, "SIMPLE").unwrap()["subject"].as_str().unwrap().to_owned();
@@ -394,7 +394,7 @@ async fn expiry_frees_subjects_and_bounces_late_transfers() {
         }
     };
     register(&server, &one_shot(&second)).await.expect_error(409, 5159);
-    tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
+    server.advance(std::time::Duration::from_secs(3));
     let late = credit_by_subject(&server, &subject).await;
     assert_eq!(late["status"], "bounced", "{late}");
     let b = register(&server, &one_shot(&second)).await;
@@ -402,9 +402,9 @@ async fn expiry_frees_subjects_and_bounces_late_transfers() {
     assert_eq!(subject_of(&b.json(), "SIMPLE").unwrap()["subject"], subject);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operator_routes_need_the_token() {
-    let server = TestServer::start(&[]);
+    let server = common::spawn_app(&[]).await;
     for path in ["taler-wire-gateway/history/incoming", "private/registrations"] {
         server.get(path).await.expect_error(401, 40);
         let wrong =
@@ -421,9 +421,9 @@ async fn operator_routes_need_the_token() {
     assert_eq!(list["registrations"][0]["live"], true);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_registers_lists_and_unregisters_at_once() {
-    let server = TestServer::start(&[]);
+    let server = common::spawn_app(&[]).await;
     let dir = server.path().to_owned();
     let db = server.db.to_str().unwrap().to_owned();
     let out = common::run_cli(
@@ -466,9 +466,9 @@ async fn cli_registers_lists_and_unregisters_at_once() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_the_token_not_even_the_methods_are_told() {
-    let server = TestServer::start(&[]);
+    let server = common::spawn_app(&[]).await;
     for path in [
         "private/registrations",
         "private/kyc-bulk",

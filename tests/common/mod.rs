@@ -1,5 +1,10 @@
-//! Starts the real `taler-lite` binary on a free port with a temporary database
-//! and talks HTTP to it.
+//! Test harnesses that talk real HTTP to a real server:
+//! - [`spawn_app`]: the server in this process (the library's `server::start`
+//!   and `run`, exactly what `serve` runs) on a free port, with a clock the
+//!   test can move: expirations are reached by advancing it, not by sleeping;
+//! - [`TestServer`]: the real binary as a child process, where a process is
+//!   the point (`kill -9`, a full disk, start-up, signals).
+//! Both offer the same client, [`Http`], through `Deref`.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
@@ -14,16 +19,113 @@ use tempfile::TempDir;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_taler-lite");
 
-/// A running server and what a test needs to reach it.
-pub struct TestServer {
+/// What a test needs to reach a server, and the requests it makes.
+pub struct Http {
     /// Base URL with a trailing slash.
     pub url: String,
-    pub dir: Arc<TempDir>,
     pub db: PathBuf,
     pub token: String,
     pub client: reqwest::Client,
+}
+
+/// A running server (child process) and what a test needs to reach it.
+pub struct TestServer {
+    http: Http,
+    pub dir: Arc<TempDir>,
     child: Child,
     log: Arc<Mutex<String>>,
+}
+
+impl std::ops::Deref for TestServer {
+    type Target = Http;
+
+    fn deref(&self) -> &Http {
+        &self.http
+    }
+}
+
+/// The server in this process, with a clock the test moves.
+pub struct TestApp {
+    http: Http,
+    pub dir: Arc<TempDir>,
+    pub clock: taler_lite::clock::Clock,
+    pub state: taler_lite::app::AppState,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    serving: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl std::ops::Deref for TestApp {
+    type Target = Http;
+
+    fn deref(&self) -> &Http {
+        &self.http
+    }
+}
+
+/// Starts the server in this process on a fresh database, with `serve` flags
+/// parsed as the binary parses them. Call from a `#[tokio::test]`.
+pub async fn spawn_app(args: &[&str]) -> TestApp {
+    let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
+    spawn_app_in(dir, args).await
+}
+
+/// [`spawn_app`] on the database in `dir`.
+pub async fn spawn_app_in(dir: Arc<TempDir>, args: &[&str]) -> TestApp {
+    use clap::Parser;
+    use taler_lite::cli::{Cli, Command};
+    let db = dir.path().join("taler-lite.sqlite3");
+    let mut argv: Vec<String> = vec!["taler-lite".into(), "--database".into(), db.display().to_string()];
+    argv.extend(["serve", "--listen", "127.0.0.1:0"].map(String::from));
+    argv.extend(args.iter().map(|a| a.to_string()));
+    let cli = Cli::try_parse_from(&argv).unwrap_or_else(|e| panic!("{e}"));
+    let Command::Serve(serve_args) = cli.command else { unreachable!() };
+    let settings = taler_lite::config::Settings::resolve(&cli.global, &serve_args, &Default::default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let clock = taler_lite::clock::Clock::with_offset(settings.timetravel);
+    let started = taler_lite::server::start(settings, clock.clone()).await.unwrap_or_else(|e| panic!("{e}"));
+    let url = started.listener.url().expect("url");
+    let state = started.state.clone();
+    let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(async move {
+        let _ = taler_lite::run(started.listener, started.state, async move {
+            let _ = stop.await;
+        })
+        .await;
+    });
+    let http = Http { url, db, token: state.token.clone(), client: reqwest::Client::new() };
+    TestApp { http, dir, clock, state, shutdown: Some(shutdown), serving: Some(serving) }
+}
+
+impl TestApp {
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Moves the server's clock forward.
+    pub fn advance(&self, by: Duration) {
+        self.clock.advance(by);
+    }
+
+    /// Stops serving and closes the database (in-flight requests finish first).
+    pub async fn stop(mut self) -> Arc<TempDir> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(serving) = self.serving.take() {
+            let _ = serving.await;
+        }
+        let store = self.state.store.clone();
+        tokio::task::spawn_blocking(move || store.close()).await.expect("close");
+        self.dir.clone()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
 }
 
 /// A test's answer: status, headers and body.
@@ -118,7 +220,7 @@ impl TestServer {
             .map(|t| t.trim().to_owned())
             .unwrap_or_default();
         let client = reqwest::Client::builder().build().expect("client");
-        Ok(TestServer { url, dir, db, token, client, child, log })
+        Ok(TestServer { http: Http { url, db, token, client }, dir, child, log })
     }
 
     pub fn path(&self) -> &Path {
@@ -147,7 +249,9 @@ impl TestServer {
         let status = self.child.wait().expect("wait");
         (status, self.dir.clone())
     }
+}
 
+impl Http {
     pub fn endpoint(&self, path: &str) -> String {
         format!("{}{}", self.url, path.trim_start_matches('/'))
     }

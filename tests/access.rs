@@ -1,0 +1,132 @@
+//! Access, CORS and methods of every route, taken from the route table itself:
+//! a route added to the table is covered here without editing this file.
+
+mod common;
+
+use common::{Http, spawn_app};
+use reqwest::Method;
+use taler_lite::http::{Access, Route};
+
+/// The route's path with every `{segment}` filled with a well-formed value
+/// (a 52-character key or a 103-character hash).
+fn example_path(route: &Route) -> String {
+    route
+        .pattern()
+        .split('/')
+        .map(|segment| match segment {
+            "{h_body}" => "0".repeat(103),
+            s if s.starts_with('{') => "0".repeat(52),
+            s => s.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+fn has_cors(headers: &reqwest::header::HeaderMap) -> bool {
+    headers.keys().any(|k| k.as_str().starts_with("access-control-"))
+}
+
+async fn request(server: &Http, method: Method, path: &str, auth: Option<&str>) -> common::Answer {
+    let mut builder =
+        server.client.request(method, server.endpoint(path)).header("Origin", "https://wallet.example");
+    if let Some(auth) = auth {
+        builder = builder.header("Authorization", auth);
+    }
+    server.send(builder).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_routes_need_the_token_and_send_no_cors() {
+    let server = spawn_app(&[]).await;
+    let token = server.token.clone();
+    let table = taler_lite::api::route_table();
+    let mut operator_routes = 0;
+    for route in table.iter().filter(|r| r.access() == Access::Operator) {
+        operator_routes += 1;
+        let path = example_path(route);
+        let wrong_scheme = format!("Basic {token}");
+        for auth in [None, Some("Bearer wrong"), Some(wrong_scheme.as_str()), Some("Bearer")] {
+            for method in [route.method().clone(), Method::OPTIONS, Method::DELETE] {
+                let answer = request(&server, method.clone(), &path, auth).await;
+                answer.expect_error(401, 40);
+                assert!(!has_cors(&answer.headers), "{method} {path}: CORS on an operator route");
+                assert!(
+                    answer.headers.get("allow").is_none(),
+                    "{method} {path} tells its methods without a token"
+                );
+            }
+        }
+        // The scheme is case-insensitive (RFC 9110).
+        for scheme in ["Bearer", "bearer", "BEARER"] {
+            let answer =
+                request(&server, route.method().clone(), &path, Some(&format!("{scheme} {token}"))).await;
+            assert_ne!(answer.status, 401, "{scheme} refused on {path}");
+            assert!(!has_cors(&answer.headers), "{path}: CORS on an operator route");
+        }
+        // With the token, a pre-flight is just a method the route lacks.
+        let answer = request(&server, Method::OPTIONS, &path, Some(&format!("Bearer {token}"))).await;
+        answer.expect_error(405, 20);
+        assert!(!has_cors(&answer.headers));
+        let allow = answer.headers["allow"].to_str().unwrap().to_owned();
+        assert!(allow.contains(route.method().as_str()), "{path}: Allow {allow}");
+    }
+    assert!(operator_routes >= 8, "the table has {operator_routes} operator routes");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn public_routes_answer_the_cors_preflight_and_carry_cors() {
+    let server = spawn_app(&[]).await;
+    for route in taler_lite::api::route_table().iter().filter(|r| r.access() == Access::Public) {
+        let path = example_path(route);
+        let preflight = server
+            .send(
+                server
+                    .client
+                    .request(Method::OPTIONS, server.endpoint(&path))
+                    .header("Origin", "https://wallet.example")
+                    .header("Access-Control-Request-Method", route.method().as_str())
+                    .header("Access-Control-Request-Headers", "content-type, taler-extern-signature"),
+            )
+            .await;
+        assert_eq!(preflight.status, 204, "pre-flight of {path}");
+        let h = &preflight.headers;
+        assert_eq!(h["access-control-allow-origin"], "*", "{path}");
+        assert_eq!(h["access-control-allow-headers"], "*", "{path}");
+        let methods = h["access-control-allow-methods"].to_str().unwrap();
+        assert!(methods.contains(route.method().as_str()), "{path}: {methods}");
+        // The request itself, answered whatever its status, carries CORS too.
+        let answer = request(&server, route.method().clone(), &path, None).await;
+        assert_eq!(answer.headers["access-control-allow-origin"], "*", "{} {path}", route.method());
+        // A method the route lacks: 405 naming the methods, still readable cross-origin.
+        let answer = request(&server, Method::PUT, &path, None).await;
+        answer.expect_error(405, 20);
+        assert_eq!(answer.headers["access-control-allow-origin"], "*");
+        assert!(answer.headers["allow"].to_str().unwrap().contains(route.method().as_str()));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn head_answers_every_get_route_with_the_get_status_and_headers() {
+    let server = spawn_app(&[]).await;
+    let auth = format!("Bearer {}", server.token);
+    for route in taler_lite::api::route_table().iter().filter(|r| r.method() == Method::GET) {
+        let path = example_path(route);
+        let get = request(&server, Method::GET, &path, Some(&auth)).await;
+        let head = request(&server, Method::HEAD, &path, Some(&auth)).await;
+        assert_eq!(head.status, get.status, "HEAD {path}");
+        assert!(head.body.is_empty(), "HEAD {path} sent a body");
+        for name in ["content-type", "content-length", "etag", "access-control-allow-origin"] {
+            assert_eq!(head.headers.get(name), get.headers.get(name), "HEAD {path}: {name}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_paths_are_error_details() {
+    let server = spawn_app(&[]).await;
+    for path in ["nothing", "private/nothing", "config/", "kyc-bulk", "kyc-bulk/a/b"] {
+        server.get(path).await.expect_error(404, 21);
+    }
+    // A request line without a leading slash never reaches the application as
+    // such: hyper refuses it (README, "Known limits").
+}
