@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
-use super::CliError;
+use super::{CliError, escape};
 use crate::api::auditors::{AuditorSetupMessage, AuditorTeardownMessage};
 use crate::clock::Clock;
 use crate::config::{self, FileConfig, GlobalArgs};
@@ -145,14 +145,14 @@ async fn deliver(args: &SigningArgs, path: &str, body: &serde_json::Value) -> Re
         .json(body)
         .send()
         .await
-        .map_err(|e| CliError::Http(format!("POST {url}: {e}")))?;
+        .map_err(|e| CliError::Http(format!("POST {url}: {}", super::error_chain(&e))))?;
     let status = response.status();
-    let text = response.text().await.unwrap_or_default();
+    let body = response.bytes().await.unwrap_or_default();
     if status.is_success() {
         eprintln!("POST {url}: {status}");
         Ok(())
     } else {
-        Err(CliError::Http(format!("POST {url}: {status}: {text}")))
+        Err(CliError::Http(format!("POST {url}: {}", super::describe_answer(status.as_u16(), &body))))
     }
 }
 
@@ -176,8 +176,8 @@ pub async fn auditors_command(
                     } else {
                         row.last_change_s.to_string()
                     },
-                    row.auditor_url,
-                    row.auditor_name
+                    escape(&row.auditor_url),
+                    escape(&row.auditor_name)
                 );
             }
             store.close();

@@ -2,13 +2,15 @@
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use futures_util::StreamExt;
 use sha2::{Digest, Sha512};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::CliError;
+use super::upload::{self, Failure};
+use super::{CliError, escape};
 use crate::clock::Clock;
 use crate::config::{self, FileConfig, GlobalArgs};
 use crate::crypto::{EddsaPublicKey, ExternKycDataBulkBindingPS, HashCode, SignedStruct};
@@ -62,9 +64,15 @@ pub struct ClientKycBulkArgs {
     pub payto: String,
     /// The file to upload
     pub file: PathBuf,
-    /// Exchange base URL
+    /// Exchange base URL. With http:// the body is sent only once the server
+    /// asks for it (`Expect: 100-continue`); https:// goes through a general
+    /// HTTP library that sends the body at once
     #[arg(long, default_value = super::DEFAULT_URL)]
     pub url: String,
+    /// Attempts after the first on a 5xx answer or a connection failure, with
+    /// back-off from 200 ms, doubling up to 10 s
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub retries: u32,
 }
 
 pub async fn extern_command(
@@ -94,7 +102,8 @@ pub async fn extern_command(
             let keys = store.read(extern_keys::list).await?;
             println!("{:<52}  {:<8}  NAME", "EXTERN_PUB", "STATE");
             for k in keys {
-                println!("{}  {:<8}  {}", k.extern_pub, if k.active { "active" } else { "disabled" }, k.name);
+                let state = if k.active { "active" } else { "disabled" };
+                println!("{}  {:<8}  {}", k.extern_pub, state, escape(&k.name));
             }
             Ok(())
         }
@@ -142,7 +151,11 @@ pub async fn kyc_bulk_command(
                     for u in rows {
                         println!(
                             "{}  {:>12}  {:<20}  {:<16}  {}",
-                            u.h_body, u.size, u.content_type, u.extern_name, u.payto
+                            u.h_body,
+                            u.size,
+                            escape(&u.content_type),
+                            escape(&u.extern_name),
+                            escape(&u.payto)
                         );
                     }
                 },
@@ -178,11 +191,19 @@ async fn export(store: &Store, h_body: &str, output: &Path) -> Result<(), CliErr
     if HashCode::from_bytes(digest) != h {
         return Err(CliError::Failed("the stored body does not match its hash".into()));
     }
-    eprintln!("wrote {} ({size} bytes, {content_type})", output.display());
+    eprintln!("wrote {} ({size} bytes, {})", output.display(), escape(&content_type));
     Ok(())
 }
 
-/// `client kyc-bulk`: hash the file, sign, upload it streamed with the hash header.
+/// First pause between attempts; it doubles up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+/// `client kyc-bulk`: hash the file, sign, upload it with the hash header.
+///
+/// The upload is idempotent (the server keys it by body hash and customer), so
+/// a 5xx or a broken connection is simply tried again; 412 means an earlier
+/// attempt, or an earlier run, already got the body there.
 pub async fn client_upload(args: ClientKycBulkArgs) -> Result<(), CliError> {
     let key = config::read_master_key(&args.extern_key)
         .map_err(|e| CliError::Failed(format!("--extern-key: {}", e.reason)))?;
@@ -192,6 +213,7 @@ pub async fn client_upload(args: ClientKycBulkArgs) -> Result<(), CliError> {
         mime_guess::from_path(&args.file).first().map(|m| m.essence_str().to_owned()).ok_or_else(|| {
             CliError::Failed(format!("cannot tell the type of {} from its name", args.file.display()))
         })?;
+    let target = Transport::parse(&args.url)?;
     // First pass: the hash, so that the server can refuse before the upload.
     let mut file = tokio::fs::File::open(&args.file).await?;
     let mut hasher = Sha512::new();
@@ -210,7 +232,91 @@ pub async fn client_upload(args: ClientKycBulkArgs) -> Result<(), CliError> {
     let h_body = HashCode::from_bytes(digest);
     let signature = ExternKycDataBulkBindingPS { h_body, h_payto: payto.full_hash() }.sign(&key);
 
-    let file = tokio::fs::File::open(&args.file).await?;
+    let path = format!("kyc-bulk/{}", key.public_key());
+    let url = format!("{}{path}", super::base_url(&args.url));
+    let headers = [
+        ("Content-Type", content_type.clone()),
+        ("Taler-Customer-Payto", payto.full().to_owned()),
+        ("Taler-Extern-Signature", signature.to_string()),
+        ("If-None-Match", h_body.to_string()),
+    ];
+    let mut backoff = FIRST_BACKOFF;
+    let mut attempt = 0;
+    let answer = loop {
+        let problem = match target.post_file(&path, &headers, &args.file, size).await {
+            Ok(answer) if answer.status >= 500 => super::describe_answer(answer.status, &answer.body),
+            Ok(answer) => break answer,
+            Err(Failure::Connection(problem)) => problem,
+            Err(Failure::Local(problem)) => return Err(CliError::Failed(problem)),
+        };
+        if attempt >= args.retries {
+            let tries =
+                if attempt == 0 { "1 attempt".to_owned() } else { format!("{} attempts", attempt + 1) };
+            return Err(CliError::Http(format!("POST {url}: {problem} (gave up after {tries})")));
+        }
+        attempt += 1;
+        eprintln!("POST {url}: {problem}; retry {attempt} of {} in {} ms", args.retries, backoff.as_millis());
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    };
+    match answer.status {
+        200..=299 => {
+            eprintln!("uploaded {} ({size} bytes, {content_type}), hash {h_body}", args.file.display());
+            Ok(())
+        }
+        412 => {
+            eprintln!(
+                "already uploaded: the exchange has {} for this customer, hash {h_body}",
+                args.file.display()
+            );
+            Ok(())
+        }
+        status => {
+            Err(CliError::Http(format!("POST {url}: {}", super::describe_answer(status, &answer.body))))
+        }
+    }
+}
+
+/// How an upload reaches the server: our own client for `http://` (it waits
+/// for `100 Continue`), reqwest for `https://`, as before, so that TLS stays a
+/// library's business. reqwest sends the body without waiting: there an early
+/// answer can still be lost to a reset, which then counts as a broken
+/// connection and is retried.
+enum Transport {
+    Http(upload::Target),
+    Https(String),
+}
+
+impl Transport {
+    fn parse(url: &str) -> Result<Transport, CliError> {
+        if url.get(..8).is_some_and(|s| s.eq_ignore_ascii_case("https://")) {
+            return Ok(Transport::Https(super::base_url(url)));
+        }
+        upload::Target::parse(url).map(Transport::Http).map_err(|e| CliError::Failed(format!("--url: {e}")))
+    }
+
+    async fn post_file(
+        &self,
+        path: &str,
+        headers: &[(&str, String)],
+        file: &Path,
+        size: u64,
+    ) -> Result<upload::Answer, Failure> {
+        match self {
+            Transport::Http(target) => upload::post_file(target, path, headers, file, size).await,
+            Transport::Https(base) => reqwest_post_file(&format!("{base}{path}"), headers, file, size).await,
+        }
+    }
+}
+
+async fn reqwest_post_file(
+    url: &str,
+    headers: &[(&str, String)],
+    path: &Path,
+    size: u64,
+) -> Result<upload::Answer, Failure> {
+    let file =
+        tokio::fs::File::open(path).await.map_err(|e| Failure::Local(format!("{}: {e}", path.display())))?;
     let progress = std::sync::Arc::new(std::sync::Mutex::new(Progress::new("upload", size)));
     let counted = progress.clone();
     let stream =
@@ -226,35 +332,18 @@ pub async fn client_upload(args: ClientKycBulkArgs) -> Result<(), CliError> {
                 p.add(c.len() as u64);
             }
         });
-    let url = format!("{}kyc-bulk/{}", super::base_url(&args.url), key.public_key());
-    let response = reqwest::Client::new()
-        .post(&url)
-        .header("Content-Type", &content_type)
-        .header("Content-Length", size)
-        .header("Taler-Customer-Payto", payto.full())
-        .header("Taler-Extern-Signature", signature.to_string())
-        .header("If-None-Match", h_body.to_string())
-        .header("Expect", "100-continue")
-        .body(reqwest::Body::wrap_stream(stream))
-        .send()
-        .await
-        .map_err(|e| CliError::Http(format!("POST {url}: {e}")))?;
+    let mut request = reqwest::Client::new().post(url).header("Content-Length", size);
+    for (name, value) in headers {
+        request = request.header(*name, value);
+    }
+    let sent = request.body(reqwest::Body::wrap_stream(stream)).send().await;
     if let Ok(mut p) = progress.lock() {
         p.finish();
     }
-    let status = response.status();
-    let text = response.text().await.unwrap_or_default();
-    match status.as_u16() {
-        204 => {
-            eprintln!("uploaded {} ({size} bytes, {content_type}), hash {h_body}", args.file.display());
-            Ok(())
-        }
-        412 => {
-            eprintln!("the exchange already has {} for this customer (hash {h_body})", args.file.display());
-            Ok(())
-        }
-        _ => Err(CliError::Http(format!("POST {url}: {status}: {text}"))),
-    }
+    let response = sent.map_err(|e| Failure::Connection(super::error_chain(&e)))?;
+    let status = response.status().as_u16();
+    let body = response.bytes().await.map(|b| b.to_vec()).unwrap_or_default();
+    Ok(upload::Answer { status, body })
 }
 
 /// Progress of a long operation on stderr, only when stderr is a terminal.
@@ -267,6 +356,8 @@ pub struct Progress {
 }
 
 impl Progress {
+    /// Shown only on a terminal, and only for more than 8 MiB: a short
+    /// operation needs no progress, and a pipe wants no carriage returns.
     pub fn new(label: &'static str, total: u64) -> Progress {
         Progress {
             label,
@@ -277,6 +368,7 @@ impl Progress {
         }
     }
 
+    /// Counts `n` more bytes done.
     pub fn add(&mut self, n: u64) {
         self.done += n;
         if !self.enabled {
@@ -289,6 +381,7 @@ impl Progress {
         }
     }
 
+    /// Ends the progress line; later calls do nothing.
     pub fn finish(&mut self) {
         if self.enabled && self.shown_percent.is_some() {
             eprintln!();

@@ -7,7 +7,9 @@
 pub mod auditors;
 pub mod kyc;
 pub mod registrations;
+pub mod upload;
 
+use std::borrow::Cow;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
@@ -72,19 +74,21 @@ pub enum ClientCommand {
     Unregister(registrations::UnregisterArgs),
 }
 
+/// Why a command failed: one line for the operator. Every variant is shown
+/// escaped, as messages may quote the database or a server.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
-    #[error("{0}")]
+    #[error("{}", escape(&.0.to_string()))]
     Config(#[from] ConfigError),
-    #[error("{0}")]
+    #[error("{}", escape(&.0.to_string()))]
     Serve(#[from] ServeError),
-    #[error("database: {0}")]
+    #[error("database: {}", escape(&.0.to_string()))]
     Store(#[from] StoreError),
-    #[error("{0}")]
+    #[error("{}", escape(&.0.to_string()))]
     Io(#[from] std::io::Error),
-    #[error("{0}")]
+    #[error("{}", escape(.0))]
     Http(String),
-    #[error("{0}")]
+    #[error("{}", escape(.0))]
     Failed(String),
 }
 
@@ -183,3 +187,84 @@ pub fn base_url(url: &str) -> String {
 
 /// Default server URL of the client commands.
 pub const DEFAULT_URL: &str = "http://127.0.0.1:8081/";
+
+/// Stored or received text made safe for the operator's terminal: control
+/// characters (U+0000-U+001F, U+007F-U+009F) are shown as `\u{1b}` and the
+/// like, so a name such as `"\x1b[2J"` is printed, not obeyed. Everything else,
+/// including non-ASCII text, is left as it is.
+pub fn escape(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return Cow::Borrowed(text);
+    }
+    Cow::Owned(
+        text.chars()
+            .map(|c| if c.is_control() { c.escape_unicode().to_string() } else { c.to_string() })
+            .collect(),
+    )
+}
+
+/// A server's answer as one line: the status and, for an ErrorDetail, its code,
+/// hint, detail and parameter; for any other body, its start. Escaped.
+pub fn describe_answer(status: u16, body: &[u8]) -> String {
+    let status_text = match reqwest::StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()) {
+        Some(reason) => format!("{status} {reason}"),
+        None => status.to_string(),
+    };
+    let detail = serde_json::from_slice::<serde_json::Value>(body).ok();
+    let text_of = |name: &str| detail.as_ref().and_then(|d| d[name].as_str()).filter(|s| !s.is_empty());
+    let line = match detail.as_ref().and_then(|d| d["code"].as_u64()) {
+        Some(code) => {
+            let mut line = format!("{status_text}: code {code}");
+            for (label, name) in [("", "hint"), ("", "detail"), ("parameter ", "parameter")] {
+                if let Some(text) = text_of(name) {
+                    line.push_str(&format!(": {label}{text}"));
+                }
+            }
+            line
+        }
+        None if body.is_empty() => status_text,
+        None => {
+            let text = String::from_utf8_lossy(body);
+            let start: String = text.chars().take(200).collect();
+            let cut = if start.len() < text.len() { "..." } else { "" };
+            format!("{status_text}: {}{cut}", start.trim())
+        }
+    };
+    escape(&line).into_owned()
+}
+
+/// An error with its causes, as one line: reqwest's own message ("error
+/// sending request") names no reason; the cause (refused, reset) is the news.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut line = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        line.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(escape("Acme KYC"), "Acme KYC");
+        assert!(matches!(escape("Zürich €"), Cow::Borrowed(_)));
+        assert_eq!(escape("a\x1b[2Jb\n\u{9b}\u{7f}"), "a\\u{1b}[2Jb\\u{a}\\u{9b}\\u{7f}");
+    }
+
+    #[test]
+    fn error_details_in_one_line() {
+        let body =
+            br#"{"code":1904,"hint":"unknown third party","detail":"X\u001b[2J","parameter":"EXTERN_PUB"}"#;
+        assert_eq!(
+            describe_answer(404, body),
+            "404 Not Found: code 1904: unknown third party: X\\u{1b}[2J: parameter EXTERN_PUB"
+        );
+        assert_eq!(describe_answer(502, b""), "502 Bad Gateway");
+        assert_eq!(describe_answer(500, b"oops\n"), "500 Internal Server Error: oops");
+    }
+}

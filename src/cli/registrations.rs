@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
 
-use super::CliError;
+use super::{CliError, escape};
 use crate::api::prepared_transfer::{RegistrationResponse, TransferSubject};
 use crate::clock::Clock;
 use crate::config::{self, FileConfig, GlobalArgs};
@@ -73,15 +73,15 @@ fn load_or_make_key(path: Option<&Path>) -> Result<EddsaPrivateKey, CliError> {
     }
 }
 
-async fn post(url: &str, body: &serde_json::Value) -> Result<(u16, String), CliError> {
+async fn post(url: &str, body: &serde_json::Value) -> Result<(u16, Vec<u8>), CliError> {
     let response = reqwest::Client::new()
         .post(url)
         .json(body)
         .send()
         .await
-        .map_err(|e| CliError::Http(format!("POST {url}: {e}")))?;
+        .map_err(|e| CliError::Http(format!("POST {url}: {}", super::error_chain(&e))))?;
     let status = response.status().as_u16();
-    Ok((status, response.text().await.unwrap_or_default()))
+    Ok((status, response.bytes().await.map(|b| b.to_vec()).unwrap_or_default()))
 }
 
 pub async fn client_register(args: RegisterArgs) -> Result<(), CliError> {
@@ -104,21 +104,23 @@ pub async fn client_register(args: RegisterArgs) -> Result<(), CliError> {
     let url = format!("{}taler-prepared-transfer/registration", super::base_url(&args.url));
     let (status, text) = post(&url, &body).await?;
     if status != 200 {
-        return Err(CliError::Http(format!("POST {url}: {status}: {text}")));
+        return Err(CliError::Http(format!("POST {url}: {}", super::describe_answer(status, &text))));
     }
-    let answer: RegistrationResponse = serde_json::from_str(&text)
-        .map_err(|e| CliError::Http(format!("unexpected answer ({e}): {text}")))?;
+    let answer: RegistrationResponse = serde_json::from_slice(&text).map_err(|e| {
+        CliError::Http(format!("unexpected answer ({e}): {}", escape(&String::from_utf8_lossy(&text))))
+    })?;
     println!("authorization_pub: {authorization_pub}");
     println!("account_pub:       {account_pub}");
     for s in &answer.subjects {
         match s {
             TransferSubject::Simple { subject, credit_amount } => {
-                println!("SIMPLE:            {subject}  ({credit_amount})")
+                println!("SIMPLE:            {}  ({credit_amount})", escape(subject))
             }
-            TransferSubject::Uri { uri, .. } => println!("URI:               {uri}"),
+            TransferSubject::Uri { uri, .. } => println!("URI:               {}", escape(uri)),
             TransferSubject::SwissQrBill { qr_reference_number, .. } => println!(
-                "CH_QR_BILL:        {qr_reference_number}  ({})",
-                subject::group_qr_reference(qr_reference_number)
+                "CH_QR_BILL:        {}  ({})",
+                escape(qr_reference_number),
+                escape(&subject::group_qr_reference(qr_reference_number))
             ),
         }
     }
@@ -148,7 +150,7 @@ pub async fn client_unregister(args: UnregisterArgs) -> Result<(), CliError> {
     let url = format!("{}taler-prepared-transfer/unregistration", super::base_url(&args.url));
     let (status, text) = post(&url, &body).await?;
     if status != 204 {
-        return Err(CliError::Http(format!("POST {url}: {status}: {text}")));
+        return Err(CliError::Http(format!("POST {url}: {}", super::describe_answer(status, &text))));
     }
     eprintln!("unregistered {}", key.public_key());
     Ok(())
@@ -179,9 +181,9 @@ pub async fn registrations_command(
                             r.authorization_pub,
                             r.transfer_type.as_str(),
                             r.recurrent,
-                            r.credit_amount,
-                            r.short_subject.as_deref().unwrap_or("-"),
-                            r.qr_reference_number.as_deref().unwrap_or("-"),
+                            escape(&r.credit_amount),
+                            escape(r.short_subject.as_deref().unwrap_or("-")),
+                            escape(r.qr_reference_number.as_deref().unwrap_or("-")),
                             match (r.live, r.used) {
                                 (false, _) => "expired",
                                 (true, true) => "used",
