@@ -1,0 +1,669 @@
+//! Settings: command-line flag > environment variable > TOML file > default.
+//!
+//! `taler-lite serve` with nothing set must come up ready to use (a fixture
+//! server for CI and for developers), so every setting has a default, and the
+//! secrets a fresh start needs (a development master key, an operator token)
+//! are created on first start in files beside the database, mode 0600, and
+//! reused afterwards (`secrets.rs`). A bad setting is one line naming it, never a panic.
+//!
+//! Each setting has one value type (`values.rs`) whose `FromStr` is its only parser: clap
+//! uses it for the flag and its environment variable, serde for the TOML key (`text.rs`).
+//! [`Settings::resolve`] then only chooses, per setting, the first of flag (or environment,
+//! which clap has already merged in), file and default. A bad value is refused where it is
+//! read: a flag or variable by clap, before anything starts, a TOML value when the file is
+//! loaded (so a bad file stops every command, not only `serve`).
+//!
+//! Durations are read by `humantime`: besides `90s`, `15m`/`15min`, `12h`, `30d`, `2w` and a
+//! bare number of seconds, it takes combinations (`1h 30m`), fractions (`1.5h`) and long
+//! names (`2 weeks`), and `M` is a month (`m` a minute). Sizes are read by `bytesize`
+//! (`KiB`, `MiB`, `GiB`, `KB`, `MB`, `GB`, ...); a lone `K`, `M`, `G`, `T` stays binary.
+//!
+//! To add a setting:
+//! 1. a value type in `values.rs` with `FromStr` and `setting_text!`, or reuse one
+//!    (`ByteSize`, `PositiveDuration`, ...);
+//! 2. a field in [`ServeArgs`] (`#[arg(long, env = "TALER_LITE_...")]`, doc comment with
+//!    the default) and one of the same name in [`FileConfig`];
+//! 3. a `DEFAULT_...` text if it has a default, and one line in [`Settings::resolve`]
+//!    (`pick(...)`) filling its field of [`Settings`];
+//! 4. one row in the README's configuration table.
+
+mod secrets;
+mod text;
+mod values;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_path_to_error::Segment;
+
+use crate::crypto::EddsaPublicKey;
+use crate::payto::Payto;
+use text::SettingParser;
+
+pub use secrets::{create_secret_file, master_key, operator_token, read_master_key};
+pub use values::{
+    BaseUrl, ByteSize, CreditAccount, Currency, ExternKeySpec, InvalidValue, ListenAddr, PositiveDuration,
+    PublicKey, QrPrefix, Seconds, ShortSubjectLength, SimpleSubjectStyle, SubjectFormat, SubjectFormats,
+    Token,
+};
+
+pub const DEFAULT_DATABASE: &str = "./taler-lite.sqlite3";
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8081";
+pub const DEFAULT_CURRENCY: &str = "KUDOS";
+pub const DEFAULT_CREDIT_ACCOUNT: &str = "payto://iban/CH4431999123000889012?receiver-name=Exchange";
+pub const DEFAULT_SUBJECT_FORMATS: &str = "SIMPLE,URI,CH_QR_BILL";
+pub const DEFAULT_SIMPLE_SUBJECT: &str = "full";
+pub const DEFAULT_SHORT_SUBJECT_LENGTH: &str = "12";
+pub const DEFAULT_QR_REFERENCE_PREFIX: &str = "";
+pub const DEFAULT_REGISTRATION_LIFETIME: &str = "30d";
+pub const DEFAULT_RECURRENT_LIFETIME: &str = "365d";
+pub const DEFAULT_MAX_UPLOAD: &str = "2GiB";
+pub const DEFAULT_MAX_JSON: &str = "1MiB";
+pub const DEFAULT_REQUEST_TIMEOUT: &str = "30s";
+pub const MASTER_KEY_FILE_NAME: &str = "taler-lite-master.key";
+pub const TOKEN_FILE_NAME: &str = "taler-lite-operator.token";
+
+/// A setting that cannot be used, named as the user wrote it.
+#[derive(Debug, thiserror::Error)]
+#[error("{setting}: {reason}")]
+pub struct ConfigError {
+    pub setting: String,
+    pub reason: String,
+}
+
+pub fn bad(setting: &str, reason: impl std::fmt::Display) -> ConfigError {
+    ConfigError { setting: setting.to_owned(), reason: reason.to_string() }
+}
+
+/// Where the database lives; shared by every command.
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct GlobalArgs {
+    /// TOML configuration file (flags and environment take precedence)
+    #[arg(long, global = true, env = "TALER_LITE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// SQLite database file [default: ./taler-lite.sqlite3]
+    #[arg(long, global = true, env = "TALER_LITE_DATABASE", value_name = "FILE")]
+    pub database: Option<PathBuf>,
+}
+
+/// Settings of `serve` (see README for the table). A field's name is its TOML key and the
+/// name its errors carry.
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct ServeArgs {
+    /// HOST:PORT or unix:PATH [default: 127.0.0.1:8081]
+    #[arg(long, env = "TALER_LITE_LISTEN")]
+    pub listen: Option<ListenAddr>,
+    /// Public base URL [default: from the listen address]
+    #[arg(long, env = "TALER_LITE_BASE_URL")]
+    pub base_url: Option<BaseUrl>,
+    /// Currency [default: KUDOS]
+    #[arg(long, env = "TALER_LITE_CURRENCY")]
+    pub currency: Option<Currency>,
+    /// Exchange master public key (base32) [default: from the master key file]
+    #[arg(long, env = "TALER_LITE_MASTER_PUBLIC_KEY")]
+    pub master_public_key: Option<PublicKey>,
+    /// Master private key file (base32 seed) [default: taler-lite-master.key beside the database, made if missing]
+    #[arg(long, env = "TALER_LITE_MASTER_KEY_FILE", value_name = "FILE")]
+    pub master_key_file: Option<PathBuf>,
+    /// Operator bearer token [default: from the token file]
+    #[arg(long, env = "TALER_LITE_TOKEN", hide_env_values = true)]
+    pub token: Option<Token>,
+    /// Operator token file [default: taler-lite-operator.token beside the database, made if missing]
+    #[arg(long, env = "TALER_LITE_TOKEN_FILE", value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Exchange bank account (payto URI); repeat for several. Environment:
+    /// TALER_LITE_CREDIT_ACCOUNTS, space-separated [default: a Swiss QR-IBAN example]
+    #[arg(long = "credit-account", value_name = "PAYTO")]
+    pub credit_accounts: Vec<CreditAccount>,
+    /// Subject formats, comma-separated [default: SIMPLE,URI,CH_QR_BILL]
+    #[arg(long, env = "TALER_LITE_SUBJECT_FORMATS")]
+    pub subject_formats: Option<SubjectFormats>,
+    /// SIMPLE subject style: full or short [default: full]
+    #[arg(long, env = "TALER_LITE_SIMPLE_SUBJECT")]
+    pub simple_subject: Option<SimpleSubjectStyle>,
+    /// Length of short subjects, 1-24 [default: 12]
+    #[arg(long, env = "TALER_LITE_SHORT_SUBJECT_LENGTH")]
+    pub short_subject_length: Option<ShortSubjectLength>,
+    /// Prefix of QR references, 0-6 digits [default: empty]
+    #[arg(long, env = "TALER_LITE_QR_REFERENCE_PREFIX")]
+    pub qr_reference_prefix: Option<QrPrefix>,
+    /// Lifetime of one-shot registrations, e.g. 30d, 12h, 90s, 1h 30m [default: 30d]
+    #[arg(long, env = "TALER_LITE_REGISTRATION_LIFETIME", value_name = "DURATION")]
+    pub registration_lifetime: Option<PositiveDuration>,
+    /// Lifetime of recurrent registrations [default: 365d]
+    #[arg(long, env = "TALER_LITE_RECURRENT_LIFETIME", value_name = "DURATION")]
+    pub recurrent_lifetime: Option<PositiveDuration>,
+    /// Largest bulk KYC upload, e.g. 2GiB, 500MB [default: 2GiB]
+    #[arg(long, env = "TALER_LITE_MAX_UPLOAD", value_name = "SIZE")]
+    pub max_upload: Option<ByteSize>,
+    /// Largest JSON body [default: 1MiB]
+    #[arg(long, env = "TALER_LITE_MAX_JSON", value_name = "SIZE")]
+    pub max_json: Option<ByteSize>,
+    /// Third party for /kyc-bulk, PUB=NAME; repeat for several. Environment:
+    /// TALER_LITE_EXTERN_KEYS, space-separated
+    // The id is what its errors are named by; `extern_keys` would not be what the user typed.
+    #[arg(id = "extern_key", long = "extern-key", value_name = "PUB=NAME")]
+    pub extern_keys: Vec<ExternKeySpec>,
+    /// Idle limit for a client sending headers or body, e.g. 30s [default: 30s]
+    #[arg(long, env = "TALER_LITE_REQUEST_TIMEOUT", value_name = "DURATION")]
+    pub request_timeout: Option<PositiveDuration>,
+    /// Shift the server's clock by this many seconds (may be negative), as
+    /// GNUnet's --timetravel does: for testing expirations and signed timestamps
+    #[arg(long, env = "TALER_LITE_TIMETRAVEL", allow_hyphen_values = true, value_name = "SECONDS")]
+    pub timetravel: Option<Seconds>,
+    /// Cap the database at this many 16 KiB pages (to test a full disk)
+    #[arg(long, env = "TALER_LITE_MAX_DB_PAGES", hide = true, value_parser = SettingParser::<u64>::new())]
+    pub max_db_pages: Option<u64>,
+}
+
+/// The TOML file: the settings of [`ServeArgs`] under the same names, plus `database`.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub database: Option<PathBuf>,
+    pub listen: Option<ListenAddr>,
+    pub base_url: Option<BaseUrl>,
+    pub currency: Option<Currency>,
+    pub master_public_key: Option<PublicKey>,
+    pub master_key_file: Option<PathBuf>,
+    pub token: Option<Token>,
+    pub token_file: Option<PathBuf>,
+    pub credit_accounts: Option<Vec<CreditAccount>>,
+    pub subject_formats: Option<SubjectFormats>,
+    pub simple_subject: Option<SimpleSubjectStyle>,
+    pub short_subject_length: Option<ShortSubjectLength>,
+    pub qr_reference_prefix: Option<QrPrefix>,
+    pub registration_lifetime: Option<PositiveDuration>,
+    pub recurrent_lifetime: Option<PositiveDuration>,
+    pub max_upload: Option<ByteSize>,
+    pub max_json: Option<ByteSize>,
+    pub request_timeout: Option<PositiveDuration>,
+    #[serde(rename = "extern", default)]
+    pub extern_keys: Vec<ExternKeySpec>,
+}
+
+impl FileConfig {
+    pub fn load(path: Option<&Path>) -> Result<FileConfig, ConfigError> {
+        let Some(path) = path else { return Ok(FileConfig::default()) };
+        let text =
+            fs::read_to_string(path).map_err(|e| bad("--config", format!("{}: {e}", path.display())))?;
+        FileConfig::parse(&text, path)
+    }
+
+    /// Reads the text of the TOML file at `path` (which only names it in errors).
+    pub fn parse(text: &str, path: &Path) -> Result<FileConfig, ConfigError> {
+        // toml's own rendering of an error spans several lines; one line says the same.
+        let at = |e: &toml::de::Error| match e.span() {
+            Some(span) => {
+                let line = text.get(..span.start).map_or(0, |before| before.matches('\n').count()) + 1;
+                format!("{} line {line}: {}", path.display(), e.message())
+            }
+            None => format!("{}: {}", path.display(), e.message()),
+        };
+        let document = toml::Deserializer::parse(text).map_err(|e| bad("--config", at(&e)))?;
+        serde_path_to_error::deserialize(document).map_err(|e| {
+            // The first key is the setting as the user wrote it, also for a value in [[extern]].
+            let setting = match e.path().iter().next() {
+                Some(Segment::Map { key }) => key.clone(),
+                _ => "--config".to_owned(),
+            };
+            bad(&setting, at(e.inner()))
+        })
+    }
+}
+
+/// Everything `serve` runs with, resolved and checked.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub database: PathBuf,
+    pub listen: ListenAddr,
+    pub base_url: Option<String>,
+    pub currency: String,
+    pub master_public_key: Option<EddsaPublicKey>,
+    pub master_key_file: PathBuf,
+    pub token: Option<String>,
+    pub token_file: PathBuf,
+    pub credit_accounts: Vec<Payto>,
+    pub subject_formats: Vec<SubjectFormat>,
+    pub simple_subject: SimpleSubjectStyle,
+    pub short_subject_length: usize,
+    pub qr_reference_prefix: String,
+    pub registration_lifetime: Duration,
+    pub recurrent_lifetime: Duration,
+    pub max_upload: u64,
+    pub max_json: u64,
+    pub extern_keys: Vec<(EddsaPublicKey, String)>,
+    pub request_timeout: Duration,
+    pub timetravel: i64,
+    pub max_db_pages: Option<u64>,
+}
+
+/// The database path of any command: flag or environment, then file, then default.
+pub fn database_path(global: &GlobalArgs, file: &FileConfig) -> PathBuf {
+    global
+        .database
+        .clone()
+        .or_else(|| file.database.clone())
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_DATABASE))
+}
+
+/// A file named `name` in the database's folder.
+pub fn beside_database(database: &Path, name: &str) -> PathBuf {
+    match database.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.join(name),
+        _ => PathBuf::from(".").join(name),
+    }
+}
+
+impl Settings {
+    pub fn resolve(
+        global: &GlobalArgs,
+        args: &ServeArgs,
+        file: &FileConfig,
+    ) -> Result<Settings, ConfigError> {
+        let database = database_path(global, file);
+        // Lists come from one source, not merged: clap cannot split a list variable without
+        // splitting each flag too, and a third party's name may hold spaces.
+        let credit_accounts = if !args.credit_accounts.is_empty() {
+            args.credit_accounts.clone()
+        } else if let Some(list) = env_list("TALER_LITE_CREDIT_ACCOUNTS", "credit_accounts")? {
+            list
+        } else if let Some(list) = &file.credit_accounts {
+            list.clone()
+        } else {
+            vec![default_value("credit_accounts", DEFAULT_CREDIT_ACCOUNT)?]
+        };
+        if credit_accounts.is_empty() {
+            return Err(bad("credit_accounts", "at least one payto URI is needed"));
+        }
+        // The file's third parties are always loaded; flags or the environment add to them.
+        let mut extern_keys = file.extern_keys.clone();
+        if args.extern_keys.is_empty() {
+            extern_keys.extend(env_list("TALER_LITE_EXTERN_KEYS", "extern_key")?.unwrap_or_default());
+        } else {
+            extern_keys.extend(args.extern_keys.iter().cloned());
+        }
+        Ok(Settings {
+            listen: pick("listen", &args.listen, &file.listen, DEFAULT_LISTEN)?,
+            base_url: either(&args.base_url, &file.base_url).map(Into::into),
+            currency: pick("currency", &args.currency, &file.currency, DEFAULT_CURRENCY)?.into(),
+            master_public_key: either(&args.master_public_key, &file.master_public_key).map(Into::into),
+            master_key_file: either(&args.master_key_file, &file.master_key_file)
+                .unwrap_or_else(|| beside_database(&database, MASTER_KEY_FILE_NAME)),
+            token: either(&args.token, &file.token).map(Into::into),
+            token_file: either(&args.token_file, &file.token_file)
+                .unwrap_or_else(|| beside_database(&database, TOKEN_FILE_NAME)),
+            credit_accounts: credit_accounts.into_iter().map(Into::into).collect(),
+            subject_formats: pick(
+                "subject_formats",
+                &args.subject_formats,
+                &file.subject_formats,
+                DEFAULT_SUBJECT_FORMATS,
+            )?
+            .into(),
+            simple_subject: pick(
+                "simple_subject",
+                &args.simple_subject,
+                &file.simple_subject,
+                DEFAULT_SIMPLE_SUBJECT,
+            )?,
+            short_subject_length: pick(
+                "short_subject_length",
+                &args.short_subject_length,
+                &file.short_subject_length,
+                DEFAULT_SHORT_SUBJECT_LENGTH,
+            )?
+            .into(),
+            qr_reference_prefix: pick(
+                "qr_reference_prefix",
+                &args.qr_reference_prefix,
+                &file.qr_reference_prefix,
+                DEFAULT_QR_REFERENCE_PREFIX,
+            )?
+            .into(),
+            registration_lifetime: pick(
+                "registration_lifetime",
+                &args.registration_lifetime,
+                &file.registration_lifetime,
+                DEFAULT_REGISTRATION_LIFETIME,
+            )?
+            .into(),
+            recurrent_lifetime: pick(
+                "recurrent_lifetime",
+                &args.recurrent_lifetime,
+                &file.recurrent_lifetime,
+                DEFAULT_RECURRENT_LIFETIME,
+            )?
+            .into(),
+            max_upload: pick("max_upload", &args.max_upload, &file.max_upload, DEFAULT_MAX_UPLOAD)?.into(),
+            max_json: pick("max_json", &args.max_json, &file.max_json, DEFAULT_MAX_JSON)?.into(),
+            extern_keys: extern_keys.into_iter().map(|e| (e.key, e.name)).collect(),
+            request_timeout: pick(
+                "request_timeout",
+                &args.request_timeout,
+                &file.request_timeout,
+                DEFAULT_REQUEST_TIMEOUT,
+            )?
+            .into(),
+            timetravel: args.timetravel.map_or(0, i64::from),
+            max_db_pages: args.max_db_pages,
+            database,
+        })
+    }
+}
+
+/// The flag's value (clap has put the environment's there when no flag was given), else the
+/// file's.
+fn either<T: Clone>(flag: &Option<T>, file: &Option<T>) -> Option<T> {
+    flag.as_ref().or(file.as_ref()).cloned()
+}
+
+/// [`either`], else the default.
+fn pick<T>(setting: &str, flag: &Option<T>, file: &Option<T>, default: &str) -> Result<T, ConfigError>
+where
+    T: Clone + FromStr,
+    T::Err: std::fmt::Display,
+{
+    match either(flag, file) {
+        Some(value) => Ok(value),
+        None => default_value(setting, default),
+    }
+}
+
+/// Defaults are kept as text, in the form the README and `--help` show; the zero-configuration
+/// test parses every one, so this fails only for a wrong constant.
+fn default_value<T>(setting: &str, default: &str) -> Result<T, ConfigError>
+where
+    T: FromStr,
+    T::Err: std::fmt::Display,
+{
+    default.parse().map_err(|e| bad(setting, format!("default '{default}': {e}")))
+}
+
+/// A space-separated list from the environment.
+fn env_list<T>(name: &str, setting: &str) -> Result<Option<Vec<T>>, ConfigError>
+where
+    T: FromStr,
+    T::Err: std::fmt::Display,
+{
+    let Ok(value) = std::env::var(name) else { return Ok(None) };
+    let list = value
+        .split_whitespace()
+        .map(|item| item.parse().map_err(|e| bad(setting, format!("{e} (from {name})"))));
+    list.collect::<Result<Vec<T>, ConfigError>>().map(Some)
+}
+
+/// Where `serve` listens, from the text of a `listen` setting.
+pub fn parse_listen(s: &str) -> Result<ListenAddr, ConfigError> {
+    s.parse().map_err(|e| bad("listen", e))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{Args, FromArgMatches};
+
+    use super::*;
+
+    /// The arguments of `serve ARGV...`, as clap reads them (the user's path).
+    fn serve_args(argv: &[&str]) -> Result<ServeArgs, clap::Error> {
+        let cmd = ServeArgs::augment_args(clap::Command::new("serve"));
+        let matches = cmd.try_get_matches_from(std::iter::once("serve").chain(argv.iter().copied()))?;
+        ServeArgs::from_arg_matches(&matches)
+    }
+
+    /// The setting `serve ARGV...` is refused for, whether clap refuses a value or resolve a
+    /// combination; with the whole message, which must be one line.
+    fn refused(argv: &[&str], file: &FileConfig) -> (String, String) {
+        match serve_args(argv) {
+            Ok(args) => {
+                let err = Settings::resolve(&GlobalArgs::default(), &args, file).unwrap_err();
+                (err.setting.clone(), err.to_string())
+            }
+            Err(err) => {
+                let text = err.to_string();
+                let line = text.strip_prefix("error: ").unwrap_or_else(|| panic!("{text}"));
+                (line.split_once(": ").unwrap().0.to_owned(), text)
+            }
+        }
+    }
+
+    fn file(text: &str) -> Result<FileConfig, ConfigError> {
+        FileConfig::parse(text, Path::new("c.toml"))
+    }
+
+    fn size(s: &str) -> Result<u64, InvalidValue> {
+        s.parse::<ByteSize>().map(u64::from)
+    }
+
+    fn duration(s: &str) -> Result<Duration, InvalidValue> {
+        s.parse::<PositiveDuration>().map(Duration::from)
+    }
+
+    #[test]
+    fn sizes_and_durations() {
+        assert_eq!(size("2GiB").unwrap(), 2 << 30);
+        assert_eq!(size("500MB").unwrap(), 500_000_000);
+        assert_eq!(size("1024").unwrap(), 1024);
+        assert!(size("1.5GiB").is_err());
+        assert!(size("0").is_err());
+        assert!(size("99999999999TiB").is_err());
+        assert_eq!(duration("30d").unwrap(), Duration::from_secs(30 * 86_400));
+        assert_eq!(duration("90").unwrap(), Duration::from_secs(90));
+        assert!(duration("3 fortnights").is_err());
+    }
+
+    #[test]
+    fn size_units_keep_their_meaning() {
+        assert_eq!(size("1MiB").unwrap(), 1 << 20);
+        assert_eq!(size("64KiB").unwrap(), 64 << 10);
+        assert_eq!(size("64kib").unwrap(), 64 << 10);
+        assert_eq!(size("1KB").unwrap(), 1_000);
+        assert_eq!(size("3GB").unwrap(), 3_000_000_000);
+        assert_eq!(size("2 GiB").unwrap(), 2 << 30);
+        assert_eq!(size("10b").unwrap(), 10);
+        // A lone letter has always been binary here, whatever bytesize makes of it.
+        assert_eq!(size("2g").unwrap(), 2 << 30);
+        assert_eq!(size("4K").unwrap(), 4 << 10);
+        assert_eq!(size("1m").unwrap(), 1 << 20);
+        assert_eq!(size("1t").unwrap(), 1 << 40);
+        for bad in [
+            "",
+            "GiB",
+            "-1",
+            "1 fathom",
+            "1 2GiB",
+            "1,5GiB",
+            "2GiB!",
+            "18446744073709551615",
+            "99999999999999999999",
+        ] {
+            assert!(size(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn humantime_forms() {
+        let secs = |s: &str| duration(s).unwrap().as_secs();
+        assert_eq!(secs("90s"), 90);
+        assert_eq!(secs("15m"), 900);
+        assert_eq!(secs("15min"), 900);
+        assert_eq!(secs("12h"), 12 * 3600);
+        assert_eq!(secs("2w"), 14 * 86_400);
+        assert_eq!(secs("1h 30m"), 5400);
+        assert_eq!(secs("1h30m"), 5400);
+        assert_eq!(secs("1.5h"), 5400);
+        assert_eq!(secs("30 d"), 30 * 86_400);
+        assert_eq!(secs(" 365d "), 365 * 86_400);
+        assert_eq!(secs("2 weeks"), 14 * 86_400);
+        for bad in ["", "0", "0s", "500ms", "1 0s", "1 30m", "d", "30x", "-5s", "99999999999999999999d"] {
+            assert!(duration(bad).is_err(), "{bad}");
+        }
+        let f = file("request_timeout = 45\nregistration_lifetime = \"1h 30m\"").unwrap();
+        let s = Settings::resolve(&GlobalArgs::default(), &ServeArgs::default(), &f).unwrap();
+        assert_eq!(s.request_timeout, Duration::from_secs(45));
+        assert_eq!(s.registration_lifetime, Duration::from_secs(5400));
+        let args = serve_args(&["--recurrent-lifetime", "2w 1d"]).unwrap();
+        let s = Settings::resolve(&GlobalArgs::default(), &args, &f).unwrap();
+        assert_eq!(s.recurrent_lifetime, Duration::from_secs(15 * 86_400));
+    }
+
+    #[test]
+    fn short_subject_length_from_toml_integer_or_string() {
+        for text in ["short_subject_length = 8", "short_subject_length = \"8\""] {
+            let s = Settings::resolve(&GlobalArgs::default(), &ServeArgs::default(), &file(text).unwrap())
+                .unwrap();
+            assert_eq!(s.short_subject_length, 8, "{text}");
+        }
+        for text in [
+            "short_subject_length = 30",
+            "short_subject_length = 0",
+            "short_subject_length = -3",
+            "short_subject_length = \"twelve\"",
+            "short_subject_length = true",
+        ] {
+            let err = file(text).unwrap_err();
+            assert_eq!(err.setting, "short_subject_length", "{text}: {err}");
+            assert!(err.reason.starts_with("c.toml line 1: "), "{err}");
+        }
+        let args = serve_args(&["--short-subject-length", "20"]).unwrap();
+        let s = Settings::resolve(&GlobalArgs::default(), &args, &FileConfig::default()).unwrap();
+        assert_eq!(s.short_subject_length, 20);
+        assert_eq!(
+            refused(&["--short-subject-length", "25"], &FileConfig::default()).0,
+            "short_subject_length"
+        );
+    }
+
+    #[test]
+    fn bad_size_names_max_upload() {
+        let err = file("currency = \"EUR\"\nmax_upload = \"lots\"\n").unwrap_err();
+        assert_eq!(err.setting, "max_upload");
+        assert_eq!(err.to_string(), "max_upload: c.toml line 2: 'lots' is not a size such as 2GiB or 500MB");
+        let (setting, message) = refused(&["--max-upload", "1.5GiB"], &FileConfig::default());
+        assert_eq!(setting, "max_upload");
+        assert_eq!(message.trim().lines().count(), 1, "{message}");
+        assert_eq!(file("max_upload = 4096").unwrap().max_upload.map(u64::from), Some(4096));
+        assert_eq!(file("max_json = 0").unwrap_err().setting, "max_json");
+    }
+
+    #[test]
+    fn file_errors_name_key_and_line() {
+        let err = file("currency = \"EUR\"\ncurency = \"EUR\"").unwrap_err();
+        assert!(err.to_string().contains("curency"), "{err}");
+        assert!(err.to_string().contains("line 2"), "{err}");
+        assert_eq!(file("currency = ").unwrap_err().setting, "--config");
+        let key = crate::crypto::EddsaPrivateKey::generate().unwrap().public_key();
+        let f = file(&format!("[[extern]]\npub = \"{key}\"\nname = \" Acme KYC \"\n")).unwrap();
+        assert_eq!(f.extern_keys, vec![ExternKeySpec { key, name: "Acme KYC".into() }]);
+        let err = file("[[extern]]\npub = \"nokey\"\nname = \"Acme\"\n").unwrap_err();
+        assert_eq!(err.setting, "extern", "{err}");
+        let err = file(&format!("[[extern]]\npub = \"{key}\"\n")).unwrap_err();
+        assert_eq!(err.setting, "extern", "{err}");
+    }
+
+    #[test]
+    fn flags_of_every_kind() {
+        let key = crate::crypto::EddsaPrivateKey::generate().unwrap().public_key().to_string();
+        let args = serve_args(&[
+            "--listen",
+            "unix:/tmp/t.sock",
+            "--base-url",
+            "https://example.com/taler",
+            "--master-public-key",
+            &key,
+            "--token",
+            "secret-token:abcdefgh",
+            "--credit-account",
+            DEFAULT_CREDIT_ACCOUNT,
+            "--subject-formats",
+            "uri,simple,URI",
+            "--simple-subject",
+            "SHORT",
+            "--qr-reference-prefix",
+            "007",
+            "--extern-key",
+            &format!("{key}=Acme KYC"),
+            "--timetravel",
+            "-3600",
+            "--max-json",
+            "64KiB",
+        ])
+        .unwrap();
+        let s = Settings::resolve(&GlobalArgs::default(), &args, &FileConfig::default()).unwrap();
+        assert_eq!(s.listen, ListenAddr::Unix("/tmp/t.sock".into()));
+        assert_eq!(s.base_url.as_deref(), Some("https://example.com/taler/"));
+        assert_eq!(s.master_public_key.map(|k| k.to_string()), Some(key.clone()));
+        assert_eq!(s.token.as_deref(), Some("secret-token:abcdefgh"));
+        assert_eq!(s.subject_formats, vec![SubjectFormat::Simple, SubjectFormat::Uri]);
+        assert_eq!(s.simple_subject, SimpleSubjectStyle::Short);
+        assert_eq!(s.qr_reference_prefix, "007");
+        assert_eq!(s.extern_keys.len(), 1);
+        assert_eq!(s.extern_keys[0].1, "Acme KYC");
+        assert_eq!(s.timetravel, -3600);
+        assert_eq!(s.max_json, 64 << 10);
+        for (argv, name) in [
+            (&["--token", "short"][..], "token"),
+            (&["--qr-reference-prefix", "1234567"][..], "qr_reference_prefix"),
+            (&["--simple-subject", "medium"][..], "simple_subject"),
+            (&["--base-url", "ftp://x"][..], "base_url"),
+            (&["--timetravel", "soon"][..], "timetravel"),
+            (&["--registration-lifetime", "0s"][..], "registration_lifetime"),
+            (&["--master-public-key", "nokey"][..], "master_public_key"),
+        ] {
+            let (setting, message) = refused(argv, &FileConfig::default());
+            assert_eq!(setting, name, "{message}");
+            assert_eq!(message.trim().lines().count(), 1, "{message}");
+            // The token is a secret: a refusal does not repeat it.
+            assert!(name != "token" || !message.contains("short"), "{message}");
+        }
+    }
+
+    #[test]
+    fn defaults_are_the_zero_config_ones() {
+        let s =
+            Settings::resolve(&GlobalArgs::default(), &ServeArgs::default(), &FileConfig::default()).unwrap();
+        assert_eq!(s.database, PathBuf::from(DEFAULT_DATABASE));
+        assert_eq!(s.listen, ListenAddr::Tcp("127.0.0.1:8081".parse().unwrap()));
+        assert_eq!(s.currency, "KUDOS");
+        assert_eq!(s.credit_accounts.len(), 1);
+        assert_eq!(
+            s.subject_formats,
+            vec![SubjectFormat::Simple, SubjectFormat::Uri, SubjectFormat::ChQrBill]
+        );
+        assert_eq!(s.master_key_file, PathBuf::from("./taler-lite-master.key"));
+        assert_eq!(s.max_upload, 2 << 30);
+        assert_eq!(s.max_json, 1 << 20);
+    }
+
+    #[test]
+    fn flag_beats_file() {
+        let file: FileConfig = toml::from_str("currency = \"EUR\"\nlisten = \"127.0.0.1:9000\"").unwrap();
+        let args = ServeArgs { currency: Some("CHF".parse().unwrap()), ..ServeArgs::default() };
+        let s = Settings::resolve(&GlobalArgs::default(), &args, &file).unwrap();
+        assert_eq!(s.currency, "CHF");
+        assert_eq!(s.listen, ListenAddr::Tcp("127.0.0.1:9000".parse().unwrap()));
+    }
+
+    #[test]
+    fn bad_settings_name_themselves() {
+        let cases: [&[&str]; 6] = [
+            &["--currency", "kudos"],
+            &["--listen", "nowhere"],
+            &["--credit-account", "payto://iban/DE00"],
+            &["--subject-formats", "SIMPLE,FAX"],
+            &["--max-upload", "lots"],
+            &["--extern-key", "nokey"],
+        ];
+        let names = ["currency", "listen", "credit_accounts", "subject_formats", "max_upload", "extern_key"];
+        for (argv, name) in cases.iter().zip(names) {
+            let (setting, message) = refused(argv, &FileConfig::default());
+            assert_eq!(setting, name, "{message}");
+        }
+        assert!(toml::from_str::<FileConfig>("curency = \"EUR\"").is_err());
+        let empty = file("credit_accounts = []").unwrap();
+        assert_eq!(refused(&[], &empty).0, "credit_accounts");
+    }
+}

@@ -1,0 +1,470 @@
+//! The value type of each setting, with its one text form and its rules.
+//!
+//! Rules that belong to another module are asked of it rather than restated: the currency
+//! grammar is [`crate::amount`]'s, the QR reference prefix rule [`crate::subject`]'s.
+
+use std::fmt;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::text::{setting_flag, setting_text};
+use crate::amount::Amount;
+use crate::crypto::EddsaPublicKey;
+use crate::payto::Payto;
+
+/// Why a setting's text was refused; the setting's name is added by whoever knows it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidValue(String);
+
+impl InvalidValue {
+    fn new(reason: impl fmt::Display) -> Self {
+        InvalidValue(reason.to_string())
+    }
+}
+
+/// A byte count, more than zero: `2GiB`, `500MB`, `1MiB`, `64KiB`, or bare bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ByteSize(u64);
+
+setting_text!(ByteSize, "a size such as 2GiB or 500MB, or a number of bytes", or integer);
+
+impl FromStr for ByteSize {
+    type Err = InvalidValue;
+
+    fn from_str(s: &str) -> Result<Self, InvalidValue> {
+        let t = s.trim();
+        let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+        let (digits, unit) = t.split_at(split);
+        let unit = unit.trim();
+        // Whole numbers only, as before bytesize: a limit is a count of bytes, and `1.5GiB`
+        // would round. The unit must be letters, else bytesize would read `1 2GiB` as 12 GiB.
+        if digits.is_empty() || !unit.bytes().all(|b| b.is_ascii_alphabetic()) {
+            return Err(InvalidValue::new(format!("'{s}' is not a size such as 2GiB or 500MB")));
+        }
+        // bytesize reads a lone K, M, G, T as powers of ten; taler-lite has always read them as
+        // powers of two, and a limit must not shrink under an existing configuration.
+        let unit = if unit.len() == 1 && "kmgtpe".contains(unit.to_ascii_lowercase().as_str()) {
+            format!("{unit}i")
+        } else {
+            unit.to_owned()
+        };
+        let bytes = format!("{digits}{unit}")
+            .parse::<bytesize::ByteSize>()
+            .map_err(|_| InvalidValue::new(format!("'{s}': unknown unit (KiB, MiB, GiB, KB, MB, GB)")))?
+            .as_u64();
+        // bytesize saturates where it overflows; no real limit is 16 EiB.
+        if bytes == u64::MAX {
+            return Err(InvalidValue::new(format!("'{s}' is too large")));
+        }
+        if bytes == 0 {
+            return Err(InvalidValue::new("must be more than zero"));
+        }
+        Ok(ByteSize(bytes))
+    }
+}
+
+impl From<ByteSize> for u64 {
+    fn from(size: ByteSize) -> u64 {
+        size.0
+    }
+}
+
+/// A span of time of at least one second, in humantime's forms (`30d`, `12h`, `90s`,
+/// `1h 30m`, `2w`); a bare number is seconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PositiveDuration(Duration);
+
+setting_text!(PositiveDuration, "a duration such as 30d, 12h or 90s, or a number of seconds", or integer);
+
+impl FromStr for PositiveDuration {
+    type Err = InvalidValue;
+
+    fn from_str(s: &str) -> Result<Self, InvalidValue> {
+        let t = s.trim();
+        // humantime insists on a unit; a bare number has always meant seconds here.
+        let duration = if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+            Duration::from_secs(t.parse().map_err(|_| InvalidValue::new(format!("'{s}' is too long")))?)
+        } else {
+            // humantime reads `1 0s` as ten seconds: refuse digits split by spaces rather than guess.
+            let words: Vec<&str> = t.split_whitespace().collect();
+            if words.windows(2).any(|w| {
+                w[0].ends_with(|c: char| c.is_ascii_digit()) && w[1].starts_with(|c: char| c.is_ascii_digit())
+            }) {
+                return Err(InvalidValue::new(format!("'{s}' is not a duration such as 30d, 12h, 90s")));
+            }
+            humantime::parse_duration(t).map_err(|e| {
+                InvalidValue::new(format!("'{s}' is not a duration such as 30d, 12h, 90s ({e})"))
+            })?
+        };
+        // Lifetimes are counted in whole seconds downstream: less than one would be none.
+        if duration < Duration::from_secs(1) {
+            return Err(InvalidValue::new("must be at least one second"));
+        }
+        Ok(PositiveDuration(duration))
+    }
+}
+
+impl From<PositiveDuration> for Duration {
+    fn from(d: PositiveDuration) -> Duration {
+        d.0
+    }
+}
+
+/// A currency code, as Taler amounts spell it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Currency(String);
+
+setting_text!(Currency, "a currency code such as KUDOS");
+
+impl FromStr for Currency {
+    type Err = InvalidValue;
+
+    fn from_str(s: &str) -> Result<Self, InvalidValue> {
+        // The grammar is amount.rs's; a zero amount checks the currency and nothing else.
+        Amount::zero(s).map_err(InvalidValue::new)?;
+        Ok(Currency(s.to_owned()))
+    }
+}
+
+impl From<Currency> for String {
+    fn from(c: Currency) -> String {
+        c.0
+    }
+}
+
+/// The public base URL, `http://` or `https://`, kept with a trailing slash so that paths
+/// can be appended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BaseUrl(String);
+
+setting_text!(BaseUrl, "an http:// or https:// URL");
+
+impl FromStr for BaseUrl {
+    type Err = InvalidValue;
+
+    fn from_str(s: &str) -> Result<Self, InvalidValue> {
+        let lower = s.to_ascii_lowercase();
+        if !(lower.starts_with("http://") || lower.starts_with("https://")) || s.contains(char::is_whitespace)
+        {
+            return Err(InvalidValue::new(format!("'{s}' is not an http:// or https:// URL")));
+        }
+        Ok(BaseUrl(if s.ends_with('/') { s.to_owned() } else { format!("{s}/") }))
+    }
+}
+
+impl From<BaseUrl> for String {
+    fn from(u: BaseUrl) -> String {
+        u.0
+    }
+}
+
+/// An Ed25519 public key in base32 (the master key, a third party's key).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PublicKey(EddsaPublicKey);
+
+setting_text!(PublicKey, "a base32 Ed25519 public key");
+
+impl FromStr for PublicKey {
+    type Err = InvalidValue;
+
+    fn from_str(s: &str) -> Result<Self, InvalidValue> {
+        s.trim().parse().map(PublicKey).map_err(|e| InvalidValue::new(format!("'{s}': {e}")))
+    }
+}
+
+impl From<PublicKey> for EddsaPublicKey {
+    fn from(k: PublicKey) -> EddsaPublicKey {
+        k.0
+    }
+}
+
+/// The operator's bearer token.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Token(String);
+
+setting_text!(Token, "a token of at least 8 printable characters");
+
+impl FromStr for Token {
+    type Err = InvalidValue;
+
+    fn from_str(s: &str) -> Result<Self, InvalidValue> {
+        if s.len() < 8 || !s.bytes().all(|b| b.is_ascii_graphic()) {
+            // The token itself stays out of the message: it would end up in logs.
+            return Err(InvalidValue::new("a token needs at least 8 printable characters without spaces"));
+        }
+        Ok(Token(s.to_owned()))
+    }
+}
+
+// A secret: never printed, not even by `{:?}` of the arguments.
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Token(..)")
+    }
+}
+
+impl From<Token> for String {
+    fn from(t: Token) -> String {
+        t.0
+    }
+}
+
+/// One of the exchange's bank accounts, a payto URI.
+#[derive(Clone, Debug)]
+pub struct CreditAccount(Payto);
+
+setting_text!(CreditAccount, "a payto URI");
+
+impl FromStr for CreditAccount {
+    type Err = InvalidValue;
+
+    fn from_str(s: &str) -> Result<Self, InvalidValue> {
+        s.trim().parse().map(CreditAccount).map_err(|e| InvalidValue::new(format!("'{s}': {e}")))
+    }
+}
+
+impl From<CreditAccount> for Payto {
+    fn from(a: CreditAccount) -> Payto {
+        a.0
+    }
+}
+
+/// Where a server listens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ListenAddr {
+    Tcp(SocketAddr),
+    Unix(PathBuf),
+}
+
+setting_text!(ListenAddr, "HOST:PORT or unix:PATH");
+
+impl FromStr for ListenAddr {
+    type Err = InvalidValue;
+
+    fn from_str(s: &str) -> Result<Self, InvalidValue> {
+        if let Some(path) = s.strip_prefix("unix:") {
+            if path.is_empty() {
+                return Err(InvalidValue::new("unix: needs a socket path"));
+            }
+            return Ok(ListenAddr::Unix(PathBuf::from(path)));
+        }
+        let mut addrs = s
+            .to_socket_addrs()
+            .map_err(|e| InvalidValue::new(format!("'{s}' is not HOST:PORT or unix:PATH ({e})")))?;
+        addrs
+            .next()
+            .map(ListenAddr::Tcp)
+            .ok_or_else(|| InvalidValue::new(format!("'{s}' resolves to no address")))
+    }
+}
+
+/// A wire-transfer subject format of the prepared-transfer API.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum SubjectFormat {
+    Simple,
+    Uri,
+    ChQrBill,
+}
+
+impl SubjectFormat {
+    pub fn name(self) -> &'static str {
+        match self {
+            SubjectFormat::Simple => "SIMPLE",
+            SubjectFormat::Uri => "URI",
+            SubjectFormat::ChQrBill => "CH_QR_BILL",
+        }
+    }
+}
+
+/// The subject formats offered, comma-separated (`SIMPLE,URI,CH_QR_BILL`); at least one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SubjectFormats(Vec<SubjectFormat>);
+
+setting_text!(SubjectFormats, "comma-separated subject formats such as SIMPLE,URI,CH_QR_BILL");
+
+impl FromStr for SubjectFormats {
+    type Err = InvalidValue;
+
+    fn from_str(s: &str) -> Result<Self, InvalidValue> {
+        let mut formats = Vec::new();
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let format = match part.to_ascii_uppercase().as_str() {
+                "SIMPLE" => SubjectFormat::Simple,
+                "URI" => SubjectFormat::Uri,
+                "CH_QR_BILL" => SubjectFormat::ChQrBill,
+                _ => {
+                    return Err(InvalidValue::new(format!(
+                        "unknown format '{part}' (SIMPLE, URI, CH_QR_BILL)"
+                    )));
+                }
+            };
+            if !formats.contains(&format) {
+                formats.push(format);
+            }
+        }
+        if formats.is_empty() {
+            return Err(InvalidValue::new("at least one format is needed"));
+        }
+        // The API answers subjects in this order whatever order they were configured in.
+        formats.sort();
+        Ok(SubjectFormats(formats))
+    }
+}
+
+impl From<SubjectFormats> for Vec<SubjectFormat> {
+    fn from(f: SubjectFormats) -> Vec<SubjectFormat> {
+        f.0
+    }
+}
+
+/// How the SIMPLE subject looks: the full key, or a short derived subject.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SimpleSubjectStyle {
+    Full,
+    Short,
+}
+
+setting_text!(SimpleSubjectStyle, "'full' or 'short'");
+
+impl FromStr for SimpleSubjectStyle {
+    type Err = InvalidValue;
+
+    fn from_str(s: &str) -> Result<Self, InvalidValue> {
+        match s {
+            s if s.eq_ignore_ascii_case("full") => Ok(SimpleSubjectStyle::Full),
+            s if s.eq_ignore_ascii_case("short") => Ok(SimpleSubjectStyle::Short),
+            other => Err(InvalidValue::new(format!("'{other}' is neither 'full' nor 'short'"))),
+        }
+    }
+}
+
+/// Shortest and longest configurable short subject.
+const SHORT_SUBJECT_LENGTHS: std::ops::RangeInclusive<usize> = 1..=24;
+
+// A configured length the subject parser does not look for would never be recognised.
+const _: () = assert!(*SHORT_SUBJECT_LENGTHS.end() <= crate::subject::MAX_SHORT_LENGTH);
+
+/// The length of short subjects, 1 to 24 characters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShortSubjectLength(usize);
+
+setting_text!(ShortSubjectLength, "a length from 1 to 24", or integer);
+
+impl FromStr for ShortSubjectLength {
+    type Err = InvalidValue;
+
+    fn from_str(s: &str) -> Result<Self, InvalidValue> {
+        let (low, high) = (SHORT_SUBJECT_LENGTHS.start(), SHORT_SUBJECT_LENGTHS.end());
+        let n: usize = s.trim().parse().map_err(|_| InvalidValue::new(format!("'{s}' is not a number")))?;
+        if !SHORT_SUBJECT_LENGTHS.contains(&n) {
+            return Err(InvalidValue::new(format!("{n} is not between {low} and {high}")));
+        }
+        Ok(ShortSubjectLength(n))
+    }
+}
+
+impl From<ShortSubjectLength> for usize {
+    fn from(n: ShortSubjectLength) -> usize {
+        n.0
+    }
+}
+
+/// The digits every QR reference starts with, 0 to 6 of them. A string, not a number: leading
+/// zeros count.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QrPrefix(String);
+
+setting_text!(QrPrefix, "0 to 6 digits, as a string");
+
+impl FromStr for QrPrefix {
+    type Err = InvalidValue;
+
+    fn from_str(s: &str) -> Result<Self, InvalidValue> {
+        // The rule is subject.rs's: deriving one reference with the prefix is the check.
+        crate::subject::qr_reference(&[0; 32], s).map_err(InvalidValue::new)?;
+        Ok(QrPrefix(s.to_owned()))
+    }
+}
+
+impl From<QrPrefix> for String {
+    fn from(p: QrPrefix) -> String {
+        p.0
+    }
+}
+
+/// A third party allowed to upload bulk KYC data: `PUB=NAME` on the command line (the name
+/// may contain spaces), a `[[extern]]` table with `pub` and `name` in TOML.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "ExternTable")]
+pub struct ExternKeySpec {
+    pub key: EddsaPublicKey,
+    pub name: String,
+}
+
+setting_flag!(ExternKeySpec);
+
+impl ExternKeySpec {
+    fn new(key: &str, name: &str) -> Result<Self, InvalidValue> {
+        let key = PublicKey::from_str(key)?.into();
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(InvalidValue::new("the name is empty"));
+        }
+        Ok(ExternKeySpec { key, name: name.to_owned() })
+    }
+}
+
+impl FromStr for ExternKeySpec {
+    type Err = InvalidValue;
+
+    fn from_str(s: &str) -> Result<Self, InvalidValue> {
+        let (key, name) =
+            s.split_once('=').ok_or_else(|| InvalidValue::new(format!("'{s}' is not PUB=NAME")))?;
+        ExternKeySpec::new(key, name)
+    }
+}
+
+/// The TOML shape of an [`ExternKeySpec`].
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExternTable {
+    #[serde(rename = "pub")]
+    key: String,
+    name: String,
+}
+
+impl TryFrom<ExternTable> for ExternKeySpec {
+    type Error = InvalidValue;
+
+    fn try_from(t: ExternTable) -> Result<Self, InvalidValue> {
+        ExternKeySpec::new(&t.key, &t.name)
+    }
+}
+
+/// A whole number of seconds, possibly negative (`--timetravel`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Seconds(i64);
+
+setting_flag!(Seconds);
+
+impl FromStr for Seconds {
+    type Err = InvalidValue;
+
+    fn from_str(s: &str) -> Result<Self, InvalidValue> {
+        s.trim()
+            .parse()
+            .map(Seconds)
+            .map_err(|e| InvalidValue::new(format!("'{s}' is not a whole number of seconds ({e})")))
+    }
+}
+
+impl From<Seconds> for i64 {
+    fn from(s: Seconds) -> i64 {
+        s.0
+    }
+}
