@@ -490,6 +490,53 @@ mod tests {
         store.close();
     }
 
+    /// The priority rule, by ordering: with the writer held, ten bulk chunk
+    /// writes and then one small durable job are queued; the small job runs
+    /// before all but at most `BULK_PER_GROUP` of them.
+    #[test]
+    fn a_small_durable_job_goes_ahead_of_queued_bulk_writes() {
+        let (_dir, store) = temp_store();
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let (entered_tx, entered) = std::sync::mpsc::channel::<()>();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let blocker = store.write(Durability::Durable, move |_tx| {
+            let _ = entered_tx.send(());
+            released.recv().map_err(|e| StoreError::Invariant(e.to_string()))
+        });
+        entered.recv().unwrap();
+        let job = |name: &'static str, durability| {
+            let order = order.clone();
+            store.write(durability, move |tx| {
+                tx.execute("INSERT INTO x(v) VALUES (?1)", [zeroblob_len(name)])?;
+                order.lock().unwrap().push(name);
+                Ok::<_, StoreError>(())
+            })
+        };
+        let bulk: Vec<_> = (0..10).map(|_| job("chunk", Durability::Lazy)).collect();
+        let small = job("registration", Durability::Durable);
+        release.send(()).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        rt.block_on(async {
+            blocker.await.unwrap();
+            small.await.unwrap();
+            for b in bulk {
+                b.await.unwrap();
+            }
+        });
+        let order = order.lock().unwrap().clone();
+        let position = order.iter().position(|n| *n == "registration").unwrap();
+        assert!(
+            position <= writer::BULK_PER_GROUP,
+            "the registration ran after {position} chunk writes: {order:?}"
+        );
+        assert_eq!(order.len(), 11);
+        store.close();
+    }
+
+    fn zeroblob_len(name: &str) -> i64 {
+        name.len() as i64
+    }
+
     #[test]
     fn a_job_cannot_call_the_writer() {
         let (_dir, store) = temp_store();

@@ -12,12 +12,21 @@
 //! Jobs see the transaction as a [`WriteTx`]: they can change data but not end
 //! the transaction, and they cannot reach the writer again from inside a job
 //! (that would wait for itself forever).
+//!
+//! Small durable jobs (registrations, auditors, the commit of an upload) go
+//! ahead of bulk work (an upload's 1 MiB chunk writes and the deletion of
+//! staged bodies, all [`Durability::Lazy`]): each group takes every small job
+//! waiting and at most [`BULK_PER_GROUP`] bulk jobs, so a registration waits
+//! behind a few milliseconds of chunk writes, not behind an upload. Reordering
+//! the two kinds is safe because a client awaits each bulk job before it
+//! submits one that depends on it, and bulk jobs stay in order among
+//! themselves.
 
 use std::cell::Cell;
+use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
 use rusqlite::Connection;
@@ -28,6 +37,11 @@ use super::db::WriteTx;
 
 /// Upper bound on jobs in one transaction, so that one commit's latency stays bounded.
 const MAX_BATCH: usize = 256;
+
+/// Bulk jobs (1 MiB chunk writes, a few ms each) in one group: enough to keep
+/// an upload streaming, few enough that the small jobs of the next group wait
+/// milliseconds.
+pub const BULK_PER_GROUP: usize = 2;
 
 /// How a job wants its commit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -114,10 +128,38 @@ where
     }
 }
 
-enum Message {
-    Job(Box<dyn Job>),
-    /// Finish what is queued before this, checkpoint and stop.
-    Close,
+/// The two queues of waiting jobs.
+#[derive(Default)]
+struct Queues {
+    /// Small durable jobs, served first.
+    urgent: VecDeque<Box<dyn Job>>,
+    /// Bulk work (chunk writes, discards), in order.
+    bulk: VecDeque<Box<dyn Job>>,
+    /// Finish what is queued, checkpoint and stop.
+    closing: bool,
+}
+
+impl Queues {
+    fn is_empty(&self) -> bool {
+        self.urgent.is_empty() && self.bulk.is_empty()
+    }
+
+    /// The next group: every small job waiting (up to the cap), then a few
+    /// bulk jobs.
+    fn next_group(&mut self) -> Vec<Box<dyn Job>> {
+        let urgent = self.urgent.len().min(MAX_BATCH);
+        let mut group: Vec<Box<dyn Job>> = self.urgent.drain(..urgent).collect();
+        let bulk = self.bulk.len().min(BULK_PER_GROUP).min(MAX_BATCH - group.len());
+        group.extend(self.bulk.drain(..bulk));
+        group
+    }
+}
+
+/// What the writer and its handles share.
+#[derive(Default)]
+struct Shared {
+    queues: Mutex<Queues>,
+    wake: Condvar,
 }
 
 thread_local! {
@@ -129,22 +171,35 @@ thread_local! {
 /// Handle to the writer thread; cheap to clone.
 #[derive(Clone)]
 pub struct Writer {
-    tx: mpsc::Sender<Message>,
+    shared: Arc<Shared>,
     stats: Arc<WriterStats>,
+    /// Closes the queue when the last handle goes, so that the thread ends
+    /// after finishing what was queued even without [`Writer::close`].
+    _handles: Arc<LastHandle>,
+}
+
+struct LastHandle(Arc<Shared>);
+
+impl Drop for LastHandle {
+    fn drop(&mut self) {
+        self.0.queues.lock().unwrap_or_else(PoisonError::into_inner).closing = true;
+        self.0.wake.notify_one();
+    }
 }
 
 impl Writer {
     /// Starts the thread that owns `conn`. The thread ends when every `Writer` is
     /// dropped, after finishing what was queued.
     pub fn start(conn: Connection) -> Result<(Writer, JoinHandle<()>), StoreError> {
-        let (tx, rx) = mpsc::channel::<Message>();
+        let shared = Arc::new(Shared::default());
         let stats = Arc::new(WriterStats::default());
-        let thread_stats = stats.clone();
+        let (thread_shared, thread_stats) = (shared.clone(), stats.clone());
         let handle = std::thread::Builder::new()
             .name("taler-lite-writer".into())
-            .spawn(move || writer_loop(conn, rx, &thread_stats))
+            .spawn(move || writer_loop(conn, &thread_shared, &thread_stats))
             .map_err(StoreError::Io)?;
-        Ok((Writer { tx, stats }, handle))
+        let handles = Arc::new(LastHandle(shared.clone()));
+        Ok((Writer { shared, stats, _handles: handles }, handle))
     }
 
     pub fn stats(&self) -> &WriterStats {
@@ -166,43 +221,47 @@ impl Writer {
             ))));
             return answer;
         }
-        let job = Pending { change: Some(change), result: None, reply, durability };
-        self.stats.queued.fetch_add(1, Ordering::Relaxed);
-        // If the thread is gone the job is dropped with its reply sender, and the
-        // requester sees `Closed` at once instead of hanging.
-        if self.tx.send(Message::Job(Box::new(job))).is_err() {
-            self.stats.queued.fetch_sub(1, Ordering::Relaxed);
+        let job: Box<dyn Job> = Box::new(Pending { change: Some(change), result: None, reply, durability });
+        {
+            let mut queues = self.shared.queues.lock().unwrap_or_else(PoisonError::into_inner);
+            // Once closing, the job is dropped with its reply sender, and the
+            // requester sees `Closed` at once instead of hanging.
+            if queues.closing {
+                return answer;
+            }
+            match durability {
+                Durability::Durable => queues.urgent.push_back(job),
+                Durability::Lazy => queues.bulk.push_back(job),
+            }
         }
+        self.stats.queued.fetch_add(1, Ordering::Relaxed);
+        self.shared.wake.notify_one();
         answer
     }
 
     /// Asks the thread to stop once the jobs queued so far are done.
     pub fn close(&self) {
-        let _ = self.tx.send(Message::Close);
+        self.shared.queues.lock().unwrap_or_else(PoisonError::into_inner).closing = true;
+        self.shared.wake.notify_one();
     }
 }
 
-fn writer_loop(conn: Connection, rx: mpsc::Receiver<Message>, stats: &WriterStats) {
+fn writer_loop(conn: Connection, shared: &Shared, stats: &WriterStats) {
     ON_WRITER_THREAD.set(true);
     // Room for every statement the write paths run (the default is 16).
     conn.set_prepared_statement_cache_capacity(64);
     let mut synchronous_full = true;
-    let mut closing = false;
-    while !closing {
-        let mut batch = match rx.recv() {
-            Ok(Message::Job(job)) => vec![job],
-            Ok(Message::Close) | Err(_) => break,
-        };
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(Message::Job(job)) => batch.push(job),
-                Ok(Message::Close) => {
-                    closing = true;
-                    break;
-                }
-                Err(_) => break,
+    loop {
+        let batch = {
+            let mut queues = shared.queues.lock().unwrap_or_else(PoisonError::into_inner);
+            while queues.is_empty() && !queues.closing {
+                queues = shared.wake.wait(queues).unwrap_or_else(PoisonError::into_inner);
             }
-        }
+            if queues.is_empty() {
+                break;
+            }
+            queues.next_group()
+        };
         let durable = batch.iter().any(|j| j.durability() == Durability::Durable);
         if durable != synchronous_full {
             let pragma = if durable { "PRAGMA synchronous=FULL" } else { "PRAGMA synchronous=NORMAL" };
