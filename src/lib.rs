@@ -14,7 +14,8 @@
 //!   of the API layer and the table of Taler error codes.
 //! - [`store`]: the SQLite file (schema in `schema.sql`, migrations, a read
 //!   pool and one group-committing writer thread).
-//! - [`server`]: routes, accept loop, start-up and shutdown; [`config`]:
+//! - [`server`]: routes, accept loop, start-up and shutdown; [`linger`]: the
+//!   lingering close after an early answer; [`config`]:
 //!   settings from flags, environment, TOML and defaults; [`cli`]: the
 //!   commands besides `serve`.
 
@@ -33,6 +34,7 @@ pub mod exchange;
 pub mod http;
 pub mod kyc_bulk;
 pub mod kyc_content;
+pub mod linger;
 pub mod payto;
 pub mod prepared_transfer;
 pub mod server;
