@@ -24,7 +24,8 @@
 //!   `store` module of the same name, its tests in `tests/<api>.rs`.
 //! - [`server`]: listener, accept loop, start-up and shutdown ([`run`] serves a
 //!   bound listener until a shutdown future resolves, for in-process tests);
-//!   [`cli`]: the commands.
+//!   [`linger`]: the lingering close after an early answer; [`cli`]: the
+//!   commands.
 
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
@@ -40,6 +41,7 @@ pub mod crypto;
 pub mod error;
 pub mod http;
 pub mod kyc_content;
+pub mod linger;
 pub mod payto;
 pub mod server;
 pub mod store;

@@ -4,7 +4,9 @@
 //! headers one byte a second would hold a connection forever. The accept loop
 //! here serves each connection with hyper's HTTP/1 builder and a header-read
 //! timeout around `warp::service(routes)`, and tracks connections so that a
-//! shutdown lets in-flight requests finish before the database is closed.
+//! shutdown lets in-flight requests finish before the database is closed. A
+//! body left unread by an early answer is drained before its connection
+//! closes ([`linger`]), so that clients which send it all can read the answer.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -35,6 +37,7 @@ use crate::app::{AppContext, AppState};
 use crate::clock::Clock;
 use crate::config::{self, ListenAddr, Settings};
 use crate::error::ApiError;
+use crate::linger;
 use crate::store::{OpenOptions, Store, StoreError};
 use crate::{api, http};
 
@@ -235,10 +238,39 @@ impl AsyncWrite for Connection {
     }
 }
 
-/// A request body that records whether it was read to its end.
+/// A request body that records whether it was read to its end, and that,
+/// dropped before its end, lingers: hands the rest to [`linger::drain`] so that
+/// the client can send it all and then read the answer.
 struct TrackedBody {
-    inner: Incoming,
+    /// `None` once it ended or failed: then nothing is left to drain.
+    inner: Option<Incoming>,
     read_to_end: Arc<AtomicBool>,
+    /// hyper sends `100 Continue` when the body is first polled. A client that
+    /// waits for it and got an early answer instead never sends the body, so
+    /// draining must not poll a body nobody asked for.
+    polled: bool,
+    expects_continue: bool,
+    /// When the last piece arrived: the idle limit of a drain runs from there.
+    last_read: tokio::time::Instant,
+    linger: linger::Limits,
+}
+
+impl TrackedBody {
+    fn new(
+        inner: Incoming,
+        read_to_end: Arc<AtomicBool>,
+        expects_continue: bool,
+        linger: linger::Limits,
+    ) -> Self {
+        TrackedBody {
+            inner: Some(inner),
+            read_to_end,
+            polled: false,
+            expects_continue,
+            last_read: tokio::time::Instant::now(),
+            linger,
+        }
+    }
 }
 
 impl hyper::body::Body for TrackedBody {
@@ -246,23 +278,57 @@ impl hyper::body::Body for TrackedBody {
     type Error = hyper::Error;
 
     fn poll_frame(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        if matches!(polled, Poll::Ready(None)) || self.inner.is_end_stream() {
-            self.read_to_end.store(true, Ordering::Release);
+        let this = self.get_mut();
+        let Some(inner) = this.inner.as_mut() else { return Poll::Ready(None) };
+        this.polled = true;
+        let polled = Pin::new(&mut *inner).poll_frame(cx);
+        match &polled {
+            Poll::Pending => {}
+            Poll::Ready(Some(Ok(_))) => {
+                this.last_read = tokio::time::Instant::now();
+                if inner.is_end_stream() {
+                    this.read_to_end.store(true, Ordering::Release);
+                }
+            }
+            Poll::Ready(None) => {
+                this.read_to_end.store(true, Ordering::Release);
+                this.inner = None;
+            }
+            Poll::Ready(Some(Err(_))) => this.inner = None,
         }
         polled
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.inner.as_ref().is_none_or(Incoming::is_end_stream)
     }
 
     fn size_hint(&self) -> hyper::body::SizeHint {
-        self.inner.size_hint()
+        self.inner.as_ref().map_or_else(|| hyper::body::SizeHint::with_exact(0), Incoming::size_hint)
     }
+}
+
+impl Drop for TrackedBody {
+    fn drop(&mut self) {
+        let Some(inner) = self.inner.take() else { return };
+        if inner.is_end_stream() || (self.expects_continue && !self.polled) {
+            return;
+        }
+        linger::drain(inner, self.last_read, self.linger);
+    }
+}
+
+/// Whether hyper treats `req` as waiting for `100 Continue` (HTTP/1.1 and
+/// later only, the token compared as hyper does).
+fn expects_continue<B>(req: &hyper::Request<B>) -> bool {
+    req.version() > hyper::Version::HTTP_10
+        && req
+            .headers()
+            .get(header::EXPECT)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
 }
 
 /// Serves `state` on `listener` until `shutdown` resolves, then lets in-flight
@@ -270,13 +336,16 @@ impl hyper::body::Body for TrackedBody {
 pub async fn run(listener: Listener, state: AppState, shutdown: impl Future<Output = ()>) -> io::Result<()> {
     let warp_service = TowerToHyperService::new(warp::service(app_filter(state.clone())));
     let idle = state.settings.request_timeout;
+    let linger = linger::Limits { idle, total: linger::MAX_LINGER };
     let service = service_fn(move |req: hyper::Request<Incoming>| {
         // An answer given before the body was read (the early 4xx of an
-        // upload) leaves unread bytes on the connection, so hyper closes it
-        // afterwards; saying so in the answer keeps clients from reusing it.
+        // upload) closes the connection once the rest of the body is drained
+        // (or, when the client waits for `100 Continue`, at once); saying so in
+        // the answer keeps clients from reusing it.
         let has_body = !req.body().is_end_stream();
         let read_to_end = Arc::new(AtomicBool::new(false));
-        let req = req.map(|inner| TrackedBody { inner, read_to_end: read_to_end.clone() });
+        let expects_continue = expects_continue(&req);
+        let req = req.map(|inner| TrackedBody::new(inner, read_to_end.clone(), expects_continue, linger));
         let response = hyper::service::Service::call(&warp_service, req);
         async move {
             let mut response = response.await?;
