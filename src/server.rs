@@ -331,6 +331,21 @@ fn expects_continue<B>(req: &hyper::Request<B>) -> bool {
             .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
 }
 
+/// Why a request cannot be routed, if it cannot: its target must be a path
+/// starting with `/` (or an absolute URL with one), and `CONNECT` tunnels nothing here.
+fn unroutable<B>(req: &hyper::Request<B>) -> Option<ApiError> {
+    if req.method() == hyper::Method::CONNECT {
+        return Some(ApiError::parameter("request-target", "CONNECT is not supported"));
+    }
+    match req.uri().path_and_query() {
+        Some(p) if p.path().starts_with('/') => None,
+        _ => Some(ApiError::parameter(
+            "request-target",
+            format!("'{}' is not a path starting with /", req.uri()),
+        )),
+    }
+}
+
 /// Serves `state` on `listener` until `shutdown` resolves, then lets in-flight
 /// requests finish (up to a grace period). Tests bind port 0 and call this.
 pub async fn run(listener: Listener, state: AppState, shutdown: impl Future<Output = ()>) -> io::Result<()> {
@@ -338,6 +353,9 @@ pub async fn run(listener: Listener, state: AppState, shutdown: impl Future<Outp
     let idle = state.settings.request_timeout;
     let linger = linger::Limits { idle, total: linger::MAX_LINGER };
     let service = service_fn(move |req: hyper::Request<Incoming>| {
+        // warp cannot route a request without a path (authority-form, as
+        // `CONNECT host:443` or `GET foo` parse) and would panic: refuse it here.
+        let target_refused = unroutable(&req);
         // An answer given before the body was read (the early 4xx of an
         // upload) closes the connection once the rest of the body is drained
         // (or, when the client waits for `100 Continue`, at once); saying so in
@@ -346,9 +364,18 @@ pub async fn run(listener: Listener, state: AppState, shutdown: impl Future<Outp
         let read_to_end = Arc::new(AtomicBool::new(false));
         let expects_continue = expects_continue(&req);
         let req = req.map(|inner| TrackedBody::new(inner, read_to_end.clone(), expects_continue, linger));
-        let response = hyper::service::Service::call(&warp_service, req);
+        let response = target_refused.is_none().then(|| hyper::service::Service::call(&warp_service, req));
         async move {
-            let mut response = response.await?;
+            let mut response = match (response, target_refused) {
+                (Some(response), _) => response.await?,
+                (None, Some(error)) => {
+                    // Whatever the client meant, this connection carries nothing more we can route.
+                    let mut response = error.into_response();
+                    response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+                    response
+                }
+                (None, None) => ApiError::Internal("no answer".into()).into_response(),
+            };
             if has_body && !read_to_end.load(Ordering::Acquire) {
                 response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
             }

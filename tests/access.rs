@@ -127,6 +127,26 @@ async fn unknown_paths_are_error_details() {
     for path in ["nothing", "private/nothing", "config/", "kyc-bulk", "kyc-bulk/a/b"] {
         server.get(path).await.expect_error(404, 21);
     }
-    // A request line without a leading slash never reaches the application as
-    // such: hyper refuses it (README, "Known limits").
+}
+
+/// Request targets warp cannot route (no path) are 400 ErrorDetail, not a
+/// silent close (warp panicked on them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_targets_without_a_path_are_400_error_details() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = spawn_app(&[]).await;
+    let addr = server.url.trim_start_matches("http://").trim_end_matches('/').to_owned();
+    for line in
+        ["GET foo HTTP/1.1", "CONNECT example.com:443 HTTP/1.1", "OPTIONS * HTTP/1.1", "GET * HTTP/1.1"]
+    {
+        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        s.write_all(format!("{line}\r\nHost: example.com\r\n\r\n").as_bytes()).await.unwrap();
+        let mut answer = Vec::new();
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), s.read_to_end(&mut answer)).await;
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 400"), "{line}: {answer}");
+        assert!(answer.contains("\"code\":26") && answer.contains("request-target"), "{line}: {answer}");
+    }
+    // The server still serves.
+    assert_eq!(server.get("config").await.status, 200);
 }
