@@ -447,7 +447,9 @@ fn check_paths(settings: &Settings) -> Result<(), ServeError> {
         }
     }
     fn readable_or_creatable(setting: &str, path: &Path) -> Result<(), ServeError> {
-        if path.exists() {
+        if path.is_dir() {
+            Err(config::bad(setting, format!("{} is a folder", path.display())).into())
+        } else if path.exists() {
             std::fs::File::open(path)
                 .map(|_| ())
                 .map_err(|e| config::bad(setting, format!("{}: {e}", path.display())).into())

@@ -120,6 +120,36 @@ async fn bad_settings_stop_start_up_with_one_line_naming_them() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("curency"));
 }
 
+/// Every setting is checked, and the listener bound, before a file is made:
+/// a wrong path or a busy address names its setting and leaves nothing.
+#[tokio::test]
+async fn start_up_failures_name_the_setting_and_create_nothing() {
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy_addr = busy.local_addr().unwrap().to_string();
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (vec!["--listen".into(), "unix:/missing/dir/sock".into()], "listen"),
+        (vec!["--listen".into(), busy_addr], "listen"),
+        (vec!["--database".into(), "/missing/dir/db.sqlite3".into()], "database"),
+        (vec!["--master-key-file".into(), "/missing/dir/master.key".into()], "master_key_file"),
+        (vec!["--token-file".into(), "/missing/dir/token".into()], "token_file"),
+        (vec!["--master-key-file".into(), ".".into()], "master_key_file"),
+    ];
+    for (args, name) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let mut argv = vec!["serve".to_owned(), "--listen".into(), "127.0.0.1:0".into()];
+        argv.extend(args.iter().cloned());
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        let out = run_cli(dir.path(), &argv);
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(name), "{args:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert!(left.is_empty(), "{args:?} left {left:?}");
+    }
+    drop(busy);
+}
+
 #[tokio::test]
 async fn sigterm_closes_the_database_cleanly() {
     let server = TestServer::start(&[]);
