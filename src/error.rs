@@ -2,7 +2,7 @@
 //!
 //! Every 4xx and 5xx answer of the server is an `ErrorDetail` JSON body
 //! (`{"code", "hint", "detail", ...}`), whatever produced it: a handler, a body
-//! reader or warp itself (see [`crate::http::recover`]). Clients key on `code`,
+//! reader or the dispatcher of the route table. Clients key on `code`,
 //! so the numbers live in one table ([`ErrorCode`]) and the choice of HTTP status
 //! and code for every [`ApiError`] in one exhaustive match ([`ApiError::parts`]):
 //! a new variant cannot compile until it is mapped.

@@ -1,13 +1,13 @@
-//! Request plumbing shared by every API.
+//! Request plumbing shared by every API, and the route table's dispatcher
+//! ([`Router`]).
 //!
 //! warp answers a rejected filter by trying the next `.or()` branch, and its
 //! body filters reject (413, 411, bad JSON) in ways that then surface as the
-//! wrong error from some other branch. So a route here matches its *path* only,
-//! and hands the handler a [`Request`] (method, headers, query, unread body):
-//! the handler checks the method, reads the body with our own limits and
-//! answers every failure itself as an [`ApiError`]. warp's own rejections can
-//! then only mean "no such path", and [`recover`] turns whatever is left into
-//! `ErrorDetail` JSON too.
+//! wrong error from some other branch. So no route is a warp filter: the one
+//! filter extracts the path and a [`Request`] (method, headers, query, unread
+//! body), the [`Router`] matches the path against the route table, and the
+//! handler reads the body with our own limits and answers every failure
+//! itself as an [`ApiError`].
 //!
 //! The body is a stream that nobody has polled: hyper sends `100 Continue`
 //! only when it is first polled, so a handler that answers before reading never
