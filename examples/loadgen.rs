@@ -1,5 +1,6 @@
 //! Load generator for taler-lite (issue 6): drives the real server over HTTP
-//! from this separate process and prints one JSON line per scenario.
+//! from this separate process and prints one JSON line per scenario on stdout,
+//! and the same figures as a Markdown table on stderr.
 //!
 //! ```sh
 //! cargo run --release --example loadgen -- all            # every scenario
@@ -10,10 +11,12 @@
 //!
 //! Without `--url` each scenario builds `target/<profile>/taler-lite` (through
 //! `$CARGO build`) and starts it fresh on a temporary database with
-//! `serve --listen 127.0.0.1:0`, reading the URL from its "listening on URL"
-//! line on stderr (stderr is drained for the server's whole life so the pipe
-//! never fills). A fresh server per scenario keeps the peak RSS (`VmHWM` in
-//! `/proc/PID/status`) and the database of one scenario apart from the others.
+//! `serve --listen 127.0.0.1:0`, through the integration tests' `TestServer`
+//! (`tests/common/mod.rs`, included below): it reads the URL from the
+//! "listening on URL" line on stderr and drains stderr for the server's whole
+//! life so the pipe never fills. A fresh server per scenario keeps the peak RSS
+//! (`VmHWM` in `/proc/PID/status`), the CPU figures and the database of one
+//! scenario apart from the others.
 //!
 //! Scenarios (targets from issue 6, for a 2-core machine):
 //! - `registration`: `--clients` (64) concurrent connections post
@@ -45,15 +48,35 @@
 //! stored in the database were counted and matched the successful answers. MB
 //! are 10^6 bytes, MiB 2^20.
 //!
+//! CPU per operation (`cpu`, issue 13): the server's user+system time
+//! (`/proc/PID/stat` fields 14 and 15, in clock ticks of `getconf CLK_TCK`)
+//! over the measured phase only, divided by the successful operations (`per`:
+//! a registration, an auditor enable, an uploaded MB; in `mixed` per
+//! registration but including the uploads' CPU). The same per thread group from
+//! `/proc/PID/task/*/stat`, told apart by the names in `/proc/PID/task/TID/comm`:
+//! `writer` ("taler-lite-writer"), `workers` ("tl-worker-K", tokio's workers),
+//! `blocking` ("tl-blocking", tokio's blocking pool), `main` (the thread of
+//! `main`, which runs the accept loop), `other` (r2d2's pool threads) and
+//! `unattributed` (the process's CPU not in a live thread's figure: threads
+//! that exited during the phase, and each thread's whole-tick rounding). Each
+//! `us` has its `ratio` to the CPU time of one reference operation measured by
+//! this program on one core in the same run (its thread's CPU, from
+//! `/proc/thread-self/schedstat`): one Ed25519 verification for registrations
+//! and auditors, SHA-512 of one MB for uploads. A tick is 10 ms at 100 per
+//! second: the process's figure over a phase of a few seconds is good to well
+//! under 1%, a thread group's to about a tick per thread. `startup` reports CPU
+//! per start, from the process's start to its first answer, from
+//! `/proc/PID/task/*/schedstat` (ns): a start takes less than a tick.
+//!
 //! The load generator shares the machine with the server: its own HTTP work
 //! takes CPU from the server, as a real client on the same box would.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{IpAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -67,12 +90,19 @@ use taler_lite::crypto::{
 use taler_lite::payto::Payto;
 use taler_lite::timestamp::Timestamp;
 
+/// The integration tests' server harness, shared so that both start the server the same way.
+#[path = "../tests/common/mod.rs"]
+mod common;
+use common::TestServer;
+
 /// The credit account of the server's defaults (registrations must name one of its accounts).
 const DEFAULT_ACCOUNT: &str = "payto://iban/CH4431999123000889012?receiver-name=Exchange";
 const CUSTOMER_PAYTO: &str = "payto://iban/DE89370400440532013000?receiver-name=Erika%20Mustermann";
 const MIB: u64 = 1 << 20;
 /// Upper bound on a registration or auditors load phase, whatever the request count.
 const PHASE_LIMIT: Duration = Duration::from_secs(25);
+/// What the registration and auditors CPU figures are compared with.
+const ED25519_CPU: &str = "one Ed25519 verification (CPU time, one core, taler_lite::crypto)";
 /// Upper bound on the mixed scenario's registration load (it normally stops
 /// when both uploads are done; two 1 GiB uploads took about 40 s here).
 const MIXED_LIMIT: Duration = Duration::from_secs(90);
@@ -120,82 +150,19 @@ struct Options {
 
 // ---------------------------------------------------------------- the server
 
-/// A server this program started; killed (it runs on a throw-away database) when dropped.
-struct Spawned {
-    child: Child,
-    url: String,
-    _dir: tempfile::TempDir,
-    db: PathBuf,
-    log: Arc<Mutex<Vec<String>>>,
+/// Starts `bin serve` on a fresh database in a fresh directory with `args`, through the
+/// integration tests' `TestServer` (killed, with its throw-away directory, when dropped).
+fn start_server(bin: &Path, args: &[String], client: &reqwest::Client) -> Result<TestServer, String> {
+    let dir = Arc::new(tempfile::tempdir().expect("temporary directory"));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    TestServer::try_start_with(bin, dir, &args, Some(client.clone()))
 }
 
-impl Spawned {
-    /// Starts `bin serve` on a fresh database in a fresh directory with `args` and waits for its URL.
-    fn start(bin: &Path, args: &[String]) -> Spawned {
-        let dir = tempfile::tempdir().expect("temporary directory");
-        let db = dir.path().join("db");
-        let (mut child, url_rx, log) = spawn_server(bin, dir.path(), &db, args);
-        let url = match url_rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(url) => url,
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                std::thread::sleep(Duration::from_millis(100));
-                panic!("the server did not start:\n{}", log.lock().expect("log").join("\n"));
-            }
-        };
-        Spawned { child, url, _dir: dir, db, log }
-    }
-
-    fn tail_of_log(&self) -> String {
-        let log = self.log.lock().expect("log");
-        log.iter().rev().take(20).rev().cloned().collect::<Vec<_>>().join("\n")
-    }
-}
-
-impl Drop for Spawned {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Spawns the server; the receiver gets its URL. A thread drains stderr for
-/// the server's whole life (a full pipe would block it) keeping the last lines.
-fn spawn_server(
-    bin: &Path,
-    dir: &Path,
-    db: &Path,
-    args: &[String],
-) -> (Child, mpsc::Receiver<String>, Arc<Mutex<Vec<String>>>) {
-    let mut child = Command::new(bin)
-        .current_dir(dir)
-        .env_remove("TALER_LITE_CONFIG")
-        .args(["serve", "--listen", "127.0.0.1:0", "--database"])
-        .arg(db)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-    let stderr = child.stderr.take().expect("stderr is piped");
-    let (tx, rx) = mpsc::channel();
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let kept = log.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(url) = line.split("listening on ").nth(1) {
-                let _ = tx.send(url.trim().to_owned());
-            }
-            let mut log = kept.lock().expect("log");
-            if log.len() >= 200 {
-                log.remove(0);
-            }
-            log.push(line);
-        }
-    });
-    (child, rx, log)
+/// The last lines the server wrote to stderr.
+fn tail_of_log(server: &TestServer) -> String {
+    let log = server.log();
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(20)..].join("\n")
 }
 
 /// Builds the server binary of this example's profile and returns its path.
@@ -235,7 +202,7 @@ struct Target {
     token: Option<String>,
     db: Option<PathBuf>,
     pid: Option<u32>,
-    spawned: Option<Spawned>,
+    spawned: Option<TestServer>,
 }
 
 impl Target {
@@ -245,6 +212,17 @@ impl Target {
 
     fn peak_rss_mib(&self) -> Option<f64> {
         self.pid.and_then(peak_rss_mib)
+    }
+
+    /// The server's CPU so far, when its process id is known.
+    fn cpu_snapshot(&self, source: CpuSource) -> Option<CpuSnapshot> {
+        self.pid.and_then(|pid| cpu_snapshot(pid, source))
+    }
+
+    /// The server's CPU since `start` (taken at the beginning of the measured phase).
+    fn cpu_since(&self, start: Option<&CpuSnapshot>, source: CpuSource) -> Option<CpuUse> {
+        let start = start?;
+        Some(CpuUse::between(Some(start), &self.cpu_snapshot(source)?, source))
     }
 
     /// `SELECT count(*)` through a read-only connection, when the database is known.
@@ -257,13 +235,15 @@ impl Target {
     }
 
     fn describe_failure(&self) -> String {
-        self.spawned.as_ref().map(Spawned::tail_of_log).unwrap_or_default()
+        self.spawned.as_ref().map(tail_of_log).unwrap_or_default()
     }
 }
 
 struct Context {
     options: Options,
     bin: Option<PathBuf>,
+    /// Clock ticks per second of `/proc/PID/stat`.
+    ticks_per_s: f64,
     client: reqwest::Client,
     /// Figures of earlier scenarios of this run, for `mixed`.
     registration_p99_ms: Option<f64>,
@@ -272,6 +252,11 @@ struct Context {
 }
 
 impl Context {
+    /// Where the measured phases' CPU figures come from.
+    fn cpu_source(&self) -> CpuSource {
+        CpuSource::Stat { ticks_per_s: self.ticks_per_s }
+    }
+
     /// The server for a scenario: a fresh one with `args`, or the `--url` one.
     fn target(&self, args: &[String]) -> Target {
         match &self.options.url {
@@ -283,12 +268,13 @@ impl Context {
                 spawned: None,
             },
             None => {
-                let spawned = Spawned::start(self.bin.as_ref().expect("server binary"), args);
+                let spawned = start_server(self.bin.as_ref().expect("server binary"), args, &self.client)
+                    .unwrap_or_else(|log| panic!("the server did not start:\n{log}"));
                 Target {
                     url: spawned.url.clone(),
                     token: None,
                     db: Some(spawned.db.clone()),
-                    pid: Some(spawned.child.id()),
+                    pid: Some(spawned.pid()),
                     spawned: Some(spawned),
                 }
             }
@@ -419,12 +405,235 @@ fn make_parallel<T: Send>(n: usize, make: impl Fn(usize) -> T + Sync) -> Vec<T> 
     })
 }
 
+// ---------------------------------------------------------------- CPU time
+
+/// Clock ticks per second of `/proc`'s `utime` and `stime` (`getconf CLK_TCK`, asked once).
+fn clock_ticks_per_s() -> f64 {
+    let asked =
+        Command::new("getconf").arg("CLK_TCK").output().ok().and_then(|out| {
+            String::from_utf8_lossy(&out.stdout).trim().parse::<f64>().ok().filter(|t| *t > 0.0)
+        });
+    asked.unwrap_or_else(|| {
+        eprintln!("loadgen: WARNING: `getconf CLK_TCK` failed; assuming 100 clock ticks per second");
+        100.0
+    })
+}
+
+/// `utime + stime` (fields 14 and 15, clock ticks) of a `/proc/.../stat` line.
+fn stat_ticks(stat: &str) -> Option<u64> {
+    // Field 2, the name, is in parentheses and may hold spaces and parentheses itself.
+    let fields: Vec<&str> = stat.get(stat.rfind(')')? + 1..)?.split_whitespace().collect();
+    // `fields[0]` is field 3 (the state), so field n is `fields[n - 3]`.
+    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+}
+
+/// The server's thread groups, told apart by thread name (`/proc/PID/task/TID/comm`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Group {
+    /// "taler-lite-writer", which the kernel shortens to 15 bytes.
+    Writer,
+    /// "tl-worker-K": tokio's worker threads (named in src/main.rs).
+    Workers,
+    /// "tl-blocking": tokio's blocking pool (`spawn_blocking`).
+    Blocking,
+    /// The thread running `main` (its `block_on` future: the accept loop).
+    Main,
+    /// Any other thread.
+    Other,
+}
+
+impl Group {
+    const ALL: [Group; 5] = [Group::Writer, Group::Workers, Group::Blocking, Group::Main, Group::Other];
+
+    fn of(pid: u32, tid: u32, comm: &str) -> Group {
+        if comm.starts_with("taler-lite-writ") {
+            Group::Writer
+        } else if comm.starts_with("tl-worker-") {
+            Group::Workers
+        } else if comm == "tl-blocking" {
+            Group::Blocking
+        } else if tid == pid {
+            Group::Main
+        } else {
+            Group::Other
+        }
+    }
+
+    fn key(self) -> &'static str {
+        match self {
+            Group::Writer => "writer",
+            Group::Workers => "workers",
+            Group::Blocking => "blocking",
+            Group::Main => "main",
+            Group::Other => "other",
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Group::Writer => "writer thread",
+            Group::Workers => "tokio workers",
+            Group::Blocking => "blocking threads",
+            Group::Main => "main thread",
+            Group::Other => "other threads",
+        }
+    }
+}
+
+/// Where CPU times come from.
+#[derive(Clone, Copy)]
+enum CpuSource {
+    /// `utime + stime` of `/proc/PID/stat` and `/proc/PID/task/TID/stat`, in clock ticks: the
+    /// process's figure includes its exited threads. For the measured phases.
+    Stat { ticks_per_s: f64 },
+    /// `/proc/PID/task/TID/schedstat` (ns) of the live threads, summed: for `startup`, whose few
+    /// milliseconds per start are below a clock tick (and whose threads all still live).
+    Schedstat,
+}
+
+impl CpuSource {
+    fn describe(self) -> String {
+        match self {
+            CpuSource::Stat { ticks_per_s } => {
+                format!("utime+stime of /proc/PID/stat and /proc/PID/task/*/stat, {ticks_per_s} ticks/s")
+            }
+            CpuSource::Schedstat => "sum of /proc/PID/task/*/schedstat (ns) of the live threads".to_owned(),
+        }
+    }
+}
+
+/// The CPU time (ns) a process and each of its live threads have used so far.
+struct CpuSnapshot {
+    process: u64,
+    /// Thread id, group and CPU ns.
+    threads: Vec<(u32, Group, u64)>,
+}
+
+/// Reads `/proc/PID/task/*/{stat or schedstat,comm}` (and `/proc/PID/stat`); `None` when the
+/// process is gone.
+fn cpu_snapshot(pid: u32, source: CpuSource) -> Option<CpuSnapshot> {
+    let ticks_ns =
+        |stat: &str, ticks_per_s: f64| stat_ticks(stat).map(|t| (t as f64 * 1e9 / ticks_per_s) as u64);
+    let mut threads = Vec::new();
+    for entry in std::fs::read_dir(format!("/proc/{pid}/task")).ok()?.flatten() {
+        let Some(tid) = entry.file_name().to_str().and_then(|t| t.parse::<u32>().ok()) else { continue };
+        // A thread may exit between the listing and the reads: it is then not counted here (with
+        // `Stat`, its CPU stays in the process's figure).
+        let Ok(comm) = std::fs::read_to_string(entry.path().join("comm")) else { continue };
+        let ns = match source {
+            CpuSource::Stat { ticks_per_s } => std::fs::read_to_string(entry.path().join("stat"))
+                .ok()
+                .and_then(|stat| ticks_ns(&stat, ticks_per_s)),
+            CpuSource::Schedstat => std::fs::read_to_string(entry.path().join("schedstat"))
+                .ok()
+                .and_then(|s| s.split_whitespace().next().and_then(|n| n.parse().ok())),
+        };
+        if let Some(ns) = ns {
+            threads.push((tid, Group::of(pid, tid, comm.trim_end()), ns));
+        }
+    }
+    let process = match source {
+        // Read after the threads, so that it includes at least what they used.
+        CpuSource::Stat { ticks_per_s } => {
+            ticks_ns(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?, ticks_per_s)?
+        }
+        CpuSource::Schedstat => threads.iter().map(|t| t.2).sum(),
+    };
+    Some(CpuSnapshot { process, threads })
+}
+
+/// The server's CPU over a measured phase: from `start` (`None`: from the process's start) to `end`.
+struct CpuUse {
+    source: CpuSource,
+    /// ns.
+    process: u64,
+    /// CPU ns and number of threads per group, indexed by `Group as usize` (`Group::ALL` order).
+    groups: [(u64, usize); 5],
+}
+
+impl CpuUse {
+    fn between(start: Option<&CpuSnapshot>, end: &CpuSnapshot, source: CpuSource) -> CpuUse {
+        let mut groups = [(0u64, 0usize); 5];
+        for &(tid, group, ns) in &end.threads {
+            // A thread started during the phase counts from zero.
+            let before =
+                start.and_then(|s| s.threads.iter().find(|t| t.0 == tid)).map_or(0, |&(_, _, ns)| ns);
+            let slot = &mut groups[group as usize];
+            slot.0 += ns.saturating_sub(before);
+            slot.1 += 1;
+        }
+        let process = end.process.saturating_sub(start.map_or(0, |s| s.process));
+        CpuUse { source, process, groups }
+    }
+
+    /// Adds another start's figures (`startup`).
+    fn add(&mut self, other: &CpuUse) {
+        self.process += other.process;
+        for (s, o) in self.groups.iter_mut().zip(other.groups) {
+            s.0 += o.0;
+            s.1 = s.1.max(o.1);
+        }
+    }
+
+    /// CPU of the process not found in a live thread's figure: threads that exited during the
+    /// phase, and rounding (each thread's `utime` and `stime` are whole ticks).
+    fn unattributed(&self) -> i64 {
+        self.process as i64 - self.groups.iter().map(|g| g.0 as i64).sum::<i64>()
+    }
+
+    /// The JSON `cpu` object: µs per operation of the process and of each thread group, and each
+    /// as a multiple of `reference_us` (the CPU of one reference operation, when there is one).
+    fn json(&self, per: &str, operations: f64, reference_what: &str, reference_us: Option<f64>) -> Value {
+        let us = |ns: f64| ns / 1e3 / operations;
+        let figure = |us: f64| json!({"us": round(us, 2), "ratio": reference_us.map(|r| round(us / r, 3))});
+        let mut out = json!({
+            "per": per,
+            "operations": round(operations, 3),
+            "source": self.source.describe(),
+            "server_cpu_seconds": round(self.process as f64 / 1e9, 3),
+            "reference": {"what": reference_what, "us": reference_us.map(|r| round(r, 3))},
+            "server": figure(us(self.process as f64)),
+        });
+        for (group, (ns, threads)) in Group::ALL.iter().zip(self.groups) {
+            let mut g = figure(us(ns as f64));
+            g["threads"] = json!(threads);
+            out[group.key()] = g;
+        }
+        out["unattributed"] = figure(us(self.unattributed() as f64));
+        if self.groups[Group::Workers as usize].1 == 0 {
+            out["warning"] = json!("no thread named tl-worker-*: a server without named threads?");
+        }
+        out
+    }
+}
+
+/// CPU time the calling thread has used, in ns: `/proc/thread-self/schedstat` (ns), or its
+/// `stat` (clock ticks) where the kernel has no schedstat.
+fn thread_cpu_ns(ticks_per_s: f64) -> u64 {
+    let schedstat = std::fs::read_to_string("/proc/thread-self/schedstat").ok();
+    if let Some(ns) = schedstat.and_then(|s| s.split_whitespace().next().and_then(|n| n.parse().ok())) {
+        return ns;
+    }
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").expect("/proc/thread-self/stat");
+    let ticks = stat_ticks(&stat).expect("utime and stime in /proc/thread-self/stat");
+    (ticks as f64 / ticks_per_s * 1e9) as u64
+}
+
 // ---------------------------------------------------------------- references
 
-/// Ed25519 verifications per second on one core, through the server's own
-/// verification (`EddsaPublicKey::verify`: canonical check, decompression,
-/// strict verify), over distinct keys so nothing is cached.
-fn reference_ed25519() -> f64 {
+/// A reference measured by this program on one core: operations per second of wall time, and the
+/// CPU time of one operation (the thread's own CPU, which the other processes on the machine
+/// disturb much less than the wall time).
+#[derive(Clone, Copy)]
+struct Reference {
+    per_s: f64,
+    cpu_us: f64,
+}
+
+/// Ed25519 verifications on one core, through the server's own verification
+/// (`EddsaPublicKey::verify`: canonical check, decompression, strict verify),
+/// over distinct keys so nothing is cached.
+fn reference_ed25519(ticks_per_s: f64) -> Reference {
     let samples: Vec<(EddsaPublicKey, [u8; 32], EddsaSignature)> = (0..256)
         .map(|_| {
             let k = EddsaPrivateKey::generate().expect("randomness");
@@ -432,6 +641,7 @@ fn reference_ed25519() -> f64 {
             (k.public_key(), msg, k.sign(&msg))
         })
         .collect();
+    let cpu_start = thread_cpu_ns(ticks_per_s);
     let start = Instant::now();
     let mut n = 0u64;
     while start.elapsed() < Duration::from_secs(1) {
@@ -440,19 +650,25 @@ fn reference_ed25519() -> f64 {
         }
         n += samples.len() as u64;
     }
-    n as f64 / start.elapsed().as_secs_f64()
+    let per_s = n as f64 / start.elapsed().as_secs_f64();
+    let cpu_ns = thread_cpu_ns(ticks_per_s).saturating_sub(cpu_start);
+    Reference { per_s, cpu_us: cpu_ns as f64 / 1e3 / n as f64 }
 }
 
-/// SHA-512 MB/s on one core, with the server's crate, over 512 MiB in 1 MiB updates.
-fn reference_sha512() -> f64 {
+/// SHA-512 on one core, with the server's crate, over 512 MiB in 1 MiB updates: MB/s and the CPU µs of one MB.
+fn reference_sha512(ticks_per_s: f64) -> Reference {
     let block = filler_block(7);
     let mut h = Sha512::new();
+    let cpu_start = thread_cpu_ns(ticks_per_s);
     let start = Instant::now();
     for _ in 0..512 {
         h.update(&block);
     }
     std::hint::black_box(h.finalize());
-    (512 * MIB) as f64 / 1e6 / start.elapsed().as_secs_f64()
+    let mb = (512 * MIB) as f64 / 1e6;
+    let per_s = mb / start.elapsed().as_secs_f64();
+    let cpu_ns = thread_cpu_ns(ticks_per_s).saturating_sub(cpu_start);
+    Reference { per_s, cpu_us: cpu_ns as f64 / 1e3 / mb }
 }
 
 /// Sequential write MB/s in `dir` (the database's directory): 512 MiB in
@@ -643,7 +859,8 @@ fn target_json(what: &str, value: f64, limit: f64, met: bool) -> Value {
 
 /// `registration` and `auditors`: fresh keys, `clients` connections, durable answers only.
 async fn request_scenario(ctx: &mut Context, name: &str) -> Value {
-    let reference = reference_ed25519();
+    let ed25519 = reference_ed25519(ctx.ticks_per_s);
+    let reference = ed25519.per_s;
     let (args, master) = if name == "auditors" {
         let master = match &ctx.options.master_key_file {
             Some(f) => std::fs::read_to_string(f)
@@ -684,8 +901,10 @@ async fn request_scenario(ctx: &mut Context, name: &str) -> Value {
     )
     .await;
     let bodies = make(ctx.options.requests, &currency);
+    let cpu_start = target.cpu_snapshot(ctx.cpu_source());
     let mut load =
         drive(&ctx.client, &target.endpoint(path), bodies, clients, expect, None, PHASE_LIMIT).await;
+    let cpu = target.cpu_since(cpu_start.as_ref(), ctx.cpu_source());
 
     let rows_after = target.count(&format!("SELECT count(*) FROM {table}"));
     let rows_checked = match (rows_before, rows_after) {
@@ -719,6 +938,12 @@ async fn request_scenario(ctx: &mut Context, name: &str) -> Value {
             "server_peak_rss_mib": target.peak_rss_mib().map(|m| round(m, 1)),
             "reference": {"what": "Ed25519 verifications/s, one core, ed25519-dalek via taler_lite::crypto", "value": round(reference, 1), "unit": "verifications/s"},
             "ratio": round(ratio, 3),
+            "cpu": cpu.map(|c| c.json(
+                if master.is_some() { "enable" } else { "registration" },
+                load.ok as f64,
+                ED25519_CPU,
+                Some(ed25519.cpu_us),
+            )),
             "rows_checked": rows_checked,
             "targets": targets,
         }),
@@ -745,11 +970,14 @@ async fn upload_scenario(ctx: &mut Context) -> Value {
     let dir = tempfile::tempdir().expect("temporary directory");
     let disk_dir = ctx.options.database.as_ref().and_then(|d| d.parent()).unwrap_or(dir.path()).to_owned();
     // References first, while no server runs.
-    let sha = reference_sha512();
+    let sha512 = reference_sha512(ctx.ticks_per_s);
+    let sha = sha512.per_s;
     let disk = reference_disk(&disk_dir);
     let target = ctx.target(&[format!("--extern-key={}=loadgen", party.public_key())]);
     ensure_extern_key(&ctx.client, &target, &party).await;
+    let cpu_start = target.cpu_snapshot(ctx.cpu_source());
     let outcome = upload(&ctx.client, &target, &party, &body).await;
+    let cpu = target.cpu_since(cpu_start.as_ref(), ctx.cpu_source());
     let (secs, failed, failures) = match &outcome {
         Ok(d) => (d.as_secs_f64(), 0, Vec::new()),
         Err(e) => (f64::NAN, 1, vec![e.clone()]),
@@ -778,6 +1006,12 @@ async fn upload_scenario(ctx: &mut Context) -> Value {
                 "sha512_mbps": round(sha, 1), "disk_mbps": round(disk, 1),
             },
             "ratio": round(ratio, 3),
+            "cpu": cpu.filter(|_| outcome.is_ok()).map(|c| c.json(
+                "MB uploaded",
+                body.size as f64 / 1e6,
+                "SHA-512 of one MB (CPU time, one core, the server's sha2)",
+                Some(sha512.cpu_us),
+            )),
             "rows_checked": upload_stored(&target, &body),
             "targets": [
                 target_json("MB/s >= 0.6 x reference (ratio)", ratio, 0.6, ratio >= 0.6),
@@ -794,6 +1028,7 @@ async fn mixed_scenario(ctx: &mut Context) -> Value {
     else {
         panic!("mixed needs the registration and upload figures of this run");
     };
+    let ed25519 = reference_ed25519(ctx.ticks_per_s);
     let bodies = [upload_body(ctx.options.upload_mib, 2), upload_body(ctx.options.upload_mib, 3)];
     let party = EddsaPrivateKey::generate().expect("randomness");
     let target = ctx.target(&[format!("--extern-key={}=loadgen", party.public_key())]);
@@ -817,6 +1052,7 @@ async fn mixed_scenario(ctx: &mut Context) -> Value {
     .await;
     let registrations = registration_bodies(n, &currency, &ctx.options.credit_account);
 
+    let cpu_start = target.cpu_snapshot(ctx.cpu_source());
     let stop = Arc::new(AtomicBool::new(false));
     let uploads = {
         let client = ctx.client.clone();
@@ -841,6 +1077,7 @@ async fn mixed_scenario(ctx: &mut Context) -> Value {
     // the whole upload.
     let registrations_covered_uploads = uploads.is_finished();
     let results = uploads.await.expect("upload task");
+    let cpu = target.cpu_since(cpu_start.as_ref(), ctx.cpu_source());
 
     let rows_after = target.count("SELECT count(*) FROM registrations");
     let uploads_stored: Vec<Option<bool>> = bodies.iter().map(|b| upload_stored(&target, b)).collect();
@@ -876,6 +1113,13 @@ async fn mixed_scenario(ctx: &mut Context) -> Value {
             "reference": {"what": "this run's registration p99 (ms) and upload time (s)", "registration_p99_ms": base_p99, "upload_seconds": round(base_upload, 3)},
             "ratio": round(p99 / base_p99, 3),
             "upload_ratio": round(slowest / base_upload, 3),
+            // Per registration, but over everything the server did meanwhile: the uploads too.
+            "cpu": cpu.map(|c| c.json(
+                "registration (with both uploads' CPU in the same phase)",
+                load.ok as f64,
+                ED25519_CPU,
+                Some(ed25519.cpu_us),
+            )),
             "rows_checked": rows_checked,
             "targets": [
                 target_json("registration p99 / scenario-1 p99 <= 3", p99 / base_p99, 3.0, p99 <= 3.0 * base_p99),
@@ -902,29 +1146,39 @@ fn startup_scenario(ctx: &Context) -> Value {
     let bin = ctx.bin.as_ref().expect("startup needs a server binary to start");
     let mut times = Vec::new();
     let mut failures = Vec::new();
+    // The server's CPU from its start to the first answer, summed over the starts.
+    let mut cpu: Option<CpuUse> = None;
     for _ in 0..ctx.options.starts {
-        let dir = tempfile::tempdir().expect("temporary directory");
-        let db = dir.path().join("db");
+        let dir = Arc::new(tempfile::tempdir().expect("temporary directory"));
         let start = Instant::now();
-        let (mut child, url_rx, log) = spawn_server(bin, dir.path(), &db, &[]);
-        let outcome =
-            url_rx.recv_timeout(Duration::from_secs(10)).map_err(|_| "no URL".to_owned()).and_then(|url| {
+        let outcome = TestServer::try_start_with(bin, dir, &[], Some(ctx.client.clone()))
+            .map_err(|log| format!("no URL: {log}"))
+            .and_then(|server| {
                 // The URL line is printed once the socket is bound: the first GET should succeed.
                 let deadline = Instant::now() + Duration::from_secs(5);
                 loop {
-                    match get_config_status(&url) {
-                        Ok(line) if line.contains(" 200 ") => return Ok(start.elapsed()),
-                        Ok(line) if Instant::now() > deadline => return Err(line),
-                        Err(e) if Instant::now() > deadline => return Err(e.to_string()),
+                    match get_config_status(&server.url) {
+                        Ok(line) if line.contains(" 200 ") => break,
+                        Ok(line) if Instant::now() > deadline => {
+                            return Err(format!("{line}: {}", server.log()));
+                        }
+                        Err(e) if Instant::now() > deadline => return Err(format!("{e}: {}", server.log())),
                         _ => std::thread::sleep(Duration::from_millis(1)),
                     }
                 }
+                let took = start.elapsed();
+                if let Some(end) = cpu_snapshot(server.pid(), CpuSource::Schedstat) {
+                    let this = CpuUse::between(None, &end, CpuSource::Schedstat);
+                    match &mut cpu {
+                        None => cpu = Some(this),
+                        Some(sum) => sum.add(&this),
+                    }
+                }
+                Ok(took)
             });
-        let _ = child.kill();
-        let _ = child.wait();
         match outcome {
             Ok(t) => times.push(t),
-            Err(e) => failures.push(format!("{e}: {}", log.lock().expect("log").join(" | "))),
+            Err(e) => failures.push(e.replace('\n', " | ")),
         }
     }
     times.sort_unstable();
@@ -938,9 +1192,106 @@ fn startup_scenario(ctx: &Context) -> Value {
         "startup_ms": {"min": round(percentile_ms(&times, 0.0), 2), "median": round(median, 2), "max": round(percentile_ms(&times, 1.0), 2)},
         "reference": {"what": "target", "value": 50.0, "unit": "ms"},
         "ratio": round(median / 50.0, 3),
+        "cpu": cpu.map(|c| c.json("start (process start to the first answer)", times.len() as f64, "none", None)),
         "targets": [target_json("median ms from spawn to first 200 of GET /config <= 50", median, 50.0, median <= 50.0)],
     });
     finish(line, &Target { url: String::new(), token: None, db: None, pid: None, spawned: None })
+}
+
+/// A scenario's line as a Markdown table for people: throughput, latency, and the server's CPU
+/// per operation (whole process and per thread group), each with its multiple of the reference.
+fn table(line: &Value) -> String {
+    let num = |v: &Value, digits: usize| v.as_f64().map_or("-".to_owned(), |x| format!("{x:.digits$}"));
+    let mut rows: Vec<[String; 3]> = Vec::new();
+    if let Some(throughput) = line["throughput"].as_f64() {
+        let reference = &line["reference"];
+        let against = match reference["value"].as_f64() {
+            Some(v) => {
+                format!("{} ({v:.1} {})", num(&line["ratio"], 3), reference["unit"].as_str().unwrap_or(""))
+            }
+            None => String::new(),
+        };
+        rows.push([
+            "throughput".into(),
+            format!("{throughput:.1} {}", line["unit"].as_str().unwrap_or("")),
+            against,
+        ]);
+    }
+    let latency = &line["latency_ms"];
+    if latency.is_object() {
+        rows.push([
+            "latency p50 / p99".into(),
+            format!("{} / {} ms", num(&latency["p50"], 2), num(&latency["p99"], 2)),
+            String::new(),
+        ]);
+    }
+    if let Some(seconds) = line["seconds"].as_f64() {
+        rows.push(["measured phase".into(), format!("{seconds:.3} s"), String::new()]);
+    }
+    if line["startup_ms"].is_object() {
+        rows.push([
+            "startup median".into(),
+            format!("{} ms", num(&line["startup_ms"]["median"], 2)),
+            format!("{} (of the 50 ms limit)", num(&line["ratio"], 3)),
+        ]);
+    }
+    let cpu = &line["cpu"];
+    if cpu.is_object() {
+        let per = cpu["per"].as_str().unwrap_or("operation");
+        rows.push([
+            format!("server CPU per {per}"),
+            format!("{} µs", num(&cpu["server"]["us"], 2)),
+            num(&cpu["server"]["ratio"], 3),
+        ]);
+        for group in Group::ALL {
+            let g = &cpu[group.key()];
+            // The main and other threads only when they did something.
+            let idle = g["us"].as_f64().is_none_or(|us| us == 0.0);
+            if matches!(group, Group::Main | Group::Other) && idle {
+                continue;
+            }
+            rows.push([
+                format!("  {} ({})", group.label(), g["threads"]),
+                format!("{} µs", num(&g["us"], 2)),
+                num(&g["ratio"], 3),
+            ]);
+        }
+        let unattributed = &cpu["unattributed"];
+        if unattributed["us"].as_f64().is_some_and(|us| us != 0.0) {
+            rows.push([
+                "  unattributed (exited threads, rounding)".into(),
+                format!("{} µs", num(&unattributed["us"], 2)),
+                num(&unattributed["ratio"], 3),
+            ]);
+        }
+        let operations = cpu["operations"].as_f64().unwrap_or(f64::NAN);
+        rows.push([
+            "server CPU over the phase".into(),
+            format!("{} s over {operations} operations", num(&cpu["server_cpu_seconds"], 2)),
+            String::new(),
+        ]);
+        let reference = &cpu["reference"];
+        if reference["us"].is_number() {
+            rows.push([
+                format!("reference: {}", reference["what"].as_str().unwrap_or("")),
+                format!("{} µs", num(&reference["us"], 3)),
+                "1".into(),
+            ]);
+        }
+    } else {
+        rows.push(["server CPU".into(), "unknown (no server process id)".into(), String::new()]);
+    }
+    let mut out = format!(
+        "\n{} ({} ok, {} failed, met: {})\n\n| figure | value | x reference |\n|---|---:|---:|\n",
+        line["scenario"].as_str().unwrap_or("?"),
+        line["ok"],
+        line["failed"],
+        line["met"]
+    );
+    for [what, value, ratio] in rows {
+        out.push_str(&format!("| {what} | {value} | {ratio} |\n"));
+    }
+    out
 }
 
 // ---------------------------------------------------------------- main
@@ -994,6 +1345,7 @@ fn main() {
     let mut ctx = Context {
         options,
         bin,
+        ticks_per_s: clock_ticks_per_s(),
         client,
         registration_p99_ms: None,
         registration_throughput: None,
@@ -1012,6 +1364,7 @@ fn main() {
         let mut out = std::io::stdout().lock();
         writeln!(out, "{line}").expect("stdout");
         out.flush().expect("stdout");
+        eprint!("{}", table(&line));
     }
     if !all_met {
         eprintln!("loadgen: at least one target was missed or a request failed (see \"met\")");

@@ -18,7 +18,14 @@ use std::time::Duration;
 use serde_json::Value;
 use tempfile::TempDir;
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_taler-lite");
+/// The binary cargo built for the integration tests. Cargo sets `CARGO_BIN_EXE_*` only for
+/// integration tests and benchmarks, so where this module is included elsewhere (the load
+/// generator, `examples/loadgen.rs`) it is empty and the caller names its binary through
+/// [`TestServer::try_start_with`].
+pub const BIN: &str = match option_env!("CARGO_BIN_EXE_taler-lite") {
+    Some(bin) => bin,
+    None => "",
+};
 
 /// What a test needs to reach a server, and the requests it makes.
 pub struct Http {
@@ -179,8 +186,20 @@ impl TestServer {
 
     /// Starts, or returns the server's output when it exits instead.
     pub fn try_start_in(dir: Arc<TempDir>, args: &[&str]) -> Result<TestServer, String> {
+        TestServer::try_start_with(Path::new(BIN), dir, args, None)
+    }
+
+    /// [`TestServer::try_start_in`] with the binary `bin` (e.g. a release build) and, when given,
+    /// `client` as [`TestServer::client`] instead of a new one (building one takes milliseconds,
+    /// which the load generator's `startup` scenario would count).
+    pub fn try_start_with(
+        bin: &Path,
+        dir: Arc<TempDir>,
+        args: &[&str],
+        client: Option<reqwest::Client>,
+    ) -> Result<TestServer, String> {
         let db = dir.path().join("taler-lite.sqlite3");
-        let mut child = clean_command()
+        let mut child = clean_command_for(bin)
             .current_dir(dir.path())
             .env("RUST_LOG", "info")
             .args(["serve", "--listen", "127.0.0.1:0", "--database"])
@@ -190,7 +209,7 @@ impl TestServer {
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("spawn taler-lite");
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
         let stderr = child.stderr.take().expect("stderr");
         let log = Arc::new(Mutex::new(String::new()));
         let (tx, rx) = mpsc::channel();
@@ -220,7 +239,7 @@ impl TestServer {
         let token = std::fs::read_to_string(dir.path().join("taler-lite-operator.token"))
             .map(|t| t.trim().to_owned())
             .unwrap_or_default();
-        let client = reqwest::Client::builder().build().expect("client");
+        let client = client.unwrap_or_else(|| reqwest::Client::builder().build().expect("client"));
         Ok(TestServer { http: Http { url, db, token, client }, dir, child, log })
     }
 
@@ -312,7 +331,12 @@ pub fn open_db(path: &Path) -> rusqlite::Connection {
 
 /// The binary, with none of the developer's `TALER_LITE_*` settings.
 fn clean_command() -> Command {
-    let mut command = Command::new(BIN);
+    clean_command_for(Path::new(BIN))
+}
+
+/// `bin`, with none of the developer's `TALER_LITE_*` settings.
+fn clean_command_for(bin: &Path) -> Command {
+    let mut command = Command::new(bin);
     for (name, _) in std::env::vars_os() {
         if name.to_string_lossy().starts_with("TALER_LITE_") {
             command.env_remove(name);
