@@ -35,6 +35,7 @@ pub mod kyc_bulk;
 pub mod kyc_content;
 pub mod payto;
 pub mod prepared_transfer;
+pub mod qr_bill;
 pub mod server;
 pub mod store;
 pub mod subject;
