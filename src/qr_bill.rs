@@ -418,12 +418,12 @@ fn group_thousands(amount: &str) -> String {
 
 /// An axis-aligned rectangle in module units, the quiet zone included.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct Rect {
-    pub(crate) x: f64,
-    pub(crate) y: f64,
-    pub(crate) w: f64,
-    pub(crate) h: f64,
-    pub(crate) dark: bool,
+struct Rect {
+    x: f64,
+    y: f64,
+    w: f64,
+    h: f64,
+    dark: bool,
 }
 
 impl Rect {
@@ -434,7 +434,7 @@ impl Rect {
 
 /// The module matrix of one QR code.
 #[derive(Debug, Clone)]
-pub(crate) struct QrMatrix {
+struct QrMatrix {
     width: usize,
     dark: Vec<bool>,
 }
@@ -443,7 +443,7 @@ impl QrMatrix {
     /// Encodes `payload` at level M in one byte-mode segment, in the smallest version that
     /// holds it, up to `max_version`. One byte segment (no mode mixing, no ECI) is what both
     /// standards describe and what every banking app's reader is tested with.
-    pub(crate) fn encode(payload: &str, max_version: i16) -> Result<QrMatrix, QrBillError> {
+    fn encode(payload: &str, max_version: i16) -> Result<QrMatrix, QrBillError> {
         for version in 1..=max_version {
             let mut bits = Bits::new(Version::Normal(version));
             if bits.push_byte_data(payload.as_bytes()).is_err() || bits.push_terminator(EcLevel::M).is_err() {
@@ -459,7 +459,7 @@ impl QrMatrix {
     }
 
     /// Side of the drawing in modules, quiet zone included.
-    pub(crate) fn side(&self) -> usize {
+    fn side(&self) -> usize {
         self.width + 2 * QUIET_ZONE
     }
 
@@ -493,7 +493,7 @@ impl QrMatrix {
     /// (the border), a 6 mm black square, the white cross. The proportions are those of the
     /// cross graphic SIX publishes for the QR bill (arms 7/6 mm wide and 35/9 mm long: the
     /// federal cross, whose arms are a sixth longer than wide), scaled to the code's 46 mm.
-    pub(crate) fn swiss_cross(&self) -> [Rect; 4] {
+    fn swiss_cross(&self) -> [Rect; 4] {
         let mm = self.width as f64 / SWISS_CODE_MM;
         let c = self.side() as f64 / 2.0;
         let (bar_w, bar_l) = (7.0 / 6.0 * mm, 35.0 / 9.0 * mm);
@@ -503,15 +503,6 @@ impl QrMatrix {
             Rect::centred(c, bar_w, bar_l, false),
             Rect::centred(c, bar_l, bar_w, false),
         ]
-    }
-
-    /// Everything drawn over a light background, in painting order.
-    pub(crate) fn shapes(&self, swiss_cross: bool) -> Vec<Rect> {
-        let mut shapes = self.module_runs();
-        if swiss_cross {
-            shapes.extend(self.swiss_cross());
-        }
-        shapes
     }
 
     /// The SVG: one unit per module, sized so that the code itself (without quiet zone) is the
@@ -526,12 +517,11 @@ impl QrMatrix {
             r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {side} {side}" width="{w}mm" height="{w}mm" shape-rendering="crispEdges" role="img" aria-label="{label}"><rect width="{side}" height="{side}" fill="#fff"/><path fill="#000" d=""##,
             w = num(printed_mm),
         );
-        let shapes = self.shapes(swiss_cross);
-        let (modules, cross) = shapes.split_at(shapes.len() - if swiss_cross { 4 } else { 0 });
-        for r in modules {
+        for r in self.module_runs() {
             let _ = write!(svg, "M{} {}h{}v1h-{}z", num(r.x), num(r.y), num(r.w), num(r.w));
         }
         svg.push_str(r#""/>"#);
+        let cross = if swiss_cross { self.swiss_cross().to_vec() } else { Vec::new() };
         for r in cross {
             let _ = write!(
                 svg,
@@ -579,7 +569,12 @@ mod tests {
         // First and last pixel whose centre lies in [a, a + len).
         let span =
             |a: f64, len: f64| ((a * s - 0.5).ceil().max(0.0) as u32, ((a + len) * s - 0.5).ceil() as u32);
-        for r in matrix.shapes(swiss_cross) {
+        // What `svg` draws over its light background, in the same order.
+        let mut shapes = matrix.module_runs();
+        if swiss_cross {
+            shapes.extend(matrix.swiss_cross());
+        }
+        for r in shapes {
             let ((x0, x1), (y0, y1)) = (span(r.x, r.w), span(r.y, r.h));
             for y in y0..y1.min(side) {
                 for x in x0..x1.min(side) {
