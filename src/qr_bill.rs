@@ -33,14 +33,14 @@ pub const EPC_PAYLOAD_LINES: usize = 11;
 /// Modules of light margin around a code (ISO/IEC 18004 asks for four).
 pub const QUIET_ZONE: usize = 4;
 
-/// Printed size of the Swiss QR code itself, without its quiet zone (Swiss guidelines 6.4.2.1).
+/// Printed size of the Swiss QR code itself, without its quiet zone, as the Swiss guidelines fix it.
 pub const SWISS_CODE_MM: f64 = 46.0;
 
 // Highest QR version each standard permits at level M (Swiss: 997 bytes; EPC: 331 bytes).
 const SWISS_MAX_VERSION: i16 = 25;
 const EPC_MAX_VERSION: i16 = 13;
 
-// Field limits of the Swiss guidelines (characters), table 4.3.3.
+// Field limits of the Swiss guidelines (characters).
 const SWISS_NAME_MAX: usize = 70;
 const SWISS_STREET_MAX: usize = 70;
 const SWISS_BUILDING_MAX: usize = 16;
@@ -187,7 +187,7 @@ impl SwissQrBill {
         })
     }
 
-    /// The Swiss QR code payload, element by element as Swiss guidelines 4.3.3 list them.
+    /// The Swiss QR code payload, element by element as the Swiss guidelines list them.
     pub fn payload(&self) -> String {
         let a = &self.address;
         let mut lines: Vec<&str> = Vec::with_capacity(SWISS_PAYLOAD_LINES);
@@ -287,8 +287,8 @@ impl EpcQrCode {
         })
     }
 
-    /// The EPC payload, element by element as EPC069-12 section 3.4 lists them, up to the
-    /// unstructured remittance text.
+    /// The EPC payload, element by element as EPC069-12 lists them, up to the unstructured
+    /// remittance text.
     pub fn payload(&self) -> String {
         [
             "BCD", // Service tag.
@@ -365,7 +365,7 @@ fn hundredths(amount: &Amount) -> Result<String, QrBillError> {
 }
 
 /// Checks a Swiss text field: length in characters and the Latin character set the guidelines
-/// permit (4.1.1); a line break would shift every later element.
+/// permit; a line break would shift every later element.
 fn swiss_text(field: &'static str, value: &str, max: usize, required: bool) -> Result<(), QrBillError> {
     check_text(field, value, max, required, swiss_char)
 }
@@ -441,8 +441,8 @@ struct QrMatrix {
 
 impl QrMatrix {
     /// Encodes `payload` at level M in one byte-mode segment, in the smallest version that
-    /// holds it, up to `max_version`. One byte segment (no mode mixing, no ECI) is what both
-    /// standards describe and what every banking app's reader is tested with.
+    /// holds it, up to `max_version`. One byte segment (no mode mixing, no ECI) is the plain
+    /// form both standards describe, so even a strict reader needs nothing more.
     fn encode(payload: &str, max_version: i16) -> Result<QrMatrix, QrBillError> {
         for version in 1..=max_version {
             let mut bits = Bits::new(Version::Normal(version));
@@ -490,9 +490,10 @@ impl QrMatrix {
     }
 
     /// The Swiss cross drawn over the code's centre, painted in order: a 7 mm white square
-    /// (the border), a 6 mm black square, the white cross. The proportions are those of the
-    /// cross graphic SIX publishes for the QR bill (arms 7/6 mm wide and 35/9 mm long: the
-    /// federal cross, whose arms are a sixth longer than wide), scaled to the code's 46 mm.
+    /// (the border), a 6 mm black square, the white cross. The proportions follow the cross
+    /// graphic SIX publishes for the QR bill as QR bill generators draw it (arms 7/6 mm wide and
+    /// 35/9 mm long: the federal cross, whose arms are a sixth longer than wide), scaled to the
+    /// code's 46 mm.
     fn swiss_cross(&self) -> [Rect; 4] {
         let mm = self.width as f64 / SWISS_CODE_MM;
         let c = self.side() as f64 / 2.0;
