@@ -9,7 +9,8 @@
 //! - Primitives, small and pure: [`base32`] (GNUnet's Crockford variant),
 //!   [`crypto`] (keys, signatures, hashes, signed purpose structs), [`amount`],
 //!   [`timestamp`], [`payto`], [`subject`] (wire-transfer subjects: derivation
-//!   and parsing), [`kyc_content`] (what an upload may hold), [`clock`].
+//!   and parsing), [`kyc_content`] (what an upload may hold), [`qr_bill`] (Swiss
+//!   QR bill and EPC QR code payloads, drawn as SVG), [`clock`].
 //! - [`store`]: the SQLite file and *all* SQL: `schema.sql` and migrations, a
 //!   read pool, one group-committing writer thread, and one module per table
 //!   group ([`store::auditors`], [`store::extern_keys`], [`store::kyc`],
@@ -43,6 +44,7 @@ pub mod http;
 pub mod kyc_content;
 pub mod linger;
 pub mod payto;
+pub mod qr_bill;
 pub mod server;
 pub mod store;
 pub mod subject;
