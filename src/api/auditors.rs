@@ -105,9 +105,7 @@ async fn enable_auditor(state: AppState, _: PathParams, mut req: Request) -> Res
                 at_s: stored_secs(msg.validity_start),
                 master_sig: &msg.master_sig,
             };
-            Ok::<_, ApiError>(
-                auditors::enable(tx, &change, &msg.auditor_url, &msg.auditor_name)?.map_err(more_recent)?,
-            )
+            auditors::enable(tx, &change, &msg.auditor_url, &msg.auditor_name)?.map_err(more_recent)
         })
         .await?;
     Ok(no_content())

@@ -6,6 +6,7 @@
 
 pub mod auditors;
 pub mod kyc;
+pub mod ops;
 pub mod registrations;
 pub mod upload;
 
@@ -55,6 +56,11 @@ pub enum Command {
     /// Read auditors from the database
     #[command(subcommand)]
     Auditors(auditors::AuditorsCommand),
+    /// Copy the live database consistently (safe while the server runs and writes)
+    Backup(ops::BackupArgs),
+    /// Check the database read-only: integrity, bodies against their hashes,
+    /// staged leftovers, derived subjects; exit 1 on any finding
+    Check(ops::CheckArgs),
     /// Make an Ed25519 key pair: the private key (base32 seed) into FILE, mode
     /// 0600; the public key on stdout (for third parties, wallets, offline keys)
     Keygen {
@@ -115,6 +121,8 @@ pub async fn execute(cli: Cli) -> Result<(), CliError> {
         Command::KycBulk(cmd) => kyc::kyc_bulk_command(&cli.global, &file, cmd).await,
         Command::Registrations(cmd) => registrations::registrations_command(&cli.global, &file, cmd).await,
         Command::Auditors(cmd) => auditors::auditors_command(&cli.global, &file, cmd).await,
+        Command::Backup(args) => ops::backup_command(&cli.global, &file, args).await,
+        Command::Check(args) => ops::check_command(&cli.global, &file, args).await,
         Command::Keygen { file: path } => {
             if path.exists() {
                 return Err(CliError::Failed(format!(
@@ -176,6 +184,41 @@ where
         match rows.last() {
             Some(last) if rows.len() as i64 == page.limit => page = page.after(row_id(last)),
             _ => return Ok(()),
+        }
+    }
+}
+
+/// A `list --json` answer: one JSON array on stdout, written as the rows
+/// come (a page at a time), one element per line.
+pub struct JsonArray {
+    written: usize,
+    failed: Option<serde_json::Error>,
+}
+
+impl JsonArray {
+    pub fn start() -> JsonArray {
+        print!("[");
+        JsonArray { written: 0, failed: None }
+    }
+
+    pub fn push<T: serde::Serialize>(&mut self, item: &T) {
+        match serde_json::to_string(item) {
+            Ok(json) => {
+                print!("{}\n{json}", if self.written == 0 { "" } else { "," });
+                self.written += 1;
+            }
+            Err(e) => {
+                self.failed.get_or_insert(e);
+            }
+        }
+    }
+
+    /// Closes the array; fails if an element could not be encoded.
+    pub fn finish(self) -> Result<(), CliError> {
+        println!("{}]", if self.written == 0 { "" } else { "\n" });
+        match self.failed {
+            Some(e) => Err(CliError::Failed(format!("cannot encode a row as JSON: {e}"))),
+            None => Ok(()),
         }
     }
 }

@@ -4,6 +4,7 @@
 //!   test can move: expirations are reached by advancing it, not by sleeping;
 //! - [`TestServer`]: the real binary as a child process, where a process is
 //!   the point (`kill -9`, a full disk, start-up, signals).
+//!
 //! Both offer the same client, [`Http`], through `Deref`.
 #![allow(dead_code)]
 
