@@ -36,6 +36,8 @@ const BUSY_LIMIT: Duration = Duration::from_secs(30);
 pub enum BackupError {
     #[error("{0} exists already (pass --force to replace it)")]
     Exists(PathBuf),
+    #[error("{0} is the database itself")]
+    SameFile(PathBuf),
     #[error("the copy fails PRAGMA integrity_check: {}", .0.join("; "))]
     Integrity(Vec<String>),
     #[error("{0}")]
@@ -101,8 +103,19 @@ pub fn backup(
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<BackupReport, BackupError> {
     let started = Instant::now();
-    if dest.exists() && !overwrite {
-        return Err(BackupError::Exists(dest.to_owned()));
+    if dest.exists() {
+        // Renaming a copy over the live file would cut the server off from
+        // its own WAL: every later write would be lost.
+        let same = match (std::fs::canonicalize(dest), std::fs::canonicalize(store.path())) {
+            (Ok(d), Ok(s)) => d == s,
+            _ => false,
+        };
+        if same {
+            return Err(BackupError::SameFile(dest.to_owned()));
+        }
+        if !overwrite {
+            return Err(BackupError::Exists(dest.to_owned()));
+        }
     }
     let tmp = temporary_path(dest);
     // A `DEST.tmp` is ours: what an interrupted earlier backup left.
@@ -260,6 +273,9 @@ mod tests {
 
         let err = backup(&store, &dest, false, &mut |_, _| {}).unwrap_err();
         assert!(matches!(err, BackupError::Exists(_)), "{err}");
+        let live = dir.path().join(".").join("live.sqlite3");
+        let err = backup(&store, &live, true, &mut |_, _| {}).unwrap_err();
+        assert!(matches!(err, BackupError::SameFile(_)), "{err}");
         std::fs::write(temporary_path(&dest), b"left over").unwrap();
         backup(&store, &dest, true, &mut |_, _| {}).unwrap();
         assert!(!temporary_path(&dest).exists());
