@@ -189,35 +189,57 @@ where
 }
 
 /// A `list --json` answer: one JSON array on stdout, written as the rows
-/// come (a page at a time), one element per line.
+/// come (a page at a time), one element per line. A reader that stops early
+/// (`| head`) ends the output quietly instead of a panic on the broken pipe.
 pub struct JsonArray {
+    out: std::io::Stdout,
     written: usize,
-    failed: Option<serde_json::Error>,
+    failed: Option<CliError>,
 }
 
 impl JsonArray {
     pub fn start() -> JsonArray {
-        print!("[");
-        JsonArray { written: 0, failed: None }
+        let mut array = JsonArray { out: std::io::stdout(), written: 0, failed: None };
+        array.write(b"[");
+        array
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        use std::io::Write;
+        if self.failed.is_none()
+            && let Err(e) = self.out.write_all(bytes)
+        {
+            self.failed = Some(e.into());
+        }
     }
 
     pub fn push<T: serde::Serialize>(&mut self, item: &T) {
-        match serde_json::to_string(item) {
+        match serde_json::to_vec(item) {
             Ok(json) => {
-                print!("{}\n{json}", if self.written == 0 { "" } else { "," });
+                let separator: &[u8] = if self.written == 0 { b"\n" } else { b",\n" };
+                self.write(separator);
+                self.write(&json);
                 self.written += 1;
             }
             Err(e) => {
-                self.failed.get_or_insert(e);
+                self.failed.get_or_insert(CliError::Failed(format!("cannot encode a row as JSON: {e}")));
             }
         }
     }
 
-    /// Closes the array; fails if an element could not be encoded.
-    pub fn finish(self) -> Result<(), CliError> {
-        println!("{}]", if self.written == 0 { "" } else { "\n" });
+    /// Closes the array; fails if an element could not be encoded or written.
+    pub fn finish(mut self) -> Result<(), CliError> {
+        use std::io::Write;
+        let end: &[u8] = if self.written == 0 { b"]\n" } else { b"\n]\n" };
+        self.write(end);
+        if self.failed.is_none()
+            && let Err(e) = self.out.flush()
+        {
+            self.failed = Some(e.into());
+        }
         match self.failed {
-            Some(e) => Err(CliError::Failed(format!("cannot encode a row as JSON: {e}"))),
+            Some(CliError::Io(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+            Some(e) => Err(e),
             None => Ok(()),
         }
     }

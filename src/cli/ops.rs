@@ -191,7 +191,7 @@ pub async fn check_command(global: &GlobalArgs, file: &FileConfig, args: CheckAr
     store.close();
     let summary = checked??;
     let what = format!(
-        "schema version {}, {} bodies ({}), {} uploads, {} staged, {} live registrations",
+        "schema version {}; bodies {} ({}), uploads {}, staged {}, live registrations {}",
         summary.schema_version,
         summary.bodies,
         mib(summary.body_bytes),
