@@ -153,8 +153,7 @@ fn copy_to(
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<(u64, RowCounts), BackupError> {
     let source = store.reader()?;
-    // The snapshot: a read transaction begins at its first read.
-    source.execute_batch("BEGIN")?;
+    begin_snapshot(&source)?;
     let page_size: i64 = source.query_row("PRAGMA page_size", [], |r| r.get(0))?;
     let page_size = u64::try_from(page_size).unwrap_or(0);
     let mut copy = Connection::open(tmp)?;
@@ -208,6 +207,19 @@ fn run_backup(
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
+    }
+}
+
+/// Opens a read transaction on `conn` and makes sure it holds one: in WAL
+/// mode, a snapshot of the file that later commits of other connections do
+/// not change. A deferred `BEGIN` takes no snapshot by itself; the first read
+/// of the file does.
+pub(super) fn begin_snapshot(conn: &Connection) -> Result<(), StoreError> {
+    conn.execute_batch("BEGIN")?;
+    conn.query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(()))?;
+    match conn.transaction_state(Some(rusqlite::MAIN_DB))? {
+        rusqlite::TransactionState::Read => Ok(()),
+        other => Err(StoreError::Invariant(format!("expected a read transaction, not {other:?}"))),
     }
 }
 
@@ -282,5 +294,43 @@ mod tests {
         store.close();
         // A copy opens as a live database again, in WAL mode.
         Store::open(&dest, &OpenOptions::default()).unwrap().close();
+    }
+
+    /// Commits between the steps of the copy neither restart it nor reach it:
+    /// the copy is the file as it was when the backup began.
+    #[test]
+    fn the_copy_is_the_snapshot_taken_at_the_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("live.sqlite3"), &OpenOptions::default()).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let id = kyc::begin(&store, 1).await.unwrap();
+            for seq in 0..12 {
+                let chunk = bytes::Bytes::from(vec![seq as u8; kyc::CHUNK_SIZE]);
+                kyc::append(&store, id, seq, chunk).await.unwrap();
+            }
+            // Committed (not staged), so that the copy keeps its pages.
+            store
+                .write(Durability::Durable, move |tx| {
+                    tx.execute("UPDATE kyc_contents SET h_body = zeroblob(64) WHERE content_id = ?1", [id.0])
+                })
+                .await
+                .unwrap();
+        });
+        let dest = dir.path().join("copy.sqlite3");
+        let mut steps = 0u8;
+        backup(&store, &dest, false, &mut |_, _| {
+            assert!(steps < 100, "the backup keeps restarting: the source is not a snapshot");
+            steps += 1;
+            let key = crate::crypto::EddsaPublicKey::from_bytes([steps; 32]);
+            store.write_blocking(move |tx| crate::store::extern_keys::upsert(tx, &key, "during", 1)).unwrap();
+        })
+        .unwrap();
+        assert!(steps >= 3, "{steps} steps: the copy should take several");
+        assert_eq!(count(&dest, "extern_keys"), 0);
+        assert_eq!(count(&dest, "kyc_chunks"), 12);
+        let live = store.read_blocking(stats::row_counts).unwrap();
+        assert_eq!(live[1], ("extern_keys", u64::from(steps)));
+        store.close();
     }
 }

@@ -167,7 +167,7 @@ pub fn check(
     observer: &mut dyn Observer,
 ) -> Result<Summary, StoreError> {
     let conn = store.reader()?;
-    conn.execute_batch("BEGIN")?;
+    backup::begin_snapshot(&conn)?;
     let result = run(&conn, options, observer);
     // A read transaction: ending it cannot lose anything.
     let _ = conn.execute_batch("COMMIT");
