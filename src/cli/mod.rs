@@ -214,11 +214,11 @@ impl JsonArray {
     }
 
     pub fn push<T: serde::Serialize>(&mut self, item: &T) {
-        match serde_json::to_vec(item) {
+        match serde_json::to_string(item) {
             Ok(json) => {
                 let separator: &[u8] = if self.written == 0 { b"\n" } else { b",\n" };
                 self.write(separator);
-                self.write(&json);
+                self.write(json_for_terminal(&json).as_bytes());
                 self.written += 1;
             }
             Err(e) => {
@@ -243,6 +243,22 @@ impl JsonArray {
             None => Ok(()),
         }
     }
+}
+
+/// JSON whose strings escape U+007F-U+009F too (serde_json escapes only
+/// U+0000-U+001F): stored text such as an 8-bit CSI (U+009B) stays inert on a
+/// terminal, and the JSON means the same. These characters can only occur
+/// inside strings, so escaping them everywhere is safe.
+fn json_for_terminal(json: &str) -> Cow<'_, str> {
+    let c1 = |c: char| ('\u{7f}'..='\u{9f}').contains(&c);
+    if !json.chars().any(c1) {
+        return Cow::Borrowed(json);
+    }
+    Cow::Owned(
+        json.chars()
+            .map(|c| if c1(c) { format!("\\u{:04x}", u32::from(c)) } else { c.to_string() })
+            .collect(),
+    )
 }
 
 /// The base URL of a running server, with a trailing slash.
@@ -319,6 +335,15 @@ mod tests {
         assert_eq!(escape("Acme KYC"), "Acme KYC");
         assert!(matches!(escape("Zürich €"), Cow::Borrowed(_)));
         assert_eq!(escape("a\x1b[2Jb\n\u{9b}\u{7f}"), "a\\u{1b}[2Jb\\u{a}\\u{9b}\\u{7f}");
+    }
+
+    #[test]
+    fn json_output_escapes_c1_controls_and_stays_the_same_json() {
+        let value = serde_json::json!({"name": "a\u{9b}2J\u{1b}b\u{7f}ü"});
+        let text = serde_json::to_string(&value).unwrap();
+        let safe = json_for_terminal(&text);
+        assert!(!safe.chars().any(char::is_control), "{safe}");
+        assert_eq!(serde_json::from_str::<serde_json::Value>(&safe).unwrap(), value);
     }
 
     #[test]
