@@ -117,16 +117,20 @@ pub fn backup(
             return Err(BackupError::Exists(dest.to_owned()));
         }
     }
+    let folder = match dest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if !folder.is_dir() {
+        let missing = std::io::Error::new(std::io::ErrorKind::NotFound, "no such folder");
+        return Err(io(folder)(missing));
+    }
     let tmp = temporary_path(dest);
     // A `DEST.tmp` is ours: what an interrupted earlier backup left.
     remove_temporary(&tmp)?;
     let copied = copy_to(store, &tmp, progress).and_then(|staged_dropped| {
         File::open(&tmp).and_then(|f| f.sync_all()).map_err(io(&tmp))?;
         std::fs::rename(&tmp, dest).map_err(io(dest))?;
-        let folder = match dest.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
         File::open(folder).and_then(|f| f.sync_all()).map_err(io(folder))?;
         Ok(staged_dropped)
     });
@@ -285,6 +289,9 @@ mod tests {
 
         let err = backup(&store, &dest, false, &mut |_, _| {}).unwrap_err();
         assert!(matches!(err, BackupError::Exists(_)), "{err}");
+        let nowhere = dir.path().join("no-such-folder").join("copy.sqlite3");
+        let err = backup(&store, &nowhere, false, &mut |_, _| {}).unwrap_err();
+        assert!(err.to_string().contains("no-such-folder: no such folder"), "{err}");
         let live = dir.path().join(".").join("live.sqlite3");
         let err = backup(&store, &live, true, &mut |_, _| {}).unwrap_err();
         assert!(matches!(err, BackupError::SameFile(_)), "{err}");
