@@ -10,6 +10,7 @@ use std::time::Instant;
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::crypto::EddsaPublicKey;
+use crate::metrics::Metrics;
 use crate::store::Store;
 
 /// The server's state, shared by every request.
@@ -25,6 +26,8 @@ pub struct AppContext {
     pub base_url: String,
     /// For the uptime the console shows.
     pub started: Instant,
+    /// Recorded by the dispatcher, exposed by `GET /metrics`.
+    pub metrics: Metrics,
 }
 
 pub type AppState = Arc<AppContext>;

@@ -233,6 +233,29 @@ pub enum ApiError {
     BankUnknownRegistration { authorization_pub: String, conflict: bool },
     #[error("the one-shot registration for {0} was already used")]
     BankTransferMappingReused(String),
+    /// A health probe found part of the database not answering in time: 503.
+    #[error("the database's {part} is not answering: {detail}")]
+    Unavailable { part: Unresponsive, detail: String },
+}
+
+/// The part of the database that a health probe found not answering; decides
+/// the code of the 503.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unresponsive {
+    /// A read on the pool: 53, as a failed fetch.
+    ReadPool,
+    /// The writer thread's round trip: 50, as the database connection being
+    /// unusable (nothing was to be stored).
+    Writer,
+}
+
+impl fmt::Display for Unresponsive {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Unresponsive::ReadPool => "read pool",
+            Unresponsive::Writer => "writer thread",
+        })
+    }
 }
 
 impl ApiError {
@@ -301,6 +324,12 @@ impl ApiError {
                 C::BankUnknownRegistration,
             ),
             BankTransferMappingReused(_) => (StatusCode::CONFLICT, C::BankTransferMappingReused),
+            Unavailable { part: Unresponsive::ReadPool, .. } => {
+                (StatusCode::SERVICE_UNAVAILABLE, C::GenericDbFetchFailed)
+            }
+            Unavailable { part: Unresponsive::Writer, .. } => {
+                (StatusCode::SERVICE_UNAVAILABLE, C::GenericDbSetupFailed)
+            }
         }
     }
 
@@ -335,7 +364,8 @@ impl ApiError {
             | Database { .. }
             | Internal(_)
             | AuditorMoreRecentPresent { .. }
-            | KycBulkAlreadyKnown => None,
+            | KycBulkAlreadyKnown
+            | Unavailable { .. } => None,
         }
     }
 
@@ -457,6 +487,20 @@ mod tests {
         let e = |conflict| ApiError::BankUnknownRegistration { authorization_pub: "K".into(), conflict };
         assert_eq!(e(false).parts().0, StatusCode::NOT_FOUND);
         assert_eq!(e(true).parts().0, StatusCode::CONFLICT);
+    }
+
+    #[test]
+    fn an_unresponsive_database_is_503_with_the_code_of_its_part() {
+        let e = |part| ApiError::Unavailable { part, detail: "no answer within 1s".into() };
+        assert_eq!(
+            e(Unresponsive::ReadPool).parts(),
+            (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::GenericDbFetchFailed)
+        );
+        assert_eq!(
+            e(Unresponsive::Writer).parts(),
+            (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::GenericDbSetupFailed)
+        );
+        assert!(e(Unresponsive::Writer).detail().detail.contains("writer thread"));
     }
 
     #[test]

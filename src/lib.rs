@@ -14,9 +14,12 @@
 //! - [`store`]: the SQLite file and *all* SQL: `schema.sql` and migrations, a
 //!   read pool, one group-committing writer thread, and one module per table
 //!   group ([`store::auditors`], [`store::extern_keys`], [`store::kyc`],
-//!   [`store::registrations`], [`store::transfers`]) with typed inputs and outputs.
+//!   [`store::registrations`], [`store::transfers`]) with typed inputs and outputs;
+//!   the operator's whole-file tools beside them: [`store::backup`],
+//!   [`store::check`], and the numbers of [`store::stats`].
 //! - [`config`]: settings (flag > environment > TOML > default); [`app`]: the
-//!   state every handler gets; [`error`]: the one error type of the API layer,
+//!   state every handler gets, with the request [`metrics`] that the
+//!   dispatcher records; [`error`]: the one error type of the API layer,
 //!   with the table of Taler codes; [`http`]: request reading, and the route
 //!   table's dispatcher (token checks, 405, HEAD, CORS).
 //! - [`api`]: one module per API with its routes and handlers, and in
@@ -43,6 +46,7 @@ pub mod error;
 pub mod http;
 pub mod kyc_content;
 pub mod linger;
+pub mod metrics;
 pub mod payto;
 pub mod qr_bill;
 pub mod server;

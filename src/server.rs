@@ -504,8 +504,16 @@ pub async fn start(settings: Settings, clock: Clock) -> Result<Started, ServeErr
         Some(u) => u.clone(),
         None => listener.url()?,
     };
-    let state =
-        Arc::new(AppContext { clock, settings, master_pub, token, store, base_url, started: Instant::now() });
+    let state = Arc::new(AppContext {
+        clock,
+        settings,
+        master_pub,
+        token,
+        store,
+        base_url,
+        started: Instant::now(),
+        metrics: crate::metrics::Metrics::new(),
+    });
     Ok(Started { listener, state, key_created, token_created })
 }
 

@@ -9,6 +9,7 @@
 pub mod auditors;
 pub mod exchange;
 pub mod kyc_bulk;
+pub mod ops;
 pub mod prepared_transfer;
 pub mod wire_gateway;
 
@@ -21,6 +22,7 @@ pub fn route_table() -> Vec<Route> {
     routes.extend(kyc_bulk::routes());
     routes.extend(prepared_transfer::routes());
     routes.extend(wire_gateway::routes());
+    routes.extend(ops::routes());
     routes
 }
 
@@ -57,8 +59,10 @@ mod tests {
     fn operator_paths_are_operator_routes() {
         for route in route_table() {
             let p = route.pattern();
-            let operator_namespace =
-                p.starts_with("/private/") || p.contains("/admin/") || p.contains("/history/");
+            let operator_namespace = p.starts_with("/private/")
+                || p.contains("/admin/")
+                || p.contains("/history/")
+                || p == crate::metrics::METRICS_ROUTE;
             assert_eq!(operator_namespace, route.access() == Access::Operator, "{p}");
         }
     }

@@ -56,7 +56,11 @@ pub struct DisableAuditorArgs {
 #[derive(Subcommand, Debug)]
 pub enum AuditorsCommand {
     /// List auditors (active and disabled) from the database
-    List,
+    List {
+        /// One JSON array on stdout (the API's field names, plus the state)
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub async fn offline_command(
@@ -162,9 +166,18 @@ pub async fn auditors_command(
     cmd: AuditorsCommand,
 ) -> Result<(), CliError> {
     match cmd {
-        AuditorsCommand::List => {
+        AuditorsCommand::List { json } => {
             let store = super::open_read_only(global, file)?;
-            let rows = store.read(auditors::all).await?;
+            let rows = store.read(auditors::all).await;
+            store.close();
+            let rows = rows?;
+            if json {
+                let mut out = super::JsonArray::start();
+                for row in &rows {
+                    out.push(row);
+                }
+                return out.finish();
+            }
             println!("{:<52}  {:<8}  {:<12}  {:<30}  NAME", "AUDITOR_PUB", "STATE", "LAST_CHANGE", "URL");
             for row in &rows {
                 println!(
@@ -180,7 +193,6 @@ pub async fn auditors_command(
                     escape(&row.auditor_name)
                 );
             }
-            store.close();
             Ok(())
         }
     }

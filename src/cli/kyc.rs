@@ -28,7 +28,11 @@ pub enum ExternCommand {
         name: String,
     },
     /// List third parties
-    List,
+    List {
+        /// One JSON array on stdout, as `GET /private/extern-keys` names the fields
+        #[arg(long)]
+        json: bool,
+    },
     /// Disable a third party
     Disable {
         #[arg(value_name = "PUB")]
@@ -43,6 +47,9 @@ pub enum KycBulkCommand {
         /// Customer payto URI (matched in normalized form)
         #[arg(long)]
         payto: Option<String>,
+        /// One JSON array on stdout, as `GET /private/kyc-bulk` names the fields
+        #[arg(long)]
+        json: bool,
     },
     /// Write a stored body to a file
     Export {
@@ -81,7 +88,7 @@ pub async fn extern_command(
     cmd: ExternCommand,
 ) -> Result<(), CliError> {
     let store = match cmd {
-        ExternCommand::List => super::open_read_only(global, file)?,
+        ExternCommand::List { .. } => super::open_read_only(global, file)?,
         ExternCommand::Add { .. } | ExternCommand::Disable { .. } => super::open_for_edit(global, file)?,
     };
     let result = match cmd {
@@ -98,7 +105,15 @@ pub async fn extern_command(
             eprintln!("{} third party {key}", if new { "added" } else { "re-activated" });
             Ok(())
         }
-        ExternCommand::List => {
+        ExternCommand::List { json: true } => match store.read(extern_keys::list).await {
+            Ok(keys) => {
+                let mut out = super::JsonArray::start();
+                keys.iter().for_each(|k| out.push(k));
+                out.finish()
+            }
+            Err(e) => Err(e.into()),
+        },
+        ExternCommand::List { json: false } => {
             let keys = store.read(extern_keys::list).await?;
             println!("{:<52}  {:<8}  NAME", "EXTERN_PUB", "STATE");
             for k in keys {
@@ -129,7 +144,7 @@ pub async fn kyc_bulk_command(
 ) -> Result<(), CliError> {
     let store = super::open_read_only(global, file)?;
     let result = match cmd {
-        KycBulkCommand::List { payto } => {
+        KycBulkCommand::List { payto, json } => {
             let customer = match payto {
                 Some(p) => Some(
                     Payto::parse_account(&p)
@@ -138,11 +153,23 @@ pub async fn kyc_bulk_command(
                 ),
                 None => None,
             };
+            let query = move |db: &Db<'_>, page: &Page| kyc::list(db, customer, page);
+            if json {
+                let mut out = super::JsonArray::start();
+                let listed = super::for_each_page(
+                    &store,
+                    query,
+                    |u| u.row_id,
+                    |rows| rows.iter().for_each(|u| out.push(u)),
+                )
+                .await;
+                store.close();
+                return listed.and_then(|()| out.finish());
+            }
             println!(
                 "{:<103}  {:>12}  {:<20}  {:<16}  PAYTO",
                 "H_BODY", "SIZE", "CONTENT_TYPE", "THIRD_PARTY"
             );
-            let query = move |db: &Db<'_>, page: &Page| kyc::list(db, customer, page);
             super::for_each_page(
                 &store,
                 query,

@@ -6,6 +6,7 @@
 
 pub mod auditors;
 pub mod kyc;
+pub mod ops;
 pub mod registrations;
 pub mod upload;
 
@@ -55,6 +56,11 @@ pub enum Command {
     /// Read auditors from the database
     #[command(subcommand)]
     Auditors(auditors::AuditorsCommand),
+    /// Copy the live database consistently (safe while the server runs and writes)
+    Backup(ops::BackupArgs),
+    /// Check the database read-only: integrity, bodies against their hashes,
+    /// staged leftovers, derived subjects; exit 1 on any finding
+    Check(ops::CheckArgs),
     /// Make an Ed25519 key pair: the private key (base32 seed) into FILE, mode
     /// 0600; the public key on stdout (for third parties, wallets, offline keys)
     Keygen {
@@ -115,6 +121,8 @@ pub async fn execute(cli: Cli) -> Result<(), CliError> {
         Command::KycBulk(cmd) => kyc::kyc_bulk_command(&cli.global, &file, cmd).await,
         Command::Registrations(cmd) => registrations::registrations_command(&cli.global, &file, cmd).await,
         Command::Auditors(cmd) => auditors::auditors_command(&cli.global, &file, cmd).await,
+        Command::Backup(args) => ops::backup_command(&cli.global, &file, args).await,
+        Command::Check(args) => ops::check_command(&cli.global, &file, args).await,
         Command::Keygen { file: path } => {
             if path.exists() {
                 return Err(CliError::Failed(format!(
@@ -178,6 +186,79 @@ where
             _ => return Ok(()),
         }
     }
+}
+
+/// A `list --json` answer: one JSON array on stdout, written as the rows
+/// come (a page at a time), one element per line. A reader that stops early
+/// (`| head`) ends the output quietly instead of a panic on the broken pipe.
+pub struct JsonArray {
+    out: std::io::Stdout,
+    written: usize,
+    failed: Option<CliError>,
+}
+
+impl JsonArray {
+    pub fn start() -> JsonArray {
+        let mut array = JsonArray { out: std::io::stdout(), written: 0, failed: None };
+        array.write(b"[");
+        array
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        use std::io::Write;
+        if self.failed.is_none()
+            && let Err(e) = self.out.write_all(bytes)
+        {
+            self.failed = Some(e.into());
+        }
+    }
+
+    pub fn push<T: serde::Serialize>(&mut self, item: &T) {
+        match serde_json::to_string(item) {
+            Ok(json) => {
+                let separator: &[u8] = if self.written == 0 { b"\n" } else { b",\n" };
+                self.write(separator);
+                self.write(json_for_terminal(&json).as_bytes());
+                self.written += 1;
+            }
+            Err(e) => {
+                self.failed.get_or_insert(CliError::Failed(format!("cannot encode a row as JSON: {e}")));
+            }
+        }
+    }
+
+    /// Closes the array; fails if an element could not be encoded or written.
+    pub fn finish(mut self) -> Result<(), CliError> {
+        use std::io::Write;
+        let end: &[u8] = if self.written == 0 { b"]\n" } else { b"\n]\n" };
+        self.write(end);
+        if self.failed.is_none()
+            && let Err(e) = self.out.flush()
+        {
+            self.failed = Some(e.into());
+        }
+        match self.failed {
+            Some(CliError::Io(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+/// JSON whose strings escape U+007F-U+009F too (serde_json escapes only
+/// U+0000-U+001F): stored text such as an 8-bit CSI (U+009B) stays inert on a
+/// terminal, and the JSON means the same. These characters can only occur
+/// inside strings, so escaping them everywhere is safe.
+fn json_for_terminal(json: &str) -> Cow<'_, str> {
+    let c1 = |c: char| ('\u{7f}'..='\u{9f}').contains(&c);
+    if !json.chars().any(c1) {
+        return Cow::Borrowed(json);
+    }
+    Cow::Owned(
+        json.chars()
+            .map(|c| if c1(c) { format!("\\u{:04x}", u32::from(c)) } else { c.to_string() })
+            .collect(),
+    )
 }
 
 /// The base URL of a running server, with a trailing slash.
@@ -254,6 +335,15 @@ mod tests {
         assert_eq!(escape("Acme KYC"), "Acme KYC");
         assert!(matches!(escape("Zürich €"), Cow::Borrowed(_)));
         assert_eq!(escape("a\x1b[2Jb\n\u{9b}\u{7f}"), "a\\u{1b}[2Jb\\u{a}\\u{9b}\\u{7f}");
+    }
+
+    #[test]
+    fn json_output_escapes_c1_controls_and_stays_the_same_json() {
+        let value = serde_json::json!({"name": "a\u{9b}2J\u{1b}b\u{7f}ü"});
+        let text = serde_json::to_string(&value).unwrap();
+        let safe = json_for_terminal(&text);
+        assert!(!safe.chars().any(char::is_control), "{safe}");
+        assert_eq!(serde_json::from_str::<serde_json::Value>(&safe).unwrap(), value);
     }
 
     #[test]

@@ -52,7 +52,11 @@ pub struct UnregisterArgs {
 #[derive(Subcommand, Debug)]
 pub enum RegistrationsCommand {
     /// List registrations (live and expired)
-    List,
+    List {
+        /// One JSON array on stdout, as `GET /private/registrations` names the fields
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn load_or_make_key(path: Option<&Path>) -> Result<EddsaPrivateKey, CliError> {
@@ -162,7 +166,22 @@ pub async fn registrations_command(
     cmd: RegistrationsCommand,
 ) -> Result<(), CliError> {
     match cmd {
-        RegistrationsCommand::List => {
+        RegistrationsCommand::List { json: true } => {
+            let store = super::open_read_only(global, file)?;
+            let now_s = Clock::default().now_s();
+            let query = move |db: &Db<'_>, page: &Page| registrations::list(db, page, now_s);
+            let mut out = super::JsonArray::start();
+            let listed = super::for_each_page(
+                &store,
+                query,
+                |r| r.row_id,
+                |rows| rows.iter().for_each(|r| out.push(r)),
+            )
+            .await;
+            store.close();
+            listed.and_then(|()| out.finish())
+        }
+        RegistrationsCommand::List { json: false } => {
             let store = super::open_read_only(global, file)?;
             let now_s = Clock::default().now_s();
             println!(

@@ -20,6 +20,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 
+use futures_util::StreamExt;
 use subtle::ConstantTimeEq;
 use warp::Reply;
 use warp::http::{HeaderValue, Method, StatusCode, header};
@@ -28,6 +29,7 @@ use warp::reply::Response;
 use super::{MAX_URI, Request};
 use crate::app::AppState;
 use crate::error::ApiError;
+use crate::metrics::NO_ROUTE;
 
 /// Who may call a route.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -188,24 +190,35 @@ impl Router {
     }
 
     /// Answers one request. Every failure is an ErrorDetail; nothing rejects.
-    pub async fn dispatch(&self, state: AppState, path: &str, req: Request) -> Response {
+    /// Logs it and records its metrics under its route's pattern.
+    pub async fn dispatch(&self, state: AppState, path: &str, mut req: Request) -> Response {
         let started = Instant::now();
         let method = req.method.clone();
+        let app = state.clone();
         let (route, response) = match self.find(path) {
             _ if path.len() + req.query.len() > MAX_URI => {
-                ("-", cors(ApiError::UriTooLong { limit: MAX_URI }.into_response()))
+                (NO_ROUTE, cors(ApiError::UriTooLong { limit: MAX_URI }.into_response()))
             }
-            None => ("-", cors(ApiError::EndpointUnknown { path: path.to_owned() }.into_response())),
+            None => (NO_ROUTE, cors(ApiError::EndpointUnknown { path: path.to_owned() }.into_response())),
             Some(matched) => {
                 let pattern = matched.pattern();
+                // Held until the answer (or the client's leaving drops this future).
+                let upload = state.metrics.upload_started(pattern, &method);
+                if let Some(upload) = &upload {
+                    let received = upload.received.clone();
+                    req.body = Box::pin(req.body.inspect(move |chunk| {
+                        if let Ok(bytes) = chunk {
+                            received.inc_by(bytes.len() as u64);
+                        }
+                    }));
+                }
                 (pattern, self.dispatch_matched(state, matched, req).await)
             }
         };
-        log::info!(
-            "{method} {route} {} {:.1}ms",
-            response.status().as_u16(),
-            started.elapsed().as_secs_f64() * 1000.0
-        );
+        let elapsed = started.elapsed();
+        let status = response.status().as_u16();
+        app.metrics.observe(route, &method, status, elapsed);
+        log::info!("{method} {route} {status} {:.1}ms", elapsed.as_secs_f64() * 1000.0);
         response
     }
 

@@ -9,12 +9,15 @@
 //! disk.
 
 pub mod auditors;
+pub mod backup;
+pub mod check;
 mod db;
 pub mod extern_keys;
 pub mod kyc;
 pub mod page;
 pub mod registrations;
 mod sql_types;
+pub mod stats;
 pub mod transfers;
 pub mod writer;
 
