@@ -6,7 +6,8 @@
 //! it remembers next to the registration. Everything here is pure (no I/O, no database): the
 //! registration handler derives subjects with [`short_subject`], [`qr_reference`] and
 //! [`uri_subject`] (how: `derive.rs`); the incoming-transfer handler turns free text into
-//! candidates with [`parse_subject`] and looks them up (how, and what it cannot find: `parse.rs`).
+//! candidates with [`parse_subject`] and looks them up (how, at what cost, and what it cannot find:
+//! `parse.rs`).
 
 mod derive;
 mod parse;
@@ -17,4 +18,4 @@ pub use derive::{
     SHORT_ALPHABET, SubjectError, derive_digits, group_qr_reference, qr_check_digit, qr_reference,
     qr_reference_valid, short_subject, uri_subject,
 };
-pub use parse::{MAX_SHORT_LENGTH, SubjectMatch, parse_subject};
+pub use parse::{MAX_CANDIDATES, MAX_SHORT_LENGTH, MAX_SUBJECT_CHARS, SubjectMatch, parse_subject};

@@ -11,7 +11,7 @@
 //! 2. Every **window** of consecutive tokens inside a group is a possible subject: its text is the
 //!    concatenation of the tokens, upper-cased. Only windows of exactly 52, 55 (`KYC` glued on), 27
 //!    or `short_length` characters matter, and each start token has at most one window of a given
-//!    length, so the search costs O(n log n) in the number of tokens.
+//!    length.
 //! 3. **Keys**: a 52-character window of base32 characters, the decoder's aliases `O`, `I`, `L`,
 //!    `U` included (left as typed: the caller decodes). 52 characters carry 260 bits, so the last
 //!    one holds 4 data bits and 1 ignored padding bit and may be any base32 character. With the
@@ -32,7 +32,21 @@
 //! specific first: a key cannot be confused with the others, a QR reference has a check digit,
 //! a short subject has neither). Within a kind, a window that is a whole token comes first, then
 //! windows with more *clean edges* (the group ends there, or a `KYC` marker precedes it), then
-//! earlier ones.
+//! earlier ones. Only the first [`MAX_CANDIDATES`] of that list come back.
+//!
+//! # Cost
+//!
+//! The parser takes text of any length, and a slow parse holds up whatever waits behind it (the
+//! spec asks for a parse linear in the subject's length), so the work is O(n log n) in the length
+//! of the text with a small constant, whatever the text:
+//! - the windows of one length are found with one pointer per group that only moves forward;
+//! - the tests on a window's tokens (has a digit, one case, equal lengths, all base32 or all
+//!   digits) read prefix counts made once per text, so they cost the same for any window;
+//! - whether a window overlaps a better candidate is a binary search in the merged byte ranges of
+//!   those candidates (a scan of every earlier candidate made this quadratic);
+//! - the tokens are upper-cased and concatenated once, so a window's text is a slice of that,
+//!   and only a new candidate among the first [`MAX_CANDIDATES`] becomes a string: a text that
+//!   repeats one pattern costs no string per window.
 //!
 //! # Limits
 //!
@@ -45,11 +59,10 @@
 //! - Three or more irregularly sized pieces of a key are not reassembled.
 //! - No alias mapping is done for short subjects: their alphabet contains `O`, `I`, `L` and `U`, so
 //!   a customer who typed `O` for `0` gets no match (the transfer bounces, nothing is lost).
-//! - Short subjects are only looked for when `1 <= short_length <= MAX_SHORT_LENGTH`, which bounds
-//!   the size of the answer for any text.
-//! - Meant for bank subject lines (SEPA allows 140 characters). Any text is handled without
-//!   panicking, but the overlap checks are quadratic in the number of candidates, so callers
-//!   should keep their request-size limit on the field.
+//! - Short subjects are only looked for when `1 <= short_length <= MAX_SHORT_LENGTH`.
+//! - A text with more than [`MAX_CANDIDATES`] candidates loses the last-ranked ones (short
+//!   subjects first). Such a text is no subject a customer typed; a caller that needs one key
+//!   still sees several and can refuse to guess.
 
 use super::derive::{QR_REFERENCE_LEN, qr_reference_valid};
 use std::collections::HashSet;
@@ -59,8 +72,20 @@ use std::ops::Range;
 /// 52-character key it replaces.
 pub const MAX_SHORT_LENGTH: usize = 52;
 
+/// Longest `subject` of `add-incoming-subject`, in characters (`str::chars`): the spec's bound,
+/// what a bank's subject field holds (SEPA: 140) with room to spare. A longer one is refused
+/// (400, code 26) before it is parsed; the parser itself takes any length, in linear time.
+pub const MAX_SUBJECT_CHARS: usize = 1024;
+
+/// Most candidates [`parse_subject`] returns. Every candidate may cost the caller a database
+/// lookup, so the answer stays this small however many windows the text has; a real subject
+/// gives a handful.
+pub const MAX_CANDIDATES: usize = 64;
+
 /// Base32 characters of a 32-byte key.
 const KEY_LEN: usize = 52;
+/// The marker glued in front of a key in a single token (`KYCXDT7...`).
+const KYC_MARKER: &str = "KYC";
 
 /// A subject candidate found in free text by [`parse_subject`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -78,64 +103,86 @@ pub enum SubjectMatch {
     Short(String),
 }
 
-/// Candidate subjects in a customer's free text, most specific first (see the module doc for the
-/// algorithm and its limits). Never fails: text with nothing usable gives an empty list.
+/// Candidate subjects in a customer's free text, most specific first, at most
+/// [`MAX_CANDIDATES`] (see the module doc for the algorithm, its cost and its limits). Never
+/// fails: text with nothing usable gives an empty list.
 pub fn parse_subject(text: &str, short_length: usize) -> Vec<SubjectMatch> {
     let scan = Scan::new(text);
 
     let mut keys: Vec<Found> = Vec::new();
     scan.windows(KEY_LEN, |w| {
-        if w.text.bytes().all(is_base32_char) && scan.key_window_plausible(&w) {
+        if scan.all_base32(&w) && scan.key_window_plausible(&w) {
             let kyc = scan.kyc_marked(w.first);
-            keys.push(scan.found(w, SubjectKind::Key { kyc }, kyc));
+            keys.push(scan.found(&w, SubjectKind::Key { kyc }, kyc));
         }
     });
-    scan.windows(KEY_LEN + 3, |mut w| {
+    scan.windows(KEY_LEN + KYC_MARKER.len(), |w| {
         // "KYCXDT7..." as one token: the marker glued onto the key.
-        if w.first + 1 == w.end && w.text.starts_with("KYC") && w.text.bytes().all(is_base32_char) {
-            w.text.replace_range(..3, "");
-            keys.push(scan.found(w, SubjectKind::Key { kyc: true }, true));
+        let glued = w.first + 1 == w.end && scan.window_text(&w).starts_with(KYC_MARKER.as_bytes());
+        if glued && scan.all_base32(&w) {
+            let found = scan.found(&w, SubjectKind::Key { kyc: true }, true);
+            // The candidate is the key, without the marker.
+            keys.push(Found { text: found.text.start + KYC_MARKER.len()..found.text.end, ..found });
         }
     });
 
+    let taken_by_keys = Taken::new(keys.iter().map(|f| f.span.clone()));
     let mut qrs: Vec<Found> = Vec::new();
     scan.windows(QR_REFERENCE_LEN, |w| {
-        if qr_reference_valid(&w.text) && !overlaps_any(&w.span, &keys) {
-            qrs.push(scan.found(w, SubjectKind::Qr, false));
+        if scan.qr_window_valid(&w) && !taken_by_keys.overlaps(&scan.span(&w)) {
+            qrs.push(scan.found(&w, SubjectKind::Qr, false));
         }
     });
 
     let mut shorts: Vec<Found> = Vec::new();
     if (1..=MAX_SHORT_LENGTH).contains(&short_length) {
+        let taken = Taken::new(keys.iter().chain(&qrs).map(|f| f.span.clone()));
         scan.windows(short_length, |w| {
-            if !overlaps_any(&w.span, &keys) && !overlaps_any(&w.span, &qrs) {
-                shorts.push(scan.found(w, SubjectKind::Short, false));
+            if !taken.overlaps(&scan.span(&w)) {
+                shorts.push(scan.found(&w, SubjectKind::Short, false));
             }
         });
     }
 
     let mut out: Vec<SubjectMatch> = Vec::new();
-    let mut seen: HashSet<SubjectMatch> = HashSet::new();
+    // Texts borrowed from the scan: most windows of a repetitive text are duplicates, and only a
+    // new candidate becomes a string.
+    let mut seen: HashSet<(SubjectKind, &[u8])> = HashSet::new();
     for mut list in [keys, qrs, shorts] {
         list.sort_by_key(|f| f.rank);
-        for found in list {
-            let candidate = found.into_match();
-            if seen.insert(candidate.clone()) {
-                out.push(candidate);
+        for found in &list {
+            if out.len() == MAX_CANDIDATES {
+                return out;
+            }
+            let text = scan.upper_text(&found.text);
+            if seen.insert((found.kind, text)) {
+                out.extend(found.kind.candidate(text));
             }
         }
     }
     out
 }
 
-/// Crockford base32 as the decoder accepts it: the alphabet plus the aliases O, I, L, U, in either
-/// case. Together these happen to cover every ASCII letter and digit; the check stays explicit so
-/// that the rule is visible and follows the decoder should it ever change.
+/// Whether the base32 decoder accepts a byte, as a table so that checking every token of a long
+/// text stays cheap.
+const BASE32_BYTES: [bool; 256] = {
+    // The alphabet, then the aliases O, I, L, U; either case.
+    const ACCEPTED: &[u8] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZOILU";
+    let mut table = [false; 256];
+    let mut i = 0;
+    while i < ACCEPTED.len() {
+        table[ACCEPTED[i] as usize] = true;
+        table[ACCEPTED[i].to_ascii_lowercase() as usize] = true;
+        i += 1;
+    }
+    table
+};
+
+/// Crockford base32 as the decoder accepts it. Together the alphabet and its aliases happen to
+/// cover every ASCII letter and digit; the check stays explicit so that the rule is visible and
+/// follows the decoder should it ever change.
 fn is_base32_char(b: u8) -> bool {
-    const ALPHABET: &[u8] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
-    const ALIASES: &[u8] = b"OILU";
-    let upper = b.to_ascii_uppercase();
-    ALPHABET.contains(&upper) || ALIASES.contains(&upper)
+    BASE32_BYTES[usize::from(b)]
 }
 
 /// Whitespace and the dashes people (or their word processors) put between groups of characters.
@@ -143,8 +190,31 @@ fn is_soft_separator(c: char) -> bool {
     c.is_whitespace() || matches!(c, '-' | '\u{2010}'..='\u{2015}' | '\u{2212}')
 }
 
-fn overlaps_any(span: &Range<usize>, found: &[Found]) -> bool {
-    found.iter().any(|f| span.start < f.span.end && f.span.start < span.end)
+/// Byte ranges held by candidates already found, merged into sorted disjoint ranges so that an
+/// overlap check is one binary search, however many candidates there are.
+struct Taken(Vec<Range<usize>>);
+
+impl Taken {
+    fn new(spans: impl Iterator<Item = Range<usize>>) -> Self {
+        let mut spans: Vec<Range<usize>> = spans.collect();
+        spans.sort_unstable_by_key(|s| s.start);
+        let mut merged: Vec<Range<usize>> = Vec::with_capacity(spans.len());
+        for span in spans {
+            match merged.last_mut() {
+                // Touching ranges merge too: the union is the same set, so overlaps are unchanged.
+                Some(last) if span.start <= last.end => last.end = last.end.max(span.end),
+                _ => merged.push(span),
+            }
+        }
+        Taken(merged)
+    }
+
+    fn overlaps(&self, span: &Range<usize>) -> bool {
+        // Disjoint and sorted, so the ends are sorted too. If the first range that ends after
+        // `span` starts does not overlap it, it starts at or after `span`'s end, as do the rest.
+        let i = self.0.partition_point(|t| t.end <= span.start);
+        self.0.get(i).is_some_and(|t| t.start < span.end)
+    }
 }
 
 /// A run of ASCII letters and digits, as byte offsets into the text.
@@ -154,49 +224,85 @@ struct Token {
     end: usize,
 }
 
-/// The tokenised text: tokens, groups of joinable tokens, and prefix sums of token lengths.
+/// Per-token prefix counts: `count[i]` = how many of `tokens[..i]` have the property, so that a
+/// window's answer is one subtraction.
+struct PrefixCount(Vec<usize>);
+
+impl PrefixCount {
+    fn new() -> Self {
+        PrefixCount(vec![0])
+    }
+
+    fn push(&mut self, has: bool) {
+        let total = self.0.last().copied().unwrap_or(0) + usize::from(has);
+        self.0.push(total);
+    }
+
+    /// How many tokens of `first..end` have the property.
+    fn within(&self, first: usize, end: usize) -> usize {
+        match (self.0.get(end), self.0.get(first)) {
+            (Some(e), Some(f)) => e - f,
+            _ => 0,
+        }
+    }
+}
+
+/// The tokenised text: tokens, groups of joinable tokens, prefix sums of token lengths, and the
+/// per-token facts the window tests need.
 struct Scan<'a> {
     text: &'a str,
     tokens: Vec<Token>,
     /// Half-open ranges of token indices.
     groups: Vec<Range<usize>>,
-    /// `offsets[i]` = total length of `tokens[..i]`; strictly increasing since tokens are
-    /// non-empty, which is what makes the binary search in `windows` valid.
+    /// `offsets[i]` = total length of `tokens[..i]`, so where token `i` starts in `upper`;
+    /// strictly increasing since tokens are non-empty, which is what lets the end pointer in
+    /// `windows` only move forward.
     offsets: Vec<usize>,
+    /// The tokens upper-cased and concatenated: every window's text is one slice of it.
+    upper: Vec<u8>,
+    with_digit: PrefixCount,
+    with_upper: PrefixCount,
+    with_lower: PrefixCount,
+    not_base32: PrefixCount,
+    not_all_digits: PrefixCount,
+    /// `same_length_run[i]` = how many tokens from `i` on have the length of token `i`.
+    same_length_run: Vec<usize>,
 }
 
-/// A window of tokens `first..end` inside `group`, with its concatenated upper-case text.
+/// A window of tokens `first..end` inside `group`.
 struct Window {
     first: usize,
     end: usize,
     group: Range<usize>,
-    span: Range<usize>,
-    text: String,
 }
 
-/// One candidate with what is needed to rank it and to check overlaps.
+/// One candidate with what is needed to rank it, check overlaps and build its text.
 struct Found {
     kind: SubjectKind,
-    text: String,
+    /// Where the candidate's text is in `Scan::upper`.
+    text: Range<usize>,
+    /// Byte range of the window in the text.
     span: Range<usize>,
     /// Smaller is better: (made of several tokens, number of unclean edges, byte position).
     rank: (bool, u8, usize),
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 enum SubjectKind {
     Key { kyc: bool },
     Qr,
     Short,
 }
 
-impl Found {
-    fn into_match(self) -> SubjectMatch {
-        match self.kind {
-            SubjectKind::Key { kyc } => SubjectMatch::Key { kyc, key_text: self.text },
-            SubjectKind::Qr => SubjectMatch::QrReference(self.text),
-            SubjectKind::Short => SubjectMatch::Short(self.text),
-        }
+impl SubjectKind {
+    /// `text` is upper-case ASCII, so the conversion cannot fail.
+    fn candidate(self, text: &[u8]) -> Option<SubjectMatch> {
+        let text = String::from_utf8(text.to_vec()).ok()?;
+        Some(match self {
+            SubjectKind::Key { kyc } => SubjectMatch::Key { kyc, key_text: text },
+            SubjectKind::Qr => SubjectMatch::QrReference(text),
+            SubjectKind::Short => SubjectMatch::Short(text),
+        })
     }
 }
 
@@ -231,53 +337,101 @@ impl<'a> Scan<'a> {
 
         let mut offsets = Vec::with_capacity(tokens.len() + 1);
         offsets.push(0);
+        let mut upper = Vec::with_capacity(text.len());
         let mut total = 0;
+        let mut with_digit = PrefixCount::new();
+        let mut with_upper = PrefixCount::new();
+        let mut with_lower = PrefixCount::new();
+        let mut not_base32 = PrefixCount::new();
+        let mut not_all_digits = PrefixCount::new();
         for t in &tokens {
             total += t.end - t.start;
             offsets.push(total);
+            let bytes = text.as_bytes().get(t.start..t.end).unwrap_or_default();
+            upper.extend(bytes.iter().map(u8::to_ascii_uppercase));
+            with_digit.push(bytes.iter().any(u8::is_ascii_digit));
+            with_upper.push(bytes.iter().any(u8::is_ascii_uppercase));
+            with_lower.push(bytes.iter().any(u8::is_ascii_lowercase));
+            not_base32.push(!bytes.iter().all(|&b| is_base32_char(b)));
+            not_all_digits.push(!bytes.iter().all(u8::is_ascii_digit));
         }
 
-        Scan { text, tokens, groups, offsets }
+        let mut same_length_run = vec![1; tokens.len()];
+        for i in (1..tokens.len()).rev() {
+            let (left, right) = (tokens[i - 1], tokens[i]);
+            if left.end - left.start == right.end - right.start {
+                same_length_run[i - 1] = same_length_run[i] + 1;
+            }
+        }
+
+        Scan {
+            text,
+            tokens,
+            groups,
+            offsets,
+            upper,
+            with_digit,
+            with_upper,
+            with_lower,
+            not_base32,
+            not_all_digits,
+            same_length_run,
+        }
     }
 
     fn joinable(text: &str, left: Token, right: Token) -> bool {
         text.get(left.end..right.start).is_some_and(|sep| sep.chars().all(is_soft_separator))
     }
 
-    fn token_text(&self, i: usize) -> &'a str {
-        self.tokens.get(i).and_then(|t| self.text.get(t.start..t.end)).unwrap_or("")
+    fn token_bytes(&self, i: usize) -> &'a [u8] {
+        self.tokens.get(i).and_then(|t| self.text.as_bytes().get(t.start..t.end)).unwrap_or_default()
+    }
+
+    fn token_len(&self, i: usize) -> usize {
+        self.tokens.get(i).map_or(0, |t| t.end - t.start)
     }
 
     /// Calls `f` with every window of exactly `len` characters, in text order. Each start token
-    /// has at most one such window, found by binary search over the prefix sums.
+    /// has at most one such window; the later the start, the later its end, so one pointer per
+    /// group finds them all.
     fn windows(&self, len: usize, mut f: impl FnMut(Window)) {
         if len == 0 {
             return;
         }
         for group in &self.groups {
+            let mut end = group.start;
             for first in group.clone() {
-                let Some(target) = self.offsets[first].checked_add(len) else {
-                    continue;
-                };
-                let candidates = &self.offsets[first + 1..=group.end];
-                let Ok(pos) = candidates.binary_search(&target) else {
-                    continue;
-                };
-                let end = first + 1 + pos;
-                let mut text = String::with_capacity(len);
-                for i in first..end {
-                    text.push_str(self.token_text(i));
+                let target = self.offsets[first].saturating_add(len);
+                end = end.max(first + 1);
+                while end < group.end && self.offsets[end] < target {
+                    end += 1;
                 }
-                text.make_ascii_uppercase();
-                f(Window {
-                    first,
-                    end,
-                    group: group.clone(),
-                    span: self.tokens[first].start..self.tokens[end - 1].end,
-                    text,
-                });
+                if self.offsets[end] == target {
+                    f(Window { first, end, group: group.clone() });
+                }
             }
         }
+    }
+
+    fn span(&self, w: &Window) -> Range<usize> {
+        self.tokens[w.first].start..self.tokens[w.end - 1].end
+    }
+
+    fn all_base32(&self, w: &Window) -> bool {
+        self.not_base32.within(w.first, w.end) == 0
+    }
+
+    fn qr_window_valid(&self, w: &Window) -> bool {
+        self.not_all_digits.within(w.first, w.end) == 0
+            && std::str::from_utf8(self.window_text(w)).is_ok_and(qr_reference_valid)
+    }
+
+    fn upper_text(&self, range: &Range<usize>) -> &[u8] {
+        self.upper.get(range.clone()).unwrap_or_default()
+    }
+
+    fn window_text(&self, w: &Window) -> &[u8] {
+        self.upper_text(&(self.offsets[w.first]..self.offsets[w.end]))
     }
 
     /// Whether the token before `first` is a `KYC` marker: `KYC:` (spaces allowed around the
@@ -286,7 +440,7 @@ impl<'a> Scan<'a> {
         let Some(prev) = first.checked_sub(1) else {
             return false;
         };
-        if !self.token_text(prev).eq_ignore_ascii_case("KYC") {
+        if !self.token_bytes(prev).eq_ignore_ascii_case(KYC_MARKER.as_bytes()) {
             return false;
         }
         let sep = self.text.get(self.tokens[prev].end..self.tokens[first].start).unwrap_or("");
@@ -299,28 +453,27 @@ impl<'a> Scan<'a> {
         if count == 1 {
             return true;
         }
-        let raw = (w.first..w.end).map(|i| self.token_text(i));
-        let has_digit = raw.clone().any(|t| t.bytes().any(|b| b.is_ascii_digit()));
-        let has_upper = raw.clone().any(|t| t.bytes().any(|b| b.is_ascii_uppercase()));
-        let has_lower = raw.clone().any(|t| t.bytes().any(|b| b.is_ascii_lowercase()));
-        if !has_digit || (has_upper && has_lower) {
+        let any = |prefix: &PrefixCount| prefix.within(w.first, w.end) > 0;
+        if !any(&self.with_digit) || (any(&self.with_upper) && any(&self.with_lower)) {
             return false;
         }
         if count == 2 {
             return true;
         }
-        let lens: Vec<usize> = raw.map(str::len).collect();
-        match (lens.first(), lens.split_last()) {
-            (Some(&chunk), Some((&last, body))) => body.iter().all(|&l| l == chunk) && last <= chunk,
-            _ => false,
-        }
+        self.same_length_run[w.first] >= count - 1 && self.token_len(w.end - 1) <= self.token_len(w.first)
     }
 
-    fn found(&self, w: Window, kind: SubjectKind, kyc_marker: bool) -> Found {
+    fn found(&self, w: &Window, kind: SubjectKind, kyc_marker: bool) -> Found {
         let clean_left = w.first == w.group.start || kyc_marker;
         let clean_right = w.end == w.group.end;
         let unclean = u8::from(!clean_left) + u8::from(!clean_right);
-        Found { kind, rank: (w.end - w.first > 1, unclean, w.span.start), span: w.span, text: w.text }
+        let span = self.span(w);
+        Found {
+            kind,
+            rank: (w.end - w.first > 1, unclean, span.start),
+            span,
+            text: self.offsets[w.first]..self.offsets[w.end],
+        }
     }
 }
 
@@ -330,6 +483,7 @@ mod tests {
     use crate::subject::test_support::{chunked, registrations};
     use crate::subject::{SHORT_ALPHABET, group_qr_reference, qr_reference, short_subject};
     use proptest::prelude::*;
+    use std::time::{Duration, Instant};
 
     fn key(kyc: bool, text: &str) -> SubjectMatch {
         SubjectMatch::Key { kyc, key_text: text.to_owned() }
@@ -510,6 +664,99 @@ mod tests {
         let m = parse_subject(&text, 12);
         let shifted = format!("RENT{}", &k[..48]);
         assert_eq!(keys_of(&m), vec![&key(false, &shifted), &key(false, k)]);
+    }
+
+    /// Texts that make the parser do the most work per character, each at most `chars` long:
+    /// runs of one-character tokens that are all key windows, followed behind a hard boundary by
+    /// as many short or QR windows that overlap no key (each of which scanned every key found
+    /// before, which made the overlap checks quadratic); digits that are key, QR and short windows
+    /// at every token; runs that join into nothing but short windows; one long token; and distinct
+    /// keys at every token, far more than the cap.
+    fn worst_cases(chars: usize) -> Vec<String> {
+        let repeat = |unit: &str, chars: usize| unit.repeat(chars / unit.len());
+        let half = chars.saturating_sub(" / ".len()) / 2;
+        let base = SHORT_ALPHABET.len();
+        let distinct: String = (0..chars / 3)
+            .map(|i| [SHORT_ALPHABET[i / base % base], SHORT_ALPHABET[i % base], b' '].map(char::from))
+            .flat_map(|c| c.into_iter())
+            .collect();
+        vec![
+            format!("{} / {}", repeat("1 ", half), repeat("a ", half)),
+            format!("{} / {}", repeat("1 ", half), repeat("12 3 ", half)),
+            repeat("7 ", chars),
+            repeat("A ", chars),
+            repeat("AB-", chars),
+            "A".repeat(chars),
+            distinct,
+        ]
+    }
+
+    /// Time to parse `text` `times` times.
+    fn parse_time(text: &str, times: u32) -> Duration {
+        let start = Instant::now();
+        for _ in 0..times {
+            std::hint::black_box(parse_subject(std::hint::black_box(text), 12));
+        }
+        start.elapsed()
+    }
+
+    #[test]
+    fn parse_time_grows_linearly() {
+        const SMALL: usize = 1024;
+        const FACTOR: u32 = 8;
+        for (i, (small, large)) in
+            worst_cases(SMALL).iter().zip(worst_cases(SMALL * FACTOR as usize)).enumerate()
+        {
+            // The small text parsed FACTOR times is as much text as the large one, so both
+            // measurements last as long and a shared machine preempts them alike; interleaved, and
+            // the minimum of each, so that a burst of load spoils one run rather than one size.
+            let (mut t_small, mut t_large) = (Duration::MAX, Duration::MAX);
+            for _ in 0..3 {
+                t_small = t_small.min(parse_time(small, FACTOR));
+                t_large = t_large.min(parse_time(&large, 1));
+            }
+            // time(FACTOR n) / time(n) < 4 FACTOR, with time(n) = t_small / FACTOR.
+            assert!(
+                t_large < t_small * 4,
+                "case {i}: {} characters took {t_large:?}, {FACTOR} times {} took {t_small:?}",
+                large.len(),
+                small.len()
+            );
+        }
+    }
+
+    #[test]
+    fn parse_worst_cases_of_the_longest_subject() {
+        let cases = worst_cases(MAX_SUBJECT_CHARS);
+        for text in &cases {
+            assert!(text.chars().count() <= MAX_SUBJECT_CHARS);
+            assert!(parse_subject(text, 12).len() <= MAX_CANDIDATES);
+        }
+        assert_eq!(
+            parse_subject(&cases[0], 12),
+            vec![key(false, &"1".repeat(KEY_LEN)), SubjectMatch::Short("A".repeat(12))]
+        );
+        // Distinct windows at every token: the cap keeps the best ranked, the windows at either
+        // end of the text (one clean edge each), then the others in text order.
+        let tokens: Vec<&str> = cases[6].split_whitespace().collect();
+        let window = |first: usize| key(false, &tokens[first..first + KEY_LEN / 2].concat());
+        let m = parse_subject(&cases[6], 12);
+        assert_eq!(m.len(), MAX_CANDIDATES);
+        assert_eq!(m[..3], [window(0), window(tokens.len() - KEY_LEN / 2), window(1)]);
+        assert!(m.iter().all(|c| matches!(c, SubjectMatch::Key { kyc: false, .. })));
+    }
+
+    #[test]
+    #[ignore = "a measurement, not a check: prints the parse time of each worst case"]
+    fn measure_worst_cases() {
+        let chars =
+            std::env::var("SUBJECT_MEASURE_CHARS").ok().and_then(|v| v.parse().ok()).unwrap_or(1 << 20);
+        let only: Option<usize> = std::env::var("SUBJECT_MEASURE_CASE").ok().and_then(|v| v.parse().ok());
+        for (i, text) in worst_cases(chars).iter().enumerate().filter(|(i, _)| only.is_none_or(|o| o == *i)) {
+            let start = Instant::now();
+            let found = parse_subject(text, 12);
+            println!("case {i}: {} chars, {} candidates, {:?}", text.len(), found.len(), start.elapsed());
+        }
     }
 
     proptest! {
