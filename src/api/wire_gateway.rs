@@ -23,11 +23,8 @@ use crate::payto::Payto;
 use crate::store::registrations::{self, LiveKey, LiveRegistration, TransferType};
 use crate::store::transfers::{self, Incoming, IncomingTransaction};
 use crate::store::{Db, Durability, StoreError};
-use crate::subject::{self, SubjectMatch};
+use crate::subject::{self, MAX_SUBJECT_CHARS, SubjectMatch};
 use crate::timestamp::Timestamp;
-
-/// Longest subject accepted, in characters (bank subject fields hold 140).
-pub const MAX_SUBJECT_CHARS: usize = 1024;
 
 /// Wire gateway protocol version (`current:revision:age`).
 pub const WIRE_GATEWAY_VERSION: &str = "5:0:0";
