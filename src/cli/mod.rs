@@ -6,8 +6,11 @@
 
 pub mod auditors;
 pub mod kyc;
+mod logging;
 pub mod registrations;
 pub mod upload;
+
+pub use logging::{init_logging, report_failure};
 
 use std::borrow::Cow;
 use std::path::PathBuf;

@@ -191,6 +191,8 @@ impl Router {
     pub async fn dispatch(&self, state: AppState, path: &str, req: Request) -> Response {
         let started = Instant::now();
         let method = req.method.clone();
+        // As announced: what the handler goes on to read is its business.
+        let bytes_in = req.content_length().ok().flatten().unwrap_or(0);
         let (route, response) = match self.find(path) {
             _ if path.len() + req.query.len() > MAX_URI => {
                 ("-", cors(ApiError::UriTooLong { limit: MAX_URI }.into_response()))
@@ -201,10 +203,19 @@ impl Router {
                 (pattern, self.dispatch_matched(state, matched, req).await)
             }
         };
+        let (status, duration_ms) = (response.status().as_u16(), started.elapsed().as_secs_f64() * 1000.0);
+        // As announced too (a download streams after this line): Content-Length, or the body's exact size.
+        let bytes_out = response
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse().ok())
+            .or_else(|| hyper::body::Body::size_hint(response.body()).exact())
+            .unwrap_or(0);
+        // The fields for `--log-format json`; the human format shows the message only.
         log::info!(
-            "{method} {route} {} {:.1}ms",
-            response.status().as_u16(),
-            started.elapsed().as_secs_f64() * 1000.0
+            method = method.as_str(), route, status, duration_ms = (duration_ms * 1000.0).round() / 1000.0,
+            bytes_in, bytes_out;
+            "{method} {route} {status} {duration_ms:.1}ms"
         );
         response
     }
