@@ -389,10 +389,10 @@ impl warp::Reply for ApiError {
             log::debug!("{status}: {self}");
         }
         let mut response = json_response(status, &self.detail());
-        if let ApiError::MethodNotAllowed { allow, .. } = &self {
-            if let Ok(v) = HeaderValue::from_str(allow) {
-                response.headers_mut().insert(header::ALLOW, v);
-            }
+        if let ApiError::MethodNotAllowed { allow, .. } = &self
+            && let Ok(v) = HeaderValue::from_str(allow)
+        {
+            response.headers_mut().insert(header::ALLOW, v);
         }
         response
     }

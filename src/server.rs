@@ -458,7 +458,7 @@ async fn load_state(
     api::kyc_bulk::on_start(store, settings, clock).await?;
     if let Some(prepared) = prepared {
         let applied = api::fixtures::apply(store, prepared, false).await?;
-        log::info!("fixtures: {} entries applied, {} stored already", applied.applied, applied.held);
+        log::info!("fixtures: {} applied, {} stored already", applied.applied, applied.held);
     }
     Ok(())
 }

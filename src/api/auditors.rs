@@ -106,15 +106,13 @@ async fn enable_auditor(state: AppState, _: PathParams, mut req: Request) -> Res
     check_setup(&state.master_pub, &msg)?;
     state
         .store
-        .write(Durability::Durable, move |tx| {
+        .write(Durability::Durable, move |tx| -> Result<(), ApiError> {
             let change = AuditorChange {
                 auditor_pub: &msg.auditor_pub,
                 at_s: stored_secs(msg.validity_start),
                 master_sig: &msg.master_sig,
             };
-            Ok::<_, ApiError>(
-                auditors::enable(tx, &change, &msg.auditor_url, &msg.auditor_name)?.map_err(more_recent)?,
-            )
+            auditors::enable(tx, &change, &msg.auditor_url, &msg.auditor_name)?.map_err(more_recent)
         })
         .await?;
     Ok(no_content())

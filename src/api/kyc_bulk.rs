@@ -473,8 +473,10 @@ async fn download(state: AppState, params: PathParams, req: Request) -> Result<R
         *r.status_mut() = StatusCode::NOT_MODIFIED;
         r
     } else {
-        let mut r =
-            warp::reply::Reply::into_response(warp::reply::stream(ChunkStream::new(&state.store, blob.body)));
+        let mut r = warp::reply::Reply::into_response(warp::reply::stream(ChunkStream::open(
+            &state.store,
+            blob.body,
+        )));
         let headers = r.headers_mut();
         headers.insert(header::CONTENT_LENGTH, HeaderValue::from(blob.body.size));
         if let Ok(v) = HeaderValue::from_str(&blob.content_type) {
@@ -502,7 +504,7 @@ struct ChunkStream {
 }
 
 impl ChunkStream {
-    fn new(store: &Store, body: StoredBody) -> SyncStream {
+    fn open(store: &Store, body: StoredBody) -> SyncStream {
         SyncStream(Mutex::new(ChunkStream { store: store.clone(), body, next: 0, reading: None }))
     }
 }

@@ -711,6 +711,53 @@ mod tests {
     }
 
     #[test]
+    fn fixture_settings_from_flag_environment_and_file() {
+        let resolve = |argv: &[&str], text: &str| {
+            Settings::resolve(&GlobalArgs::default(), &serve_args(argv).unwrap(), &file(text).unwrap())
+        };
+        let s = resolve(&[], "").unwrap();
+        assert!(!s.ephemeral && !s.dev && !s.exit_on_stdin_eof && s.fixtures.is_none());
+        let s = resolve(&["--ephemeral", "--exit-on-stdin-eof", "--fixtures", "f.toml"], "").unwrap();
+        assert!(s.ephemeral && s.exit_on_stdin_eof);
+        assert!(s.dev, "an ephemeral server has the development routes");
+        assert_eq!(s.fixtures, Some(PathBuf::from("f.toml")));
+        let text = "ephemeral = true\ndev = \"yes\"\nexit_on_stdin_eof = false\nfixtures = \"g.toml\"\n";
+        let s = resolve(&[], text).unwrap();
+        assert!(s.ephemeral && s.dev && !s.exit_on_stdin_eof);
+        // The flag's explicit value beats the file's.
+        let s = resolve(&["--ephemeral=false", "--dev=off", "--exit-on-stdin-eof=1"], text).unwrap();
+        assert!(!s.ephemeral && !s.dev && s.exit_on_stdin_eof);
+        assert_eq!(s.fixtures, Some(PathBuf::from("g.toml")));
+        let (setting, message) = refused(&["--dev=maybe"], &FileConfig::default());
+        assert_eq!(setting, "dev", "{message}");
+        assert_eq!(file("dev = 3").unwrap_err().setting, "dev");
+    }
+
+    #[test]
+    fn an_ephemeral_server_moves_only_the_files_it_defaults() {
+        let given = GlobalArgs { database: Some("x.sqlite3".into()), ..GlobalArgs::default() };
+        let args = serve_args(&["--ephemeral"]).unwrap();
+        let err = Settings::resolve(&given, &args, &FileConfig::default()).unwrap_err();
+        assert_eq!(err.setting, "ephemeral");
+        assert!(err.reason.contains("database x.sqlite3"), "{err}");
+        let err =
+            Settings::resolve(&GlobalArgs::default(), &args, &file("database = \"y\"").unwrap()).unwrap_err();
+        assert_eq!(err.setting, "ephemeral");
+
+        let dir = Path::new("/tmp/taler-lite-test");
+        let s =
+            Settings::resolve(&GlobalArgs::default(), &args, &FileConfig::default()).unwrap().placed_in(dir);
+        assert_eq!(s.database, dir.join("taler-lite.sqlite3"));
+        assert_eq!(s.master_key_file, dir.join(MASTER_KEY_FILE_NAME));
+        assert_eq!(s.token_file, dir.join(TOKEN_FILE_NAME));
+        let args = serve_args(&["--ephemeral", "--master-key-file", "./master.key"]).unwrap();
+        let s =
+            Settings::resolve(&GlobalArgs::default(), &args, &FileConfig::default()).unwrap().placed_in(dir);
+        assert_eq!(s.master_key_file, PathBuf::from("./master.key"), "a key given is kept where it is");
+        assert_eq!(s.token_file, dir.join(TOKEN_FILE_NAME));
+    }
+
+    #[test]
     fn flag_beats_file() {
         let file: FileConfig = toml::from_str("currency = \"EUR\"\nlisten = \"127.0.0.1:9000\"").unwrap();
         let args = ServeArgs { currency: Some("CHF".parse().unwrap()), ..ServeArgs::default() };
