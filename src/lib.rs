@@ -13,7 +13,8 @@
 //! - [`store`]: the SQLite file and *all* SQL: `schema.sql` and migrations, a
 //!   read pool, one group-committing writer thread, and one module per table
 //!   group ([`store::auditors`], [`store::extern_keys`], [`store::kyc`],
-//!   [`store::registrations`], [`store::transfers`]) with typed inputs and outputs.
+//!   [`store::registrations`], [`store::transfers`]) with typed inputs and outputs,
+//!   and [`store::fixtures`] for what only the fixtures and the reset need.
 //! - [`config`]: settings (flag > environment > TOML > default); [`app`]: the
 //!   state every handler gets; [`error`]: the one error type of the API layer,
 //!   with the table of Taler codes; [`http`]: request reading, and the route
@@ -22,9 +23,13 @@
 //!   [`api::route_table`] every route of the server. To find a route: its row
 //!   is in its module's `routes()`, the handler just below, its SQL in the
 //!   `store` module of the same name, its tests in `tests/<api>.rs`.
-//! - [`server`]: listener, accept loop, start-up and shutdown ([`run`] serves a
-//!   bound listener until a shutdown future resolves, for in-process tests);
-//!   [`cli`]: the commands.
+//!   [`api::fixtures`] applies a fixture file through the other APIs' own
+//!   functions, and holds the development route `POST /private/reset`.
+//! - [`server`]: listener, accept loop, start-up (ephemeral folder, fixtures)
+//!   and shutdown ([`run`] serves a bound listener until a shutdown future
+//!   resolves, for in-process tests; `serve` adds the summary, the ready line on
+//!   stdout and the signals and end of stdin that stop it);
+//!   [`cli`]: the commands, and the log formats (human, JSON).
 
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]

@@ -476,7 +476,8 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
         log::warn!("cannot write the ready line to stdout: {e}");
     }
     let store = state.store.clone();
-    run(listener, state, shutdown.wait()).await?;
+    let served = run(listener, state, shutdown.wait()).await;
+    // Whatever ended serving: the database is closed, then an ephemeral folder removed.
     tokio::task::spawn_blocking(move || store.close()).await.map_err(|e| io::Error::other(e.to_string()))?;
     log::info!("database closed");
     if let Some(dir) = ephemeral {
@@ -484,5 +485,5 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
         dir.close().map_err(|e| io::Error::other(format!("cannot remove {path}: {e}")))?;
         log::info!("removed {path}");
     }
-    Ok(())
+    Ok(served?)
 }

@@ -188,7 +188,7 @@ async fn the_ready_line_is_all_there_is_on_stdout() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn twenty_ephemeral_servers_at_once_get_their_own_ports_and_leave_nothing() {
+async fn twenty_ephemeral_servers_at_once_get_their_own_ports_and_leave_nothing_after_a_signal() {
     let tmp = tempfile::tempdir().unwrap();
     let spawned: Vec<std::thread::JoinHandle<Harnessed>> = (0..20)
         .map(|_| {
@@ -215,8 +215,12 @@ async fn twenty_ephemeral_servers_at_once_get_their_own_ports_and_leave_nothing(
         assert!(folder.join("taler-lite-master.key").exists());
         folders.push(folder);
     }
-    for server in &servers {
-        server.terminate();
+    // Half of them as a terminal's Ctrl-C would stop them.
+    for (i, server) in servers.iter().enumerate() {
+        let signal = if i % 2 == 0 { "-TERM" } else { "-INT" };
+        assert!(
+            Command::new("kill").arg(signal).arg(server.child.id().to_string()).status().unwrap().success()
+        );
     }
     for server in servers {
         let (ok, log, rest) = server.wait();
@@ -963,4 +967,17 @@ fn a_bad_fixture_setting_names_itself() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("fixtures: nowhere.toml: "), "{err}");
     assert!(!dir.path().join("taler-lite.sqlite3").exists());
+    // With JSON logs the failure is a JSON line too, whatever the log filter.
+    let out = command(dir.path())
+        .current_dir(dir.path())
+        .env("RUST_LOG", "off")
+        .args(["--log-format", "json", "serve", "--fixtures", "nowhere.toml"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    let line: Value = serde_json::from_str(err.trim()).unwrap_or_else(|e| panic!("{e}: {err}"));
+    assert_eq!(line["level"], "error");
+    assert!(line["msg"].as_str().unwrap().starts_with("fixtures: nowhere.toml: "), "{line}");
 }

@@ -34,24 +34,53 @@ pub fn init_logging(cli: &Cli) -> LogFormat {
     format
 }
 
-/// The last word of a failed command: `taler-lite: ...` for a person, or one JSON log line.
+/// The last word of a failed command: `taler-lite: ...` for a person, or one JSON line
+/// (written directly: a filter such as `RUST_LOG=off` must not swallow why it failed).
 pub fn report_failure(format: LogFormat, e: &CliError) {
-    match format {
-        LogFormat::Human => eprintln!("taler-lite: {e}"),
-        LogFormat::Json => log::error!(target: "taler_lite", "{e}"),
+    let line = match format {
+        LogFormat::Human => Ok(format!("taler-lite: {e}")),
+        LogFormat::Json => record_start(log::Level::Error, "taler_lite", &e.to_string()).map(|mut line| {
+            line.push('}');
+            line
+        }),
+    };
+    match line {
+        Ok(line) => eprintln!("{line}"),
+        Err(_) => eprintln!("taler-lite: {e}"),
     }
 }
 
-fn json_line(buf: &mut Formatter, record: &log::Record<'_>) -> io::Result<()> {
+/// `{"ts":...,"level":...,"target":...,"msg":...` without the closing brace.
+fn record_start(level: log::Level, target: &str, msg: &str) -> io::Result<String> {
     let mut line = String::with_capacity(192);
     line.push_str("{\"ts\":");
-    line.push_str(&json_string(&buf.timestamp_millis().to_string())?);
+    line.push_str(&json_string(&now_rfc3339_millis())?);
     line.push_str(",\"level\":");
-    line.push_str(&json_string(&record.level().as_str().to_ascii_lowercase())?);
+    line.push_str(&json_string(&level.as_str().to_ascii_lowercase())?);
     line.push_str(",\"target\":");
-    line.push_str(&json_string(record.target())?);
+    line.push_str(&json_string(target)?);
     line.push_str(",\"msg\":");
-    line.push_str(&json_string(&record.args().to_string())?);
+    line.push_str(&json_string(msg)?);
+    Ok(line)
+}
+
+/// Now in UTC, RFC 3339 with milliseconds (as the human format shows it).
+fn now_rfc3339_millis() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        now.year(),
+        u8::from(now.month()),
+        now.day(),
+        now.hour(),
+        now.minute(),
+        now.second(),
+        now.millisecond()
+    )
+}
+
+fn json_line(buf: &mut Formatter, record: &log::Record<'_>) -> io::Result<()> {
+    let line = record_start(record.level(), record.target(), &record.args().to_string())?;
     let mut fields = Fields { line, failed: None };
     // A source fails only through its visitor, which never fails here; `failed` says why if it does.
     let _ = record.key_values().visit(&mut fields);
@@ -112,6 +141,16 @@ fn json_value(value: &Value<'_>) -> io::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timestamps_are_rfc_3339_with_milliseconds() {
+        let ts = now_rfc3339_millis();
+        assert_eq!(ts.len(), "2026-01-01T00:00:00.000Z".len(), "{ts}");
+        assert!(
+            time::OffsetDateTime::parse(&ts, &time::format_description::well_known::Rfc3339).is_ok(),
+            "{ts}"
+        );
+    }
 
     #[test]
     fn values_keep_their_json_type() {

@@ -191,7 +191,7 @@ impl Router {
     pub async fn dispatch(&self, state: AppState, path: &str, req: Request) -> Response {
         let started = Instant::now();
         let method = req.method.clone();
-        // As announced: what the handler goes on to read is its business.
+        // The declared length: counting what a handler reads would mean wrapping every body.
         let bytes_in = req.content_length().ok().flatten().unwrap_or(0);
         let (route, response) = match self.find(path) {
             _ if path.len() + req.query.len() > MAX_URI => {
@@ -204,14 +204,14 @@ impl Router {
             }
         };
         let (status, duration_ms) = (response.status().as_u16(), started.elapsed().as_secs_f64() * 1000.0);
-        // As announced too (a download streams after this line): Content-Length, or the body's exact size.
+        // Announced, not counted: a download is still streaming when this line is written.
         let bytes_out = response
             .headers()
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok()?.parse().ok())
             .or_else(|| hyper::body::Body::size_hint(response.body()).exact())
             .unwrap_or(0);
-        // The fields for `--log-format json`; the human format shows the message only.
+        // Key-value fields for `--log-format json`; the human format keeps to the message.
         log::info!(
             method = method.as_str(), route, status, duration_ms = (duration_ms * 1000.0).round() / 1000.0,
             bytes_in, bytes_out;
