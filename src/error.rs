@@ -202,6 +202,10 @@ pub enum ApiError {
     /// be encoded): 500, logged.
     #[error("internal error: {0}")]
     Internal(String),
+    /// The fixture file cannot be applied again (`POST /private/reset`): 500, and the
+    /// detail says why (only the operator can ask, and it is their file).
+    #[error("{0}")]
+    Fixtures(String),
     #[error("auditor {0} is unknown")]
     AuditorNotFound(String),
     #[error("a more recent change for this auditor is recorded (at {stored_s} s)")]
@@ -299,7 +303,9 @@ impl ApiError {
                     DbStep::Invariant => C::GenericDbInvariantFailure,
                 },
             ),
-            Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, C::GenericInternalInvariantFailure),
+            Internal(_) | Fixtures(_) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, C::GenericInternalInvariantFailure)
+            }
             AuditorNotFound(_) => (StatusCode::NOT_FOUND, C::ExchangeManagementAuditorNotFound),
             AuditorMoreRecentPresent { .. } => {
                 (StatusCode::CONFLICT, C::ExchangeManagementAuditorMoreRecentPresent)
@@ -363,6 +369,7 @@ impl ApiError {
             | UriTooLong { .. }
             | Database { .. }
             | Internal(_)
+            | Fixtures(_)
             | AuditorMoreRecentPresent { .. }
             | KycBulkAlreadyKnown
             | Unavailable { .. } => None,

@@ -432,6 +432,12 @@ fn family_by_name(name: &str) -> Result<DeclaredType, EntryProblem> {
         .ok_or(EntryProblem::NameNotAccepted)
 }
 
+/// The `Content-Type` a file's name suggests: what `client kyc-bulk` sends and what an
+/// `[[upload]]` fixture defaults to. Whether it is accepted is [`parse_content_type`]'s call.
+pub fn content_type_for_name(path: &std::path::Path) -> Option<String> {
+    mime_guess::from_path(path).first().map(|m| m.essence_str().to_owned())
+}
+
 /// RFC 9110 `token`: what a media type's type and subtype are made of.
 fn is_token(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))

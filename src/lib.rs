@@ -16,7 +16,8 @@
 //!   group ([`store::auditors`], [`store::extern_keys`], [`store::kyc`],
 //!   [`store::registrations`], [`store::transfers`]) with typed inputs and outputs;
 //!   the operator's whole-file tools beside them: [`store::backup`],
-//!   [`store::check`], and the numbers of [`store::stats`].
+//!   [`store::check`], and the numbers of [`store::stats`],
+//!   and [`store::fixtures`] for what only the fixtures and the reset need.
 //! - [`config`]: settings (flag > environment > TOML > default); [`app`]: the
 //!   state every handler gets, with the request [`metrics`] that the
 //!   dispatcher records; [`error`]: the one error type of the API layer,
@@ -26,10 +27,13 @@
 //!   [`api::route_table`] every route of the server. To find a route: its row
 //!   is in its module's `routes()`, the handler just below, its SQL in the
 //!   `store` module of the same name, its tests in `tests/<api>.rs`.
-//! - [`server`]: listener, accept loop, start-up and shutdown ([`run`] serves a
-//!   bound listener until a shutdown future resolves, for in-process tests);
-//!   [`linger`]: the lingering close after an early answer; [`cli`]: the
-//!   commands.
+//!   [`api::fixtures`] applies a fixture file through the other APIs' own
+//!   functions, and holds the development route `POST /private/reset`.
+//! - [`server`]: listener, accept loop, start-up (ephemeral folder, fixtures)
+//!   and shutdown ([`run`] serves a bound listener until a shutdown future
+//!   resolves, for in-process tests; `serve` adds the summary, the ready line on
+//!   stdout and the signals and end of stdin that stop it);
+//!   [`linger`]: the lingering close after an early answer; [`cli`]: the commands, and the log formats (human, JSON).
 
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]

@@ -4,15 +4,11 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use clap::Parser;
-use taler_lite::cli::{Cli, Command, execute};
+use taler_lite::cli::{Cli, execute, init_logging, report_failure};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // The server logs requests at info; the one-shot commands stay quiet.
-    let default_filter = if matches!(cli.command, Command::Serve(_)) { "info" } else { "warn" };
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default_filter))
-        .format_timestamp_millis()
-        .init();
+    let log_format = init_logging(&cli);
     let workers = worker_threads();
     // Thread names tell the thread groups apart in /proc/PID/task/*/comm (loadgen's CPU per
     // operation): `build` launches the `workers` worker threads through the blocking pool, one new
@@ -38,7 +34,7 @@ fn main() -> ExitCode {
     match runtime.block_on(execute(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("taler-lite: {e}");
+            report_failure(log_format, &e);
             ExitCode::FAILURE
         }
     }

@@ -41,13 +41,15 @@ use crate::linger;
 use crate::store::{OpenOptions, Store, StoreError};
 use crate::{api, http};
 
+mod lifecycle;
+
 /// How long in-flight requests may take to finish after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 /// The whole application as one warp filter: the route table's dispatcher
 /// behind the request extractor. Nothing rejects: every answer is made here.
 pub fn app_filter(state: AppState) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
-    let router = Arc::new(api::router());
+    let router = Arc::new(api::router(&state.settings));
     let idle = state.settings.request_timeout;
     warp::path::full()
         .and(http::request(idle))
@@ -480,18 +482,45 @@ pub struct Started {
     /// Whether the master key and token files were created just now.
     pub key_created: bool,
     pub token_created: bool,
+    /// An ephemeral server's folder (database, key, token); removed when dropped.
+    pub ephemeral: Option<tempfile::TempDir>,
 }
 
 /// Everything `serve` does before serving, with the clock given (tests move
-/// it): checks every setting and binds before any file is created, then
-/// resolves keys and token and opens (creating or migrating) the database.
+/// it): checks every setting, reads the fixture file and binds before any file
+/// is created, then resolves keys and token, prepares the fixtures, opens
+/// (creating or migrating) the database and applies them.
 pub async fn start(settings: Settings, clock: Clock) -> Result<Started, ServeError> {
+    // Made first, as the paths checked next are in it; a failed start removes it again.
+    let ephemeral = if settings.ephemeral {
+        let dir = tempfile::Builder::new()
+            .prefix("taler-lite-")
+            .tempdir()
+            .map_err(|e| config::bad("ephemeral", format!("cannot make a temporary folder: {e}")))?;
+        Some(dir)
+    } else {
+        None
+    };
+    let settings = match &ephemeral {
+        Some(dir) => settings.placed_in(dir.path()),
+        None => settings,
+    };
     check_paths(&settings)?;
+    let fixtures = settings.fixtures.as_deref().map(api::fixtures::load).transpose()?;
     let listener = Listener::bind(&settings.listen)
         .await
         .map_err(|e| config::bad("listen", format!("cannot listen on {:?}: {e}", settings.listen)))?;
     let (master_pub, key_created) = config::master_key(&settings)?;
     let (token, token_created) = config::operator_token(&settings)?;
+    // Before the database exists: a fixture the API would refuse leaves none behind.
+    let prepared = match fixtures {
+        Some(fixtures) => {
+            let (settings, now_us) = (settings.clone(), clock.now_us());
+            let prepare = move || api::fixtures::prepare(fixtures, &settings, &master_pub, now_us);
+            Some(tokio::task::spawn_blocking(prepare).await.map_err(|e| io::Error::other(e.to_string()))??)
+        }
+        None => None,
+    };
     let db_path = settings.database.clone();
     let open_options = OpenOptions { max_page_count: settings.max_db_pages };
     let store_error = |source| ServeError::Store { path: settings.database.display().to_string(), source };
@@ -499,7 +528,15 @@ pub async fn start(settings: Settings, clock: Clock) -> Result<Started, ServeErr
         .await
         .map_err(|e| io::Error::other(e.to_string()))?
         .map_err(store_error)?;
-    api::kyc_bulk::on_start(&store, &settings, &clock).await.map_err(store_error)?;
+    if let Err(e) = load_state(&store, &settings, &clock, prepared).await {
+        // Closed before an ephemeral folder goes: the writer must not outlive its files.
+        let closing = store.clone();
+        let _ = tokio::task::spawn_blocking(move || closing.close()).await;
+        return Err(match e {
+            api::fixtures::ApplyError::Entry(e) => e.into(),
+            api::fixtures::ApplyError::Store(source) => store_error(source),
+        });
+    }
     let base_url = match &settings.base_url {
         Some(u) => u.clone(),
         None => listener.url()?,
@@ -514,59 +551,45 @@ pub async fn start(settings: Settings, clock: Clock) -> Result<Started, ServeErr
         started: Instant::now(),
         metrics: crate::metrics::Metrics::new(),
     });
-    Ok(Started { listener, state, key_created, token_created })
+    Ok(Started { listener, state, key_created, token_created, ephemeral })
 }
 
-/// Starts, prints the summary, and serves until SIGINT or SIGTERM.
-pub async fn serve(settings: Settings) -> Result<(), ServeError> {
-    let clock = Clock::with_offset(settings.timetravel);
-    let Started { listener, state, key_created, token_created } = start(settings, clock).await?;
-    let settings = &state.settings;
-    eprintln!("taler-lite {}", env!("CARGO_PKG_VERSION"));
-    eprintln!("  base URL:          {}", state.base_url);
-    eprintln!("  database:          {}", settings.database.display());
-    eprintln!("  currency:          {}", settings.currency);
-    eprintln!(
-        "  master public key: {}{}",
-        state.master_pub,
-        if key_created {
-            format!(" (new development key, private key in {})", settings.master_key_file.display())
-        } else {
-            String::new()
-        }
-    );
-    if token_created {
-        eprintln!("  operator token:    {} (new, saved in {})", state.token, settings.token_file.display());
-    } else if settings.token.is_some() {
-        eprintln!("  operator token:    as configured");
-    } else {
-        eprintln!("  operator token:    in {}", settings.token_file.display());
+/// The start-up writes: the bulk-KYC clean-up and third parties, then the fixtures.
+async fn load_state(
+    store: &Store,
+    settings: &Settings,
+    clock: &Clock,
+    prepared: Option<api::fixtures::Prepared>,
+) -> Result<(), api::fixtures::ApplyError> {
+    api::kyc_bulk::on_start(store, settings, clock).await?;
+    if let Some(prepared) = prepared {
+        let applied = api::fixtures::apply(store, prepared, false).await?;
+        log::info!("fixtures: {} applied, {} stored already", applied.applied, applied.held);
     }
-    for account in &settings.credit_accounts {
-        eprintln!("  credit account:    {}", account.full());
-    }
-    // Last, so that whoever waits for this line has seen the summary.
-    eprintln!("  listening on {}", listener.url()?);
-    let store = state.store.clone();
-    run(listener, state, shutdown_signal()).await?;
-    tokio::task::spawn_blocking(move || store.close()).await.map_err(|e| io::Error::other(e.to_string()))?;
-    log::info!("database closed");
     Ok(())
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
-        (Ok(mut int), Ok(mut term)) => {
-            tokio::select! {
-                _ = int.recv() => {}
-                _ = term.recv() => {}
-            }
-        }
-        _ => {
-            log::warn!("cannot install signal handlers; stop with kill -9");
-            std::future::pending::<()>().await;
-        }
+/// Starts, prints the summary and the ready line, and serves until SIGINT,
+/// SIGTERM or (with `--exit-on-stdin-eof`) the end of standard input; then
+/// closes the database and removes an ephemeral server's folder.
+pub async fn serve(settings: Settings) -> Result<(), ServeError> {
+    let shutdown = lifecycle::Shutdown::install(settings.exit_on_stdin_eof);
+    let clock = Clock::with_offset(settings.timetravel);
+    let Started { listener, state, key_created, token_created, ephemeral } = start(settings, clock).await?;
+    lifecycle::print_summary(&state, &listener, key_created, token_created)?;
+    if let Err(e) = lifecycle::print_ready_line(&state, &listener) {
+        // A harness that closed our stdout wants no line; the server is no less ready.
+        log::warn!("cannot write the ready line to stdout: {e}");
     }
+    let store = state.store.clone();
+    let served = run(listener, state, shutdown.wait()).await;
+    // Whatever ended serving: the database is closed, then an ephemeral folder removed.
+    tokio::task::spawn_blocking(move || store.close()).await.map_err(|e| io::Error::other(e.to_string()))?;
+    log::info!("database closed");
+    if let Some(dir) = ephemeral {
+        let path = dir.path().display().to_string();
+        dir.close().map_err(|e| io::Error::other(format!("cannot remove {path}: {e}")))?;
+        log::info!("removed {path}");
+    }
+    Ok(served?)
 }

@@ -32,7 +32,7 @@ use crate::http::{MAX_NAME_CHARS, PageQuery, PathParams, Request, Route, check_f
 use crate::kyc_content::{self, DeclaredType};
 use crate::payto::Payto;
 use crate::store::kyc::{self, CHUNK_SIZE, ContentId, Recorded, StoredBody, UploadEntry, UploadRecord};
-use crate::store::{Durability, Store, StoreError, extern_keys};
+use crate::store::{Durability, Store, StoreError, WriteTx, extern_keys};
 
 /// This API's rows of the route table.
 pub fn routes() -> Vec<Route> {
@@ -56,16 +56,33 @@ pub async fn on_start(store: &Store, settings: &Settings, clock: &Clock) -> Resu
     let keys = settings.extern_keys.clone();
     let now_us = clock.now_us();
     if !keys.is_empty() {
-        store
-            .write(Durability::Durable, move |tx| {
-                for (key, name) in &keys {
-                    extern_keys::upsert(tx, key, name, now_us)?;
-                }
-                Ok::<_, StoreError>(())
-            })
-            .await?;
+        store.write(Durability::Durable, move |tx| preload_extern_keys(tx, &keys, now_us)).await?;
     }
     Ok(())
+}
+
+/// Adds (or re-enables and renames) the configured third parties: at start, and after
+/// `POST /private/reset` has emptied the tables.
+pub fn preload_extern_keys(
+    tx: &WriteTx<'_>,
+    keys: &[(EddsaPublicKey, String)],
+    now_us: i64,
+) -> Result<(), StoreError> {
+    for (key, name) in keys {
+        extern_keys::upsert(tx, key, name, now_us)?;
+    }
+    Ok(())
+}
+
+/// A third party's name as `POST /private/extern-keys` (and the `[[extern]]` fixtures)
+/// store it: trimmed, not empty, printable.
+pub fn third_party_name(name: &str) -> Result<String, ApiError> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(ApiError::field("name", "must not be empty"));
+    }
+    check_free_text("name", name, MAX_NAME_CHARS)?;
+    Ok(name.to_owned())
 }
 
 fn parse_key(name: &str, text: &str) -> Result<EddsaPublicKey, ApiError> {
@@ -388,11 +405,7 @@ async fn list_extern_keys(state: AppState, _: PathParams, _: Request) -> Result<
 /// `POST /private/extern-keys`: adds (or re-enables and renames) a third party.
 async fn add_extern_key(state: AppState, _: PathParams, mut req: Request) -> Result<Response, ApiError> {
     let new: NewExternKey = req.json(state.settings.max_json).await?;
-    let name = new.name.trim().to_owned();
-    if name.is_empty() {
-        return Err(ApiError::field("name", "must not be empty"));
-    }
-    check_free_text("name", &name, MAX_NAME_CHARS)?;
+    let name = third_party_name(&new.name)?;
     let now_us = state.clock.now_us();
     state
         .store

@@ -5,30 +5,43 @@
 //! method and path), add a row to that module's `routes()`, built with
 //! [`Route::public`] or [`Route::operator`] (which checks the token before the
 //! handler runs), and put its SQL in the matching module of `crate::store`.
+//! A development route (only with `--dev` or `--ephemeral`) goes in
+//! [`fixtures::routes`] instead.
 
 pub mod auditors;
 pub mod exchange;
+pub mod fixtures;
 pub mod kyc_bulk;
 pub mod ops;
 pub mod prepared_transfer;
 pub mod wire_gateway;
 
+use crate::config::Settings;
 use crate::http::{Route, Router};
 
-/// Every route of the server.
+/// Every route of a server started without `--dev` or `--ephemeral`.
 pub fn route_table() -> Vec<Route> {
+    routes(false)
+}
+
+/// Every route of a server, with the development routes or without: a server without
+/// them has no such path at all (404), not a path that refuses.
+pub fn routes(dev: bool) -> Vec<Route> {
     let mut routes = exchange::routes();
     routes.extend(auditors::routes());
     routes.extend(kyc_bulk::routes());
     routes.extend(prepared_transfer::routes());
     routes.extend(wire_gateway::routes());
     routes.extend(ops::routes());
+    if dev {
+        routes.extend(fixtures::routes());
+    }
     routes
 }
 
-/// The router of [`route_table`].
-pub fn router() -> Router {
-    Router::new(route_table())
+/// The router of a server with these settings.
+pub fn router(settings: &Settings) -> Router {
+    Router::new(routes(settings.dev))
 }
 
 #[cfg(test)]
@@ -42,7 +55,7 @@ mod tests {
     fn one_access_per_path_and_one_handler_per_method() {
         let mut access: HashMap<&str, Access> = HashMap::new();
         let mut seen = std::collections::HashSet::new();
-        for route in route_table() {
+        for route in routes(true) {
             let first = *access.entry(route.pattern()).or_insert(route.access());
             assert_eq!(first, route.access(), "{} mixes public and operator methods", route.pattern());
             assert!(
@@ -57,7 +70,7 @@ mod tests {
 
     #[test]
     fn operator_paths_are_operator_routes() {
-        for route in route_table() {
+        for route in routes(true) {
             let p = route.pattern();
             let operator_namespace = p.starts_with("/private/")
                 || p.contains("/admin/")

@@ -16,14 +16,14 @@ use warp::reply::Response;
 
 use crate::amount::Amount;
 use crate::app::AppState;
-use crate::config::{SimpleSubjectStyle, SubjectFormat};
+use crate::config::{Settings, SimpleSubjectStyle, SubjectFormat};
 use crate::crypto::{EddsaPublicKey, EddsaSignature};
 use crate::error::{ApiError, json_response};
 use crate::http::{PageQuery, PathParams, Request, Route, no_content};
 use crate::payto::Payto;
-use crate::store::Durability;
 pub use crate::store::registrations::TransferType;
 use crate::store::registrations::{self, NewRegistration, Registered, RegistrationEntry};
+use crate::store::{Durability, WriteTx};
 use crate::subject;
 use crate::timestamp::Timestamp;
 
@@ -121,12 +121,11 @@ struct Derived {
 }
 
 fn derive(
-    state: &AppState,
+    s: &Settings,
     req: &RegistrationRequest,
     account: &Payto,
     expiration: Timestamp,
 ) -> Result<Derived, ApiError> {
-    let s = &state.settings;
     let key = req.authorization_pub.as_bytes();
     let formats = &s.subject_formats;
     let short = (formats.contains(&SubjectFormat::Simple) && s.simple_subject == SimpleSubjectStyle::Short)
@@ -171,15 +170,25 @@ fn derive(
 /// the subjects that will credit it.
 async fn register(state: AppState, _: PathParams, mut req: Request) -> Result<Response, ApiError> {
     let reg: RegistrationRequest = req.json(state.settings.max_json).await?;
+    let new = prepare_registration(&state.settings, &reg, state.clock.now_us())?;
+    let body = state.store.write(Durability::Durable, move |tx| store_registration(tx, &new)).await?;
+    let mut response = Response::new(body.into());
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Ok(response)
+}
+
+/// Steps 1-3 of a registration and everything derived for step 4, before its transaction:
+/// what `POST /registration` and the `[[registration]]` fixtures both run.
+pub fn prepare_registration(
+    settings: &Settings,
+    reg: &RegistrationRequest,
+    now_us: i64,
+) -> Result<NewRegistration, ApiError> {
     // 1. Values the types could not check.
-    if reg.credit_amount.currency() != state.settings.currency {
+    if reg.credit_amount.currency() != settings.currency {
         return Err(ApiError::field(
             "credit_amount",
-            format!(
-                "currency {} is not the bank's {}",
-                reg.credit_amount.currency(),
-                state.settings.currency
-            ),
+            format!("currency {} is not the bank's {}", reg.credit_amount.currency(), settings.currency),
         ));
     }
     if reg.credit_amount.is_zero() {
@@ -192,24 +201,21 @@ async fn register(state: AppState, _: PathParams, mut req: Request) -> Result<Re
         ));
     }
     // 3. One of our accounts.
-    let account = state
-        .settings
+    let account = settings
         .credit_accounts
         .iter()
         .find(|a| a.normalized() == reg.credit_account.normalized())
         .cloned()
         .ok_or_else(|| ApiError::BankUnknownCreditor(reg.credit_account.full().to_owned()))?;
-    // 4. One transaction, with everything derived before it.
-    let now_us = state.clock.now_us();
+    // 4. Everything derived before the transaction.
     let now_s = now_us.div_euclid(1_000_000);
-    let lifetime =
-        if reg.recurrent { state.settings.recurrent_lifetime } else { state.settings.registration_lifetime };
+    let lifetime = if reg.recurrent { settings.recurrent_lifetime } else { settings.registration_lifetime };
     let expiration_s = now_s.saturating_add(i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX));
     let expiration = Timestamp::from_secs(u64::try_from(expiration_s).unwrap_or(u64::MAX));
-    let derived = derive(&state, &reg, &account, expiration)?;
+    let derived = derive(settings, reg, &account, expiration)?;
     let response = serde_json::to_string(&derived.response)
         .map_err(|e| ApiError::Internal(format!("cannot encode the response: {e}")))?;
-    let new = NewRegistration {
+    Ok(NewRegistration {
         authorization_pub: reg.authorization_pub,
         account_pub: reg.account_pub,
         transfer_type: reg.transfer_type,
@@ -222,25 +228,23 @@ async fn register(state: AppState, _: PathParams, mut req: Request) -> Result<Re
         response,
         now_us,
         expiration_s,
-    };
-    let body = state
-        .store
-        .write(Durability::Durable, move |tx| match registrations::register(tx, &new)? {
-            Registered::Stored(body) | Registered::Identical(body) => Ok(body),
-            Registered::AccountPubRegistered => Err(ApiError::BankDuplicateReservePub(
-                "account_pub is registered by another authorization key",
-            )),
-            Registered::ReserveAlreadyCredited => Err(ApiError::BankDuplicateReservePub(
-                "account_pub was already credited: reserve keys are single-use",
-            )),
-            Registered::SubjectTaken { format, subject } => {
-                Err(ApiError::BankDerivationReuse { format, subject })
-            }
-        })
-        .await?;
-    let mut response = Response::new(body.into());
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    Ok(response)
+    })
+}
+
+/// Step 4 of a registration, inside its write transaction: the answer's body.
+pub fn store_registration(tx: &WriteTx<'_>, new: &NewRegistration) -> Result<String, ApiError> {
+    match registrations::register(tx, new)? {
+        Registered::Stored(body) | Registered::Identical(body) => Ok(body),
+        Registered::AccountPubRegistered => {
+            Err(ApiError::BankDuplicateReservePub("account_pub is registered by another authorization key"))
+        }
+        Registered::ReserveAlreadyCredited => Err(ApiError::BankDuplicateReservePub(
+            "account_pub was already credited: reserve keys are single-use",
+        )),
+        Registered::SubjectTaken { format, subject } => {
+            Err(ApiError::BankDerivationReuse { format, subject })
+        }
+    }
 }
 
 /// `POST /taler-prepared-transfer/unregistration`: deletes a registration,

@@ -16,13 +16,14 @@ use warp::reply::Response;
 
 use crate::amount::Amount;
 use crate::app::AppState;
+use crate::config::Settings;
 use crate::crypto::EddsaPublicKey;
 use crate::error::{ApiError, json_response};
 use crate::http::{PageQuery, PathParams, Request, Route};
 use crate::payto::Payto;
 use crate::store::registrations::{self, LiveKey, LiveRegistration, TransferType};
 use crate::store::transfers::{self, Incoming, IncomingTransaction};
-use crate::store::{Db, Durability, StoreError};
+use crate::store::{Db, Durability, StoreError, WriteTx};
 use crate::subject::{self, MAX_SUBJECT_CHARS, SubjectMatch};
 use crate::timestamp::Timestamp;
 
@@ -36,12 +37,13 @@ struct AddMapped {
     debit_account: Payto,
 }
 
-#[derive(Deserialize)]
-struct AddIncomingSubject {
-    amount: Amount,
-    subject: String,
-    debit_account: Payto,
-    credit_account: Option<Payto>,
+/// Body of `add-incoming-subject` (and what an `[[incoming]]` fixture holds).
+#[derive(Debug, Clone, Deserialize)]
+pub struct AddIncomingSubject {
+    pub amount: Amount,
+    pub subject: String,
+    pub debit_account: Payto,
+    pub credit_account: Option<Payto>,
 }
 
 #[derive(Serialize)]
@@ -53,7 +55,7 @@ struct AddedTransfer {
 /// Answer of `add-incoming-subject`.
 #[derive(Debug, Serialize)]
 #[serde(tag = "status", rename_all = "lowercase")]
-enum SubjectOutcome {
+pub enum SubjectOutcome {
     Credited {
         row_id: i64,
         timestamp: Timestamp,
@@ -99,11 +101,20 @@ async fn get_config(state: AppState, _: PathParams, _: Request) -> Result<Respon
     ))
 }
 
-fn check_amount(state: &AppState, amount: &Amount) -> Result<(), ApiError> {
-    if amount.currency() != state.settings.currency {
+impl SubjectOutcome {
+    /// The transfer's row, credited or bounced.
+    pub fn row_id(&self) -> i64 {
+        match self {
+            SubjectOutcome::Credited { row_id, .. } | SubjectOutcome::Bounced { row_id, .. } => *row_id,
+        }
+    }
+}
+
+fn check_amount(settings: &Settings, amount: &Amount) -> Result<(), ApiError> {
+    if amount.currency() != settings.currency {
         return Err(ApiError::field(
             "amount",
-            format!("currency {} is not the bank's {}", amount.currency(), state.settings.currency),
+            format!("currency {} is not the bank's {}", amount.currency(), settings.currency),
         ));
     }
     if amount.is_zero() {
@@ -116,12 +127,12 @@ fn check_amount(state: &AppState, amount: &Amount) -> Result<(), ApiError> {
 /// named by its authorization key (upstream wire gateway v5).
 async fn add_mapped(state: AppState, _: PathParams, mut req: Request) -> Result<Response, ApiError> {
     let body: AddMapped = req.json(state.settings.max_json).await?;
-    check_amount(&state, &body.amount)?;
+    check_amount(&state.settings, &body.amount)?;
     let incoming = Incoming {
         date_us: state.clock.now_us(),
         amount: body.amount.to_string(),
         debit_account: body.debit_account.full().to_owned(),
-        credit_account: default_credit_account(&state),
+        credit_account: default_credit_account(&state.settings),
         subject: None,
     };
     // One instant for the record, the liveness check and the answer.
@@ -156,8 +167,8 @@ async fn add_mapped(state: AppState, _: PathParams, mut req: Request) -> Result<
     ))
 }
 
-fn default_credit_account(state: &AppState) -> String {
-    state.settings.credit_accounts.first().map(|a| a.full().to_owned()).unwrap_or_default()
+fn default_credit_account(settings: &Settings) -> String {
+    settings.credit_accounts.first().map(|a| a.full().to_owned()).unwrap_or_default()
 }
 
 /// Where a transfer goes: its type, the key credited, and the registration
@@ -247,71 +258,79 @@ async fn add_incoming_subject(
     mut req: Request,
 ) -> Result<Response, ApiError> {
     let body: AddIncomingSubject = req.json(state.settings.max_json).await?;
-    check_amount(&state, &body.amount)?;
+    let transfer = prepare_incoming(&state.settings, body, state.clock.now_us())?;
+    let outcome = state.store.write(Durability::Durable, move |tx| record_incoming(tx, &transfer)).await?;
+    Ok(json_response(StatusCode::OK, &outcome))
+}
+
+/// An incoming transfer checked and parsed, ready for its transaction.
+pub struct PreparedIncoming {
+    candidates: Vec<Candidate>,
+    pub incoming: Incoming,
+}
+
+/// Everything `add-incoming-subject` does before its transaction, also for the
+/// `[[incoming]]` fixtures: checks, the subject parsed, the record made at `now_us`.
+pub fn prepare_incoming(
+    settings: &Settings,
+    body: AddIncomingSubject,
+    now_us: i64,
+) -> Result<PreparedIncoming, ApiError> {
+    check_amount(settings, &body.amount)?;
     if body.subject.chars().nth(MAX_SUBJECT_CHARS).is_some() {
         return Err(ApiError::field("subject", format!("is longer than {MAX_SUBJECT_CHARS} characters")));
     }
     let credit_account = match &body.credit_account {
-        Some(account) => state
-            .settings
+        Some(account) => settings
             .credit_accounts
             .iter()
             .find(|a| a.normalized() == account.normalized())
             .map(|a| a.full().to_owned())
             .ok_or_else(|| ApiError::BankUnknownCreditor(account.full().to_owned()))?,
-        None => default_credit_account(&state),
+        None => default_credit_account(settings),
     };
-    let candidates = candidates(&body.subject, state.settings.short_subject_length);
+    let candidates = candidates(&body.subject, settings.short_subject_length);
     let incoming = Incoming {
-        date_us: state.clock.now_us(),
+        date_us: now_us,
         amount: body.amount.to_string(),
         debit_account: body.debit_account.full().to_owned(),
         credit_account,
         subject: Some(body.subject),
     };
+    Ok(PreparedIncoming { candidates, incoming })
+}
+
+/// The transaction of `add-incoming-subject`: the transfer credited or bounced.
+pub fn record_incoming(tx: &WriteTx<'_>, transfer: &PreparedIncoming) -> Result<SubjectOutcome, StoreError> {
+    let incoming = &transfer.incoming;
     // One instant for the record, the liveness check and the answer.
     let now_s = incoming.date_us.div_euclid(1_000_000);
     let timestamp = Timestamp::from_unix_micros(incoming.date_us);
-    let outcome = state
-        .store
-        .write(Durability::Durable, move |tx| {
-            let outcome = match resolve_subject(tx, &candidates, now_s)? {
-                Ok((transfer_type, account_pub, registration)) => {
-                    if transfer_type == TransferType::Reserve
-                        && transfers::is_reserve_credited(tx, &account_pub)?
-                    {
-                        let reason = format!("reserve key {account_pub} was already credited");
-                        SubjectOutcome::Bounced {
-                            row_id: transfers::bounce(tx, &incoming, &reason)?,
-                            timestamp,
-                            reason,
-                        }
-                    } else {
-                        let row_id = transfers::credit(
-                            tx,
-                            &incoming,
-                            transfer_type,
-                            &account_pub,
-                            registration.as_ref(),
-                        )?;
-                        SubjectOutcome::Credited {
-                            row_id,
-                            timestamp,
-                            transfer_type: transfer_type.wire_name(),
-                            account_pub,
-                        }
-                    }
-                }
-                Err(reason) => SubjectOutcome::Bounced {
-                    row_id: transfers::bounce(tx, &incoming, &reason)?,
+    let outcome = match resolve_subject(tx, &transfer.candidates, now_s)? {
+        Ok((transfer_type, account_pub, registration)) => {
+            if transfer_type == TransferType::Reserve && transfers::is_reserve_credited(tx, &account_pub)? {
+                let reason = format!("reserve key {account_pub} was already credited");
+                SubjectOutcome::Bounced {
+                    row_id: transfers::bounce(tx, incoming, &reason)?,
                     timestamp,
                     reason,
-                },
-            };
-            Ok::<_, StoreError>(outcome)
-        })
-        .await?;
-    Ok(json_response(StatusCode::OK, &outcome))
+                }
+            } else {
+                let row_id =
+                    transfers::credit(tx, incoming, transfer_type, &account_pub, registration.as_ref())?;
+                SubjectOutcome::Credited {
+                    row_id,
+                    timestamp,
+                    transfer_type: transfer_type.wire_name(),
+                    account_pub,
+                }
+            }
+        }
+        Err(reason) => {
+            SubjectOutcome::Bounced { row_id: transfers::bounce(tx, incoming, &reason)?, timestamp, reason }
+        }
+    };
+    Ok(outcome)
 }
 
 #[derive(Serialize)]
@@ -327,6 +346,6 @@ async fn history_incoming(state: AppState, _: PathParams, req: Request) -> Resul
     let incoming_transactions = state.store.read(move |db| transfers::history(db, &page)).await?;
     Ok(json_response(
         StatusCode::OK,
-        &IncomingHistory { credit_account: default_credit_account(&state), incoming_transactions },
+        &IncomingHistory { credit_account: default_credit_account(&state.settings), incoming_transactions },
     ))
 }

@@ -236,10 +236,9 @@ pub async fn client_upload(args: ClientKycBulkArgs) -> Result<(), CliError> {
         .map_err(|e| CliError::Failed(format!("--extern-key: {}", e.reason)))?;
     let payto: Payto = args.payto.parse().map_err(|e| CliError::Failed(format!("--payto: {e}")))?;
     let size = tokio::fs::metadata(&args.file).await?.len();
-    let content_type =
-        mime_guess::from_path(&args.file).first().map(|m| m.essence_str().to_owned()).ok_or_else(|| {
-            CliError::Failed(format!("cannot tell the type of {} from its name", args.file.display()))
-        })?;
+    let content_type = crate::kyc_content::content_type_for_name(&args.file).ok_or_else(|| {
+        CliError::Failed(format!("cannot tell the type of {} from its name", args.file.display()))
+    })?;
     let target = Transport::parse(&args.url)?;
     // First pass: the hash, so that the server can refuse before the upload.
     let mut file = tokio::fs::File::open(&args.file).await?;

@@ -6,9 +6,12 @@
 
 pub mod auditors;
 pub mod kyc;
+mod logging;
 pub mod ops;
 pub mod registrations;
 pub mod upload;
+
+pub use logging::{init_logging, report_failure};
 
 use std::borrow::Cow;
 use std::path::PathBuf;

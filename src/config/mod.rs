@@ -45,9 +45,9 @@ use text::SettingParser;
 
 pub use secrets::{create_secret_file, master_key, operator_token, read_master_key};
 pub use values::{
-    BaseUrl, ByteSize, CreditAccount, Currency, ExternKeySpec, InvalidValue, ListenAddr, PositiveDuration,
-    PublicKey, QrPrefix, Seconds, ShortSubjectLength, SimpleSubjectStyle, SubjectFormat, SubjectFormats,
-    Token,
+    BaseUrl, ByteSize, CreditAccount, Currency, ExternKeySpec, InvalidValue, ListenAddr, LogFormat,
+    PositiveDuration, PublicKey, QrPrefix, Seconds, ShortSubjectLength, SimpleSubjectStyle, SubjectFormat,
+    SubjectFormats, Switch, Token,
 };
 
 pub const DEFAULT_DATABASE: &str = "./taler-lite.sqlite3";
@@ -78,7 +78,7 @@ pub fn bad(setting: &str, reason: impl std::fmt::Display) -> ConfigError {
     ConfigError { setting: setting.to_owned(), reason: reason.to_string() }
 }
 
-/// Where the database lives; shared by every command.
+/// Where the database lives and how logs look; shared by every command.
 #[derive(clap::Args, Clone, Debug, Default)]
 pub struct GlobalArgs {
     /// TOML configuration file (flags and environment take precedence)
@@ -87,6 +87,10 @@ pub struct GlobalArgs {
     /// SQLite database file [default: ./taler-lite.sqlite3]
     #[arg(long, global = true, env = "TALER_LITE_DATABASE", value_name = "FILE")]
     pub database: Option<PathBuf>,
+    /// Log lines on stderr: human or json (one object a line) [default: human]
+    // Flag and environment only: logging starts before the TOML file is read.
+    #[arg(long, global = true, env = "TALER_LITE_LOG_FORMAT", value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
 }
 
 /// Settings of `serve` (see README for the table). A field's name is its TOML key and the
@@ -157,6 +161,21 @@ pub struct ServeArgs {
     /// Cap the database at this many 16 KiB pages (to test a full disk)
     #[arg(long, env = "TALER_LITE_MAX_DB_PAGES", hide = true, value_parser = SettingParser::<u64>::new())]
     pub max_db_pages: Option<u64>,
+    /// Database, development master key and token in a new temporary folder, removed when
+    /// the server exits; the ready line carries the token. Conflicts with --database
+    #[arg(long, env = "TALER_LITE_EPHEMERAL", value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub ephemeral: Option<Switch>,
+    /// Shut down cleanly when standard input reaches end of file (a harness that dies
+    /// leaves no server behind)
+    #[arg(long, env = "TALER_LITE_EXIT_ON_STDIN_EOF", value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub exit_on_stdin_eof: Option<Switch>,
+    /// Development mode: offers POST /private/reset (as --ephemeral does)
+    #[arg(long, env = "TALER_LITE_DEV", value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub dev: Option<Switch>,
+    /// TOML file of state applied at start, idempotently: [[auditor]], [[extern]], [[upload]],
+    /// [[registration]], [[incoming]] (README, "Use it in CI")
+    #[arg(long, env = "TALER_LITE_FIXTURES", value_name = "FILE")]
+    pub fixtures: Option<PathBuf>,
 }
 
 /// The TOML file: the settings of [`ServeArgs`] under the same names, plus `database`.
@@ -183,6 +202,10 @@ pub struct FileConfig {
     pub request_timeout: Option<PositiveDuration>,
     #[serde(rename = "extern", default)]
     pub extern_keys: Vec<ExternKeySpec>,
+    pub ephemeral: Option<Switch>,
+    pub exit_on_stdin_eof: Option<Switch>,
+    pub dev: Option<Switch>,
+    pub fixtures: Option<PathBuf>,
 }
 
 impl FileConfig {
@@ -239,6 +262,16 @@ pub struct Settings {
     pub request_timeout: Duration,
     pub timetravel: i64,
     pub max_db_pages: Option<u64>,
+    /// `--ephemeral`: [`Settings::placed_in`] a new temporary folder at start.
+    pub ephemeral: bool,
+    pub exit_on_stdin_eof: bool,
+    /// `--dev` or `--ephemeral`: the development routes (`POST /private/reset`) exist.
+    pub dev: bool,
+    pub fixtures: Option<PathBuf>,
+    pub log_format: LogFormat,
+    /// Whether the key and token files are the defaults beside the database: those move
+    /// with it into an ephemeral server's folder, files given explicitly stay where they are.
+    files_beside_database: (bool, bool),
 }
 
 /// The database path of any command: flag or environment, then file, then default.
@@ -265,6 +298,20 @@ impl Settings {
         file: &FileConfig,
     ) -> Result<Settings, ConfigError> {
         let database = database_path(global, file);
+        let ephemeral = switch(&args.ephemeral, &file.ephemeral);
+        if ephemeral && let Some(given) = global.database.as_ref().or(file.database.as_ref()) {
+            // Either would be a surprise: a database kept that should vanish, or one ignored.
+            return Err(bad(
+                "ephemeral",
+                format!(
+                    "conflicts with database {}: an ephemeral server keeps its database in a new temporary folder",
+                    given.display()
+                ),
+            ));
+        }
+        let master_key_file = either(&args.master_key_file, &file.master_key_file);
+        let token_file = either(&args.token_file, &file.token_file);
+        let files_beside_database = (master_key_file.is_none(), token_file.is_none());
         // Lists come from one source, not merged: clap cannot split a list variable without
         // splitting each flag too, and a third party's name may hold spaces.
         let credit_accounts = if !args.credit_accounts.is_empty() {
@@ -291,11 +338,10 @@ impl Settings {
             base_url: either(&args.base_url, &file.base_url).map(Into::into),
             currency: pick("currency", &args.currency, &file.currency, DEFAULT_CURRENCY)?.into(),
             master_public_key: either(&args.master_public_key, &file.master_public_key).map(Into::into),
-            master_key_file: either(&args.master_key_file, &file.master_key_file)
+            master_key_file: master_key_file
                 .unwrap_or_else(|| beside_database(&database, MASTER_KEY_FILE_NAME)),
             token: either(&args.token, &file.token).map(Into::into),
-            token_file: either(&args.token_file, &file.token_file)
-                .unwrap_or_else(|| beside_database(&database, TOKEN_FILE_NAME)),
+            token_file: token_file.unwrap_or_else(|| beside_database(&database, TOKEN_FILE_NAME)),
             credit_accounts: credit_accounts.into_iter().map(Into::into).collect(),
             subject_formats: pick(
                 "subject_formats",
@@ -350,9 +396,35 @@ impl Settings {
             .into(),
             timetravel: args.timetravel.map_or(0, i64::from),
             max_db_pages: args.max_db_pages,
+            ephemeral,
+            exit_on_stdin_eof: switch(&args.exit_on_stdin_eof, &file.exit_on_stdin_eof),
+            dev: ephemeral || switch(&args.dev, &file.dev),
+            fixtures: either(&args.fixtures, &file.fixtures),
+            log_format: global.log_format.unwrap_or_default(),
+            files_beside_database,
             database,
         })
     }
+
+    /// These settings with the database, and the key and token files unless given
+    /// explicitly, in `dir` (an ephemeral server's folder).
+    pub fn placed_in(mut self, dir: &Path) -> Settings {
+        let name = Path::new(DEFAULT_DATABASE).file_name().unwrap_or_default();
+        self.database = dir.join(name);
+        let (key_beside, token_beside) = self.files_beside_database;
+        if key_beside {
+            self.master_key_file = dir.join(MASTER_KEY_FILE_NAME);
+        }
+        if token_beside {
+            self.token_file = dir.join(TOKEN_FILE_NAME);
+        }
+        self
+    }
+}
+
+/// An on/off setting: the flag's (or environment's) value, else the file's, else off.
+fn switch(flag: &Option<Switch>, file: &Option<Switch>) -> bool {
+    either(flag, file).is_some_and(bool::from)
 }
 
 /// The flag's value (clap has put the environment's there when no flag was given), else the
@@ -636,6 +708,53 @@ mod tests {
         assert_eq!(s.master_key_file, PathBuf::from("./taler-lite-master.key"));
         assert_eq!(s.max_upload, 2 << 30);
         assert_eq!(s.max_json, 1 << 20);
+    }
+
+    #[test]
+    fn fixture_settings_from_flag_environment_and_file() {
+        let resolve = |argv: &[&str], text: &str| {
+            Settings::resolve(&GlobalArgs::default(), &serve_args(argv).unwrap(), &file(text).unwrap())
+        };
+        let s = resolve(&[], "").unwrap();
+        assert!(!s.ephemeral && !s.dev && !s.exit_on_stdin_eof && s.fixtures.is_none());
+        let s = resolve(&["--ephemeral", "--exit-on-stdin-eof", "--fixtures", "f.toml"], "").unwrap();
+        assert!(s.ephemeral && s.exit_on_stdin_eof);
+        assert!(s.dev, "an ephemeral server has the development routes");
+        assert_eq!(s.fixtures, Some(PathBuf::from("f.toml")));
+        let text = "ephemeral = true\ndev = \"yes\"\nexit_on_stdin_eof = false\nfixtures = \"g.toml\"\n";
+        let s = resolve(&[], text).unwrap();
+        assert!(s.ephemeral && s.dev && !s.exit_on_stdin_eof);
+        // The flag's explicit value beats the file's.
+        let s = resolve(&["--ephemeral=false", "--dev=off", "--exit-on-stdin-eof=1"], text).unwrap();
+        assert!(!s.ephemeral && !s.dev && s.exit_on_stdin_eof);
+        assert_eq!(s.fixtures, Some(PathBuf::from("g.toml")));
+        let (setting, message) = refused(&["--dev=maybe"], &FileConfig::default());
+        assert_eq!(setting, "dev", "{message}");
+        assert_eq!(file("dev = 3").unwrap_err().setting, "dev");
+    }
+
+    #[test]
+    fn an_ephemeral_server_moves_only_the_files_it_defaults() {
+        let given = GlobalArgs { database: Some("x.sqlite3".into()), ..GlobalArgs::default() };
+        let args = serve_args(&["--ephemeral"]).unwrap();
+        let err = Settings::resolve(&given, &args, &FileConfig::default()).unwrap_err();
+        assert_eq!(err.setting, "ephemeral");
+        assert!(err.reason.contains("database x.sqlite3"), "{err}");
+        let err =
+            Settings::resolve(&GlobalArgs::default(), &args, &file("database = \"y\"").unwrap()).unwrap_err();
+        assert_eq!(err.setting, "ephemeral");
+
+        let dir = Path::new("/tmp/taler-lite-test");
+        let s =
+            Settings::resolve(&GlobalArgs::default(), &args, &FileConfig::default()).unwrap().placed_in(dir);
+        assert_eq!(s.database, dir.join("taler-lite.sqlite3"));
+        assert_eq!(s.master_key_file, dir.join(MASTER_KEY_FILE_NAME));
+        assert_eq!(s.token_file, dir.join(TOKEN_FILE_NAME));
+        let args = serve_args(&["--ephemeral", "--master-key-file", "./master.key"]).unwrap();
+        let s =
+            Settings::resolve(&GlobalArgs::default(), &args, &FileConfig::default()).unwrap().placed_in(dir);
+        assert_eq!(s.master_key_file, PathBuf::from("./master.key"), "a key given is kept where it is");
+        assert_eq!(s.token_file, dir.join(TOKEN_FILE_NAME));
     }
 
     #[test]

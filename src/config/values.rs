@@ -468,3 +468,75 @@ impl From<Seconds> for i64 {
         s.0
     }
 }
+
+/// An on/off setting: `--ephemeral` alone means on; `--ephemeral=false`, its environment variable
+/// and the TOML file say which (`true`/`false`, `yes`/`no`, `on`/`off`, `1`/`0`; TOML booleans too).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Switch(bool);
+
+setting_flag!(Switch);
+
+impl FromStr for Switch {
+    type Err = InvalidValue;
+
+    fn from_str(s: &str) -> Result<Self, InvalidValue> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "true" | "yes" | "on" | "1" => Ok(Switch(true)),
+            "false" | "no" | "off" | "0" => Ok(Switch(false)),
+            _ => Err(InvalidValue::new(format!("'{s}' is neither true nor false"))),
+        }
+    }
+}
+
+impl From<Switch> for bool {
+    fn from(s: Switch) -> bool {
+        s.0
+    }
+}
+
+impl<'de> Deserialize<'de> for Switch {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct SwitchVisitor;
+
+        impl serde::de::Visitor<'_> for SwitchVisitor {
+            type Value = Switch;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("true or false")
+            }
+
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Switch, E> {
+                Ok(Switch(v))
+            }
+
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Switch, E> {
+                v.parse().map_err(E::custom)
+            }
+        }
+
+        deserializer.deserialize_any(SwitchVisitor)
+    }
+}
+
+/// How log lines look on stderr: `human` (env_logger's format) or `json` (one object a line,
+/// for log collectors).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    #[default]
+    Human,
+    Json,
+}
+
+setting_text!(LogFormat, "'human' or 'json'");
+
+impl FromStr for LogFormat {
+    type Err = InvalidValue;
+
+    fn from_str(s: &str) -> Result<Self, InvalidValue> {
+        match s {
+            s if s.eq_ignore_ascii_case("human") => Ok(LogFormat::Human),
+            s if s.eq_ignore_ascii_case("json") => Ok(LogFormat::Json),
+            other => Err(InvalidValue::new(format!("'{other}' is neither 'human' nor 'json'"))),
+        }
+    }
+}

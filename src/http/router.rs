@@ -195,6 +195,8 @@ impl Router {
         let started = Instant::now();
         let method = req.method.clone();
         let app = state.clone();
+        // The declared length: counting what a handler reads would mean wrapping every body.
+        let bytes_in = req.content_length().ok().flatten().unwrap_or(0);
         let (route, response) = match self.find(path) {
             _ if path.len() + req.query.len() > MAX_URI => {
                 (NO_ROUTE, cors(ApiError::UriTooLong { limit: MAX_URI }.into_response()))
@@ -216,9 +218,21 @@ impl Router {
             }
         };
         let elapsed = started.elapsed();
-        let status = response.status().as_u16();
+        let (status, duration_ms) = (response.status().as_u16(), elapsed.as_secs_f64() * 1000.0);
         app.metrics.observe(route, &method, status, elapsed);
-        log::info!("{method} {route} {status} {:.1}ms", elapsed.as_secs_f64() * 1000.0);
+        // Announced, not counted: a download is still streaming when this line is written.
+        let bytes_out = response
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse().ok())
+            .or_else(|| hyper::body::Body::size_hint(response.body()).exact())
+            .unwrap_or(0);
+        // Key-value fields for `--log-format json`; the human format keeps to the message.
+        log::info!(
+            method = method.as_str(), route, status, duration_ms = (duration_ms * 1000.0).round() / 1000.0,
+            bytes_in, bytes_out;
+            "{method} {route} {status} {duration_ms:.1}ms"
+        );
         response
     }
 

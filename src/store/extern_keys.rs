@@ -50,18 +50,29 @@ pub fn is_active(db: &Db<'_>, extern_pub: &EddsaPublicKey) -> Result<bool, Store
         .unwrap_or(false))
 }
 
+/// One third party, active or not.
+pub fn find(db: &Db<'_>, extern_pub: &EddsaPublicKey) -> Result<Option<ExternKey>, StoreError> {
+    db.query_optional(
+        "SELECT extern_pub, name, is_active, created_us FROM extern_keys WHERE extern_pub = ?1",
+        [extern_pub],
+        row,
+    )
+}
+
+fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ExternKey> {
+    Ok(ExternKey {
+        extern_pub: r.get(0)?,
+        name: r.get(1)?,
+        active: r.get(2)?,
+        created: Timestamp::from_unix_micros(r.get(3)?),
+    })
+}
+
 /// Every third party, oldest first.
 pub fn list(db: &Db<'_>) -> Result<Vec<ExternKey>, StoreError> {
     db.query_all(
         "SELECT extern_pub, name, is_active, created_us FROM extern_keys ORDER BY created_us, extern_pub",
         [],
-        |r| {
-            Ok(ExternKey {
-                extern_pub: r.get(0)?,
-                name: r.get(1)?,
-                active: r.get(2)?,
-                created: Timestamp::from_unix_micros(r.get(3)?),
-            })
-        },
+        row,
     )
 }

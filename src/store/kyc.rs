@@ -41,12 +41,13 @@ pub struct StoredBody {
 
 /// Starts staging a body.
 pub async fn begin(store: &Store, now_us: i64) -> Result<ContentId, StoreError> {
-    store
-        .write(Durability::Lazy, move |tx| {
-            tx.execute("INSERT INTO kyc_contents (h_body, size, created_us) VALUES (NULL, 0, ?1)", [now_us])?;
-            Ok(ContentId(tx.last_insert_rowid()))
-        })
-        .await
+    store.write(Durability::Lazy, move |tx| begin_in(tx, now_us)).await
+}
+
+/// Starts staging a body inside a job (the fixtures stage a whole file in their one transaction).
+pub fn begin_in(tx: &WriteTx<'_>, now_us: i64) -> Result<ContentId, StoreError> {
+    tx.execute("INSERT INTO kyc_contents (h_body, size, created_us) VALUES (NULL, 0, ?1)", [now_us])?;
+    Ok(ContentId(tx.last_insert_rowid()))
 }
 
 /// Queues chunk `seq` of a staged body (now); the future resolves once written.
@@ -56,13 +57,16 @@ pub fn append(
     seq: i64,
     data: Bytes,
 ) -> impl Future<Output = Result<(), StoreError>> + Send + use<> {
-    store.write(Durability::Lazy, move |tx| {
-        tx.execute(
-            "INSERT INTO kyc_chunks (content_id, seq, data) VALUES (?1, ?2, ?3)",
-            params![content.0, seq, data.as_ref()],
-        )?;
-        Ok(())
-    })
+    store.write(Durability::Lazy, move |tx| append_in(tx, content, seq, &data))
+}
+
+/// Writes chunk `seq` of a staged body inside a job.
+pub fn append_in(tx: &WriteTx<'_>, content: ContentId, seq: i64, data: &[u8]) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO kyc_chunks (content_id, seq, data) VALUES (?1, ?2, ?3)",
+        params![content.0, seq, data],
+    )?;
+    Ok(())
 }
 
 /// Deletes a staged body, a few chunks per write job.
@@ -133,6 +137,19 @@ pub fn is_known(db: &Db<'_>, h_customer: &ShortHashCode, h_body: &HashCode) -> R
             |_| Ok(()),
         )?
         .is_some())
+}
+
+/// The upload this customer has of this body: who sent it, the payto as sent, its Content-Type.
+pub fn upload_of(
+    db: &Db<'_>,
+    h_customer: &ShortHashCode,
+    h_body: &HashCode,
+) -> Result<Option<(EddsaPublicKey, String, String)>, StoreError> {
+    db.query_optional(
+        "SELECT extern_pub, payto, content_type FROM kyc_uploads WHERE h_normalized_payto = ?1 AND h_body = ?2",
+        params![h_customer, h_body],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )
 }
 
 /// One chunk of a body.

@@ -13,6 +13,7 @@ pub mod backup;
 pub mod check;
 mod db;
 pub mod extern_keys;
+pub mod fixtures;
 pub mod kyc;
 pub mod page;
 pub mod registrations;
@@ -43,7 +44,15 @@ pub const APPLICATION_ID: i32 = 0x544c_6974;
 /// Forward migrations, applied in order; the file's `user_version` is the number
 /// of the last one applied. Version 1 is `schema.sql`; later changes go here as
 /// new numbered entries and are never edited once released.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../schema.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../schema.sql")), (2, FIXTURE_TRANSFERS)];
+
+/// Version 2: which incoming transfers `--fixtures` made, so that applying the same
+/// file again adds none twice ([`fixtures`]). A table of its own rather than a column:
+/// the transfers' insert statements, shared with the API, stay as they are.
+const FIXTURE_TRANSFERS: &str = "
+CREATE TABLE fixture_transfers (
+  row_id INTEGER PRIMARY KEY REFERENCES incoming_transfers (row_id) ON DELETE CASCADE
+);";
 
 /// The schema version this binary writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;

@@ -146,6 +146,39 @@ fn existing(db: &Db<'_>, authorization_pub: &EddsaPublicKey) -> Result<Option<Ex
     )
 }
 
+impl Existing {
+    /// Whether a registration of the same key asks for the same as this stored one (the
+    /// signature and the derived subjects follow from these fields and the key).
+    fn same_as(&self, reg: &NewRegistration) -> bool {
+        self.account_pub == reg.account_pub
+            && self.transfer_type == reg.transfer_type
+            && self.recurrent == reg.recurrent
+            && self.credit_amount == reg.credit_amount
+            && self.credit_account == reg.credit_account
+    }
+}
+
+/// What is stored already for a registration's authorization key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Held {
+    /// No live registration of the key.
+    No,
+    /// A live registration with the same fields.
+    Identical,
+    /// A live registration with other fields.
+    Different,
+}
+
+/// Whether a live registration of `reg`'s key is stored, and whether it is the same.
+pub fn held(db: &Db<'_>, reg: &NewRegistration) -> Result<Held, StoreError> {
+    let now_s = reg.now_us.div_euclid(1_000_000);
+    Ok(match existing(db, &reg.authorization_pub)? {
+        Some(live) if live.expiration_s > now_s && live.same_as(reg) => Held::Identical,
+        Some(live) if live.expiration_s > now_s => Held::Different,
+        _ => Held::No,
+    })
+}
+
 /// Frees `subject` if an expired registration holds it; `false` if a live one
 /// other than `own` does.
 fn claim(
@@ -218,15 +251,10 @@ pub fn register(tx: &WriteTx<'_>, reg: &NewRegistration) -> Result<Registered, S
             });
         }
     }
-    if let Some(live) = existing.filter(|e| e.expiration_s > now_s) {
-        let identical = live.account_pub == reg.account_pub
-            && live.transfer_type == reg.transfer_type
-            && live.recurrent == reg.recurrent
-            && live.credit_amount == reg.credit_amount
-            && live.credit_account == reg.credit_account;
-        if identical {
-            return Ok(Registered::Identical(live.response));
-        }
+    if let Some(live) = existing.filter(|e| e.expiration_s > now_s)
+        && live.same_as(reg)
+    {
+        return Ok(Registered::Identical(live.response));
     }
     tx.execute(
         "INSERT INTO registrations (authorization_pub, account_pub, type, recurrent, credit_amount, credit_account,

@@ -184,7 +184,8 @@ impl TestServer {
         TestServer::try_start_in(dir, args).unwrap_or_else(|log| panic!("server did not start:\n{log}"))
     }
 
-    /// Starts, or returns the server's output when it exits instead.
+    /// Starts, or returns the server's output when it exits instead. The server is ready
+    /// when it has written its one ready line to stdout; its stderr is the log.
     pub fn try_start_in(dir: Arc<TempDir>, args: &[&str]) -> Result<TestServer, String> {
         TestServer::try_start_with(Path::new(BIN), dir, args, None)
     }
@@ -206,39 +207,55 @@ impl TestServer {
             .arg(&db)
             .args(args)
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
+        let stdout = child.stdout.take().expect("stdout");
         let stderr = child.stderr.take().expect("stderr");
         let log = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = mpsc::channel();
-        {
+        // Drains the server's stderr for its whole life, so it never blocks on a full pipe.
+        let draining = {
             let log = log.clone();
-            // Drains the server's stderr for its whole life, so it never blocks on a full pipe.
             std::thread::spawn(move || {
                 for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    if let Some(url) = line.split("listening on ").nth(1) {
-                        let _ = tx.send(url.trim().to_owned());
-                    }
                     let mut log = log.lock().unwrap();
                     log.push_str(&line);
                     log.push('\n');
                 }
-            });
-        }
-        let url = match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(url) => url,
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                std::thread::sleep(Duration::from_millis(100));
-                return Err(log.lock().unwrap().clone());
-            }
+            })
         };
-        let token = std::fs::read_to_string(dir.path().join("taler-lite-operator.token"))
-            .map(|t| t.trim().to_owned())
-            .unwrap_or_default();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut stdout = BufReader::new(stdout);
+            let mut line = String::new();
+            let _ = stdout.read_line(&mut line);
+            let _ = tx.send(line);
+            // Nothing else may come; whatever does is kept out of the pipe's way.
+            let _ = std::io::copy(&mut stdout, &mut std::io::sink());
+        });
+        let ready: Option<Value> =
+            rx.recv_timeout(Duration::from_secs(60)).ok().filter(|line| !line.is_empty()).map(|line| {
+                serde_json::from_str(&line).unwrap_or_else(|e| panic!("ready line {line:?}: {e}"))
+            });
+        let Some(ready) = ready else {
+            let _ = child.kill();
+            let _ = child.wait();
+            let _ = draining.join();
+            return Err(log.lock().unwrap().clone());
+        };
+        // The summary was written before the ready line; wait until the log has caught up
+        // with its last line, so that `log()` holds it.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !log.lock().unwrap().contains("listening on") && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let url = ready["url"].as_str().expect("url in the ready line").to_owned();
+        let token_file = ready["token_file"]
+            .as_str()
+            .map(PathBuf::from)
+            .unwrap_or_else(|| dir.path().join("taler-lite-operator.token"));
+        let token = std::fs::read_to_string(token_file).map(|t| t.trim().to_owned()).unwrap_or_default();
         let client = client.unwrap_or_else(|| reqwest::Client::builder().build().expect("client"));
         Ok(TestServer { http: Http { url, db, token, client }, dir, child, log })
     }
