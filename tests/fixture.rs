@@ -10,6 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
+use common::kyc::zip_of;
 use common::{BIN, TestServer, open_db, run_cli};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha512};
@@ -354,17 +355,6 @@ fn contents_where(db: &Path, left_out: &[&str]) -> Vec<String> {
         }
     }
     out
-}
-
-fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut out = std::io::Cursor::new(Vec::new());
-    let mut zip = zip::ZipWriter::new(&mut out);
-    for (name, data) in entries {
-        zip.start_file(*name, zip::write::SimpleFileOptions::default()).unwrap();
-        zip.write_all(data).unwrap();
-    }
-    zip.finish().unwrap();
-    out.into_inner()
 }
 
 fn h(body: &[u8]) -> String {

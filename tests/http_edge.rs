@@ -8,25 +8,14 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::kyc::{body_hash as hash, upload_signature as sign};
 use common::{Http, TestApp, spawn_app};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha512};
-use taler_lite::crypto::{EddsaPrivateKey, ExternKycDataBulkBindingPS, HashCode, SignedStruct};
-use taler_lite::payto::Payto;
+use taler_lite::crypto::{EddsaPrivateKey, HashCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const PAYTO: &str = "payto://iban/DE89370400440532013000?receiver-name=Erika%20Mustermann";
 const CREDIT: &str = "payto://iban/CH4431999123000889012?receiver-name=Exchange";
-
-fn hash(body: &[u8]) -> HashCode {
-    let digest: [u8; 64] = Sha512::digest(body).into();
-    HashCode::from_bytes(digest)
-}
-
-fn sign(key: &EddsaPrivateKey, h_body: HashCode, payto: &str) -> String {
-    let payto: Payto = payto.parse().unwrap();
-    ExternKycDataBulkBindingPS { h_body, h_payto: payto.full_hash() }.sign(key).to_string()
-}
 
 /// A PDF of `len` bytes (a valid header, then filler).
 fn pdf(len: usize) -> Vec<u8> {

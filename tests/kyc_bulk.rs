@@ -7,26 +7,16 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use common::kyc::{body_hash as hash, upload_signature as sign, zip_of};
 use common::{Answer, TestServer, open_db, vectors};
 use serde_json::json;
 use sha2::{Digest, Sha512};
-use taler_lite::crypto::{EddsaPrivateKey, ExternKycDataBulkBindingPS, HashCode, SignedStruct};
-use taler_lite::payto::Payto;
+use taler_lite::crypto::{EddsaPrivateKey, HashCode};
 
 const PAYTO: &str = "payto://iban/DE89370400440532013000?receiver-name=Erika%20Mustermann";
 const OTHER_PAYTO: &str = "payto://iban/CH4431999123000889012?receiver-name=Other";
 const PDF: &[u8] = b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog >>\nendobj\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n";
 const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89";
-
-fn hash(body: &[u8]) -> HashCode {
-    let digest: [u8; 64] = Sha512::digest(body).into();
-    HashCode::from_bytes(digest)
-}
-
-fn sign(key: &EddsaPrivateKey, h_body: HashCode, payto: &str) -> String {
-    let payto: Payto = payto.parse().unwrap();
-    ExternKycDataBulkBindingPS { h_body, h_payto: payto.full_hash() }.sign(key).to_string()
-}
 
 /// A server that knows one third party.
 fn server_with_party(extra: &[&str]) -> (TestServer, EddsaPrivateKey) {
@@ -149,17 +139,6 @@ fn urlencode(s: &str) -> String {
             }
         })
         .collect()
-}
-
-fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut out = std::io::Cursor::new(Vec::new());
-    let mut zip = zip::ZipWriter::new(&mut out);
-    for (name, data) in entries {
-        zip.start_file(*name, zip::write::SimpleFileOptions::default()).unwrap();
-        zip.write_all(data).unwrap();
-    }
-    zip.finish().unwrap();
-    out.into_inner()
 }
 
 #[tokio::test]

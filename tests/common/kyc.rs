@@ -1,0 +1,31 @@
+//! What bulk KYC tests build: body hashes, the third party's signature, ZIP archives.
+
+use std::io::Write;
+
+use sha2::{Digest, Sha512};
+use taler_lite::crypto::{EddsaPrivateKey, ExternKycDataBulkBindingPS, HashCode, SignedStruct};
+use taler_lite::payto::Payto;
+
+/// SHA-512 of a body, as `h_body`.
+pub fn body_hash(body: &[u8]) -> HashCode {
+    let digest: [u8; 64] = Sha512::digest(body).into();
+    HashCode::from_bytes(digest)
+}
+
+/// `Taler-Extern-Signature` of an upload of `h_body` about `payto`.
+pub fn upload_signature(key: &EddsaPrivateKey, h_body: HashCode, payto: &str) -> String {
+    let payto: Payto = payto.parse().unwrap();
+    ExternKycDataBulkBindingPS { h_body, h_payto: payto.full_hash() }.sign(key).to_string()
+}
+
+/// A ZIP archive of `entries` (name, bytes), deflated.
+pub fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut out = std::io::Cursor::new(Vec::new());
+    let mut zip = zip::ZipWriter::new(&mut out);
+    for (name, data) in entries {
+        zip.start_file(*name, zip::write::SimpleFileOptions::default()).unwrap();
+        zip.write_all(data).unwrap();
+    }
+    zip.finish().unwrap();
+    out.into_inner()
+}
