@@ -172,8 +172,8 @@ pub struct ServeArgs {
     /// Development mode: offers POST /private/reset (as --ephemeral does)
     #[arg(long, env = "TALER_LITE_DEV", value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub dev: Option<Switch>,
-    /// TOML file of state applied at start, idempotently: [[auditor]], [[extern]], [[upload]],
-    /// [[registration]], [[incoming]] (README, "Use it in CI")
+    /// TOML file of state applied at start, idempotently: arrays of tables auditor, extern,
+    /// upload, registration, incoming (README, "Use it in CI")
     #[arg(long, env = "TALER_LITE_FIXTURES", value_name = "FILE")]
     pub fixtures: Option<PathBuf>,
 }
