@@ -9,6 +9,7 @@
 //! [`fixtures::routes`] instead.
 
 pub mod auditors;
+pub mod console;
 pub mod exchange;
 pub mod fixtures;
 pub mod kyc_bulk;
@@ -33,6 +34,7 @@ pub fn routes(dev: bool) -> Vec<Route> {
     routes.extend(prepared_transfer::routes());
     routes.extend(wire_gateway::routes());
     routes.extend(ops::routes());
+    routes.extend(console::routes());
     if dev {
         routes.extend(fixtures::routes());
     }
