@@ -363,7 +363,7 @@ async fn uploads_page(state: AppState, _: PathParams, req: Request) -> Result<Re
     let payto_text = q.payto.clone().unwrap_or_default();
     let (customer, problem) = match payto_text.trim() {
         "" => (None, None),
-        text => match Payto::parse(text) {
+        text => match Payto::parse_account(text) {
             Ok(p) => (Some(p.normalized_hash()), None),
             Err(e) => (None, Some(format!("Not a payto URI: {e}"))),
         },
@@ -692,7 +692,7 @@ async fn registration_render(
         serde_json::from_str::<RegistrationResponse>(&r.response).map(|r| r.subjects).unwrap_or_default();
     let live = r.expiration_s > state.clock.now_s();
     let amount: Option<Amount> = r.credit_amount.parse().ok();
-    let account = Payto::parse(&r.credit_account).ok();
+    let account = credit_account(&state, &r.credit_account);
     let code = match (&account, &amount) {
         (Some(account), Some(amount)) => {
             payment_code(account, amount, &r.qr_reference, simple_subject(&subjects))
@@ -732,6 +732,13 @@ async fn registration_render(
         } @else { p { "This registration has no subject to type." } }
     };
     Ok(html_response(StatusCode::OK, page("Registration", "/console/registrations", &csrf, body)))
+}
+
+/// The configured credit account a registration names (stored normalized, so
+/// without the `receiver-name` the payment codes need).
+fn credit_account(state: &AppState, stored: &str) -> Option<Payto> {
+    let stored = Payto::parse_account(stored).ok()?;
+    state.settings.credit_accounts.iter().find(|a| a.normalized() == stored.normalized()).cloned()
 }
 
 /// The Swiss QR bill payment part for a QR-IBAN, the EPC code for another IBAN.
