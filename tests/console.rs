@@ -269,6 +269,8 @@ async fn a_registration_page_draws_the_code_and_simulates_the_transfer() {
     assert_eq!(page.status, 200);
     assert!(page.text.contains("Swiss QR bill payment part") && page.text.contains("<svg"), "{}", page.text);
     assert!(page.text.contains("Specimen"), "KUDOS is drawn as a specimen");
+    // The Swiss cross: a white border, a black square, two white bars, over the code.
+    assert_eq!(page.text.matches("<rect x=").count(), 4, "{}", page.text);
     let listed = c.get("/console/registrations").await;
     assert!(listed.text.contains(&auth.public_key().to_string()));
     let csrf = c.csrf().await;

@@ -47,9 +47,6 @@ const WRONG_TOKEN_DELAY: Duration = Duration::from_secs(1);
 const MAX_FORM: u64 = 64 * 1024;
 /// The debit account of simulated transfers.
 const SIMULATED_DEBTOR: &str = "payto://iban/CH9300762011623852957?receiver-name=Simulated%20customer";
-/// Postcode and town of the Swiss QR bill's creditor.
-const QR_CREDITOR_POSTCODE: &str = "8000";
-const QR_CREDITOR_TOWN: &str = "Zürich";
 
 /// This module's rows of the route table.
 pub fn routes() -> Vec<Route> {
@@ -695,7 +692,9 @@ async fn registration_render(
     let account = credit_account(&state, &r.credit_account);
     let code = match (&account, &amount) {
         (Some(account), Some(amount)) => {
-            payment_code(account, amount, &r.qr_reference, simple_subject(&subjects))
+            let settings = &state.settings;
+            let address = CreditorAddress::new(&settings.qr_creditor_postcode, &settings.qr_creditor_town);
+            payment_code(account, &address, amount, &r.qr_reference, simple_subject(&subjects))
         }
         _ => html! { p { "The credit account or amount cannot be read." } },
     };
@@ -744,6 +743,7 @@ fn credit_account(state: &AppState, stored: &str) -> Option<Payto> {
 /// The Swiss QR bill payment part for a QR-IBAN, the EPC code for another IBAN.
 fn payment_code(
     account: &Payto,
+    address: &CreditorAddress,
     amount: &Amount,
     qr_reference: &Option<String>,
     simple: Option<String>,
@@ -752,8 +752,7 @@ fn payment_code(
         let Some(reference) = qr_reference else {
             return html! { p { "No QR reference was derived for this registration." } };
         };
-        let address = CreditorAddress::new(QR_CREDITOR_POSTCODE, QR_CREDITOR_TOWN);
-        let bill = match SwissQrBill::new(account, &address, amount, reference) {
+        let bill = match SwissQrBill::new(account, address, amount, reference) {
             Ok(bill) => bill,
             Err(e) => return html! { p.error { "No Swiss QR bill: " (e) } },
         };
