@@ -27,6 +27,9 @@
 //!   [`api::route_table`] every route of the server. To find a route: its row
 //!   is in its module's `routes()`, the handler just below, its SQL in the
 //!   `store` module of the same name, its tests in `tests/<api>.rs`.
+//!   [`api::console`] is the operator console (HTML pages under `/console/`,
+//!   its queries in [`store::console`], its in-memory sessions in
+//!   [`http::session`], which the dispatcher checks for `Access::Console` rows).
 //!   [`api::fixtures`] applies a fixture file through the other APIs' own
 //!   functions, and holds the development route `POST /private/reset`.
 //! - [`server`]: listener, accept loop, start-up (ephemeral folder, fixtures)

@@ -355,6 +355,32 @@ async fn source(browser: &Browser) -> String {
     browser.client.source().await.unwrap()
 }
 
+/// Waits until the page shows `text` (a click's navigation may still be under way).
+async fn wait_for(browser: &Browser, text: &str) -> String {
+    let start = Instant::now();
+    loop {
+        let page = source(browser).await;
+        if page.contains(text) {
+            return page;
+        }
+        assert!(start.elapsed() < std::time::Duration::from_secs(10), "no {text:?} in {page}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits until the browser is at a URL ending with `suffix`.
+async fn wait_for_url(browser: &Browser, suffix: &str) {
+    let start = Instant::now();
+    loop {
+        let url = browser.client.current_url().await.unwrap();
+        if url.as_str().ends_with(suffix) {
+            return;
+        }
+        assert!(start.elapsed() < std::time::Duration::from_secs(10), "at {url}, not at …{suffix}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 async fn click(browser: &Browser, css: &str) {
     browser
         .client
@@ -398,7 +424,7 @@ async fn the_console_in_a_real_browser() {
     browser.screenshot("console-login").await;
     browser.client.find(Locator::Css("#token")).await.unwrap().send_keys(&app.token).await.unwrap();
     click(&browser, "button[type=submit]").await;
-    assert!(source(&browser).await.contains("Recent events"));
+    wait_for(&browser, "Recent events").await;
     browser.screenshot("console-overview").await;
 
     for (path, name, expect) in [
@@ -432,9 +458,9 @@ async fn the_console_in_a_real_browser() {
         .await
         .unwrap();
     click(&browser, "form.box button[type=submit]").await;
-    assert!(source(&browser).await.contains("Browser KYC added"));
+    wait_for(&browser, "Browser KYC added").await;
     click(&browser, "button[aria-label='Disable Browser KYC']").await;
-    assert!(source(&browser).await.contains(&format!("{new_party} disabled.")));
+    wait_for(&browser, &format!("{new_party} disabled.")).await;
     browser.screenshot("console-extern").await;
 
     // Previews: the PNG itself, and a JPEG inside the ZIP.
@@ -445,7 +471,7 @@ async fn the_console_in_a_real_browser() {
     assert!(source(&browser).await.contains("id/front.jpg"));
     browser.screenshot("console-upload-zip").await;
     click(&browser, "td a[href$='/entries/0']").await;
-    assert!(browser.client.current_url().await.unwrap().as_str().ends_with("/entries/0"));
+    wait_for_url(&browser, "/entries/0").await;
     browser.screenshot("console-zip-entry").await;
 
     // The Swiss QR bill, read back off the screenshot, field by field.
@@ -492,15 +518,22 @@ async fn the_console_in_a_real_browser() {
     // Simulate the customer's transfer, and see it credited.
     browser.goto(&format!("{base}/console/registrations/{}", swiss_key.public_key())).await;
     click(&browser, "#simulate").await;
-    let page = source(&browser).await;
-    assert!(page.contains("status-credited"), "{page}");
+    wait_for(&browser, "status-credited").await;
     browser.screenshot("console-simulated").await;
     browser.goto(&format!("{base}/console/transfers?status=credited")).await;
     assert!(source(&browser).await.contains(&swiss_key.public_key().to_string()));
 
+    // Phone width: the same pages, readable (tables scroll inside their frame).
+    browser.client.set_window_size(390, 844).await.unwrap();
+    browser.goto(&format!("{base}/console/")).await;
+    browser.screenshot("console-overview-phone").await;
+    browser.goto(&format!("{base}/console/registrations/{}", epc_key.public_key())).await;
+    browser.screenshot("console-registration-phone").await;
+    browser.client.set_window_size(browser::WINDOW.0, browser::WINDOW.1).await.unwrap();
+
     // Log out: the login form again, and no way back without it.
     click(&browser, "header form button").await;
-    assert!(browser.client.current_url().await.unwrap().as_str().ends_with("/console/login"));
+    wait_for_url(&browser, "/console/login").await;
     browser.goto(&format!("{base}/console/transfers")).await;
     assert!(browser.client.current_url().await.unwrap().as_str().ends_with("/console/login"));
     browser.close().await;

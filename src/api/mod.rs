@@ -4,7 +4,9 @@
 //! To add a route: write the handler in its API's module (a `///` line naming
 //! method and path), add a row to that module's `routes()`, built with
 //! [`Route::public`] or [`Route::operator`] (which checks the token before the
-//! handler runs), and put its SQL in the matching module of `crate::store`.
+//! handler runs), or for the console's pages [`Route::console`] (a session
+//! cookie, checked by the dispatcher) and [`Route::console_login`], and put
+//! its SQL in the matching module of `crate::store`.
 //! A development route (only with `--dev` or `--ephemeral`) goes in
 //! [`fixtures::routes`] instead.
 

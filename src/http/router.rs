@@ -8,7 +8,10 @@
 //! dispatcher checks the bearer token of every operator path before it looks
 //! at anything else (method, body, parameters), so an unauthenticated client
 //! learns nothing about such a route, and a handler never checks the token
-//! itself.
+//! itself. [`Route::console`] rows are the operator console's: the
+//! dispatcher checks their session cookie (never a bearer token) and sends a
+//! browser without one to the login form; console answers carry the console's
+//! security headers and never CORS.
 //!
 //! The HTTP edge that every route shares lives here too (`http-edge.md`):
 //! `405` with `Allow`, `HEAD` on every `GET` route, the CORS answers of public

@@ -54,6 +54,7 @@ pub fn routes() -> Vec<Route> {
         Route::console_login(Method::GET, "/console/login", login_form),
         Route::console_login(Method::POST, "/console/login", login),
         Route::console_login(Method::GET, "/console/static/console.css", stylesheet),
+        Route::console_login(Method::GET, "/console", to_console),
         Route::console(Method::POST, "/console/logout", logout),
         Route::console(Method::GET, "/console/", overview),
         Route::console(Method::GET, "/console/auditors", auditors_page),
@@ -150,6 +151,11 @@ async fn logout(state: AppState, _: PathParams, mut req: Request) -> Result<Resp
         response.headers_mut().insert(header::SET_COOKIE, v);
     }
     Ok(response)
+}
+
+/// `GET /console`: the console is under `/console/` (the cookie's path covers both).
+async fn to_console(_: AppState, _: PathParams, _: Request) -> Result<Response, ApiError> {
+    Ok(see_other("/console/"))
 }
 
 /// `GET /console/static/console.css`: the one stylesheet.
@@ -482,7 +488,7 @@ async fn upload_page(state: AppState, params: PathParams, req: Request) -> Resul
             dt { "Size" } dd { (bytesize::ByteSize(blob.body.size)) " (" (blob.body.size) " bytes)" }
             dt { "Content type" } dd { (blob.content_type) }
         }
-        p { a href={ (raw) "?download=1" } { button type="button" { "Download" } } }
+        p { a.button href={ (raw) "?download=1" } { "Download" } }
         h2 { "Referenced by" }
         div.table-wrap { table {
             thead { tr { th { "Third party" } th { "Customer" } th { "Declared type" } th { "Time" } } }
@@ -919,4 +925,25 @@ async fn transfers_simulate(state: AppState, _: PathParams, mut req: Request) ->
     let subject = form.get("subject").cloned().unwrap_or_default();
     let outcome = simulate(&state, &amount, subject, None).await;
     transfers_render(state.clone(), req, Some(outcome_markup(&outcome))).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nothing_that_runs_script_is_served_as_itself() {
+        for t in [
+            "text/html",
+            "text/html; charset=utf-8",
+            "image/svg+xml",
+            "application/xhtml+xml",
+            "text/xml",
+            "",
+        ] {
+            assert_eq!(served_type(t), "application/octet-stream", "{t}");
+        }
+        assert_eq!(served_type("IMAGE/PNG"), "image/png");
+        assert_eq!(served_type("application/pdf"), "application/pdf");
+    }
 }
