@@ -96,3 +96,35 @@ fn session_cookie(headers: &HeaderMap) -> Option<String> {
         .find(|(name, _)| *name == COOKIE)
         .map(|(_, value)| value.to_owned())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use warp::http::HeaderValue;
+
+    fn with_cookie(value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::COOKIE, HeaderValue::from_str(value).unwrap());
+        h
+    }
+
+    #[test]
+    fn a_session_is_its_cookie_and_its_csrf_token() {
+        let sessions = Sessions::default();
+        let id = sessions.create().unwrap();
+        let h = with_cookie(&format!("other=1; {COOKIE}={id}; x=y"));
+        assert!(sessions.is_valid(&h));
+        let csrf = sessions.csrf_of(&h).unwrap();
+        assert!(sessions.check_csrf(&h, &csrf));
+        assert!(!sessions.check_csrf(&h, ""));
+        assert!(!sessions.check_csrf(&h, &id), "the session id is not the CSRF token");
+        // Another session's token does not do.
+        let other = sessions.create().unwrap();
+        let other_csrf = sessions.csrf_of(&with_cookie(&format!("{COOKIE}={other}"))).unwrap();
+        assert!(!sessions.check_csrf(&h, &other_csrf));
+        sessions.remove(&h);
+        assert!(!sessions.is_valid(&h));
+        assert!(!sessions.is_valid(&with_cookie(&format!("{COOKIE}=guess"))));
+        assert!(!sessions.is_valid(&HeaderMap::new()));
+    }
+}
