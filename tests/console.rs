@@ -332,3 +332,13 @@ async fn the_first_page_of_100000_registrations_is_as_fast_as_of_10() {
     eprintln!("first page: 10 rows {small:?}, 100000 rows {large:?}, ratio {ratio:.2}");
     assert!(ratio < 3.0, "10 rows {small:?}, 100000 rows {large:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_an_https_base_url_the_cookie_is_secure() {
+    let app = spawn_app(&["--base-url", "https://exchange.example/"]).await;
+    let c = Console::new(&app);
+    let answer = c.post_form("/console/login", &[("token", app.token.as_str())]).await;
+    assert_eq!(answer.status, 303);
+    let set = answer.headers["set-cookie"].to_str().unwrap();
+    assert!(set.contains("; Secure") && set.contains("HttpOnly") && set.contains("SameSite=Strict"), "{set}");
+}
