@@ -10,6 +10,7 @@ use std::time::Instant;
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::crypto::EddsaPublicKey;
+use crate::http::session::Sessions;
 use crate::metrics::Metrics;
 use crate::store::Store;
 
@@ -28,6 +29,8 @@ pub struct AppContext {
     pub started: Instant,
     /// Recorded by the dispatcher, exposed by `GET /metrics`.
     pub metrics: Metrics,
+    /// The operator console's logins (in memory: a restart logs everyone out).
+    pub sessions: Sessions,
 }
 
 pub type AppState = Arc<AppContext>;

@@ -87,6 +87,72 @@ pub struct ZipSummary {
     pub files: usize,
 }
 
+/// One file entry of a stored archive, as the console lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZipEntryInfo {
+    /// Its index in the central directory (what [`copy_zip_entry`] takes).
+    pub index: usize,
+    pub name: String,
+    pub size: u64,
+    pub compressed_size: u64,
+    /// The type its first bytes show, if a known one.
+    pub sniffed: Option<&'static str>,
+}
+
+/// The file entries of an archive that [`check_zip`] accepted, each sniffed by its first
+/// bytes; reads the central directory and each entry's first bytes, nothing more.
+///
+/// # Errors
+/// [`ContentError::ZipUnreadable`] when the archive cannot be read.
+pub fn list_zip_entries<R: Read + Seek>(reader: R) -> Result<Vec<ZipEntryInfo>, ContentError> {
+    let mut archive = zip::ZipArchive::new(reader).map_err(|e| ContentError::ZipUnreadable(one_line(&e)))?;
+    let mut entries = Vec::new();
+    for index in 0..archive.len().min(MAX_ZIP_ENTRIES) {
+        let mut entry = archive.by_index(index).map_err(|e| ContentError::ZipUnreadable(one_line(&e)))?;
+        if entry.is_dir() {
+            continue;
+        }
+        let name = match entry.name() {
+            Ok(name) => name.into_owned(),
+            Err(_) => String::from_utf8_lossy(entry.name_raw()).into_owned(),
+        };
+        let (size, compressed_size) = (entry.size(), entry.compressed_size());
+        let mut first = Vec::with_capacity(SNIFF_LEN);
+        (&mut entry)
+            .take(SNIFF_LEN as u64)
+            .read_to_end(&mut first)
+            .map_err(|e| ContentError::ZipUnreadable(one_line(&e)))?;
+        entries.push(ZipEntryInfo {
+            index,
+            name,
+            size,
+            compressed_size,
+            sniffed: infer::get(&first).map(|t| t.mime_type()),
+        });
+    }
+    Ok(entries)
+}
+
+/// Copies entry `index` of an archive to `out`, decompressing as it goes (memory bounded by
+/// the copy buffer, whatever the entry's size). Returns the type its first bytes show.
+///
+/// # Errors
+/// [`ContentError::ZipUnreadable`] when the archive or the entry cannot be read, or the entry
+/// is a directory.
+pub fn copy_zip_entry<R: Read + Seek, W: std::io::Write>(
+    reader: R,
+    index: usize,
+    mut out: W,
+) -> Result<(), ContentError> {
+    let mut archive = zip::ZipArchive::new(reader).map_err(|e| ContentError::ZipUnreadable(one_line(&e)))?;
+    let mut entry = archive.by_index(index).map_err(|e| ContentError::ZipUnreadable(one_line(&e)))?;
+    if entry.is_dir() {
+        return Err(ContentError::ZipUnreadable("the entry is a directory".into()));
+    }
+    std::io::copy(&mut entry, &mut out).map_err(|e| ContentError::ZipUnreadable(one_line(&e)))?;
+    Ok(())
+}
+
 /// Why a body's `Content-Type` or content is refused.
 ///
 /// `Display` gives one line, suitable as the `detail` of an HTTP 400 answer (code 26);

@@ -14,16 +14,17 @@
 //!   pool, one group-committing writer), one module per table group with typed
 //!   inputs and outputs ([`store::auditors`], [`store::extern_keys`],
 //!   [`store::kyc`], [`store::registrations`], [`store::transfers`],
-//!   [`store::fixtures`]) and the whole-file tools ([`store::backup`],
+//!   [`store::fixtures`], [`store::console`]) and the whole-file tools ([`store::backup`],
 //!   [`store::check`], [`store::stats`]).
 //! - [`http`]: request reading and the route table's dispatcher (token, 405,
-//!   `HEAD`, CORS); [`app`]: the state every handler gets; [`error`]: the one
+//!   `HEAD`, CORS, the console's sessions in [`http::session`]); [`app`]: the state every handler gets; [`error`]: the one
 //!   error type, with the table of Taler codes; [`config`]: settings;
 //!   [`metrics`]: what `/metrics` shows.
 //! - [`api`]: one module per API with its routes and handlers; every route is a
 //!   row of [`api::route_table`]. To find a route: its row in its module's
 //!   `routes()`, the handler below it, its SQL in the `store` module of the same
 //!   name, its tests in `tests/<api>.rs` (and `tests/access.rs` for all of them).
+//!   [`api::console`] is the operator console (HTML under `/console/`).
 //! - [`server`]: listener, accept loop, start-up and shutdown ([`run`] serves a
 //!   bound listener until a shutdown future resolves, for in-process tests), with
 //!   [`linger`] (the lingering close after an early answer); [`cli`]: the commands.

@@ -550,6 +550,7 @@ pub async fn start(settings: Settings, clock: Clock) -> Result<Started, ServeErr
         base_url,
         started: Instant::now(),
         metrics: crate::metrics::Metrics::new(),
+        sessions: Default::default(),
     });
     Ok(Started { listener, state, key_created, token_created, ephemeral })
 }

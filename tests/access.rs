@@ -150,3 +150,36 @@ async fn request_targets_without_a_path_are_400_error_details() {
     // The server still serves.
     assert_eq!(server.get("config").await.status, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_routes_without_a_session_go_to_the_login_and_never_send_cors() {
+    let server = spawn_app(&[]).await;
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let bearer = format!("Bearer {}", server.token);
+    let table = taler_lite::api::route_table();
+    let mut console_routes = 0;
+    for route in table.iter().filter(|r| r.access() == Access::Console) {
+        console_routes += 1;
+        let path = example_path(route);
+        // The bearer token is no key to the console.
+        for auth in [None, Some(bearer.as_str())] {
+            let mut builder = client
+                .request(route.method().clone(), server.endpoint(&path))
+                .header("Origin", "https://wallet.example");
+            if let Some(auth) = auth {
+                builder = builder.header("Authorization", auth);
+            }
+            let answer = builder.send().await.unwrap();
+            assert_eq!(answer.status(), 303, "{} {path}", route.method());
+            assert_eq!(answer.headers()["location"], "/console/login", "{path}");
+            assert!(!has_cors(answer.headers()), "{path}: CORS on a console route");
+            assert_eq!(answer.headers()["cache-control"], "no-store", "{path}");
+        }
+    }
+    assert!(console_routes >= 10, "the table has {console_routes} console routes");
+    for route in table.iter().filter(|r| r.access() == Access::ConsoleLogin) {
+        let answer = request(&server, route.method().clone(), &example_path(route), None).await;
+        assert!(!has_cors(&answer.headers), "{}: CORS on the console's login", route.pattern());
+        assert!(answer.headers.contains_key("content-security-policy"), "{}", route.pattern());
+    }
+}

@@ -277,3 +277,269 @@ async fn qr_codes_survive_a_real_browser() {
         png.display()
     );
 }
+
+mod common;
+
+use std::io::Write as _;
+
+use common::TestApp;
+use fantoccini::Locator;
+use serde_json::json;
+use sha2::{Digest, Sha512};
+use taler_lite::crypto::{EddsaPrivateKey, ExternKycDataBulkBindingPS, HashCode, SignedStruct};
+
+const SWISS_ACCOUNT: &str = "payto://iban/CH4431999123000889012?receiver-name=Exchange";
+const EPC_ACCOUNT: &str = "payto://iban/DE89370400440532013000?receiver-name=Exchange";
+const CUSTOMER: &str = "payto://iban/DE89370400440532013000?receiver-name=Erika%20Mustermann";
+const JPEG: &[u8] = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00\xff\xd9";
+
+/// A small real PNG (a blue square), so that the preview shows something.
+fn png() -> Vec<u8> {
+    let img = image::RgbImage::from_pixel(64, 64, image::Rgb([20, 90, 200]));
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+    out.into_inner()
+}
+
+fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut out = std::io::Cursor::new(Vec::new());
+    let mut zip = zip::ZipWriter::new(&mut out);
+    for (name, data) in entries {
+        zip.start_file(*name, zip::write::SimpleFileOptions::default()).unwrap();
+        zip.write_all(data).unwrap();
+    }
+    zip.finish().unwrap();
+    out.into_inner()
+}
+
+async fn upload(app: &TestApp, party: &EddsaPrivateKey, content_type: &str, body: &[u8]) -> HashCode {
+    let h_body = HashCode::from_bytes(Sha512::digest(body).into());
+    let payto: Payto = CUSTOMER.parse().unwrap();
+    let sig = ExternKycDataBulkBindingPS { h_body, h_payto: payto.full_hash() }.sign(party).to_string();
+    let r = app
+        .client
+        .post(app.endpoint(&format!("kyc-bulk/{}", party.public_key())))
+        .header("Content-Type", content_type)
+        .header("Taler-Customer-Payto", CUSTOMER)
+        .header("Taler-Extern-Signature", sig)
+        .body(body.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    h_body
+}
+
+/// Registers a reserve against `account`; the key and the registration's subjects.
+async fn register(app: &TestApp, account: &str) -> (EddsaPrivateKey, serde_json::Value) {
+    let auth = EddsaPrivateKey::generate().unwrap();
+    let body = json!({
+        "credit_account": account, "type": "reserve", "recurrent": false, "credit_amount": "KUDOS:5",
+        "alg": "EdDSA", "account_pub": auth.public_key().to_string(),
+        "authorization_pub": auth.public_key().to_string(),
+        "authorization_sig": auth.sign(auth.public_key().as_bytes()).to_string(),
+    });
+    let answer = app.post_json("taler-prepared-transfer/registration", &body).await;
+    assert_eq!(answer.status, 200);
+    (auth, answer.json()["subjects"].clone())
+}
+
+fn subject_of(subjects: &serde_json::Value, kind: &str, field: &str) -> String {
+    subjects.as_array().unwrap().iter().find(|s| s["type"] == kind).unwrap()[field]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn source(browser: &Browser) -> String {
+    browser.client.source().await.unwrap()
+}
+
+/// Waits until the page shows `text` (a click's navigation may still be under way).
+async fn wait_for(browser: &Browser, text: &str) -> String {
+    let start = Instant::now();
+    loop {
+        let page = source(browser).await;
+        if page.contains(text) {
+            return page;
+        }
+        assert!(start.elapsed() < std::time::Duration::from_secs(10), "no {text:?} in {page}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits until the browser is at a URL ending with `suffix`.
+async fn wait_for_url(browser: &Browser, suffix: &str) {
+    let start = Instant::now();
+    loop {
+        let url = browser.client.current_url().await.unwrap();
+        if url.as_str().ends_with(suffix) {
+            return;
+        }
+        assert!(start.elapsed() < std::time::Duration::from_secs(10), "at {url}, not at …{suffix}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+async fn click(browser: &Browser, css: &str) {
+    browser
+        .client
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"))
+        .click()
+        .await
+        .unwrap();
+}
+
+/// The whole console in Chromium: login, every page, the forms, the previews, the payment
+/// codes read back off the screenshots, a simulated transfer, logout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_in_a_real_browser() {
+    let started = Instant::now();
+    let party = EddsaPrivateKey::generate().unwrap();
+    let party_arg = format!("{}=Test Party", party.public_key());
+    let app = common::spawn_app(&[
+        "--extern-key",
+        &party_arg,
+        "--credit-account",
+        SWISS_ACCOUNT,
+        "--credit-account",
+        EPC_ACCOUNT,
+    ])
+    .await;
+    let png = png();
+    let h_png = upload(&app, &party, "image/png", &png).await;
+    let h_zip =
+        upload(&app, &party, "application/zip", &zip_of(&[("id/front.jpg", JPEG), ("scan.png", &png)])).await;
+    let (swiss_key, swiss_subjects) = register(&app, SWISS_ACCOUNT).await;
+    let (epc_key, epc_subjects) = register(&app, EPC_ACCOUNT).await;
+    let base = app.url.trim_end_matches('/').to_owned();
+
+    let browser = Browser::start().await;
+    let browser_up = started.elapsed();
+    // No session: the login form.
+    browser.goto(&format!("{base}/console/")).await;
+    assert!(browser.client.current_url().await.unwrap().as_str().ends_with("/console/login"));
+    browser.screenshot("console-login").await;
+    browser.client.find(Locator::Css("#token")).await.unwrap().send_keys(&app.token).await.unwrap();
+    click(&browser, "button[type=submit]").await;
+    wait_for(&browser, "Recent events").await;
+    browser.screenshot("console-overview").await;
+
+    for (path, name, expect) in [
+        ("/console/auditors", "console-auditors", "enable-auditor"),
+        ("/console/uploads", "console-uploads", "Test Party"),
+        ("/console/registrations", "console-registrations", &swiss_key.public_key().to_string()[..]),
+        ("/console/transfers", "console-transfers", "Simulate a transfer"),
+    ] {
+        browser.goto(&format!("{base}{path}")).await;
+        assert!(source(&browser).await.contains(expect), "{path}");
+        browser.screenshot(name).await;
+    }
+
+    // Add and disable a third party through the forms.
+    browser.goto(&format!("{base}/console/extern")).await;
+    let new_party = EddsaPrivateKey::generate().unwrap().public_key().to_string();
+    browser
+        .client
+        .find(Locator::Css("form.box input[name=extern_pub]"))
+        .await
+        .unwrap()
+        .send_keys(&new_party)
+        .await
+        .unwrap();
+    browser
+        .client
+        .find(Locator::Css("form.box input[name=name]"))
+        .await
+        .unwrap()
+        .send_keys("Browser KYC")
+        .await
+        .unwrap();
+    click(&browser, "form.box button[type=submit]").await;
+    wait_for(&browser, "Browser KYC added").await;
+    click(&browser, "button[aria-label='Disable Browser KYC']").await;
+    wait_for(&browser, &format!("{new_party} disabled.")).await;
+    browser.screenshot("console-extern").await;
+
+    // Previews: the PNG itself, and a JPEG inside the ZIP.
+    browser.goto(&format!("{base}/console/uploads/{h_png}")).await;
+    assert!(source(&browser).await.contains(&format!("/console/uploads/{h_png}/raw")));
+    browser.screenshot("console-upload-png").await;
+    browser.goto(&format!("{base}/console/uploads/{h_zip}")).await;
+    assert!(source(&browser).await.contains("id/front.jpg"));
+    browser.screenshot("console-upload-zip").await;
+    click(&browser, "td a[href$='/entries/0']").await;
+    wait_for_url(&browser, "/entries/0").await;
+    browser.screenshot("console-zip-entry").await;
+
+    // The Swiss QR bill, read back off the screenshot, field by field.
+    let reference = subject_of(&swiss_subjects, "CH_QR_BILL", "qr_reference_number");
+    let bill = SwissQrBill::new(
+        &Payto::parse(SWISS_ACCOUNT).unwrap(),
+        &CreditorAddress::new("8000", "Zürich"),
+        &Amount::parse("KUDOS:5").unwrap(),
+        &reference,
+    )
+    .unwrap();
+    browser.goto(&format!("{base}/console/registrations/{}#swiss-qr", swiss_key.public_key())).await;
+    assert!(source(&browser).await.contains("Specimen"));
+    let (shot, img) = browser.screenshot("console-registration").await;
+    let decoded = decode_qr_codes(img);
+    assert_eq!(decoded.len(), 1, "one code in {}", shot.display());
+    let lines: Vec<&str> = decoded[0].split('\n').collect();
+    assert_eq!(&lines[..3], ["SPC", "0200", "1"]);
+    assert_eq!(lines[3], "CH4431999123000889012");
+    assert_eq!(lines[4], "S");
+    assert_eq!(lines[5], "Exchange");
+    assert!(lines.contains(&"8000") && lines.contains(&"Zürich") && lines.contains(&"CH"));
+    assert!(lines.contains(&"CHF"), "a KUDOS specimen is drawn in CHF");
+    let qrr = lines.iter().position(|l| *l == "QRR").expect("reference type QRR");
+    assert_eq!(lines[qrr + 1], reference);
+    assert_eq!(lines.last(), Some(&"EPD"));
+    assert_eq!(decoded[0], bill.payload(), "the whole payload");
+
+    // The EPC code of the other IBAN.
+    let simple = subject_of(&epc_subjects, "SIMPLE", "subject");
+    let epc =
+        EpcQrCode::new(&Payto::parse(EPC_ACCOUNT).unwrap(), &Amount::parse("KUDOS:5").unwrap(), &simple)
+            .unwrap();
+    browser.goto(&format!("{base}/console/registrations/{}#epc-qr", epc_key.public_key())).await;
+    let (shot, img) = browser.screenshot("console-registration-epc").await;
+    let decoded = decode_qr_codes(img);
+    assert_eq!(decoded.len(), 1, "one code in {}", shot.display());
+    let lines: Vec<&str> = decoded[0].split('\n').collect();
+    assert_eq!(&lines[..4], ["BCD", "002", "1", "SCT"]);
+    assert!(lines.contains(&"Exchange") && lines.contains(&"DE89370400440532013000"));
+    assert!(lines.contains(&simple.as_str()), "the SIMPLE subject as remittance text");
+    assert_eq!(decoded[0], epc.payload(), "the whole payload");
+
+    // Simulate the customer's transfer, and see it credited.
+    browser.goto(&format!("{base}/console/registrations/{}", swiss_key.public_key())).await;
+    click(&browser, "#simulate").await;
+    wait_for(&browser, "status-credited").await;
+    browser.screenshot("console-simulated").await;
+    browser.goto(&format!("{base}/console/transfers?status=credited")).await;
+    assert!(source(&browser).await.contains(&swiss_key.public_key().to_string()));
+
+    // Phone width: the same pages, readable (tables scroll inside their frame).
+    browser.client.set_window_size(390, 844).await.unwrap();
+    browser.goto(&format!("{base}/console/")).await;
+    browser.screenshot("console-overview-phone").await;
+    browser.goto(&format!("{base}/console/registrations/{}", epc_key.public_key())).await;
+    browser.screenshot("console-registration-phone").await;
+    browser.client.set_window_size(browser::WINDOW.0, browser::WINDOW.1).await.unwrap();
+
+    // Log out: the login form again, and no way back without it.
+    click(&browser, "header form button").await;
+    wait_for_url(&browser, "/console/login").await;
+    browser.goto(&format!("{base}/console/transfers")).await;
+    assert!(browser.client.current_url().await.unwrap().as_str().ends_with("/console/login"));
+    browser.close().await;
+    eprintln!(
+        "console browser test: {:.1?} in all, {browser_up:.1?} to start; screenshots in {}",
+        started.elapsed(),
+        screenshot_dir().display()
+    );
+}

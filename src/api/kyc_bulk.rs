@@ -490,6 +490,13 @@ async fn download(state: AppState, params: PathParams, req: Request) -> Result<R
     Ok(response)
 }
 
+/// A stored body streamed as a response body, one chunk read at a time.
+pub fn stream_body(store: &Store, body: StoredBody) -> Response {
+    let mut r = warp::reply::Reply::into_response(warp::reply::stream(ChunkStream::body(store, body)));
+    r.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from(body.size));
+    r
+}
+
 type ChunkRead = Pin<Box<dyn Future<Output = Result<Bytes, StoreError>> + Send>>;
 
 /// A stored body as a stream of its chunks, each read on demand with a pooled

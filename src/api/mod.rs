@@ -4,11 +4,14 @@
 //! To add a route: write the handler in its API's module (a `///` line naming
 //! method and path), add a row to that module's `routes()`, built with
 //! [`Route::public`] or [`Route::operator`] (which checks the token before the
-//! handler runs), and put its SQL in the matching module of `crate::store`.
+//! handler runs), or for the console's pages [`Route::console`] (a session
+//! cookie, checked by the dispatcher) and [`Route::console_login`], and put
+//! its SQL in the matching module of `crate::store`.
 //! A development route (only with `--dev` or `--ephemeral`) goes in
 //! [`fixtures::routes`] instead.
 
 pub mod auditors;
+pub mod console;
 pub mod exchange;
 pub mod fixtures;
 pub mod kyc_bulk;
@@ -33,6 +36,7 @@ pub fn routes(dev: bool) -> Vec<Route> {
     routes.extend(prepared_transfer::routes());
     routes.extend(wire_gateway::routes());
     routes.extend(ops::routes());
+    routes.extend(console::routes());
     if dev {
         routes.extend(fixtures::routes());
     }

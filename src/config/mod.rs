@@ -46,8 +46,8 @@ use text::SettingParser;
 pub use secrets::{create_secret_file, master_key, operator_token, read_master_key};
 pub use values::{
     BaseUrl, ByteSize, CreditAccount, Currency, ExternKeySpec, InvalidValue, ListenAddr, LogFormat,
-    PositiveDuration, PublicKey, QrPrefix, Seconds, ShortSubjectLength, SimpleSubjectStyle, SubjectFormat,
-    SubjectFormats, Switch, Token,
+    PositiveDuration, PublicKey, QrAddressText, QrPrefix, Seconds, ShortSubjectLength, SimpleSubjectStyle,
+    SubjectFormat, SubjectFormats, Switch, Token,
 };
 
 pub const DEFAULT_DATABASE: &str = "./taler-lite.sqlite3";
@@ -58,6 +58,8 @@ pub const DEFAULT_SUBJECT_FORMATS: &str = "SIMPLE,URI,CH_QR_BILL";
 pub const DEFAULT_SIMPLE_SUBJECT: &str = "full";
 pub const DEFAULT_SHORT_SUBJECT_LENGTH: &str = "12";
 pub const DEFAULT_QR_REFERENCE_PREFIX: &str = "";
+pub const DEFAULT_QR_CREDITOR_POSTCODE: &str = "8000";
+pub const DEFAULT_QR_CREDITOR_TOWN: &str = "Zürich";
 pub const DEFAULT_REGISTRATION_LIFETIME: &str = "30d";
 pub const DEFAULT_RECURRENT_LIFETIME: &str = "365d";
 pub const DEFAULT_MAX_UPLOAD: &str = "2GiB";
@@ -134,6 +136,12 @@ pub struct ServeArgs {
     /// Prefix of QR references, 0-6 digits [default: empty]
     #[arg(long, env = "TALER_LITE_QR_REFERENCE_PREFIX")]
     pub qr_reference_prefix: Option<QrPrefix>,
+    /// Postcode of the creditor on the console's Swiss QR bills [default: 8000]
+    #[arg(long, env = "TALER_LITE_QR_CREDITOR_POSTCODE")]
+    pub qr_creditor_postcode: Option<QrAddressText>,
+    /// Town of the creditor on the console's Swiss QR bills [default: Zürich]
+    #[arg(long, env = "TALER_LITE_QR_CREDITOR_TOWN")]
+    pub qr_creditor_town: Option<QrAddressText>,
     /// Lifetime of one-shot registrations, e.g. 30d, 12h, 90s, 1h 30m [default: 30d]
     #[arg(long, env = "TALER_LITE_REGISTRATION_LIFETIME", value_name = "DURATION")]
     pub registration_lifetime: Option<PositiveDuration>,
@@ -195,6 +203,8 @@ pub struct FileConfig {
     pub simple_subject: Option<SimpleSubjectStyle>,
     pub short_subject_length: Option<ShortSubjectLength>,
     pub qr_reference_prefix: Option<QrPrefix>,
+    pub qr_creditor_postcode: Option<QrAddressText>,
+    pub qr_creditor_town: Option<QrAddressText>,
     pub registration_lifetime: Option<PositiveDuration>,
     pub recurrent_lifetime: Option<PositiveDuration>,
     pub max_upload: Option<ByteSize>,
@@ -254,6 +264,9 @@ pub struct Settings {
     pub simple_subject: SimpleSubjectStyle,
     pub short_subject_length: usize,
     pub qr_reference_prefix: String,
+    /// The creditor's postcode and town on the console's Swiss QR bills.
+    pub qr_creditor_postcode: String,
+    pub qr_creditor_town: String,
     pub registration_lifetime: Duration,
     pub recurrent_lifetime: Duration,
     pub max_upload: u64,
@@ -368,6 +381,20 @@ impl Settings {
                 &args.qr_reference_prefix,
                 &file.qr_reference_prefix,
                 DEFAULT_QR_REFERENCE_PREFIX,
+            )?
+            .into(),
+            qr_creditor_postcode: pick(
+                "qr_creditor_postcode",
+                &args.qr_creditor_postcode,
+                &file.qr_creditor_postcode,
+                DEFAULT_QR_CREDITOR_POSTCODE,
+            )?
+            .into(),
+            qr_creditor_town: pick(
+                "qr_creditor_town",
+                &args.qr_creditor_town,
+                &file.qr_creditor_town,
+                DEFAULT_QR_CREDITOR_TOWN,
             )?
             .into(),
             registration_lifetime: pick(

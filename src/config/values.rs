@@ -397,6 +397,31 @@ impl From<QrPrefix> for String {
     }
 }
 
+/// A creditor address field of the Swiss QR bill (postcode, town): 1 to 35 characters, no
+/// control characters (`crate::qr_bill` checks the character set when it draws a bill).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QrAddressText(String);
+
+setting_text!(QrAddressText, "1 to 35 characters");
+
+impl FromStr for QrAddressText {
+    type Err = InvalidValue;
+
+    fn from_str(s: &str) -> Result<Self, InvalidValue> {
+        let s = s.trim();
+        if s.is_empty() || s.chars().count() > 35 || s.chars().any(char::is_control) {
+            return Err(InvalidValue::new("1 to 35 characters, no control characters"));
+        }
+        Ok(QrAddressText(s.to_owned()))
+    }
+}
+
+impl From<QrAddressText> for String {
+    fn from(p: QrAddressText) -> String {
+        p.0
+    }
+}
+
 /// A third party allowed to upload bulk KYC data: `PUB=NAME` on the command line (the name
 /// may contain spaces), a `[[extern]]` table with `pub` and `name` in TOML.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]

@@ -14,6 +14,7 @@
 //! makes a client with `Expect: 100-continue` send its body.
 
 mod router;
+pub mod session;
 
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -26,7 +27,7 @@ use warp::http::{HeaderMap, Method};
 use warp::reply::Response;
 use warp::{Buf, Filter, Rejection, Reply};
 
-pub use router::{Access, PathParams, Route, Router};
+pub use router::{Access, CONSOLE_CSP, CONSOLE_LOGIN, PathParams, Route, Router, see_other};
 
 use crate::error::ApiError;
 use crate::store::Page;

@@ -8,7 +8,10 @@
 //! dispatcher checks the bearer token of every operator path before it looks
 //! at anything else (method, body, parameters), so an unauthenticated client
 //! learns nothing about such a route, and a handler never checks the token
-//! itself.
+//! itself. [`Route::console`] rows are the operator console's: the
+//! dispatcher checks their session cookie (never a bearer token) and sends a
+//! browser without one to the login form; console answers carry the console's
+//! security headers and never CORS.
 //!
 //! The HTTP edge that every route shares lives here too (`http-edge.md`):
 //! `405` with `Allow`, `HEAD` on every `GET` route, the CORS answers of public
@@ -38,7 +41,15 @@ pub enum Access {
     Public,
     /// The operator, with `Authorization: Bearer <token>`; no CORS.
     Operator,
+    /// The operator console, with a session cookie (no bearer token): without
+    /// one, a redirect to the login form. No CORS; the console's security headers.
+    Console,
+    /// The console's login form: no session needed, no CORS, the console's headers.
+    ConsoleLogin,
 }
+
+/// Where a console request without a session is sent.
+pub const CONSOLE_LOGIN: &str = "/console/login";
 
 /// The values of a pattern's `{name}` segments, as sent (so that a handler
 /// can name a malformed one).
@@ -83,6 +94,25 @@ impl Route {
         Fut: Future<Output = Result<Response, ApiError>> + Send + 'static,
     {
         Route::new(method, pattern, Access::Operator, handler)
+    }
+
+    /// A console page or form: the dispatcher checks the session cookie first
+    /// and sends a browser without one to the login form.
+    pub fn console<H, Fut>(method: Method, pattern: &'static str, handler: H) -> Route
+    where
+        H: Fn(AppState, PathParams, Request) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Response, ApiError>> + Send + 'static,
+    {
+        Route::new(method, pattern, Access::Console, handler)
+    }
+
+    /// The console's login and logout: reachable without a session.
+    pub fn console_login<H, Fut>(method: Method, pattern: &'static str, handler: H) -> Route
+    where
+        H: Fn(AppState, PathParams, Request) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Response, ApiError>> + Send + 'static,
+    {
+        Route::new(method, pattern, Access::ConsoleLogin, handler)
     }
 
     fn new<H, Fut>(method: Method, pattern: &'static str, access: Access, handler: H) -> Route
@@ -141,12 +171,17 @@ impl Matched<'_> {
         self.routes.first().map(|r| r.pattern).unwrap_or("")
     }
 
-    /// Operator if any route of the pattern is: a table that mixed the two on
-    /// one path must not open the operator's methods (the table's tests refuse
+    /// The strictest access of the pattern's routes: a table that mixed them on
+    /// one path must not open the guarded methods (the table's tests refuse
     /// such a table anyway).
     fn access(&self) -> Access {
-        if self.routes.iter().any(|r| r.access == Access::Operator) {
+        let any = |a: Access| self.routes.iter().any(|r| r.access == a);
+        if any(Access::Operator) {
             Access::Operator
+        } else if any(Access::Console) {
+            Access::Console
+        } else if any(Access::ConsoleLogin) {
+            Access::ConsoleLogin
         } else {
             Access::Public
         }
@@ -238,8 +273,14 @@ impl Router {
 
     async fn dispatch_matched(&self, state: AppState, matched: Matched<'_>, req: Request) -> Response {
         let access = matched.access();
-        if access == Access::Operator && !authorized(&req, &state.token) {
-            return ApiError::Unauthorized.into_response();
+        match access {
+            Access::Operator if !authorized(&req, &state.token) => {
+                return ApiError::Unauthorized.into_response();
+            }
+            Access::Console if !state.sessions.is_valid(&req.headers) => {
+                return console_headers(see_other(CONSOLE_LOGIN));
+            }
+            Access::Public | Access::Operator | Access::Console | Access::ConsoleLogin => {}
         }
         let allow = matched.allow();
         // HEAD runs the GET handler; hyper sends its status and headers and
@@ -263,6 +304,7 @@ impl Router {
         match access {
             Access::Public => cors(response),
             Access::Operator => response,
+            Access::Console | Access::ConsoleLogin => console_headers(response),
         }
     }
 }
@@ -292,6 +334,35 @@ fn preflight(allow: &str) -> Response {
         headers.insert(header::ACCESS_CONTROL_ALLOW_METHODS, v);
     }
     headers.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));
+    response
+}
+
+/// A `303 See Other` to `location`.
+pub fn see_other(location: &str) -> Response {
+    let mut response = Response::new(Default::default());
+    *response.status_mut() = StatusCode::SEE_OTHER;
+    if let Ok(v) = HeaderValue::from_str(location) {
+        response.headers_mut().insert(header::LOCATION, v);
+    }
+    response
+}
+
+/// The policy of console pages: nothing inline, nothing from elsewhere; the
+/// sandboxed raw endpoints may be embedded (PDF, images, audio, video).
+pub const CONSOLE_CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; \
+media-src 'self'; object-src 'self'; frame-src 'self'; form-action 'self'; base-uri 'none'; \
+frame-ancestors 'none'";
+
+/// The headers of every console answer. A handler that set its own policy
+/// (the sandboxed raw bodies) keeps it.
+fn console_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
+        headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CONSOLE_CSP));
+    }
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
 

@@ -11,6 +11,7 @@
 pub mod auditors;
 pub mod backup;
 pub mod check;
+pub mod console;
 mod db;
 pub mod extern_keys;
 pub mod fixtures;
