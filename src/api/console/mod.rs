@@ -1,5 +1,5 @@
 //! The operator console (`console.md`): the database seen in a browser, under
-//! `/console/` on the same listener. HTML rendered on the server ([`templates`]),
+//! `/console/` on the same listener. HTML rendered on the server (`templates`),
 //! one stylesheet, no script.
 //!
 //! Access is the router's: [`Route::console`] rows need a session cookie (the
