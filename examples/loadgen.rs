@@ -38,6 +38,13 @@
 //!   (they are run first if not asked for).
 //! - `startup`: from spawning the binary on a fresh database to the first 200
 //!   of `GET /config`, median of 20 starts. Target: <= 50 ms.
+//! - `scale` (not in `all`: the preload takes half a minute): the `registration`
+//!   load against a database already holding 10^6 registrations, bulk-loaded once
+//!   in one SQL transaction through the server's own schema (random keys,
+//!   responses of a real one's size) while the fresh server idles; then the
+//!   operator's list, median of 31 requests of the first page (`limit=20`) and
+//!   of the last (`limit=-20`). Targets: those of `registration`, and last page
+//!   / first page latency <= 2.
 //!
 //! Reading the output: each line has `scenario`, the measured figures
 //! (`throughput` with its `unit`, `latency_ms` p50/p99/max over all answered
@@ -110,7 +117,7 @@ const MIXED_LIMIT: Duration = Duration::from_secs(90);
 #[derive(Parser, Debug)]
 #[command(about = "taler-lite load generator (issue 6); prints one JSON line per scenario")]
 struct Options {
-    /// registration, auditors, upload, mixed, startup or all (several may be given).
+    /// registration, auditors, upload, mixed, startup, scale or all (several may be given).
     #[arg(default_value = "all")]
     scenarios: Vec<String>,
     /// Drive an already running server at this loopback URL instead of starting one.
@@ -878,6 +885,7 @@ async fn request_scenario(ctx: &mut Context, name: &str) -> Value {
         panic!("auditors against --url needs --master-key-file");
     }
     let target = ctx.target(&args);
+    let preload_s = (name == "scale").then(|| bulk_load(&target, SCALE_ROWS));
     let clients = ctx.options.clients;
     let (path, expect, table) = match &master {
         Some(_) => ("management/auditors", 204, "auditors"),
@@ -905,6 +913,10 @@ async fn request_scenario(ctx: &mut Context, name: &str) -> Value {
     let mut load =
         drive(&ctx.client, &target.endpoint(path), bodies, clients, expect, None, PHASE_LIMIT).await;
     let cpu = target.cpu_since(cpu_start.as_ref(), ctx.cpu_source());
+    let listing = match preload_s {
+        Some(_) => Some(listing_latency(&ctx.client, &target).await),
+        None => None,
+    };
 
     let rows_after = target.count(&format!("SELECT count(*) FROM {table}"));
     let rows_checked = match (rows_before, rows_after) {
@@ -915,10 +927,14 @@ async fn request_scenario(ctx: &mut Context, name: &str) -> Value {
     let latency = load.latency_json();
     let p99 = latency["p99"].as_f64().unwrap_or(f64::NAN);
     let ratio = throughput / reference;
-    let targets = vec![
+    let mut targets = vec![
         target_json("throughput >= 0.5 x reference (ratio)", ratio, 0.5, ratio >= 0.5),
         target_json("p99 latency ms <= 20", p99, 20.0, p99 <= 20.0),
     ];
+    if let Some(l) = &listing {
+        let r = l["ratio"].as_f64().unwrap_or(f64::NAN);
+        targets.push(target_json("listing: last page / first page latency <= 2", r, 2.0, r <= 2.0));
+    }
     if name == "registration" {
         ctx.registration_p99_ms = Some(p99);
         ctx.registration_throughput = Some(throughput);
@@ -945,10 +961,65 @@ async fn request_scenario(ctx: &mut Context, name: &str) -> Value {
                 Some(ed25519.cpu_us),
             )),
             "rows_checked": rows_checked,
+            "preloaded": preload_s.map(|secs| json!({"rows": SCALE_ROWS, "seconds": round(secs, 1)})),
+            "listing_ms": listing,
             "targets": targets,
         }),
         &target,
     )
+}
+
+/// Rows already in the database of the `scale` scenario.
+const SCALE_ROWS: i64 = 1_000_000;
+
+/// Fills the registrations table with `rows` live rows in one transaction, in SQL through
+/// the server's own schema (random keys, as real ones are; responses of a real one's size);
+/// returns the seconds it took. The server is idle meanwhile, and WAL mode lets this second
+/// writer in.
+fn bulk_load(target: &Target, rows: i64) -> f64 {
+    let db = target.db.as_ref().expect("scale needs the database (--database for a --url server)");
+    let conn = rusqlite::Connection::open(db).expect("open the database");
+    conn.busy_timeout(Duration::from_secs(30)).expect("busy timeout");
+    let started = Instant::now();
+    conn.execute_batch("BEGIN IMMEDIATE").expect("begin");
+    conn.execute(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?1)
+         INSERT INTO registrations (authorization_pub, account_pub, type, recurrent, credit_amount, credit_account,
+           authorization_sig, short_subject, qr_reference, response, created_us, last_change_us, expiration_s, used_us)
+         SELECT randomblob(32), randomblob(32), 'reserve', 0, 'X:10', 'payto://scale/' || i, zeroblob(64),
+           'SCALE-' || i, NULL, printf('%.500c', 'x'), 0, 0, 9223372036854775807, NULL FROM n",
+        [rows],
+    )
+    .expect("bulk insert");
+    conn.execute_batch("COMMIT").expect("commit");
+    started.elapsed().as_secs_f64()
+}
+
+/// Median latency of the operator's list, first page (oldest rows) and last page (newest
+/// rows, `limit=-20`), and their ratio.
+async fn listing_latency(client: &reqwest::Client, target: &Target) -> Value {
+    let token = target.spawned.as_ref().map(|s| s.token.clone()).or_else(|| target.token.clone());
+    let token = token.expect("scale needs the operator token (--token for a --url server)");
+    let mut medians = Vec::new();
+    for query in ["limit=20", "limit=-20"] {
+        let mut times = Vec::new();
+        for _ in 0..31 {
+            let started = Instant::now();
+            let answer = client
+                .get(target.endpoint(&format!("private/registrations?{query}")))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .expect("GET /private/registrations");
+            assert_eq!(answer.status(), 200, "GET /private/registrations?{query}");
+            answer.bytes().await.expect("listing body");
+            times.push(started.elapsed());
+        }
+        times.sort();
+        medians.push(times[times.len() / 2].as_secs_f64() * 1000.0);
+    }
+    let (first, last) = (medians[0], medians[1]);
+    json!({"first_page": round(first, 3), "last_page": round(last, 3), "ratio": round(last / first, 3)})
 }
 
 /// Sets `met` (every target met, nothing failed, stored rows as answered) and
@@ -1228,6 +1299,21 @@ fn table(line: &Value) -> String {
     if let Some(seconds) = line["seconds"].as_f64() {
         rows.push(["measured phase".into(), format!("{seconds:.3} s"), String::new()]);
     }
+    if line["preloaded"].is_object() {
+        rows.push([
+            "rows loaded before".into(),
+            format!("{} in {} s", line["preloaded"]["rows"], num(&line["preloaded"]["seconds"], 1)),
+            String::new(),
+        ]);
+    }
+    let listing = &line["listing_ms"];
+    if listing.is_object() {
+        rows.push([
+            "listing median, first / last page".into(),
+            format!("{} / {} ms", num(&listing["first_page"], 2), num(&listing["last_page"], 2)),
+            format!("{} (last / first)", num(&listing["ratio"], 3)),
+        ]);
+    }
     if line["startup_ms"].is_object() {
         rows.push([
             "startup median".into(),
@@ -1318,9 +1404,13 @@ fn main() {
             "all" => {
                 scenarios.extend(["registration", "auditors", "upload", "mixed", "startup"].map(String::from))
             }
-            "registration" | "auditors" | "upload" | "mixed" | "startup" => scenarios.push(s.clone()),
+            "registration" | "auditors" | "upload" | "mixed" | "startup" | "scale" => {
+                scenarios.push(s.clone())
+            }
             other => {
-                panic!("unknown scenario {other}: registration, auditors, upload, mixed, startup or all")
+                panic!(
+                    "unknown scenario {other}: registration, auditors, upload, mixed, startup, scale or all"
+                )
             }
         }
     }
@@ -1355,7 +1445,7 @@ fn main() {
     let mut all_met = true;
     for scenario in scenarios {
         let line = match scenario.as_str() {
-            "registration" | "auditors" => runtime.block_on(request_scenario(&mut ctx, &scenario)),
+            "registration" | "auditors" | "scale" => runtime.block_on(request_scenario(&mut ctx, &scenario)),
             "upload" => runtime.block_on(upload_scenario(&mut ctx)),
             "mixed" => runtime.block_on(mixed_scenario(&mut ctx)),
             _ => startup_scenario(&ctx),

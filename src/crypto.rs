@@ -95,11 +95,29 @@ macro_rules! base32_bytes {
 
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                let s = std::borrow::Cow::<'de, str>::deserialize(deserializer)?;
-                Self::from_base32(&s).map_err(serde::de::Error::custom)
+                deserializer.deserialize_str(Base32Visitor::<$len>).map(Self)
             }
         }
     };
+}
+
+/// Decodes a JSON string straight into its bytes: the string is borrowed from
+/// the request (or serde's scratch buffer when it has escapes), never copied
+/// into a `String` of its own (the registration handler decodes three of these
+/// per request).
+struct Base32Visitor<const N: usize>;
+
+impl<const N: usize> serde::de::Visitor<'_> for Base32Visitor<N> {
+    type Value = [u8; N];
+
+    // The same wording as serde's own string types, so that errors read as before.
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<[u8; N], E> {
+        base32::decode_fixed::<N>(s).map_err(E::custom)
+    }
 }
 
 base32_bytes!(
