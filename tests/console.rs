@@ -4,14 +4,12 @@
 
 mod common;
 
-use std::io::Write;
 use std::time::{Duration, Instant};
 
+use common::kyc::{body_hash, upload_signature, zip_of};
 use common::{TestApp, spawn_app};
 use serde_json::json;
-use sha2::{Digest, Sha512};
-use taler_lite::crypto::{EddsaPrivateKey, ExternKycDataBulkBindingPS, HashCode, SignedStruct};
-use taler_lite::payto::Payto;
+use taler_lite::crypto::EddsaPrivateKey;
 
 const PAYTO: &str = "payto://iban/DE89370400440532013000?receiver-name=Erika%20Mustermann";
 const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89";
@@ -97,14 +95,8 @@ fn assert_console_headers(page: &Page, what: &str) {
     assert!(!h.keys().any(|k| k.as_str().starts_with("access-control-")), "{what}: CORS");
 }
 
-fn hash(body: &[u8]) -> HashCode {
-    HashCode::from_bytes(Sha512::digest(body).into())
-}
-
 async fn upload(app: &TestApp, party: &EddsaPrivateKey, content_type: &str, body: &[u8]) -> u16 {
-    let payto: Payto = PAYTO.parse().unwrap();
-    let sig =
-        ExternKycDataBulkBindingPS { h_body: hash(body), h_payto: payto.full_hash() }.sign(party).to_string();
+    let sig = upload_signature(party, body_hash(body), PAYTO);
     app.client
         .post(app.endpoint(&format!("kyc-bulk/{}", party.public_key())))
         .header("Content-Type", content_type)
@@ -116,17 +108,6 @@ async fn upload(app: &TestApp, party: &EddsaPrivateKey, content_type: &str, body
         .unwrap()
         .status()
         .as_u16()
-}
-
-fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut out = std::io::Cursor::new(Vec::new());
-    let mut zip = zip::ZipWriter::new(&mut out);
-    for (name, data) in entries {
-        zip.start_file(*name, zip::write::SimpleFileOptions::default()).unwrap();
-        zip.write_all(data).unwrap();
-    }
-    zip.finish().unwrap();
-    out.into_inner()
 }
 
 async fn register(app: &TestApp, account: &str, amount: &str) -> EddsaPrivateKey {
@@ -232,10 +213,10 @@ async fn raw_bodies_and_zip_entries_are_sandboxed_with_their_checked_type() {
     let list = c.get("/console/uploads?payto=payto://iban/DE89370400440532013000").await;
     assert_eq!(list.text.matches("/console/uploads/").count(), 2, "{}", list.text);
 
-    let png = hash(PNG);
+    let png = body_hash(PNG);
     let detail = c.get(&format!("/console/uploads/{png}")).await;
     assert!(detail.text.contains(&format!("<img src=\"/console/uploads/{png}/raw\"")), "{}", detail.text);
-    let zip = hash(&archive);
+    let zip = body_hash(&archive);
     let detail = c.get(&format!("/console/uploads/{zip}")).await;
     assert!(detail.text.contains("id/front.jpg") && detail.text.contains("image/jpeg"), "{}", detail.text);
 

@@ -280,13 +280,11 @@ async fn qr_codes_survive_a_real_browser() {
 
 mod common;
 
-use std::io::Write as _;
-
 use common::TestApp;
+use common::kyc::{body_hash, upload_signature, zip_of};
 use fantoccini::Locator;
 use serde_json::json;
-use sha2::{Digest, Sha512};
-use taler_lite::crypto::{EddsaPrivateKey, ExternKycDataBulkBindingPS, HashCode, SignedStruct};
+use taler_lite::crypto::{EddsaPrivateKey, HashCode};
 
 const SWISS_ACCOUNT: &str = "payto://iban/CH4431999123000889012?receiver-name=Exchange";
 const EPC_ACCOUNT: &str = "payto://iban/DE89370400440532013000?receiver-name=Exchange";
@@ -301,21 +299,9 @@ fn png() -> Vec<u8> {
     out.into_inner()
 }
 
-fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut out = std::io::Cursor::new(Vec::new());
-    let mut zip = zip::ZipWriter::new(&mut out);
-    for (name, data) in entries {
-        zip.start_file(*name, zip::write::SimpleFileOptions::default()).unwrap();
-        zip.write_all(data).unwrap();
-    }
-    zip.finish().unwrap();
-    out.into_inner()
-}
-
 async fn upload(app: &TestApp, party: &EddsaPrivateKey, content_type: &str, body: &[u8]) -> HashCode {
-    let h_body = HashCode::from_bytes(Sha512::digest(body).into());
-    let payto: Payto = CUSTOMER.parse().unwrap();
-    let sig = ExternKycDataBulkBindingPS { h_body, h_payto: payto.full_hash() }.sign(party).to_string();
+    let h_body = body_hash(body);
+    let sig = upload_signature(party, h_body, CUSTOMER);
     let r = app
         .client
         .post(app.endpoint(&format!("kyc-bulk/{}", party.public_key())))
