@@ -282,7 +282,6 @@ impl Router {
             }
             Access::Public | Access::Operator | Access::Console | Access::ConsoleLogin => {}
         }
-        let allow = matched.allow();
         // HEAD runs the GET handler; hyper sends its status and headers and
         // leaves the body out.
         let wanted = if req.method == Method::HEAD { Method::GET } else { req.method.clone() };
@@ -295,9 +294,10 @@ impl Router {
                     Err(e) => e.into_response(),
                 }
             }
-            (None, &Method::OPTIONS, Access::Public) => preflight(&allow),
+            // `Allow` is built only for the answers that carry it, not on every request.
+            (None, &Method::OPTIONS, Access::Public) => preflight(&matched.allow()),
             (None, _, _) => {
-                ApiError::MethodNotAllowed { method: req.method.to_string(), allow: allow.clone() }
+                ApiError::MethodNotAllowed { method: req.method.to_string(), allow: matched.allow() }
                     .into_response()
             }
         };
