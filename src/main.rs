@@ -8,7 +8,7 @@ use taler_lite::cli::{Cli, execute, init_logging, report_failure};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let log_format = init_logging(&cli);
+    let logging = init_logging(&cli);
     let workers = worker_threads();
     // Thread names tell the thread groups apart in /proc/PID/task/*/comm (loadgen's CPU per
     // operation): `build` launches the `workers` worker threads through the blocking pool, one new
@@ -31,10 +31,15 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(execute(cli)) {
+    let outcome = runtime.block_on(execute(cli));
+    // Whatever the runtime's tasks log while they stop is written before the last word.
+    drop(runtime);
+    let format = logging.format;
+    logging.finish();
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            report_failure(log_format, &e);
+            report_failure(format, &e);
             ExitCode::FAILURE
         }
     }

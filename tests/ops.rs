@@ -762,6 +762,8 @@ fn the_systemd_unit_is_hardened_and_verifies() {
     }
     let found = std::process::Command::new("systemd-analyze").arg("--version").output();
     let Ok(version) = found else {
+        // .ci/run installs it: under CI a missing tool is a failure, never a skip.
+        assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "systemd-analyze is not installed");
         eprintln!(
             "systemd-analyze verify: NOT RUN (systemd-analyze is not installed; CI={:?})",
             std::env::var("CI").ok()
@@ -781,4 +783,47 @@ fn the_systemd_unit_is_hardened_and_verifies() {
     );
     assert!(out.status.success(), "systemd-analyze verify: {}", text(&out.stderr));
     assert_eq!(text(&out.stderr).trim(), "", "systemd-analyze verify warned");
+}
+
+/// Log lines never hold up serving: with stderr a pipe that nobody reads (once it is full, a
+/// `write` to it blocks), thousands of requests, each logged, are all answered. Before the log
+/// thread (src/cli/log_sink.rs) the workers wrote each line themselves and stopped once the
+/// pipe's 64 KiB were full.
+#[tokio::test]
+async fn a_stderr_nobody_reads_does_not_stop_the_server() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(common::BIN)
+        .current_dir(dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0", "--ephemeral"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Read up to the ready line, then never again: the pipe stays open and fills.
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    let url = loop {
+        line.clear();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "the server ended before its ready line");
+        if let Some(url) = line.trim().strip_prefix("listening on ") {
+            break url.trim_end_matches('/').to_owned();
+        }
+    };
+    let client = reqwest::Client::new();
+    // About 100 bytes of log a request: several times the pipe's 64 KiB.
+    let requests = 4000;
+    let answered = tokio::time::timeout(Duration::from_secs(120), async {
+        for i in 0..requests {
+            let status = client.get(format!("{url}/config")).send().await.map(|r| r.status().as_u16());
+            assert_eq!(status.ok(), Some(200), "request {i}");
+        }
+    })
+    .await;
+    let _ = child.kill();
+    let _ = child.wait();
+    drop(stderr);
+    assert!(answered.is_ok(), "the server stopped answering once stderr was full");
 }

@@ -4,16 +4,34 @@
 //! collectors. Nothing logs the operator token or a signature; the JSON summary of `serve`
 //! leaves the token out as well.
 
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 
+use env_logger::WriteStyle;
 use env_logger::fmt::Formatter;
 use log::kv::{self, Key, Value, VisitSource};
 
+use super::log_sink::LogSink;
 use super::{Cli, CliError, Command};
 use crate::config::LogFormat;
 
-/// Sets up logging for the command line given; returns the format, for [`report_failure`].
-pub fn init_logging(cli: &Cli) -> LogFormat {
+/// Logging as set up: the format, for [`report_failure`], and the log thread to finish.
+pub struct Logging {
+    pub format: LogFormat,
+    sink: Option<LogSink>,
+}
+
+impl Logging {
+    /// Writes every line logged so far to stderr (the end of `main`, before the last word).
+    pub fn finish(self) {
+        if let Some(sink) = self.sink {
+            sink.finish();
+        }
+    }
+}
+
+/// Sets up logging for the command line given: env_logger's records go to stderr through
+/// [`LogSink`]'s thread.
+pub fn init_logging(cli: &Cli) -> Logging {
     // The server logs requests at info; the one-shot commands stay quiet.
     let default_filter = if matches!(cli.command, Command::Serve(_)) { "info" } else { "warn" };
     let mut builder =
@@ -30,8 +48,18 @@ pub fn init_logging(cli: &Cli) -> LogFormat {
             std::panic::set_hook(Box::new(|info| log::error!(target: "panic", "{info}")));
         }
     }
+    // Colours as env_logger would choose them for stderr (it cannot tell through a pipe),
+    // unless RUST_LOG_STYLE says otherwise.
+    if std::env::var_os("RUST_LOG_STYLE").is_none() {
+        let terminal = io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        builder.write_style(if terminal { WriteStyle::Always } else { WriteStyle::Never });
+    }
+    let sink = LogSink::start(io::stderr()).map(|(sink, writer)| {
+        builder.target(env_logger::Target::Pipe(Box::new(writer)));
+        sink
+    });
     builder.init();
-    format
+    Logging { format, sink }
 }
 
 /// The last word of a failed command: `taler-lite: ...` for a person, or one JSON line

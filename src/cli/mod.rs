@@ -6,12 +6,13 @@
 
 pub mod auditors;
 pub mod kyc;
+mod log_sink;
 mod logging;
 pub mod ops;
 pub mod registrations;
 pub mod upload;
 
-pub use logging::{init_logging, report_failure};
+pub use logging::{Logging, init_logging, report_failure};
 
 use std::borrow::Cow;
 use std::path::PathBuf;
