@@ -74,7 +74,9 @@
 //! `us` has its `ratio` to the CPU time of one reference operation measured by
 //! this program on one core in the same run (its thread's CPU, from
 //! `/proc/thread-self/schedstat`): one Ed25519 verification for registrations
-//! and auditors, SHA-512 of one MB for uploads. A tick is 10 ms at 100 per
+//! and auditors, SHA-512 of one MB for uploads. Each reference is measured just
+//! before the scenario's load and again just after it, and the mean is used
+//! (both are in `runs_cpu_us`): this machine's speed drifts within minutes. A tick is 10 ms at 100 per
 //! second: the process's figure over a phase of a few seconds is good to well
 //! under 1%, a thread group's to about a tick per thread. `startup` reports CPU
 //! per start, from the process's start to its first answer, from
@@ -650,6 +652,25 @@ fn thread_cpu_ns(ticks_per_s: f64) -> u64 {
 struct Reference {
     per_s: f64,
     cpu_us: f64,
+    /// The CPU µs of one operation in each measurement this one averages (before and after).
+    runs_us: [f64; 2],
+}
+
+impl Reference {
+    /// The mean of a measurement made before the scenario's load and one made after it: the
+    /// machine's speed drifts (one core's verification took 53 to 73 µs in one `all` run), and
+    /// bracketing the phase keeps the ratio from resting on one moment.
+    fn bracket(before: Reference, after: Reference) -> Reference {
+        Reference {
+            per_s: (before.per_s + after.per_s) / 2.0,
+            cpu_us: (before.cpu_us + after.cpu_us) / 2.0,
+            runs_us: [before.cpu_us, after.cpu_us],
+        }
+    }
+
+    fn runs_json(&self) -> Value {
+        json!(self.runs_us.map(|us| round(us, 3)))
+    }
 }
 
 /// Ed25519 verifications on one core, through the server's own verification
@@ -674,7 +695,8 @@ fn reference_ed25519(ticks_per_s: f64) -> Reference {
     }
     let per_s = n as f64 / start.elapsed().as_secs_f64();
     let cpu_ns = thread_cpu_ns(ticks_per_s).saturating_sub(cpu_start);
-    Reference { per_s, cpu_us: cpu_ns as f64 / 1e3 / n as f64 }
+    let cpu_us = cpu_ns as f64 / 1e3 / n as f64;
+    Reference { per_s, cpu_us, runs_us: [cpu_us; 2] }
 }
 
 /// SHA-512 on one core, with the server's crate, over 512 MiB in 1 MiB updates: MB/s and the CPU µs of one MB.
@@ -690,7 +712,8 @@ fn reference_sha512(ticks_per_s: f64) -> Reference {
     let mb = (512 * MIB) as f64 / 1e6;
     let per_s = mb / start.elapsed().as_secs_f64();
     let cpu_ns = thread_cpu_ns(ticks_per_s).saturating_sub(cpu_start);
-    Reference { per_s, cpu_us: cpu_ns as f64 / 1e3 / mb }
+    let cpu_us = cpu_ns as f64 / 1e3 / mb;
+    Reference { per_s, cpu_us, runs_us: [cpu_us; 2] }
 }
 
 /// Sequential write MB/s in `dir` (the database's directory): 512 MiB in
@@ -881,8 +904,7 @@ fn target_json(what: &str, value: f64, limit: f64, met: bool) -> Value {
 
 /// `registration` and `auditors`: fresh keys, `clients` connections, durable answers only.
 async fn request_scenario(ctx: &mut Context, name: &str) -> Value {
-    let ed25519 = reference_ed25519(ctx.ticks_per_s);
-    let reference = ed25519.per_s;
+    let ed25519_before = reference_ed25519(ctx.ticks_per_s);
     let (args, master) = if name == "auditors" {
         let master = match &ctx.options.master_key_file {
             Some(f) => std::fs::read_to_string(f)
@@ -928,6 +950,8 @@ async fn request_scenario(ctx: &mut Context, name: &str) -> Value {
     let mut load =
         drive(&ctx.client, &target.endpoint(path), bodies, clients, expect, None, PHASE_LIMIT).await;
     let cpu = target.cpu_since(cpu_start.as_ref(), ctx.cpu_source());
+    let ed25519 = Reference::bracket(ed25519_before, reference_ed25519(ctx.ticks_per_s));
+    let reference = ed25519.per_s;
     let listing = match preload_s {
         Some(_) => Some(listing_latency(&ctx.client, &target).await),
         None => None,
@@ -990,7 +1014,7 @@ async fn request_scenario(ctx: &mut Context, name: &str) -> Value {
             "unit": if master.is_some() { "enables/s" } else { "registrations/s" },
             "latency_ms": latency,
             "server_peak_rss_mib": target.peak_rss_mib().map(|m| round(m, 1)),
-            "reference": {"what": "Ed25519 verifications/s, one core, ed25519-dalek via taler_lite::crypto", "value": round(reference, 1), "unit": "verifications/s"},
+            "reference": {"what": "Ed25519 verifications/s, one core, ed25519-dalek via taler_lite::crypto (mean of one second before and one after the load)", "value": round(reference, 1), "unit": "verifications/s", "runs_cpu_us": ed25519.runs_json()},
             "ratio": round(ratio, 3),
             "cpu": cpu.map(|c| c.json(
                 if master.is_some() { "enable" } else { "registration" },
@@ -1078,15 +1102,16 @@ async fn upload_scenario(ctx: &mut Context) -> Value {
     let party = EddsaPrivateKey::generate().expect("randomness");
     let dir = tempfile::tempdir().expect("temporary directory");
     let disk_dir = ctx.options.database.as_ref().and_then(|d| d.parent()).unwrap_or(dir.path()).to_owned();
-    // References first, while no server runs.
-    let sha512 = reference_sha512(ctx.ticks_per_s);
-    let sha = sha512.per_s;
+    // References first, while no server runs (SHA-512 once more after the upload).
+    let sha512_before = reference_sha512(ctx.ticks_per_s);
     let disk = reference_disk(&disk_dir);
     let target = ctx.target(&[format!("--extern-key={}=loadgen", party.public_key())]);
     ensure_extern_key(&ctx.client, &target, &party).await;
     let cpu_start = target.cpu_snapshot(ctx.cpu_source());
     let outcome = upload(&ctx.client, &target, &party, &body).await;
     let cpu = target.cpu_since(cpu_start.as_ref(), ctx.cpu_source());
+    let sha512 = Reference::bracket(sha512_before, reference_sha512(ctx.ticks_per_s));
+    let sha = sha512.per_s;
     let (secs, failed, failures) = match &outcome {
         Ok(d) => (d.as_secs_f64(), 0, Vec::new()),
         Err(e) => (f64::NAN, 1, vec![e.clone()]),
@@ -1118,6 +1143,7 @@ async fn upload_scenario(ctx: &mut Context) -> Value {
                 "what": "min(SHA-512 one core, fsync'd sequential write in the database's directory)",
                 "value": round(reference, 1), "unit": "MB/s",
                 "sha512_mbps": round(sha, 1), "disk_mbps": round(disk, 1),
+                "sha512_runs_cpu_us_per_mb": sha512.runs_json(),
             },
             "ratio": round(ratio, 3),
             "cpu": cpu.filter(|_| outcome.is_ok()).map(|c| c.json(
@@ -1145,7 +1171,7 @@ async fn mixed_scenario(ctx: &mut Context) -> Value {
     else {
         panic!("mixed needs the registration and upload figures of this run");
     };
-    let ed25519 = reference_ed25519(ctx.ticks_per_s);
+    let ed25519_before = reference_ed25519(ctx.ticks_per_s);
     let bodies = [upload_body(ctx.options.upload_mib, 2), upload_body(ctx.options.upload_mib, 3)];
     let party = EddsaPrivateKey::generate().expect("randomness");
     let target = ctx.target(&[format!("--extern-key={}=loadgen", party.public_key())]);
@@ -1195,6 +1221,7 @@ async fn mixed_scenario(ctx: &mut Context) -> Value {
     let registrations_covered_uploads = uploads.is_finished();
     let results = uploads.await.expect("upload task");
     let cpu = target.cpu_since(cpu_start.as_ref(), ctx.cpu_source());
+    let ed25519 = Reference::bracket(ed25519_before, reference_ed25519(ctx.ticks_per_s));
 
     let rows_after = target.count("SELECT count(*) FROM registrations");
     let uploads_stored: Vec<Option<bool>> = bodies.iter().map(|b| upload_stored(&target, b)).collect();
