@@ -28,6 +28,8 @@
 //! - [`server`]: listener, accept loop, start-up and shutdown ([`run`] serves a
 //!   bound listener until a shutdown future resolves, for in-process tests), with
 //!   [`linger`] (the lingering close after an early answer); [`cli`]: the commands.
+//! - [`log_sink`] (below everything, std only): the thread that writes `serve`'s log lines to
+//!   stderr, and [`log_sink::flush`] for whoever prints to stderr directly.
 
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
@@ -44,6 +46,7 @@ pub mod error;
 pub mod http;
 pub mod kyc_content;
 pub mod linger;
+pub mod log_sink;
 pub mod metrics;
 pub mod payto;
 pub mod qr_bill;

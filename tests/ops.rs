@@ -787,7 +787,7 @@ fn the_systemd_unit_is_hardened_and_verifies() {
 
 /// Log lines never hold up serving: with stderr a pipe that nobody reads (once it is full, a
 /// `write` to it blocks), thousands of requests, each logged, are all answered. Before the log
-/// thread (src/cli/log_sink.rs) the workers wrote each line themselves and stopped once the
+/// thread (src/log_sink.rs) the workers wrote each line themselves and stopped once the
 /// pipe's 64 KiB were full.
 #[tokio::test]
 async fn a_stderr_nobody_reads_does_not_stop_the_server() {

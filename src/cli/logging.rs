@@ -10,9 +10,9 @@ use env_logger::WriteStyle;
 use env_logger::fmt::Formatter;
 use log::kv::{self, Key, Value, VisitSource};
 
-use super::log_sink::LogSink;
 use super::{Cli, CliError, Command};
 use crate::config::LogFormat;
+use crate::log_sink::LogSink;
 
 /// Logging as set up: the format, for [`report_failure`], and the log thread to finish.
 pub struct Logging {
@@ -29,8 +29,8 @@ impl Logging {
     }
 }
 
-/// Sets up logging for the command line given: env_logger's records go to stderr through
-/// [`LogSink`]'s thread.
+/// Sets up logging for the command line given: for `serve`, env_logger's records go to
+/// stderr through [`LogSink`]'s thread.
 pub fn init_logging(cli: &Cli) -> Logging {
     // The server logs requests at info; the one-shot commands stay quiet.
     let default_filter = if matches!(cli.command, Command::Serve(_)) { "info" } else { "warn" };
@@ -54,10 +54,16 @@ pub fn init_logging(cli: &Cli) -> Logging {
         let terminal = io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
         builder.write_style(if terminal { WriteStyle::Always } else { WriteStyle::Never });
     }
-    let sink = LogSink::start(io::stderr()).map(|(sink, writer)| {
-        builder.target(env_logger::Target::Pipe(Box::new(writer)));
-        sink
-    });
+    // `serve` logs a line per request: through the log thread. The one-shot commands print to
+    // stderr themselves between their few log lines, which keeps those in order.
+    let sink = if matches!(cli.command, Command::Serve(_)) {
+        LogSink::start_for_stderr().map(|(sink, writer)| {
+            builder.target(env_logger::Target::Pipe(Box::new(writer)));
+            sink
+        })
+    } else {
+        None
+    };
     builder.init();
     Logging { format, sink }
 }

@@ -6,7 +6,6 @@
 
 pub mod auditors;
 pub mod kyc;
-mod log_sink;
 mod logging;
 pub mod ops;
 pub mod registrations;

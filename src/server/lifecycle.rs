@@ -116,6 +116,8 @@ pub fn print_summary(
         );
         return Ok(());
     }
+    // Log lines from before (migrations, fixtures) come before the summary.
+    crate::log_sink::flush();
     eprintln!("taler-lite {}", env!("CARGO_PKG_VERSION"));
     eprintln!("  base URL:          {}", state.base_url);
     eprintln!("  database:          {}", settings.database.display());

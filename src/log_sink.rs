@@ -7,18 +7,20 @@
 //! other worker's. Here a worker only appends its line to a buffer under a short lock; the log
 //! thread takes whatever has gathered and writes it with one call. While lines keep coming it
 //! lets them gather for 2 ms first, so a busy server makes one wake-up and one `write` per
-//! 2 ms rather than per line; after a quiet spell a line is written at once. Lines logged
-//! through `log` keep their order; a line printed directly to stderr (the start-up summary)
-//! can come before a log line logged a moment earlier.
+//! 2 ms rather than per line; after a quiet spell a line is written at once.
 //!
 //! Logs never hold up serving: when stderr stops draining (a pipe nobody reads) the buffer
 //! stops at [`MAX_BUFFERED`] bytes and further lines are counted and dropped; once stderr
 //! moves again the thread writes how many were lost. Lines are in the order they were logged.
 //! [`LogSink::finish`] writes what is left and stops the thread, for the end of `main`; a
 //! `kill -9` can lose the lines of the last write in flight, as with any buffered log.
+//!
+//! Whoever writes to stderr directly (the start-up summary of `serve`) calls [`flush`] first,
+//! so that lines logged before it stay before it. Only `serve` logs through the thread: the
+//! one-shot commands log little and print to stderr themselves.
 
 use std::io::{self, Write};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -28,18 +30,39 @@ pub const MAX_BUFFERED: usize = 1 << 20;
 #[derive(Default)]
 struct State {
     lines: Vec<u8>,
+    /// Bytes accepted so far, and bytes of those written out: [`flush`] waits for the one to
+    /// reach the other.
+    appended: u64,
+    written: u64,
+    /// Callers waiting in [`flush`]: the thread does not linger to gather lines meanwhile.
+    flushing: usize,
     /// Lines dropped since the last write, because the buffer was full.
     dropped: u64,
     /// The log thread is waiting for lines (so a writer must wake it).
     idle: bool,
     /// [`LogSink::finish`] was called: write what is left, then stop.
     closing: bool,
+    /// The thread has stopped: nothing more will be written.
+    stopped: bool,
 }
 
 #[derive(Default)]
 struct Shared {
     state: Mutex<State>,
     wake: Condvar,
+    /// Signalled after each write, for [`flush`].
+    drained: Condvar,
+}
+
+/// The running sink's shared state, for [`flush`].
+static ACTIVE: OnceLock<Arc<Shared>> = OnceLock::new();
+
+/// Waits until every line logged so far is written to stderr (returns at once without a log
+/// thread, or once the thread has stopped).
+pub fn flush() {
+    if let Some(shared) = ACTIVE.get() {
+        shared.flush();
+    }
 }
 
 impl Shared {
@@ -47,6 +70,20 @@ impl Shared {
     // worst a line is cut short.
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn flush(&self) {
+        let mut state = self.lock();
+        let target = state.appended;
+        state.flushing += 1;
+        if state.idle {
+            state.idle = false;
+            self.wake.notify_one();
+        }
+        while state.written < target && !state.stopped {
+            state = self.drained.wait(state).unwrap_or_else(PoisonError::into_inner);
+        }
+        state.flushing -= 1;
     }
 }
 
@@ -62,6 +99,7 @@ impl Write for LineWriter {
             state.dropped += 1;
         } else {
             state.lines.extend_from_slice(buf);
+            state.appended += buf.len() as u64;
         }
         // Waking costs a system call: only when the thread sleeps, not while it is writing.
         if state.idle {
@@ -84,9 +122,17 @@ pub struct LogSink {
 }
 
 impl LogSink {
-    /// Starts the log thread writing to `out` (stderr in the binary); returns it and the
-    /// writer for env_logger, or `None` when the system refuses a thread (the caller then
-    /// keeps env_logger's own stderr target).
+    /// Starts the log thread writing to stderr and makes it the one [`flush`] waits for;
+    /// returns it and the writer for env_logger, or `None` when the system refuses a thread
+    /// (the caller then keeps env_logger's own stderr target).
+    pub fn start_for_stderr() -> Option<(LogSink, LineWriter)> {
+        let (sink, writer) = LogSink::start(io::stderr())?;
+        // A second sink in one process (there is none) would simply not be flushed.
+        let _ = ACTIVE.set(sink.shared.clone());
+        Some((sink, writer))
+    }
+
+    /// Starts a log thread writing to `out`.
     pub fn start<W: Write + Send + 'static>(out: W) -> Option<(LogSink, LineWriter)> {
         let shared = Arc::new(Shared::default());
         let for_thread = shared.clone();
@@ -110,6 +156,9 @@ impl LogSink {
             // The thread only writes; if it panicked there is nothing left to save.
             let _ = thread.join();
         }
+        // Whatever ended the thread, nobody may wait in `flush` for it any more.
+        self.shared.lock().stopped = true;
+        self.shared.drained.notify_all();
     }
 }
 
@@ -130,20 +179,20 @@ fn drain<W: Write>(shared: &Shared, mut out: W) {
     let mut batch = Vec::new();
     let mut last_write: Option<Instant> = None;
     loop {
-        let (dropped, closing) = {
+        let (dropped, closing, taken) = {
             let mut state = shared.lock();
             while state.lines.is_empty() && state.dropped == 0 && !state.closing {
                 state.idle = true;
                 state = shared.wake.wait(state).unwrap_or_else(PoisonError::into_inner);
             }
-            if !state.closing && last_write.is_some_and(|t| t.elapsed() < BUSY) {
+            if !state.closing && state.flushing == 0 && last_write.is_some_and(|t| t.elapsed() < BUSY) {
                 drop(state);
                 std::thread::sleep(GATHER);
                 state = shared.lock();
             }
             // The spare buffer goes back, so that steady logging allocates nothing.
             std::mem::swap(&mut state.lines, &mut batch);
-            (std::mem::take(&mut state.dropped), state.closing)
+            (std::mem::take(&mut state.dropped), state.closing, state.appended)
         };
         // stderr failing (closed) leaves nothing better to do with a log line than drop it.
         let _ = out.write_all(&batch);
@@ -153,6 +202,12 @@ fn drain<W: Write>(shared: &Shared, mut out: W) {
         let _ = out.flush();
         last_write = Some(Instant::now());
         batch.clear();
+        {
+            let mut state = shared.lock();
+            state.written = taken;
+            state.stopped = closing;
+        }
+        shared.drained.notify_all();
         if closing {
             return;
         }
@@ -193,6 +248,25 @@ mod tests {
         }
         sink.finish();
         assert_eq!(*out.bytes.lock().unwrap(), expected);
+    }
+
+    #[test]
+    fn flush_returns_once_everything_logged_before_it_is_written() {
+        let out = Recorder::default();
+        let (sink, mut writer) = LogSink::start(out.clone()).unwrap();
+        for round in 0..200 {
+            let line = format!("round {round}\n");
+            writer.write_all(line.as_bytes()).unwrap();
+            sink.shared.flush();
+            assert!(out.bytes.lock().unwrap().ends_with(line.as_bytes()), "round {round}");
+        }
+        sink.finish();
+        // After the thread has stopped, a flush does not wait forever.
+        let (sink, mut writer) = LogSink::start(out.clone()).unwrap();
+        let shared = sink.shared.clone();
+        sink.finish();
+        writer.write_all(b"late\n").unwrap();
+        shared.flush();
     }
 
     #[test]
