@@ -68,7 +68,7 @@
 //! `/proc/PID/task/*/stat`, told apart by the names in `/proc/PID/task/TID/comm`:
 //! `writer` ("taler-lite-writer"), `workers` ("tl-worker-K", tokio's workers),
 //! `blocking` ("tl-blocking", tokio's blocking pool), `main` (the thread of
-//! `main`, which runs the accept loop), `other` (r2d2's pool threads) and
+//! `main`, which runs the accept loop), `other` (r2d2's pool threads, the log thread "tl-log") and
 //! `unattributed` (the process's CPU not in a live thread's figure: threads
 //! that exited during the phase, and each thread's whole-tick rounding). Each
 //! `us` has its `ratio` to the CPU time of one reference operation measured by
