@@ -202,12 +202,16 @@ fn drain<W: Write>(shared: &Shared, mut out: W) {
         let _ = out.flush();
         last_write = Some(Instant::now());
         batch.clear();
-        {
+        let waiting = {
             let mut state = shared.lock();
             state.written = taken;
             state.stopped = closing;
+            state.flushing > 0
+        };
+        // A notification is a system call: only for someone in `flush`.
+        if waiting {
+            shared.drained.notify_all();
         }
-        shared.drained.notify_all();
         if closing {
             return;
         }
