@@ -138,8 +138,9 @@ impl Route {
         self.access
     }
 
-    /// Matches `path` against the pattern, segment by segment.
-    fn matches(&self, path: &str) -> Option<PathParams> {
+    /// Matches `path` against the pattern, segment by segment (what routing does; the access
+    /// tests match their paths with it too).
+    pub fn matches(&self, path: &str) -> Option<PathParams> {
         let mut params = Vec::new();
         let mut given = path.strip_prefix('/')?.split('/');
         for expected in self.pattern.trim_start_matches('/').split('/') {
