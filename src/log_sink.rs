@@ -145,11 +145,14 @@ impl LogSink {
     }
 
     /// Writes every line logged so far and stops the thread; later lines are kept, unwritten.
-    pub fn finish(mut self) {
-        self.stop();
+    /// (Dropping the sink does the same; this names the moment.)
+    pub fn finish(self) {
+        drop(self);
     }
+}
 
-    fn stop(&mut self) {
+impl Drop for LogSink {
+    fn drop(&mut self) {
         self.shared.lock().closing = true;
         self.shared.wake.notify_one();
         if let Some(thread) = self.thread.take() {
@@ -159,12 +162,6 @@ impl LogSink {
         // Whatever ended the thread, nobody may wait in `flush` for it any more.
         self.shared.lock().stopped = true;
         self.shared.drained.notify_all();
-    }
-}
-
-impl Drop for LogSink {
-    fn drop(&mut self) {
-        self.stop();
     }
 }
 
@@ -202,10 +199,10 @@ fn drain<W: Write>(shared: &Shared, mut out: W) {
         let _ = out.flush();
         last_write = Some(Instant::now());
         batch.clear();
+        // `stopped` is set by `LogSink::stop` once this thread has ended.
         let waiting = {
             let mut state = shared.lock();
             state.written = taken;
-            state.stopped = closing;
             state.flushing > 0
         };
         // A notification is a system call: only for someone in `flush`.

@@ -32,8 +32,9 @@ impl Logging {
 /// Sets up logging for the command line given: for `serve`, env_logger's records go to
 /// stderr through [`LogSink`]'s thread.
 pub fn init_logging(cli: &Cli) -> Logging {
+    let serve = matches!(cli.command, Command::Serve(_));
     // The server logs requests at info; the one-shot commands stay quiet.
-    let default_filter = if matches!(cli.command, Command::Serve(_)) { "info" } else { "warn" };
+    let default_filter = if serve { "info" } else { "warn" };
     let mut builder =
         env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default_filter));
     let format = cli.global.log_format.unwrap_or_default();
@@ -56,7 +57,7 @@ pub fn init_logging(cli: &Cli) -> Logging {
     }
     // `serve` logs a line per request: through the log thread. The one-shot commands print to
     // stderr themselves between their few log lines, which keeps those in order.
-    let sink = if matches!(cli.command, Command::Serve(_)) {
+    let sink = if serve {
         LogSink::start_for_stderr().map(|(sink, writer)| {
             builder.target(env_logger::Target::Pipe(Box::new(writer)));
             sink
