@@ -3,7 +3,7 @@
 //! Layers, each importing only from the ones below it:
 //!
 //! ```text
-//! main -> cli -> server -> api -> http, app, error, config, metrics -> store -> primitives
+//! main -> cli -> server -> api -> domain -> http, app, error, config, metrics -> store -> primitives
 //! ```
 //!
 //! - Primitives, small and pure: [`base32`], [`crypto`] (keys, signatures,
@@ -20,6 +20,8 @@
 //!   `HEAD`, CORS, the console's sessions in [`http::session`]); [`app`]: the state every handler gets; [`error`]: the one
 //!   error type, with the table of Taler codes; [`config`]: settings;
 //!   [`metrics`]: what `/metrics` shows.
+//! - [`domain`]: the rules, one module per Taler concept under [`domain::exchange`] and
+//!   [`domain::bank`]; every adapter (JSON API, console, fixtures, CLI) calls the same operation.
 //! - [`api`]: one module per API with its routes and handlers; every route is a
 //!   row of [`api::route_table`]. To find a route: its row in its module's
 //!   `routes()`, the handler below it, its SQL in the `store` module of the same
@@ -42,6 +44,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod crypto;
+pub mod domain;
 pub mod error;
 pub mod http;
 pub mod kyc_content;

@@ -1,0 +1,2 @@
+//! The bank's concepts: prepared-transfer registrations and the subjects derived from them, the
+//! exchange's accounts, and the transfers that the Wire Gateway moves in and out of them.

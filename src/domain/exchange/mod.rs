@@ -1,0 +1,2 @@
+//! The exchange's concepts: its auditors (changes signed with the offline master key), the third
+//! parties allowed to upload KYC attachments, and those uploads.
