@@ -566,3 +566,47 @@ fn the_clients_retry_through_injected_faults() {
     assert_eq!(server.count("kyc_uploads"), 1);
     assert_eq!(server.count("registrations"), 1);
 }
+
+/// An upload streaming in while a snapshot is restored fails cleanly: an ErrorDetail for its
+/// client, nothing half-stored, and the same upload again succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_streaming_in_at_a_restore_fails_cleanly() {
+    use common::robust::{hash, pdf_body, upload_headers, upload_request};
+    use futures_util::StreamExt;
+    let party = EddsaPrivateKey::generate().unwrap();
+    let server = spawn_app(&["--dev", "--extern-key", &format!("{}=Party", party.public_key())]).await;
+    assert_eq!(snapshot(&server, reqwest::Method::PUT, "private/snapshots/empty").await.status, 201);
+    let body = pdf_body(3, 3 << 20);
+    let (first, rest) = body.split_at(2 << 20);
+    let (first, rest) = (bytes::Bytes::copy_from_slice(first), bytes::Bytes::copy_from_slice(rest));
+    let (release, released) = tokio::sync::oneshot::channel::<()>();
+    let stream = futures_util::stream::once(async move { Ok::<_, std::io::Error>(first) }).chain(
+        futures_util::stream::once(async move {
+            let _ = released.await;
+            Ok(rest)
+        }),
+    );
+    let request = upload_headers(&server.client, &server.url, &party, hash(&body))
+        .header("Content-Length", body.len().to_string())
+        .body(reqwest::Body::wrap_stream(stream));
+    let uploading = tokio::spawn(request.send());
+    // Its first megabytes are staged before the restore.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while server.count("kyc_chunks") == 0 {
+        assert!(std::time::Instant::now() < deadline, "nothing was staged");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(snapshot(&server, reqwest::Method::POST, "private/snapshots/empty/restore").await.status, 204);
+    release.send(()).unwrap();
+    let answer = uploading.await.unwrap().unwrap();
+    let status = answer.status().as_u16();
+    let detail: Value = answer.json().await.unwrap();
+    assert_eq!((status, detail["code"].as_u64()), (503, Some(9905)), "{detail}");
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert_eq!(
+        (server.count("kyc_contents"), server.count("kyc_chunks"), server.count("kyc_uploads")),
+        (0, 0, 0)
+    );
+    let again = server.send(upload_request(&server.client, &server.url, &party, body)).await;
+    assert_eq!(again.status, 204, "{}", String::from_utf8_lossy(&again.body));
+}

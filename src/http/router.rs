@@ -362,6 +362,11 @@ impl Router {
             }
         };
         let elapsed = started.elapsed();
+        if response.extensions().get::<ResetConnection>().is_some() {
+            // Closed on purpose without an answer: no status to count, nothing for the journal
+            // (which holds answered requests); the fault's own line says what happened.
+            return response;
+        }
         let (status, duration_ms) = (response.status().as_u16(), elapsed.as_secs_f64() * 1000.0);
         app.metrics.observe(route, &method, status, elapsed);
         // Announced, not counted: a download is still streaming when this line is written.
@@ -378,11 +383,8 @@ impl Router {
             "{method} {route} {status} {duration_ms:.1}ms"
         );
         if let (Some(recording), Some(journal)) = (recording, &app.journal) {
-            // A connection closed on purpose was not answered.
-            if response.extensions().get::<ResetConnection>().is_none() {
-                let route = (route != NO_ROUTE).then_some(route);
-                journal.append(recording.finish(path, &method, route, status, duration_ms, bytes_out));
-            }
+            let route = (route != NO_ROUTE).then_some(route);
+            journal.append(recording.finish(path, &method, route, status, duration_ms, bytes_out));
         }
         response
     }
