@@ -610,3 +610,34 @@ async fn an_upload_streaming_in_at_a_restore_fails_cleanly() {
     let again = server.send(upload_request(&server.client, &server.url, &party, body)).await;
     assert_eq!(again.status, 204, "{}", String::from_utf8_lossy(&again.body));
 }
+
+/// The same expiry by `advance`, end to end against the real binary.
+#[test]
+fn the_real_binary_expires_a_registration_by_advance() {
+    let rt = common::robust::runtime();
+    let server =
+        common::TestServer::start(&["--dev", "--simple-subject", "short", "--subject-formats", "SIMPLE"]);
+    rt.block_on(async {
+        let auth = EddsaPrivateKey::generate().unwrap();
+        let answer = register(&server, &one_shot(&auth)).await;
+        assert_eq!(answer.status, 200);
+        let subject = answer.json()["subjects"][0]["subject"].as_str().unwrap().to_owned();
+        assert_eq!(clock(&server, json!({"advance": "31d"})).await.status, 200);
+        let listed = server.get_private("private/registrations").await.json();
+        assert_eq!(listed["registrations"][0]["live"], false, "{listed}");
+        let credit = server
+            .post_private(
+                "taler-wire-gateway/admin/add-incoming-subject",
+                &json!({"amount": "KUDOS:10", "subject": subject, "debit_account": CUSTOMER}),
+            )
+            .await;
+        assert_eq!(credit.json()["status"], "bounced", "{}", credit.json());
+        let timestamp = rfc3339(server_now_s(&server).await);
+        let unregister = json!({
+            "timestamp": timestamp,
+            "authorization_pub": auth.public_key().to_string(),
+            "authorization_sig": auth.sign(timestamp.as_bytes()).to_string(),
+        });
+        server.post_json("taler-prepared-transfer/unregistration", &unregister).await.expect_error(404, 5162);
+    });
+}
