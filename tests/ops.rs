@@ -743,13 +743,34 @@ async fn metrics_parse_move_with_requests_and_need_the_token() {
 
 #[test]
 fn the_systemd_unit_is_hardened_and_verifies() {
-    let unit_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("contrib/taler-lite.service");
+    verify_unit(
+        "contrib/taler-lite.service",
+        "ExecStart=/usr/local/bin/taler-lite --database /var/lib/taler-lite/taler-lite.sqlite3 serve",
+    );
+}
+
+/// The unit that runs the server under `litestream replicate -exec` (README, "Replicate it").
+#[test]
+fn the_litestream_unit_is_hardened_and_verifies() {
+    verify_unit(
+        "contrib/taler-lite-litestream.service",
+        "ExecStart=/usr/local/bin/litestream replicate -config /etc/taler-lite/litestream.yml -exec \"/usr/local/bin/taler-lite --database /var/lib/taler-lite/taler-lite.sqlite3 serve\"",
+    );
+    let unit = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("contrib/taler-lite-litestream.service"),
+    )
+    .unwrap();
+    assert!(unit.lines().any(|l| l == "Environment=TALER_LITE_CHECKPOINTS=external"));
+}
+
+fn verify_unit(file: &str, exec_start: &str) {
+    let unit_path = Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
     let unit = std::fs::read_to_string(&unit_path).unwrap();
     for line in [
         "User=taler-lite",
         "StateDirectory=taler-lite",
         "WorkingDirectory=/var/lib/taler-lite",
-        "ExecStart=/usr/local/bin/taler-lite --database /var/lib/taler-lite/taler-lite.sqlite3 serve",
+        exec_start,
         "ProtectSystem=strict",
         "ProtectHome=yes",
         "PrivateTmp=yes",
@@ -773,7 +794,13 @@ fn the_systemd_unit_is_hardened_and_verifies() {
     // verify wants the ExecStart binary to exist: the one just built stands in.
     let dir = tempfile::tempdir().unwrap();
     let copy = dir.path().join("taler-lite.service");
-    std::fs::write(&copy, unit.replace("/usr/local/bin/taler-lite", common::BIN)).unwrap();
+    // verify wants the ExecStart binary to exist: the one just built stands in for both.
+    std::fs::write(
+        &copy,
+        unit.replace("/usr/local/bin/taler-lite", common::BIN)
+            .replace("/usr/local/bin/litestream", common::BIN),
+    )
+    .unwrap();
     let out = std::process::Command::new("systemd-analyze").arg("verify").arg(&copy).output().unwrap();
     let first = text(&version.stdout).lines().next().unwrap_or_default().to_owned();
     eprintln!(
