@@ -38,7 +38,7 @@ use crate::clock::Clock;
 use crate::config::{self, ListenAddr, Settings};
 use crate::error::ApiError;
 use crate::linger;
-use crate::store::{OpenOptions, Store, StoreError};
+use crate::store::{self, OpenOptions, Store, StoreError};
 use crate::{api, http};
 
 mod lifecycle;
@@ -334,10 +334,21 @@ fn expects_continue<B>(req: &hyper::Request<B>) -> bool {
 }
 
 /// Why a request cannot be routed, if it cannot: its target must be a path
-/// starting with `/` (or an absolute URL with one), and `CONNECT` tunnels nothing here.
+/// starting with `/` (or an absolute URL with one), `CONNECT` tunnels nothing here, and
+/// an HTTP/1.1 request names exactly one `Host`.
 fn unroutable<B>(req: &hyper::Request<B>) -> Option<ApiError> {
     if req.method() == hyper::Method::CONNECT {
         return Some(ApiError::parameter("request-target", "CONNECT is not supported"));
+    }
+    // RFC 9112 section 3.2: an HTTP/1.1 request without Host, or with more than one, is a 400.
+    if req.version() == hyper::Version::HTTP_11 {
+        match req.headers().get_all(header::HOST).iter().count() {
+            0 => return Some(ApiError::HeaderMissing { header: "Host" }),
+            1 => {}
+            n => {
+                return Some(ApiError::header("Host", format!("sent {n} times; HTTP/1.1 needs exactly one")));
+            }
+        }
     }
     match req.uri().path_and_query() {
         Some(p) if p.path().starts_with('/') => None,
@@ -506,6 +517,10 @@ pub async fn start(settings: Settings, clock: Clock) -> Result<Started, ServeErr
         None => settings,
     };
     check_paths(&settings)?;
+    let store_error = |source| ServeError::Store { path: settings.database.display().to_string(), source };
+    // One server per file, decided before anything is created or bound: a second one
+    // leaves no key, token or socket behind (and takes no socket file over).
+    let lock = store::lock::acquire(&settings.database).map_err(|e| store_error(e.into()))?;
     let fixtures = settings.fixtures.as_deref().map(api::fixtures::load).transpose()?;
     let listener = Listener::bind(&settings.listen)
         .await
@@ -523,8 +538,7 @@ pub async fn start(settings: Settings, clock: Clock) -> Result<Started, ServeErr
     };
     let db_path = settings.database.clone();
     let open_options = OpenOptions { max_page_count: settings.max_db_pages };
-    let store_error = |source| ServeError::Store { path: settings.database.display().to_string(), source };
-    let store = tokio::task::spawn_blocking(move || Store::open(&db_path, &open_options))
+    let store = tokio::task::spawn_blocking(move || Store::open_locked(&db_path, &open_options, lock))
         .await
         .map_err(|e| io::Error::other(e.to_string()))?
         .map_err(store_error)?;

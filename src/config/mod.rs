@@ -296,6 +296,28 @@ pub fn database_path(global: &GlobalArgs, file: &FileConfig) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(DEFAULT_DATABASE))
 }
 
+/// The master key and operator token files of the server on `database`, labelled, as a
+/// command other than `serve` finds them (environment, then file, then beside the
+/// database): what `backup` must never write over.
+pub fn secret_files(database: &Path, file: &FileConfig) -> Vec<(String, PathBuf)> {
+    let find = |variable: &str, configured: &Option<PathBuf>, name: &str| {
+        std::env::var_os(variable)
+            .map(PathBuf::from)
+            .or_else(|| configured.clone())
+            .unwrap_or_else(|| beside_database(database, name))
+    };
+    vec![
+        (
+            "the master key file".to_owned(),
+            find("TALER_LITE_MASTER_KEY_FILE", &file.master_key_file, MASTER_KEY_FILE_NAME),
+        ),
+        (
+            "the operator token file".to_owned(),
+            find("TALER_LITE_TOKEN_FILE", &file.token_file, TOKEN_FILE_NAME),
+        ),
+    ]
+}
+
 /// A file named `name` in the database's folder.
 pub fn beside_database(database: &Path, name: &str) -> PathBuf {
     match database.parent() {
