@@ -380,7 +380,10 @@ pub async fn run(listener: Listener, state: AppState, shutdown: impl Future<Outp
         let response = target_refused.is_none().then(|| hyper::service::Service::call(&warp_service, req));
         async move {
             let mut response = match (response, target_refused) {
-                (Some(response), _) => response.await?,
+                (Some(response), _) => match response.await {
+                    Ok(response) => response,
+                    Err(never) => match never {},
+                },
                 (None, Some(error)) => {
                     // Whatever the client meant, this connection carries nothing more we can route.
                     let mut response = error.into_response();
@@ -389,10 +392,17 @@ pub async fn run(listener: Listener, state: AppState, shutdown: impl Future<Outp
                 }
                 (None, None) => ApiError::Internal("no answer".into()).into_response(),
             };
+            if response.extensions().get::<http::faults::ResetConnection>().is_some() {
+                // An error from the service makes hyper close the connection without an answer.
+                return Err(io::Error::new(
+                    io::ErrorKind::ConnectionReset,
+                    "fault injected: connection reset",
+                ));
+            }
             if has_body && !read_to_end.load(Ordering::Acquire) {
                 response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
-            Ok::<_, std::convert::Infallible>(response)
+            Ok::<_, io::Error>(response)
         }
     });
     let mut builder = http1::Builder::new();
@@ -556,6 +566,13 @@ pub async fn start(settings: Settings, clock: Clock) -> Result<Started, ServeErr
         None => listener.url()?,
     };
     let state = Arc::new(AppContext {
+        sessions: crate::http::session::Sessions::new(clock.clone()),
+        journal: (settings.dev && settings.journal_size > 0)
+            .then(|| http::journal::Journal::new(settings.journal_size, http::journal::MAX_BYTES)),
+        faults: Default::default(),
+        snapshots: tokio::sync::Mutex::new(crate::store::snapshots::Shelf::new(
+            settings.ephemeral.then(|| config::beside_database(&settings.database, "snapshots")),
+        )),
         clock,
         settings,
         master_pub,
@@ -564,7 +581,6 @@ pub async fn start(settings: Settings, clock: Clock) -> Result<Started, ServeErr
         base_url,
         started: Instant::now(),
         metrics: crate::metrics::Metrics::new(),
-        sessions: Default::default(),
     });
     Ok(Started { listener, state, key_created, token_created, ephemeral })
 }
@@ -589,7 +605,7 @@ async fn load_state(
 /// closes the database and removes an ephemeral server's folder.
 pub async fn serve(settings: Settings) -> Result<(), ServeError> {
     let shutdown = lifecycle::Shutdown::install(settings.exit_on_stdin_eof);
-    let clock = Clock::with_offset(settings.timetravel);
+    let clock = settings.clock();
     let Started { listener, state, key_created, token_created, ephemeral } = start(settings, clock).await?;
     lifecycle::print_summary(&state, &listener, key_created, token_created)?;
     if let Err(e) = lifecycle::print_ready_line(&state, &listener) {

@@ -522,7 +522,7 @@ fn apply_in(tx: &WriteTx<'_>, p: &Prepared, reset: bool) -> Result<Applied, Appl
         }
         let staged = match kyc::find(tx, &u.h_body)? {
             Some(_) => None,
-            None => Some(stage_file(tx, *at, u, p.now_us)?),
+            None => Some(kyc::staged_in(stage_file(tx, *at, u, p.now_us)?)),
         };
         let record = UploadRecord {
             extern_pub: u.extern_pub,

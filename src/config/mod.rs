@@ -45,9 +45,9 @@ use text::SettingParser;
 
 pub use secrets::{create_secret_file, master_key, operator_token, read_master_key};
 pub use values::{
-    BaseUrl, ByteSize, CreditAccount, Currency, ExternKeySpec, InvalidValue, ListenAddr, LogFormat,
-    PositiveDuration, PublicKey, QrAddressText, QrPrefix, Seconds, ShortSubjectLength, SimpleSubjectStyle,
-    SubjectFormat, SubjectFormats, Switch, Token,
+    BaseUrl, ByteSize, ClockOffset, CreditAccount, Currency, ExternKeySpec, InvalidValue, ListenAddr,
+    LogFormat, PositiveDuration, PublicKey, QrAddressText, QrPrefix, Rfc3339Time, Seconds,
+    ShortSubjectLength, SimpleSubjectStyle, SubjectFormat, SubjectFormats, Switch, Token,
 };
 
 pub const DEFAULT_DATABASE: &str = "./taler-lite.sqlite3";
@@ -65,6 +65,8 @@ pub const DEFAULT_RECURRENT_LIFETIME: &str = "365d";
 pub const DEFAULT_MAX_UPLOAD: &str = "2GiB";
 pub const DEFAULT_MAX_JSON: &str = "1MiB";
 pub const DEFAULT_REQUEST_TIMEOUT: &str = "30s";
+pub const DEFAULT_JOURNAL_SIZE: usize = 1000;
+pub const DEFAULT_MAX_SNAPSHOTS: usize = 16;
 pub const MASTER_KEY_FILE_NAME: &str = "taler-lite-master.key";
 pub const TOKEN_FILE_NAME: &str = "taler-lite-operator.token";
 
@@ -162,10 +164,16 @@ pub struct ServeArgs {
     /// Idle limit for a client sending headers or body, e.g. 30s [default: 30s]
     #[arg(long, env = "TALER_LITE_REQUEST_TIMEOUT", value_name = "DURATION")]
     pub request_timeout: Option<PositiveDuration>,
-    /// Shift the server's clock by this many seconds (may be negative), as
-    /// GNUnet's --timetravel does: for testing expirations and signed timestamps
+    /// Shift the server's clock, e.g. 3d, -2h, 1h 30m or seconds: for testing expirations
+    /// and signed timestamps [default: 0]
+    #[arg(long, env = "TALER_LITE_CLOCK_OFFSET", allow_hyphen_values = true, value_name = "DURATION")]
+    pub clock_offset: Option<ClockOffset>,
+    /// The older name of --clock-offset, in seconds, as GNUnet's --timetravel
     #[arg(long, env = "TALER_LITE_TIMETRAVEL", allow_hyphen_values = true, value_name = "SECONDS")]
     pub timetravel: Option<Seconds>,
+    /// Start with the server's clock frozen at this RFC 3339 time (POST /private/clock moves it)
+    #[arg(long, env = "TALER_LITE_FROZEN_CLOCK", value_name = "RFC3339")]
+    pub frozen_clock: Option<Rfc3339Time>,
     /// Cap the database at this many 16 KiB pages (to test a full disk)
     #[arg(long, env = "TALER_LITE_MAX_DB_PAGES", hide = true, value_parser = SettingParser::<u64>::new())]
     pub max_db_pages: Option<u64>,
@@ -180,6 +188,13 @@ pub struct ServeArgs {
     /// Development mode: offers POST /private/reset (as --ephemeral does)
     #[arg(long, env = "TALER_LITE_DEV", value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub dev: Option<Switch>,
+    /// Development servers: requests kept in the journal of GET /private/requests (at most
+    /// 16 MiB); 0 turns it off [default: 1000]
+    #[arg(long, env = "TALER_LITE_JOURNAL_SIZE", value_name = "N", value_parser = SettingParser::<u64>::new())]
+    pub journal_size: Option<u64>,
+    /// Development servers: snapshots kept by PUT /private/snapshots/{name} [default: 16]
+    #[arg(long, env = "TALER_LITE_MAX_SNAPSHOTS", value_name = "N", value_parser = SettingParser::<u64>::new())]
+    pub max_snapshots: Option<u64>,
     /// TOML file of state applied at start, idempotently: arrays of tables auditor, extern,
     /// upload, registration, incoming (README, "Use it in CI")
     #[arg(long, env = "TALER_LITE_FIXTURES", value_name = "FILE")]
@@ -210,12 +225,16 @@ pub struct FileConfig {
     pub max_upload: Option<ByteSize>,
     pub max_json: Option<ByteSize>,
     pub request_timeout: Option<PositiveDuration>,
+    pub clock_offset: Option<ClockOffset>,
+    pub frozen_clock: Option<Rfc3339Time>,
     #[serde(rename = "extern", default)]
     pub extern_keys: Vec<ExternKeySpec>,
     pub ephemeral: Option<Switch>,
     pub exit_on_stdin_eof: Option<Switch>,
     pub dev: Option<Switch>,
     pub fixtures: Option<PathBuf>,
+    pub journal_size: Option<u64>,
+    pub max_snapshots: Option<u64>,
 }
 
 impl FileConfig {
@@ -273,7 +292,10 @@ pub struct Settings {
     pub max_json: u64,
     pub extern_keys: Vec<(EddsaPublicKey, String)>,
     pub request_timeout: Duration,
-    pub timetravel: i64,
+    /// `--clock-offset` (or `--timetravel`), in seconds.
+    pub clock_offset_s: i64,
+    /// `--frozen-clock`, in microseconds since the epoch.
+    pub frozen_clock_us: Option<i64>,
     pub max_db_pages: Option<u64>,
     /// `--ephemeral`: [`Settings::placed_in`] a new temporary folder at start.
     pub ephemeral: bool,
@@ -281,6 +303,10 @@ pub struct Settings {
     /// `--dev` or `--ephemeral`: the development routes (`POST /private/reset`) exist.
     pub dev: bool,
     pub fixtures: Option<PathBuf>,
+    /// Entries of the journal of requests of a development server (0: none).
+    pub journal_size: usize,
+    /// Snapshots a development server keeps at most.
+    pub max_snapshots: usize,
     pub log_format: LogFormat,
     /// Whether the key and token files are the defaults beside the database: those move
     /// with it into an ephemeral server's folder, files given explicitly stay where they are.
@@ -443,16 +469,33 @@ impl Settings {
                 DEFAULT_REQUEST_TIMEOUT,
             )?
             .into(),
-            timetravel: args.timetravel.map_or(0, i64::from),
+            clock_offset_s: match (args.clock_offset, args.timetravel) {
+                (Some(_), Some(_)) => {
+                    return Err(bad("timetravel", "conflicts with clock_offset, its newer name: give one"));
+                }
+                (Some(offset), None) => offset.into(),
+                (None, Some(secs)) => secs.into(),
+                (None, None) => file.clock_offset.map_or(0, i64::from),
+            },
+            frozen_clock_us: either(&args.frozen_clock, &file.frozen_clock).map(i64::from),
             max_db_pages: args.max_db_pages,
             ephemeral,
             exit_on_stdin_eof: switch(&args.exit_on_stdin_eof, &file.exit_on_stdin_eof),
             dev: ephemeral || switch(&args.dev, &file.dev),
             fixtures: either(&args.fixtures, &file.fixtures),
+            journal_size: either(&args.journal_size, &file.journal_size)
+                .map_or(DEFAULT_JOURNAL_SIZE, |n| usize::try_from(n).unwrap_or(usize::MAX)),
+            max_snapshots: either(&args.max_snapshots, &file.max_snapshots)
+                .map_or(DEFAULT_MAX_SNAPSHOTS, |n| usize::try_from(n).unwrap_or(usize::MAX)),
             log_format: global.log_format.unwrap_or_default(),
             files_beside_database,
             database,
         })
+    }
+
+    /// The clock these settings start the server with (`--clock-offset`, `--frozen-clock`).
+    pub fn clock(&self) -> crate::clock::Clock {
+        crate::clock::Clock::starting(self.clock_offset_s.saturating_mul(1_000_000), self.frozen_clock_us)
     }
 
     /// These settings with the database, and the key and token files unless given
@@ -723,7 +766,7 @@ mod tests {
         assert_eq!(s.qr_reference_prefix, "007");
         assert_eq!(s.extern_keys.len(), 1);
         assert_eq!(s.extern_keys[0].1, "Acme KYC");
-        assert_eq!(s.timetravel, -3600);
+        assert_eq!(s.clock_offset_s, -3600);
         assert_eq!(s.max_json, 64 << 10);
         for (argv, name) in [
             (&["--token", "short"][..], "token"),
@@ -731,6 +774,9 @@ mod tests {
             (&["--simple-subject", "medium"][..], "simple_subject"),
             (&["--base-url", "ftp://x"][..], "base_url"),
             (&["--timetravel", "soon"][..], "timetravel"),
+            (&["--clock-offset", "soon"][..], "clock_offset"),
+            (&["--clock-offset", "3d", "--timetravel", "5"][..], "timetravel"),
+            (&["--frozen-clock", "2027-01-01"][..], "frozen_clock"),
             (&["--registration-lifetime", "0s"][..], "registration_lifetime"),
             (&["--master-public-key", "nokey"][..], "master_public_key"),
         ] {
@@ -740,6 +786,25 @@ mod tests {
             // The token is a secret: a refusal does not repeat it.
             assert!(name != "token" || !message.contains("short"), "{message}");
         }
+    }
+
+    #[test]
+    fn clock_settings() {
+        let resolve = |argv: &[&str], text: &str| {
+            Settings::resolve(&GlobalArgs::default(), &serve_args(argv).unwrap(), &file(text).unwrap())
+                .unwrap()
+        };
+        assert_eq!(resolve(&["--clock-offset", "3d"], "").clock_offset_s, 3 * 86_400);
+        assert_eq!(resolve(&["--clock-offset", "-1h 30m"], "").clock_offset_s, -5400);
+        assert_eq!(resolve(&["--clock-offset", "-90"], "").clock_offset_s, -90);
+        assert_eq!(resolve(&[], "clock_offset = \"2d\"").clock_offset_s, 2 * 86_400);
+        assert_eq!(resolve(&[], "clock_offset = -60").clock_offset_s, -60);
+        let s = resolve(&["--frozen-clock", "2027-01-01T00:00:00Z"], "");
+        assert_eq!(s.frozen_clock_us, Some(1_798_761_600_000_000));
+        assert_eq!(
+            resolve(&[], "frozen_clock = \"2027-01-01T01:00:00+01:00\"").frozen_clock_us,
+            s.frozen_clock_us
+        );
     }
 
     #[test]

@@ -361,7 +361,10 @@ mod tests {
             // Committed (not staged), so that the copy keeps its pages.
             store
                 .write(Durability::Durable, move |tx| {
-                    tx.execute("UPDATE kyc_contents SET h_body = zeroblob(64) WHERE content_id = ?1", [id.0])
+                    tx.execute(
+                        "UPDATE kyc_contents SET h_body = zeroblob(64) WHERE content_id = ?1",
+                        [id.content.0],
+                    )
                 })
                 .await
                 .unwrap();

@@ -20,6 +20,7 @@ pub mod kyc;
 pub mod lock;
 pub mod page;
 pub mod registrations;
+pub mod snapshots;
 mod sql_types;
 pub mod stats;
 pub mod transfers;
@@ -112,6 +113,9 @@ pub enum StoreError {
     /// more is acknowledged.
     #[error("{0}")]
     Lost(String),
+    /// The job belongs to work begun before the database was restored from a snapshot.
+    #[error("the database was restored from a snapshot since this work began")]
+    Restored,
 }
 
 impl StoreError {
@@ -318,6 +322,25 @@ impl Store {
             match answer {
                 Some(answer) => answer.await.unwrap_or_else(|_| Err(E::from(StoreError::Closed))),
                 None => Err(E::from(StoreError::ReadOnly)),
+            }
+        }
+    }
+
+    /// Runs `job` on the writer's connection outside any transaction, alone (between two
+    /// groups of writes): for what replaces the whole database ([`snapshots::restore`]).
+    pub(crate) fn exclusive<T, F>(
+        &self,
+        job: F,
+    ) -> impl Future<Output = Result<T, StoreError>> + Send + use<T, F>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let answer = self.writer.as_ref().map(|w| w.submit_exclusive(job));
+        async move {
+            match answer {
+                Some(answer) => answer.await.unwrap_or(Err(StoreError::Closed)),
+                None => Err(StoreError::ReadOnly),
             }
         }
     }

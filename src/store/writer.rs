@@ -134,9 +134,15 @@ where
     }
 }
 
-/// The two queues of waiting jobs.
+/// A job that needs the connection itself, outside any transaction (a restore from a
+/// snapshot): it runs alone, between two groups.
+type Exclusive = Box<dyn FnOnce(&mut Connection) + Send>;
+
+/// The queues of waiting jobs.
 #[derive(Default)]
 struct Queues {
+    /// Whole-connection jobs, run before the next group.
+    exclusive: VecDeque<Exclusive>,
     /// Small durable jobs, served first.
     urgent: VecDeque<Box<dyn Job>>,
     /// Bulk work (chunk writes, discards), in order.
@@ -147,7 +153,7 @@ struct Queues {
 
 impl Queues {
     fn is_empty(&self) -> bool {
-        self.urgent.is_empty() && self.bulk.is_empty()
+        self.urgent.is_empty() && self.bulk.is_empty() && self.exclusive.is_empty()
     }
 
     /// The next group: every small job waiting (up to the cap), then a few
@@ -172,6 +178,15 @@ thread_local! {
     /// Set on the writer thread: a job that asks the writer for more work
     /// would wait for itself.
     static ON_WRITER_THREAD: Cell<bool> = const { Cell::new(false) };
+    /// How many times the whole database was replaced (restored from a snapshot) under
+    /// the writer: a job begun in one generation must not touch rows of another (an
+    /// upload staged before a restore writes into a body id that may now be another's).
+    static GENERATION: Cell<u64> = const { Cell::new(0) };
+}
+
+/// The writer's generation, read inside a job (see `GENERATION`).
+pub(super) fn generation() -> u64 {
+    GENERATION.get()
 }
 
 /// Handle to the writer thread; cheap to clone.
@@ -246,6 +261,35 @@ impl Writer {
         answer
     }
 
+    /// Queues `job` to run on the writer's connection outside any transaction, before the
+    /// next group; the writer's generation goes up after it (whatever it did).
+    pub fn submit_exclusive<T, F>(&self, job: F) -> oneshot::Receiver<Result<T, StoreError>>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        if ON_WRITER_THREAD.get() {
+            let _ =
+                reply.send(Err(StoreError::Invariant("a write job asked the writer for more work".into())));
+            return answer;
+        }
+        let run: Exclusive = Box::new(move |conn: &mut Connection| {
+            let result = job(conn);
+            GENERATION.set(GENERATION.get() + 1);
+            let _ = reply.send(result);
+        });
+        {
+            let mut queues = self.shared.queues.lock().unwrap_or_else(PoisonError::into_inner);
+            if queues.closing {
+                return answer;
+            }
+            queues.exclusive.push_back(run);
+        }
+        self.shared.wake.notify_one();
+        answer
+    }
+
     /// Asks the thread to stop once the jobs queued so far are done.
     pub fn close(&self) {
         self.shared.queues.lock().unwrap_or_else(PoisonError::into_inner).closing = true;
@@ -253,7 +297,13 @@ impl Writer {
     }
 }
 
-fn writer_loop(conn: Connection, identity: Arc<Identity>, shared: &Shared, stats: &WriterStats) {
+/// What the writer does next.
+enum Next {
+    Exclusive(Exclusive),
+    Group(Vec<Box<dyn Job>>),
+}
+
+fn writer_loop(mut conn: Connection, identity: Arc<Identity>, shared: &Shared, stats: &WriterStats) {
     ON_WRITER_THREAD.set(true);
     // Room for every statement the write paths run (the default is 16).
     conn.set_prepared_statement_cache_capacity(64);
@@ -276,7 +326,25 @@ fn writer_loop(conn: Connection, identity: Arc<Identity>, shared: &Shared, stats
             if queues.is_empty() && queues.closing {
                 break;
             }
-            queues.next_group()
+            match queues.exclusive.pop_front() {
+                Some(job) => Next::Exclusive(job),
+                None => Next::Group(queues.next_group()),
+            }
+        };
+        let batch = match batch {
+            Next::Group(batch) => batch,
+            Next::Exclusive(job) => {
+                if !synchronous_full {
+                    match conn.execute_batch("PRAGMA synchronous=FULL") {
+                        Ok(()) => synchronous_full = true,
+                        Err(e) => log::error!("cannot set PRAGMA synchronous=FULL: {e}"),
+                    }
+                }
+                if catch_unwind(AssertUnwindSafe(|| job(&mut conn))).is_err() {
+                    log::error!("a whole-database job panicked");
+                }
+                continue;
+            }
         };
         if batch.is_empty() {
             // Idle: check the files anyway, so that `/healthz` tells before a write does.
