@@ -496,6 +496,17 @@ fn check_paths(settings: &Settings) -> Result<(), ServeError> {
     Ok(())
 }
 
+/// A file that start-up made and removes again when it fails before the file is needed.
+struct RemovedUnlessKept(Option<PathBuf>);
+
+impl Drop for RemovedUnlessKept {
+    fn drop(&mut self) {
+        if let Some(path) = self.0.take() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
 /// A server ready to serve: bound, with its database open.
 pub struct Started {
     pub listener: Listener,
@@ -531,6 +542,8 @@ pub async fn start(settings: Settings, clock: Clock) -> Result<Started, ServeErr
     // One server per file, decided before anything is created or bound: a second one
     // leaves no key, token or socket behind (and takes no socket file over).
     let lock = store::lock::acquire(&settings.database).map_err(|e| store_error(e.into()))?;
+    // A start-up that fails from here leaves no lock file it made either.
+    let mut made_lock_file = RemovedUnlessKept(lock.created().then(|| lock.path().to_owned()));
     let fixtures = settings.fixtures.as_deref().map(api::fixtures::load).transpose()?;
     let listener = Listener::bind(&settings.listen)
         .await
@@ -540,9 +553,26 @@ pub async fn start(settings: Settings, clock: Clock) -> Result<Started, ServeErr
     // Before the database exists: a fixture the API would refuse leaves none behind.
     let prepared = match fixtures {
         Some(fixtures) => {
-            let (settings, now_us) = (settings.clone(), clock.now_us());
-            let prepare = move || api::fixtures::prepare(fixtures, &settings, &master_pub, now_us);
-            Some(tokio::task::spawn_blocking(prepare).await.map_err(|e| io::Error::other(e.to_string()))??)
+            let (given, now_us) = (settings.clone(), clock.now_us());
+            let prepare = move || api::fixtures::prepare(fixtures, &given, &master_pub, now_us);
+            let prepared: Result<_, ServeError> = match tokio::task::spawn_blocking(prepare).await {
+                Ok(Ok(prepared)) => Ok(prepared),
+                Ok(Err(e)) => Err(e.into()),
+                Err(e) => Err(io::Error::other(e.to_string()).into()),
+            };
+            match prepared {
+                Ok(prepared) => Some(prepared),
+                Err(e) => {
+                    // A refused fixture leaves no new key or token file, as a bad setting does.
+                    if key_created {
+                        let _ = std::fs::remove_file(&settings.master_key_file);
+                    }
+                    if token_created {
+                        let _ = std::fs::remove_file(&settings.token_file);
+                    }
+                    return Err(e);
+                }
+            }
         }
         None => None,
     };
@@ -552,6 +582,7 @@ pub async fn start(settings: Settings, clock: Clock) -> Result<Started, ServeErr
         .await
         .map_err(|e| io::Error::other(e.to_string()))?
         .map_err(store_error)?;
+    made_lock_file.0 = None;
     if let Err(e) = load_state(&store, &settings, &clock, prepared).await {
         // Closed before an ephemeral folder goes: the writer must not outlive its files.
         let closing = store.clone();

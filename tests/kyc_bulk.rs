@@ -593,10 +593,7 @@ async fn the_cli_manages_third_parties_uploads_and_exports() {
         String::from_utf8_lossy(&out.stdout).to_string()
     };
     let public = cli(&["keygen", "acme.key"]).trim().to_owned();
-    // The writing commands work on a file no server holds (one writer per file).
-    let (_, kept) = server.terminate();
     cli(&["extern", "add", &public, "--name", "Acme KYC"]);
-    let server = TestServer::start_in(kept, &[]);
     assert!(cli(&["extern", "list"]).contains("Acme KYC"));
     std::fs::write(dir.join("passport.pdf"), PDF).unwrap();
     let upload = [
@@ -619,9 +616,7 @@ async fn the_cli_manages_third_parties_uploads_and_exports() {
     assert!(listing.contains(&h) && listing.contains("application/pdf"), "{listing}");
     cli(&["kyc-bulk", "export", &h, "-o", "copy.pdf"]);
     assert_eq!(std::fs::read(dir.join("copy.pdf")).unwrap(), PDF);
-    let (_, kept) = server.terminate();
     cli(&["extern", "disable", &public]);
-    let server = TestServer::start_in(kept, &[]);
     let out = common::run_cli(
         &dir,
         &[

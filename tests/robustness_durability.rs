@@ -140,31 +140,21 @@ fn a_second_server_is_refused_while_the_first_commits_a_large_upload() {
     bodies_are_whole(&again);
 }
 
-/// The CLI's writing commands refuse while a server holds the file (and say what to do);
-/// its read-outs keep working; without a server the writing commands work.
+/// The lock keeps out a second server only: the CLI's read-outs and its small writing
+/// commands (which go through SQLite's own locking) work beside a running server.
 #[test]
-fn writing_commands_wait_for_no_server_and_read_outs_work_beside_one() {
+fn read_outs_and_writing_commands_work_beside_a_server() {
     let server = TestServer::start(&[]);
     let db = server.db.to_str().unwrap().to_owned();
     let key = EddsaPrivateKey::generate().unwrap().public_key().to_string();
-    let add = ["--database", &db, "extern", "add", &key, "--name", "Acme"];
-    let out = run_cli(server.path(), &add);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{stderr}");
-    assert!(
-        stderr.contains(&format!("pid {}", server.pid())) && stderr.contains("POST /private/extern-keys"),
-        "{stderr}"
-    );
+    let out = run_cli(server.path(), &["--database", &db, "extern", "add", &key, "--name", "Acme"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     for read_out in [&["extern", "list"][..], &["registrations", "list"], &["auditors", "list"], &["check"]] {
         let out = run_cli(server.path(), &[&["--database", &db][..], read_out].concat());
         assert!(out.status.success(), "{read_out:?}: {}", String::from_utf8_lossy(&out.stderr));
     }
-    assert_eq!(server.count("extern_keys"), 0);
-    let (_, dir) = server.terminate();
-    let out = run_cli(dir.path(), &add);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let server = TestServer::start_in(dir, &[]);
-    assert_eq!(server.count("extern_keys"), 1);
+    let listed = runtime().block_on(server.get_private("private/extern-keys")).json();
+    assert_eq!(listed["extern_keys"][0]["extern_pub"], key.as_str());
 }
 
 /// What a writer saw: its third party's name, whether it sent the request after the
@@ -341,4 +331,96 @@ fn backup_refuses_the_live_files_as_its_destination() {
     let dir = server.kill9();
     let server = TestServer::start_in(dir, &[]);
     assert_eq!(server.count("extern_keys"), 2);
+}
+
+/// `serve --ephemeral` as a harness starts it, with its ready line read.
+fn ephemeral_server() -> (std::process::Child, serde_json::Value) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(common::BIN)
+        .args(["serve", "--ephemeral", "--listen", "127.0.0.1:0"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    (child, serde_json::from_str(&line).unwrap())
+}
+
+fn signal(child: &std::process::Child, name: &str) {
+    let sent =
+        std::process::Command::new("kill").arg(format!("-{name}")).arg(child.id().to_string()).status();
+    assert!(sent.unwrap().success());
+}
+
+/// SIGUSR1 and SIGUSR2 are ignored; SIGHUP (a closed terminal) stops the server as cleanly
+/// as SIGTERM: exit 0 and the ephemeral folder gone.
+#[test]
+fn sighup_stops_cleanly_and_sigusr_is_ignored() {
+    let (mut child, ready) = ephemeral_server();
+    let folder = Path::new(ready["database"].as_str().unwrap()).parent().unwrap().to_owned();
+    assert!(folder.is_dir());
+    let url = ready["url"].as_str().unwrap().to_owned();
+    let rt = runtime();
+    for name in ["USR1", "USR2"] {
+        signal(&child, name);
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(child.try_wait().unwrap().is_none(), "SIG{name} stopped the server");
+        let status = rt.block_on(async { reqwest::get(format!("{url}config")).await.unwrap().status() });
+        assert_eq!(status, 200);
+    }
+    signal(&child, "HUP");
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(!folder.exists(), "{} left behind", folder.display());
+}
+
+/// A FIFO named as an upload's file in a fixture file (or as the fixture file) is refused at
+/// once, naming the entry; the failed start leaves no key, token or lock file.
+#[test]
+fn a_fifo_fixture_fails_start_up_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let party = EddsaPrivateKey::generate().unwrap().public_key();
+    assert!(
+        std::process::Command::new("mkfifo").arg(dir.path().join("scan.pdf")).status().unwrap().success()
+    );
+    assert!(
+        std::process::Command::new("mkfifo").arg(dir.path().join("pipe.toml")).status().unwrap().success()
+    );
+    std::fs::write(
+        dir.path().join("fixtures.toml"),
+        format!(
+            "[[extern]]\npub = \"{party}\"\nname = \"Acme\"\n\n[[upload]]\nextern_pub = \"{party}\"\npayto = \"{PAYTO}\"\nfile = \"scan.pdf\"\n"
+        ),
+    )
+    .unwrap();
+    for (fixtures, expected) in [("fixtures.toml", "[[upload]] #1"), ("pipe.toml", "pipe.toml")] {
+        let mut child = std::process::Command::new(common::BIN)
+            .current_dir(dir.path())
+            .args(["serve", "--listen", "127.0.0.1:0", "--database", "t.sqlite3", "--fixtures", fixtures])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while child.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("start-up with a FIFO ({fixtures}) hangs");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert!(stderr.contains(expected) && stderr.contains("FIFO"), "{stderr}");
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["fixtures.toml", "pipe.toml", "scan.pdf"], "{fixtures}");
+    }
 }

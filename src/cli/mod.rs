@@ -210,20 +210,10 @@ pub fn open_read_only(global: &GlobalArgs, file: &FileConfig) -> Result<Store, C
     Ok(Store::open_read_only(&existing_database(global, file)?)?)
 }
 
-/// Opens the database for a command that changes it; never migrates either. One
-/// process writes a file at a time: while a server holds it, this refuses and says
-/// which server and what to do instead.
+/// Opens the database for a command that changes it (safe while the server
+/// runs); never migrates either.
 pub fn open_for_edit(global: &GlobalArgs, file: &FileConfig) -> Result<Store, CliError> {
-    let path = existing_database(global, file)?;
-    match Store::open_for_edit(&path) {
-        Ok(store) => Ok(store),
-        Err(StoreError::Locked(e)) => Err(CliError::Failed(format!(
-            "database {}: {e}; stop that server first, or make the change through its operator API \
-             (third parties: POST /private/extern-keys and /private/extern-keys/PUB/disable)",
-            escape(&path.display().to_string())
-        ))),
-        Err(e) => Err(e.into()),
-    }
+    Ok(Store::open_for_edit(&existing_database(global, file)?)?)
 }
 
 /// Walks a paged listing from its first row to its last, a page at a time (a

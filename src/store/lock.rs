@@ -30,11 +30,17 @@ pub struct DbLock {
     /// Kept open: closing it releases the lock.
     _file: File,
     path: PathBuf,
+    created: bool,
 }
 
 impl DbLock {
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Whether taking the lock made its file (a start-up that then fails removes it).
+    pub fn created(&self) -> bool {
+        self.created
     }
 }
 
@@ -57,13 +63,13 @@ pub enum LockError {
 pub fn acquire(database: &Path) -> Result<DbLock, LockError> {
     let path = lock_path(database);
     let io = |source| LockError::Io { lock: path.clone(), source };
-    let mut file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .map_err(io)?;
+    let open =
+        |create_new| std::fs::OpenOptions::new().read(true).write(true).create_new(create_new).open(&path);
+    let (mut file, created) = match open(true) {
+        Ok(file) => (file, true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => (open(false).map_err(io)?, false),
+        Err(e) => return Err(io(e)),
+    };
     match file.try_lock() {
         Ok(()) => {}
         Err(TryLockError::WouldBlock) => return Err(LockError::Held { pid: holder(&mut file), lock: path }),
@@ -74,7 +80,7 @@ pub fn acquire(database: &Path) -> Result<DbLock, LockError> {
         .and_then(|()| file.seek(SeekFrom::Start(0)))
         .and_then(|_| writeln!(file, "{}", std::process::id()))
         .map_err(io)?;
-    Ok(DbLock { _file: file, path })
+    Ok(DbLock { _file: file, path, created })
 }
 
 /// The holder's process id, as it wrote it. A holder that has just taken the lock may not

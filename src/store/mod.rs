@@ -196,11 +196,12 @@ impl Store {
     }
 
     /// Opens an existing database of the current schema version for a CLI
-    /// command that writes; never creates or migrates. Refused
-    /// ([`StoreError::Locked`]) while a server holds the file.
+    /// command that writes; never creates or migrates. It takes no lock: its few small
+    /// transactions go beside a running server's through SQLite's own locking (the
+    /// lock keeps out a second *server*, whose start-up clean-up is what must not meet
+    /// a running one).
     pub fn open_for_edit(path: &Path) -> Result<Store, StoreError> {
-        let lock = lock::acquire(path)?;
-        Store::open_as(path, &OpenOptions::default(), Mode::Edit, Some(lock))
+        Store::open_as(path, &OpenOptions::default(), Mode::Edit, None)
     }
 
     /// Opens an existing database read-only: no writer, no migration, and a
