@@ -577,7 +577,8 @@ pub async fn start(settings: Settings, clock: Clock) -> Result<Started, ServeErr
         None => None,
     };
     let db_path = settings.database.clone();
-    let open_options = OpenOptions { max_page_count: settings.max_db_pages };
+    let open_options =
+        OpenOptions { max_page_count: settings.max_db_pages, checkpoints: settings.checkpoints };
     let store = tokio::task::spawn_blocking(move || Store::open_locked(&db_path, &open_options, lock))
         .await
         .map_err(|e| io::Error::other(e.to_string()))?

@@ -33,9 +33,9 @@ use std::time::Duration;
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
-use super::StoreError;
 use super::db::WriteTx;
 use super::identity::{Change, Identity};
+use super::{Checkpoints, StoreError};
 
 /// How often an idle writer checks that its files are still at their paths (a busy one
 /// checks after every commit, before answering).
@@ -147,7 +147,7 @@ struct Queues {
     urgent: VecDeque<Box<dyn Job>>,
     /// Bulk work (chunk writes, discards), in order.
     bulk: VecDeque<Box<dyn Job>>,
-    /// Finish what is queued, checkpoint and stop.
+    /// Finish what is queued, checkpoint (unless external) and stop.
     closing: bool,
 }
 
@@ -212,13 +212,17 @@ impl Writer {
     /// Starts the thread that owns `conn`, which watches `identity` (the files `conn`
     /// writes). The thread ends when every `Writer` is dropped, after finishing what was
     /// queued.
-    pub fn start(conn: Connection, identity: Arc<Identity>) -> Result<(Writer, JoinHandle<()>), StoreError> {
+    pub fn start(
+        conn: Connection,
+        checkpoints: Checkpoints,
+        identity: Arc<Identity>,
+    ) -> Result<(Writer, JoinHandle<()>), StoreError> {
         let shared = Arc::new(Shared::default());
         let stats = Arc::new(WriterStats::default());
         let (thread_shared, thread_stats) = (shared.clone(), stats.clone());
         let handle = std::thread::Builder::new()
             .name("taler-lite-writer".into())
-            .spawn(move || writer_loop(conn, identity, &thread_shared, &thread_stats))
+            .spawn(move || writer_loop(conn, checkpoints, identity, &thread_shared, &thread_stats))
             .map_err(StoreError::Io)?;
         let handles = Arc::new(LastHandle(shared.clone()));
         Ok((Writer { shared, stats, _handles: handles }, handle))
@@ -303,7 +307,13 @@ enum Next {
     Group(Vec<Box<dyn Job>>),
 }
 
-fn writer_loop(mut conn: Connection, identity: Arc<Identity>, shared: &Shared, stats: &WriterStats) {
+fn writer_loop(
+    mut conn: Connection,
+    checkpoints: Checkpoints,
+    identity: Arc<Identity>,
+    shared: &Shared,
+    stats: &WriterStats,
+) {
     ON_WRITER_THREAD.set(true);
     // Room for every statement the write paths run (the default is 16).
     conn.set_prepared_statement_cache_capacity(64);
@@ -375,7 +385,11 @@ fn writer_loop(mut conn: Connection, identity: Arc<Identity>, shared: &Shared, s
             lost.clone()
         });
     }
-    if lost.is_none() {
+    if checkpoints == Checkpoints::External {
+        // The replicator folds the WAL once it has read it; a TRUNCATE here could
+        // restart the WAL under it (and would wait on its read transaction).
+        log::debug!("the WAL is left to the external checkpointer");
+    } else if lost.is_none() {
         // Fold the WAL back into the main file so that a closed database is one
         // file, but without waiting: when another process (the server, for a CLI
         // command) is using the database, it will checkpoint later itself.
