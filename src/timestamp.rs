@@ -109,6 +109,18 @@ impl fmt::Debug for Timestamp {
     }
 }
 
+impl Timestamp {
+    /// For people: RFC 3339 in UTC to the second (`2026-12-03T08:17:00Z`), or `never`. Raw
+    /// seconds are for machines (`--json`, the API).
+    pub fn rfc3339(&self) -> String {
+        let formatted = self
+            .secs()
+            .and_then(|s| time::OffsetDateTime::from_unix_timestamp(i64::try_from(s).ok()?).ok())
+            .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok());
+        formatted.unwrap_or_else(|| "never".to_owned())
+    }
+}
+
 impl fmt::Display for Timestamp {
     /// Seconds since the epoch, or `never`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -5,7 +5,7 @@
 //! leave one behind: it reads the one ready line (`operations.md`, "As a CI fixture"), and
 //! closing the server's stdin (`--exit-on-stdin-eof`) or a signal stops it.
 
-use std::io::{self, Read, Write};
+use std::io::{self, IsTerminal, Read, Write};
 
 use serde::Serialize;
 use tokio::signal::unix::{Signal, SignalKind, signal};
@@ -131,8 +131,12 @@ pub fn print_summary(
             String::new()
         }
     );
-    if token_created {
+    // The token itself only for a person at a terminal: CI systems keep stderr as an artifact,
+    // and a log holds no secret (`--ephemeral` hands it to the harness in the ready line).
+    if token_created && io::stderr().is_terminal() {
         eprintln!("  operator token:    {} (new, saved in {})", state.token, settings.token_file.display());
+    } else if token_created {
+        eprintln!("  operator token:    new, in {}", settings.token_file.display());
     } else if settings.token.is_some() {
         eprintln!("  operator token:    as configured");
     } else {
