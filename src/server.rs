@@ -532,7 +532,8 @@ pub async fn start(settings: Settings, clock: Clock) -> Result<Started, ServeErr
         None => None,
     };
     let db_path = settings.database.clone();
-    let open_options = OpenOptions { max_page_count: settings.max_db_pages };
+    let open_options =
+        OpenOptions { max_page_count: settings.max_db_pages, checkpoints: settings.checkpoints };
     let store_error = |source| ServeError::Store { path: settings.database.display().to_string(), source };
     let store = tokio::task::spawn_blocking(move || Store::open(&db_path, &open_options))
         .await

@@ -19,8 +19,8 @@
 //!   RFC 3339 times and `2026-12-03 08:17 UTC` dates `<TIME>`, Unix seconds `<SECONDS>`,
 //!   ports after `127.0.0.1:` or `localhost:` `<PORT>`, durations (`3.8ms`, `0.143 s`)
 //!   `<DURATION>`, and an ephemeral folder `/tmp/taler-lite-XXXXXX` `<EPHEMERAL>`.
-//!   A shortened value in an expected line (`YD11...`, `B2R8...C928`) stands for any value
-//!   masked `<B32>`. Otherwise, within a line, `...` matches any text; a line that is `...` alone matches any number
+//!   A shortened value in an expected line (`YD11...`, `B2R8...C928`: with a letter) stands
+//!   for any value masked `<B32>` or any shorter run of base32 characters (a short subject). Otherwise, within a line, `...` matches any text; a line that is `...` alone matches any number
 //!   of lines (none included).
 //! - A command must exit 0, unless its last expected line ends in `(exit N)` after a space:
 //!   then it must exit N (the annotation is not part of the output).
@@ -174,12 +174,17 @@ fn mask(masks: &[(Regex, String)], line: &str) -> String {
     line
 }
 
+/// Where a shortened value was, while the rest of the line is escaped.
+const SHORTENED: &str = "\u{1}";
+
 /// An expected line as a regex over a masked output line (`...` matches any text).
 fn pattern(masks: &[(Regex, String)], expected: &str) -> Regex {
-    let shortened = Regex::new(r"[0-9A-Z]{2,}\.\.\.[0-9A-Z]*").unwrap();
-    let expected = shortened.replace_all(expected, "<B32>");
+    // A shortened value: at least one letter, so that `2595...` stays a plain `...`.
+    let shortened = Regex::new(r"\b[0-9A-Z]*[A-Z][0-9A-Z]*\.\.\.[0-9A-Z]*").unwrap();
+    let expected = shortened.replace_all(expected, SHORTENED);
     let parts: Vec<String> = expected.split("...").map(|p| regex::escape(&mask(masks, p))).collect();
-    Regex::new(&format!("^{}$", parts.join(".*"))).unwrap()
+    let pattern = parts.join(".*").replace(SHORTENED, "(?:<B32>|[0-9A-Z]+)");
+    Regex::new(&format!("^{pattern}$")).unwrap()
 }
 
 /// Whether `actual` (masked lines) has the shape of `expected` (`...` lines match any lines).

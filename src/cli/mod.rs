@@ -213,7 +213,8 @@ pub fn open_read_only(global: &GlobalArgs, file: &FileConfig) -> Result<Store, C
 /// Opens the database for a command that changes it (safe while the server
 /// runs); never migrates either.
 pub fn open_for_edit(global: &GlobalArgs, file: &FileConfig) -> Result<Store, CliError> {
-    Ok(Store::open_for_edit(&existing_database(global, file)?)?)
+    let checkpoints = config::edit_checkpoints(file)?;
+    Ok(Store::open_for_edit(&existing_database(global, file)?, checkpoints)?)
 }
 
 /// Walks a paged listing from its first row to its last, a page at a time (a

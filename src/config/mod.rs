@@ -41,6 +41,7 @@ use serde_path_to_error::Segment;
 
 use crate::crypto::EddsaPublicKey;
 use crate::payto::Payto;
+pub use crate::store::Checkpoints;
 use text::SettingParser;
 
 pub use secrets::{create_secret_file, master_key, operator_token, read_master_key};
@@ -65,6 +66,7 @@ pub const DEFAULT_RECURRENT_LIFETIME: &str = "365d";
 pub const DEFAULT_MAX_UPLOAD: &str = "2GiB";
 pub const DEFAULT_MAX_JSON: &str = "1MiB";
 pub const DEFAULT_REQUEST_TIMEOUT: &str = "30s";
+pub const DEFAULT_CHECKPOINTS: &str = "auto";
 pub const DEFAULT_JOURNAL_SIZE: usize = 1000;
 pub const DEFAULT_MAX_SNAPSHOTS: usize = 16;
 pub const MASTER_KEY_FILE_NAME: &str = "taler-lite-master.key";
@@ -188,6 +190,10 @@ pub struct ServeArgs {
     /// Development mode: offers POST /private/reset (as --ephemeral does)
     #[arg(long, env = "TALER_LITE_DEV", value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub dev: Option<Switch>,
+    /// Who checkpoints the WAL: auto (SQLite, and the server at shutdown) or external (a
+    /// replicator such as Litestream; the server never does) [default: auto]
+    #[arg(long, env = "TALER_LITE_CHECKPOINTS", value_name = "MODE")]
+    pub checkpoints: Option<Checkpoints>,
     /// Development servers: requests kept in the journal of GET /private/requests (at most
     /// 16 MiB); 0 turns it off [default: 1000]
     #[arg(long, env = "TALER_LITE_JOURNAL_SIZE", value_name = "N", value_parser = SettingParser::<u64>::new())]
@@ -232,6 +238,7 @@ pub struct FileConfig {
     pub ephemeral: Option<Switch>,
     pub exit_on_stdin_eof: Option<Switch>,
     pub dev: Option<Switch>,
+    pub checkpoints: Option<Checkpoints>,
     pub fixtures: Option<PathBuf>,
     pub journal_size: Option<u64>,
     pub max_snapshots: Option<u64>,
@@ -297,6 +304,8 @@ pub struct Settings {
     /// `--frozen-clock`, in microseconds since the epoch.
     pub frozen_clock_us: Option<i64>,
     pub max_db_pages: Option<u64>,
+    /// Who checkpoints the WAL (`Checkpoints::External` under Litestream).
+    pub checkpoints: Checkpoints,
     /// `--ephemeral`: [`Settings::placed_in`] a new temporary folder at start.
     pub ephemeral: bool,
     pub exit_on_stdin_eof: bool,
@@ -311,6 +320,18 @@ pub struct Settings {
     /// Whether the key and token files are the defaults beside the database: those move
     /// with it into an ephemeral server's folder, files given explicitly stay where they are.
     files_beside_database: (bool, bool),
+}
+
+/// Who checkpoints for a CLI command that writes while the server may run: the `serve`
+/// setting from the environment or the file (the commands have no flag for it), so that under
+/// Litestream `extern add` does not checkpoint either.
+pub fn edit_checkpoints(file: &FileConfig) -> Result<Checkpoints, ConfigError> {
+    match std::env::var("TALER_LITE_CHECKPOINTS") {
+        Ok(text) => {
+            text.parse().map_err(|e| bad("checkpoints", format!("{e} (from TALER_LITE_CHECKPOINTS)")))
+        }
+        Err(_) => pick("checkpoints", &None, &file.checkpoints, DEFAULT_CHECKPOINTS),
+    }
 }
 
 /// The database path of any command: flag or environment, then file, then default.
@@ -457,6 +478,7 @@ impl Settings {
             },
             frozen_clock_us: either(&args.frozen_clock, &file.frozen_clock).map(i64::from),
             max_db_pages: args.max_db_pages,
+            checkpoints: pick("checkpoints", &args.checkpoints, &file.checkpoints, DEFAULT_CHECKPOINTS)?,
             ephemeral,
             exit_on_stdin_eof: switch(&args.exit_on_stdin_eof, &file.exit_on_stdin_eof),
             dev: ephemeral || switch(&args.dev, &file.dev),
@@ -823,6 +845,23 @@ mod tests {
         let (setting, message) = refused(&["--dev=maybe"], &FileConfig::default());
         assert_eq!(setting, "dev", "{message}");
         assert_eq!(file("dev = 3").unwrap_err().setting, "dev");
+    }
+
+    #[test]
+    fn checkpoints_from_flag_and_file() {
+        let resolve = |argv: &[&str], text: &str| {
+            Settings::resolve(&GlobalArgs::default(), &serve_args(argv).unwrap(), &file(text).unwrap())
+        };
+        assert_eq!(resolve(&[], "").unwrap().checkpoints, Checkpoints::Auto);
+        assert_eq!(resolve(&["--checkpoints", "external"], "").unwrap().checkpoints, Checkpoints::External);
+        let text = "checkpoints = \"external\"\n";
+        assert_eq!(resolve(&[], text).unwrap().checkpoints, Checkpoints::External);
+        assert_eq!(edit_checkpoints(&file(text).unwrap()).unwrap(), Checkpoints::External);
+        assert_eq!(resolve(&["--checkpoints=AUTO"], text).unwrap().checkpoints, Checkpoints::Auto);
+        let (setting, message) = refused(&["--checkpoints", "litestream"], &FileConfig::default());
+        assert_eq!(setting, "checkpoints", "{message}");
+        assert!(message.contains("neither 'auto' nor 'external'"), "{message}");
+        assert_eq!(file("checkpoints = \"never\"").unwrap_err().setting, "checkpoints");
     }
 
     #[test]

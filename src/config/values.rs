@@ -15,6 +15,7 @@ use super::text::{setting_flag, setting_text};
 use crate::amount::Amount;
 use crate::crypto::EddsaPublicKey;
 use crate::payto::Payto;
+use crate::store::Checkpoints;
 
 /// Why a setting's text was refused; the setting's name is added by whoever knows it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -592,6 +593,20 @@ impl<'de> Deserialize<'de> for Switch {
         }
 
         deserializer.deserialize_any(SwitchVisitor)
+    }
+}
+
+setting_text!(Checkpoints, "'auto' or 'external'");
+
+impl FromStr for Checkpoints {
+    type Err = InvalidValue;
+
+    fn from_str(s: &str) -> Result<Self, InvalidValue> {
+        match s {
+            s if s.eq_ignore_ascii_case("auto") => Ok(Checkpoints::Auto),
+            s if s.eq_ignore_ascii_case("external") => Ok(Checkpoints::External),
+            other => Err(InvalidValue::new(format!("'{other}' is neither 'auto' nor 'external'"))),
+        }
     }
 }
 

@@ -135,6 +135,25 @@ pub struct OpenOptions {
     /// Cap on the file's size in 16 KiB pages (`PRAGMA max_page_count`, scaled
     /// to the file's page size), for tests of a full disk.
     pub max_page_count: Option<u64>,
+    /// Who folds the WAL back into the main file.
+    pub checkpoints: Checkpoints,
+}
+
+/// Who runs checkpoints (copies the WAL's pages into the main file and restarts the WAL).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Checkpoints {
+    /// SQLite's own: a passive checkpoint after a commit leaves the WAL above 1000
+    /// pages, and a TRUNCATE checkpoint when the writer closes, so that a stopped
+    /// server leaves one file.
+    #[default]
+    Auto,
+    /// Someone else's, for a replicator (Litestream) that must read every WAL frame
+    /// before it is folded and the WAL restarted: the writer's automatic checkpoint
+    /// is off (`wal_autocheckpoint=0`), no connection checkpoints when it closes
+    /// (`SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE`), and the store never runs
+    /// `wal_checkpoint` itself, not even at shutdown. The WAL then grows until the
+    /// replicator checkpoints it (README, "Replicate it").
+    External,
 }
 
 /// Handle to the database; cheap to clone.
@@ -147,9 +166,13 @@ pub struct Store {
     writer_thread: Arc<Mutex<Option<JoinHandle<()>>>>,
 }
 
-fn configure(conn: &Connection) -> rusqlite::Result<()> {
+fn configure(conn: &Connection, checkpoints: Checkpoints) -> rusqlite::Result<()> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.execute_batch("PRAGMA foreign_keys=ON")?;
+    if checkpoints == Checkpoints::External {
+        // The last connection to close would otherwise checkpoint and delete the WAL.
+        conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
+    }
     Ok(())
 }
 
@@ -174,8 +197,8 @@ impl Store {
 
     /// Opens an existing database of the current schema version for a CLI
     /// command that writes; never creates or migrates.
-    pub fn open_for_edit(path: &Path) -> Result<Store, StoreError> {
-        Store::open_as(path, &OpenOptions::default(), Mode::Edit)
+    pub fn open_for_edit(path: &Path, checkpoints: Checkpoints) -> Result<Store, StoreError> {
+        Store::open_as(path, &OpenOptions { checkpoints, ..OpenOptions::default() }, Mode::Edit)
     }
 
     /// Opens an existing database read-only: no writer, no migration, and a
@@ -188,22 +211,23 @@ impl Store {
         let writer = match mode {
             Mode::Serve | Mode::Edit => {
                 let conn = open_writer_connection(path, options, mode)?;
-                Some(Writer::start(conn)?)
+                Some(Writer::start(conn, options.checkpoints)?)
             }
             Mode::ReadOnly => {
                 let conn = Connection::open_with_flags(
                     path,
                     OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
                 )?;
-                configure(&conn)?;
+                configure(&conn, options.checkpoints)?;
                 check_version(&conn, path, mode)?;
                 None
             }
         };
+        let checkpoints = options.checkpoints;
         let manager = SqliteConnectionManager::file(path)
             .with_flags(OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-            .with_init(|c| {
-                configure(c)?;
+            .with_init(move |c| {
+                configure(c, checkpoints)?;
                 c.set_prepared_statement_cache_capacity(64);
                 c.execute_batch("PRAGMA query_only=ON")
             });
@@ -326,8 +350,8 @@ impl Store {
         }
     }
 
-    /// Finishes queued writes, checkpoints the WAL into the main file and
-    /// closes. Other clones of this handle fail with `Closed` afterwards.
+    /// Finishes queued writes, checkpoints the WAL into the main file (unless
+    /// checkpoints are [`Checkpoints::External`]) and closes. Other clones of this handle fail with `Closed` afterwards.
     pub fn close(self) {
         let handle = match self.writer_thread.lock() {
             Ok(mut guard) => guard.take(),
@@ -352,7 +376,7 @@ fn open_writer_connection(path: &Path, options: &OpenOptions, mode: Mode) -> Res
         flags |= OpenFlags::SQLITE_OPEN_CREATE;
     }
     let conn = Connection::open_with_flags(path, flags)?;
-    configure(&conn)?;
+    configure(&conn, options.checkpoints)?;
     let (version, empty) = check_version(&conn, path, mode)?;
     if empty {
         // 4 KiB pages, measured with `examples/loadgen` (README): every
@@ -367,6 +391,9 @@ fn open_writer_connection(path: &Path, options: &OpenOptions, mode: Mode) -> Res
     conn.query_row("PRAGMA journal_mode=WAL", [], |_| Ok(()))?;
     // Without a limit the WAL keeps the size of its largest upload.
     conn.execute_batch("PRAGMA journal_size_limit=67108864; PRAGMA synchronous=FULL")?;
+    if options.checkpoints == Checkpoints::External {
+        conn.execute_batch("PRAGMA wal_autocheckpoint=0")?;
+    }
     if let Some(max) = options.max_page_count {
         // The cap is given in 16 KiB pages (the page size of earlier files), so
         // that the same cap means the same bytes whatever this file's page size.
@@ -610,6 +637,61 @@ mod tests {
         conn.execute_batch("PRAGMA user_version=0").unwrap();
         drop(conn);
         assert!(matches!(Store::open_read_only(&path), Err(StoreError::SchemaNotCurrent { .. })));
-        assert!(matches!(Store::open_for_edit(&path), Err(StoreError::SchemaNotCurrent { .. })));
+        assert!(matches!(
+            Store::open_for_edit(&path, Checkpoints::Auto),
+            Err(StoreError::SchemaNotCurrent { .. })
+        ));
+    }
+
+    /// Writes about 6 MiB (over SQLite's 1000-page automatic checkpoint) in
+    /// separate commits, closes, and returns the WAL's size and how many of
+    /// the main file's, and how many of the rows a fresh reader sees.
+    fn write_and_close(checkpoints: Checkpoints) -> (u64, u64, i64) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.sqlite3");
+        let store = Store::open(&path, &OpenOptions { checkpoints, ..OpenOptions::default() }).unwrap();
+        let made: Result<usize, StoreError> =
+            store.write_blocking(|tx| tx.execute("CREATE TABLE filler(b BLOB)", []));
+        made.unwrap();
+        let autocheckpoint: i64 =
+            store.read_blocking(|db| db.query_one("PRAGMA wal_autocheckpoint", [], |r| r.get(0))).unwrap();
+        // A reader's own setting stays SQLite's; only the writer's is turned off.
+        assert_eq!(autocheckpoint, 1000);
+        for _ in 0..24 {
+            let wrote: Result<usize, StoreError> =
+                store.write_blocking(|tx| tx.execute("INSERT INTO filler(b) VALUES (zeroblob(262144))", []));
+            wrote.unwrap();
+        }
+        store.close();
+        let wal = std::fs::metadata(dir.path().join("t.sqlite3-wal")).map_or(0, |m| m.len());
+        let main = std::fs::metadata(&path).unwrap().len();
+        let conn = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+        let rows: i64 = conn.query_row("SELECT count(*) FROM filler", [], |r| r.get(0)).unwrap();
+        (wal, main, rows)
+    }
+
+    #[test]
+    fn external_checkpoints_leave_the_wal_to_someone_else() {
+        let (wal, main, rows) = write_and_close(Checkpoints::Auto);
+        assert_eq!((wal, rows), (0, 24), "auto: folded at close (TRUNCATE)");
+        assert!(main > 24 * 262_144, "auto: main file of {main} bytes");
+        let (wal, main, rows) = write_and_close(Checkpoints::External);
+        // Nothing folded: every page of every commit is still in the WAL.
+        assert!(wal > 24 * 262_144, "external: WAL of {wal} bytes");
+        assert_eq!(rows, 24);
+        assert!(main < 1 << 20, "external: the main file grew to {main} bytes without a checkpoint");
+    }
+
+    #[test]
+    fn external_checkpoints_hold_for_cli_edits_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.sqlite3");
+        Store::open(&path, &OpenOptions::default()).unwrap().close();
+        let store = Store::open_for_edit(&path, Checkpoints::External).unwrap();
+        let wrote: Result<usize, StoreError> = store.write_blocking(|tx| tx.execute("CREATE TABLE x(y)", []));
+        wrote.unwrap();
+        store.close();
+        let wal = std::fs::metadata(dir.path().join("t.sqlite3-wal")).map_or(0, |m| m.len());
+        assert!(wal > 0, "the edit's commit was folded at close");
     }
 }

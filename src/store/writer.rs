@@ -32,8 +32,8 @@ use std::thread::JoinHandle;
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
-use super::StoreError;
 use super::db::WriteTx;
+use super::{Checkpoints, StoreError};
 
 /// Upper bound on jobs in one transaction, so that one commit's latency stays bounded.
 const MAX_BATCH: usize = 256;
@@ -141,7 +141,7 @@ struct Queues {
     urgent: VecDeque<Box<dyn Job>>,
     /// Bulk work (chunk writes, discards), in order.
     bulk: VecDeque<Box<dyn Job>>,
-    /// Finish what is queued, checkpoint and stop.
+    /// Finish what is queued, checkpoint (unless external) and stop.
     closing: bool,
 }
 
@@ -205,13 +205,13 @@ impl Drop for LastHandle {
 impl Writer {
     /// Starts the thread that owns `conn`. The thread ends when every `Writer` is
     /// dropped, after finishing what was queued.
-    pub fn start(conn: Connection) -> Result<(Writer, JoinHandle<()>), StoreError> {
+    pub fn start(conn: Connection, checkpoints: Checkpoints) -> Result<(Writer, JoinHandle<()>), StoreError> {
         let shared = Arc::new(Shared::default());
         let stats = Arc::new(WriterStats::default());
         let (thread_shared, thread_stats) = (shared.clone(), stats.clone());
         let handle = std::thread::Builder::new()
             .name("taler-lite-writer".into())
-            .spawn(move || writer_loop(conn, &thread_shared, &thread_stats))
+            .spawn(move || writer_loop(conn, checkpoints, &thread_shared, &thread_stats))
             .map_err(StoreError::Io)?;
         let handles = Arc::new(LastHandle(shared.clone()));
         Ok((Writer { shared, stats, _handles: handles }, handle))
@@ -296,7 +296,7 @@ enum Next {
     Group(Vec<Box<dyn Job>>),
 }
 
-fn writer_loop(mut conn: Connection, shared: &Shared, stats: &WriterStats) {
+fn writer_loop(mut conn: Connection, checkpoints: Checkpoints, shared: &Shared, stats: &WriterStats) {
     ON_WRITER_THREAD.set(true);
     // Room for every statement the write paths run (the default is 16).
     conn.set_prepared_statement_cache_capacity(64);
@@ -339,6 +339,12 @@ fn writer_loop(mut conn: Connection, shared: &Shared, stats: &WriterStats) {
             }
         }
         run_batch(&conn, batch, stats);
+    }
+    if checkpoints == Checkpoints::External {
+        // The replicator folds the WAL once it has read it; a TRUNCATE here could
+        // restart the WAL under it (and would wait on its read transaction).
+        log::debug!("writer thread: closed, the WAL left to the external checkpointer");
+        return;
     }
     // Fold the WAL back into the main file so that a closed database is one
     // file, but without waiting: when another process (the server, for a CLI
