@@ -171,9 +171,12 @@ impl DbStep {
             | StoreError::ReadOnly
             | StoreError::SchemaTooNew { .. }
             | StoreError::SchemaNotCurrent { .. }
-            | StoreError::NotOurs { .. } => DbStep::Setup,
+            | StoreError::NotOurs { .. }
+            | StoreError::Locked(_) => DbStep::Setup,
             StoreError::Read(_) => DbStep::Fetch,
-            StoreError::Sqlite(_) | StoreError::Io(_) | StoreError::Commit(_) => DbStep::Store,
+            StoreError::Sqlite(_) | StoreError::Io(_) | StoreError::Commit(_) | StoreError::Lost(_) => {
+                DbStep::Store
+            }
             StoreError::Invariant(_) => DbStep::Invariant,
             // Answered as `ApiError::StateRestored` (see `From<StoreError>`); a store step if not.
             StoreError::Restored => DbStep::Store,

@@ -157,6 +157,34 @@ async fn request_targets_without_a_path_are_400_error_details() {
     assert_eq!(server.get("config").await.status, 200);
 }
 
+/// RFC 9112: an HTTP/1.1 request names exactly one Host; HTTP/1.0 needs none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_1_1_requests_without_one_host_are_400_error_details() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = spawn_app(&[]).await;
+    let addr = server.url.trim_start_matches("http://").trim_end_matches('/').to_owned();
+    let ask = |head: String| {
+        let addr = addr.clone();
+        async move {
+            let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+            s.write_all(head.as_bytes()).await.unwrap();
+            let mut answer = Vec::new();
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), s.read_to_end(&mut answer)).await;
+            String::from_utf8_lossy(&answer).into_owned()
+        }
+    };
+    let missing = ask("GET /config HTTP/1.1\r\nConnection: close\r\n\r\n".into()).await;
+    assert!(missing.starts_with("HTTP/1.1 400"), "{missing}");
+    assert!(missing.contains("\"code\":25") && missing.contains("\"parameter\":\"Host\""), "{missing}");
+    let twice = ask("GET /config HTTP/1.1\r\nHost: a.example\r\nHost: b.example\r\n\r\n".into()).await;
+    assert!(twice.starts_with("HTTP/1.1 400"), "{twice}");
+    assert!(twice.contains("\"code\":26") && twice.contains("\"parameter\":\"Host\""), "{twice}");
+    let one = ask("GET /config HTTP/1.1\r\nHost: a.example\r\nConnection: close\r\n\r\n".into()).await;
+    assert!(one.starts_with("HTTP/1.1 200"), "{one}");
+    let old = ask("GET /config HTTP/1.0\r\n\r\n".into()).await;
+    assert!(old.starts_with("HTTP/1.1 200") || old.starts_with("HTTP/1.0 200"), "{old}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn console_routes_without_a_session_go_to_the_login_and_never_send_cors() {
     let server = spawn_app(&["--dev"]).await;

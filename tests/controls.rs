@@ -201,12 +201,20 @@ async fn faults_count_down_in_order_and_store_nothing() {
     assert_eq!(listed["faults"][0]["times"], 2);
     assert_eq!(listed["faults"][1]["status"], 502);
     let auth = EddsaPrivateKey::generate().unwrap();
+    let before = common::robust::fingerprint(&server.db());
     for status in [503, 503, 502] {
         let answer = register(&server, &one_shot(&auth)).await;
         answer.expect_error(status, 9902);
         assert!(answer.headers.get("access-control-allow-origin").is_some(), "a public route keeps its CORS");
-        assert_eq!(server.count("registrations"), 0, "a faulted request stored something");
+        assert_eq!(common::robust::fingerprint(&server.db()), before, "a faulted request changed the state");
     }
+    // An operator route too: the fault comes before its handler.
+    let party = EddsaPrivateKey::generate().unwrap().public_key().to_string();
+    add_fault(&server, json!({"method": "POST", "route": "/private/extern-keys", "status": 500})).await;
+    let refused =
+        server.post_private("private/extern-keys", &json!({"extern_pub": party, "name": "P"})).await;
+    refused.expect_error(500, 9902);
+    assert_eq!(common::robust::fingerprint(&server.db()), before, "a faulted request changed the state");
     assert_eq!(server.get_private("private/faults").await.json()["faults"], json!([]));
     assert_eq!(register(&server, &one_shot(&auth)).await.status, 200);
     // Other routes were never touched; a reset closes the connection without an answer.

@@ -69,6 +69,8 @@ pub const DEFAULT_REQUEST_TIMEOUT: &str = "30s";
 pub const DEFAULT_CHECKPOINTS: &str = "auto";
 pub const DEFAULT_JOURNAL_SIZE: usize = 1000;
 pub const DEFAULT_MAX_SNAPSHOTS: usize = 16;
+/// Shortest `--token` outside `--dev` and `--ephemeral`.
+pub const MIN_PRODUCTION_TOKEN_CHARS: usize = 32;
 pub const MASTER_KEY_FILE_NAME: &str = "taler-lite-master.key";
 pub const TOKEN_FILE_NAME: &str = "taler-lite-operator.token";
 
@@ -343,6 +345,28 @@ pub fn database_path(global: &GlobalArgs, file: &FileConfig) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(DEFAULT_DATABASE))
 }
 
+/// The master key and operator token files of the server on `database`, labelled, as a
+/// command other than `serve` finds them (environment, then file, then beside the
+/// database): what `backup` must never write over.
+pub fn secret_files(database: &Path, file: &FileConfig) -> Vec<(String, PathBuf)> {
+    let find = |variable: &str, configured: &Option<PathBuf>, name: &str| {
+        std::env::var_os(variable)
+            .map(PathBuf::from)
+            .or_else(|| configured.clone())
+            .unwrap_or_else(|| beside_database(database, name))
+    };
+    vec![
+        (
+            "the master key file".to_owned(),
+            find("TALER_LITE_MASTER_KEY_FILE", &file.master_key_file, MASTER_KEY_FILE_NAME),
+        ),
+        (
+            "the operator token file".to_owned(),
+            find("TALER_LITE_TOKEN_FILE", &file.token_file, TOKEN_FILE_NAME),
+        ),
+    ]
+}
+
 /// A file named `name` in the database's folder.
 pub fn beside_database(database: &Path, name: &str) -> PathBuf {
     match database.parent() {
@@ -393,6 +417,20 @@ impl Settings {
         } else {
             extern_keys.extend(args.extern_keys.iter().cloned());
         }
+        let token: Option<String> = either(&args.token, &file.token).map(Into::into);
+        let dev = ephemeral || switch(&args.dev, &file.dev);
+        if let Some(token) = &token
+            && token.chars().count() < MIN_PRODUCTION_TOKEN_CHARS
+            && !dev
+        {
+            // A short token is guessed: 8 characters were accepted before.
+            return Err(bad(
+                "token",
+                format!(
+                    "a token needs at least {MIN_PRODUCTION_TOKEN_CHARS} characters outside --dev and --ephemeral"
+                ),
+            ));
+        }
         Ok(Settings {
             listen: pick("listen", &args.listen, &file.listen, DEFAULT_LISTEN)?,
             base_url: either(&args.base_url, &file.base_url).map(Into::into),
@@ -400,7 +438,7 @@ impl Settings {
             master_public_key: either(&args.master_public_key, &file.master_public_key).map(Into::into),
             master_key_file: master_key_file
                 .unwrap_or_else(|| beside_database(&database, MASTER_KEY_FILE_NAME)),
-            token: either(&args.token, &file.token).map(Into::into),
+            token,
             token_file: token_file.unwrap_or_else(|| beside_database(&database, TOKEN_FILE_NAME)),
             credit_accounts: credit_accounts.into_iter().map(Into::into).collect(),
             subject_formats: pick(
@@ -481,7 +519,7 @@ impl Settings {
             checkpoints: pick("checkpoints", &args.checkpoints, &file.checkpoints, DEFAULT_CHECKPOINTS)?,
             ephemeral,
             exit_on_stdin_eof: switch(&args.exit_on_stdin_eof, &file.exit_on_stdin_eof),
-            dev: ephemeral || switch(&args.dev, &file.dev),
+            dev,
             fixtures: either(&args.fixtures, &file.fixtures),
             journal_size: either(&args.journal_size, &file.journal_size)
                 .map_or(DEFAULT_JOURNAL_SIZE, |n| usize::try_from(n).unwrap_or(usize::MAX)),
@@ -576,6 +614,19 @@ mod tests {
         let cmd = ServeArgs::augment_args(clap::Command::new("serve"));
         let matches = cmd.try_get_matches_from(std::iter::once("serve").chain(argv.iter().copied()))?;
         ServeArgs::from_arg_matches(&matches)
+    }
+
+    #[test]
+    fn short_tokens_only_for_development_servers() {
+        let resolve = |argv: &[&str]| {
+            Settings::resolve(&GlobalArgs::default(), &serve_args(argv).unwrap(), &FileConfig::default())
+        };
+        let err = resolve(&["--token", "eight-chr-token"]).unwrap_err();
+        assert_eq!(err.setting, "token");
+        assert!(err.reason.contains("32") && !err.reason.contains("eight"), "{err}");
+        assert!(resolve(&["--token", "eight-chr-token", "--dev"]).is_ok());
+        assert!(resolve(&["--token", "eight-chr-token", "--ephemeral"]).is_ok());
+        assert!(resolve(&["--token", &"x".repeat(32)]).is_ok());
     }
 
     /// The setting `serve ARGV...` is refused for, whether clap refuses a value or resolve a
@@ -739,7 +790,7 @@ mod tests {
             "--master-public-key",
             &key,
             "--token",
-            "secret-token:abcdefgh",
+            "secret-token:abcdefghijklmnopqrstuvwxyz",
             "--credit-account",
             DEFAULT_CREDIT_ACCOUNT,
             "--subject-formats",
@@ -760,7 +811,7 @@ mod tests {
         assert_eq!(s.listen, ListenAddr::Unix("/tmp/t.sock".into()));
         assert_eq!(s.base_url.as_deref(), Some("https://example.com/taler/"));
         assert_eq!(s.master_public_key.map(|k| k.to_string()), Some(key.clone()));
-        assert_eq!(s.token.as_deref(), Some("secret-token:abcdefgh"));
+        assert_eq!(s.token.as_deref(), Some("secret-token:abcdefghijklmnopqrstuvwxyz"));
         assert_eq!(s.subject_formats, vec![SubjectFormat::Simple, SubjectFormat::Uri]);
         assert_eq!(s.simple_subject, SimpleSubjectStyle::Short);
         assert_eq!(s.qr_reference_prefix, "007");

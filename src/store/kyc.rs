@@ -8,7 +8,9 @@
 //! are served between its chunks; the final durable commit syncs everything.
 //! Staged rows of a failed or crashed upload are deleted in small batches (a
 //! large body's pages must be walked to free them, and one big delete would
-//! hold the writer for seconds).
+//! hold the writer for seconds). Each batch deletes only while its body is still
+//! staged, decided by the statement that deletes: a body committed meanwhile keeps
+//! every chunk. The commit in turn checks that every chunk of the body is there.
 
 use std::io::{self, Read, Seek, SeekFrom};
 
@@ -98,7 +100,8 @@ pub fn append_in(tx: &WriteTx<'_>, content: ContentId, seq: i64, data: &[u8]) ->
 }
 
 /// Deletes a staged body, a few chunks per write job; nothing once the database was
-/// restored from a snapshot (the body went with the state it was staged in).
+/// restored from a snapshot (the body went with the state it was staged in), and never
+/// a chunk of a body that is no longer staged (committed by an upload meanwhile).
 pub async fn discard(store: &Store, staged: Staging) -> Result<(), StoreError> {
     discard_content(store, staged.content, Some(staged)).await
 }
@@ -117,7 +120,8 @@ async fn discard_content(
                 }
                 tx.execute(
                     "DELETE FROM kyc_chunks WHERE content_id = ?1 AND seq IN
-                       (SELECT seq FROM kyc_chunks WHERE content_id = ?1 ORDER BY seq LIMIT ?2)",
+                       (SELECT seq FROM kyc_chunks WHERE content_id = ?1 ORDER BY seq LIMIT ?2)
+                     AND EXISTS (SELECT 1 FROM kyc_contents WHERE content_id = ?1 AND h_body IS NULL)",
                     params![content.0, DISCARD_BATCH],
                 )
             })
@@ -250,10 +254,25 @@ pub fn record_upload(
     let (content, duplicate) = match (find(tx, &r.h_body)?, staged_content) {
         (Some(stored), _) => (stored.content_id, staged),
         (None, Some(id)) => {
-            tx.execute(
-                "UPDATE kyc_contents SET h_body = ?2, size = ?3 WHERE content_id = ?1",
+            // Every chunk of the body must be there (and the body still staged): a 2xx
+            // is never given for a body that is not whole.
+            let chunks: i64 = tx
+                .query_optional("SELECT count(*) FROM kyc_chunks WHERE content_id = ?1", [id.0], |r| {
+                    r.get(0)
+                })?
+                .unwrap_or(0);
+            let expected = i64::try_from(r.size.div_ceil(CHUNK_SIZE as u64)).unwrap_or(i64::MAX);
+            let updated = tx.execute(
+                "UPDATE kyc_contents SET h_body = ?2, size = ?3 WHERE content_id = ?1 AND h_body IS NULL",
                 params![id.0, r.h_body, size],
             )?;
+            if chunks != expected || updated != 1 {
+                return Err(StoreError::Invariant(format!(
+                    "staged body {} has {chunks} of {expected} chunks{}",
+                    id.0,
+                    if updated == 1 { "" } else { " and is no longer staged" }
+                )));
+            }
             (id, None)
         }
         (None, None) => return Err(StoreError::Invariant("the stored body vanished".into())),

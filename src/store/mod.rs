@@ -15,7 +15,9 @@ pub mod console;
 mod db;
 pub mod extern_keys;
 pub mod fixtures;
+mod identity;
 pub mod kyc;
+pub mod lock;
 pub mod page;
 pub mod registrations;
 pub mod snapshots;
@@ -35,6 +37,8 @@ use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, OpenFlags};
 
 pub use db::{Db, WriteTx};
+use identity::Identity;
+use lock::{DbLock, LockError};
 pub use page::Page;
 use writer::Writer;
 pub use writer::{Durability, WriterStats};
@@ -102,6 +106,13 @@ pub enum StoreError {
     Closed,
     #[error("the database is open read-only")]
     ReadOnly,
+    /// Another process writes the file (`serve`, or a CLI command that writes).
+    #[error("{0}")]
+    Locked(#[from] LockError),
+    /// The database or its WAL was deleted or replaced under the running server: nothing
+    /// more is acknowledged.
+    #[error("{0}")]
+    Lost(String),
     /// The job belongs to work begun before the database was restored from a snapshot.
     #[error("the database was restored from a snapshot since this work began")]
     Restored,
@@ -164,6 +175,12 @@ pub struct Store {
     /// `None` for a store opened read-only (the CLI's read-outs).
     writer: Option<Writer>,
     writer_thread: Arc<Mutex<Option<JoinHandle<()>>>>,
+    /// The lock that makes this process the file's only writer (`None` read-only);
+    /// released by [`Store::close`].
+    lock: Arc<Mutex<Option<DbLock>>>,
+    /// Descriptors on the database and its WAL, shared with the writer thread. Declared
+    /// after `pool`: closed after the pool's connections, never before SQLite's own.
+    _identity: Option<Arc<Identity>>,
 }
 
 fn configure(conn: &Connection, checkpoints: Checkpoints) -> rusqlite::Result<()> {
@@ -190,28 +207,45 @@ enum Mode {
 
 impl Store {
     /// Opens (creating if needed) and migrates the database, and starts the
-    /// writer. Blocking. For `serve`.
+    /// writer, once it holds the file's lock ([`lock`]). Blocking. For `serve`.
     pub fn open(path: &Path, options: &OpenOptions) -> Result<Store, StoreError> {
-        Store::open_as(path, options, Mode::Serve)
+        Store::open_locked(path, options, lock::acquire(path)?)
+    }
+
+    /// [`Store::open`] with the file's lock taken already (`serve` takes it before it
+    /// creates anything, so that a second server creates nothing).
+    pub fn open_locked(path: &Path, options: &OpenOptions, lock: DbLock) -> Result<Store, StoreError> {
+        Store::open_as(path, options, Mode::Serve, Some(lock))
     }
 
     /// Opens an existing database of the current schema version for a CLI
-    /// command that writes; never creates or migrates.
+    /// command that writes; never creates or migrates. It takes no lock: its few small
+    /// transactions go beside a running server's through SQLite's own locking (the
+    /// lock keeps out a second *server*, whose start-up clean-up is what must not meet
+    /// a running one).
     pub fn open_for_edit(path: &Path, checkpoints: Checkpoints) -> Result<Store, StoreError> {
-        Store::open_as(path, &OpenOptions { checkpoints, ..OpenOptions::default() }, Mode::Edit)
+        Store::open_as(path, &OpenOptions { checkpoints, ..OpenOptions::default() }, Mode::Edit, None)
     }
 
     /// Opens an existing database read-only: no writer, no migration, and a
     /// schema version this binary does not read is refused.
     pub fn open_read_only(path: &Path) -> Result<Store, StoreError> {
-        Store::open_as(path, &OpenOptions::default(), Mode::ReadOnly)
+        Store::open_as(path, &OpenOptions::default(), Mode::ReadOnly, None)
     }
 
-    fn open_as(path: &Path, options: &OpenOptions, mode: Mode) -> Result<Store, StoreError> {
+    fn open_as(
+        path: &Path,
+        options: &OpenOptions,
+        mode: Mode,
+        lock: Option<DbLock>,
+    ) -> Result<Store, StoreError> {
+        let mut identity = None;
         let writer = match mode {
             Mode::Serve | Mode::Edit => {
                 let conn = open_writer_connection(path, options, mode)?;
-                Some(Writer::start(conn, options.checkpoints)?)
+                let watched = Arc::new(Identity::open(path)?);
+                identity = Some(watched.clone());
+                Some(Writer::start(conn, options.checkpoints, watched)?)
             }
             Mode::ReadOnly => {
                 let conn = Connection::open_with_flags(
@@ -246,6 +280,8 @@ impl Store {
             pool,
             writer,
             writer_thread: Arc::new(Mutex::new(handle)),
+            lock: Arc::new(Mutex::new(lock)),
+            _identity: identity,
         })
     }
 
@@ -365,6 +401,10 @@ impl Store {
         {
             log::error!("the writer thread panicked");
         }
+        // The writer is done: another process may write the file now.
+        if let Ok(mut lock) = self.lock.lock() {
+            lock.take();
+        }
     }
 }
 
@@ -389,6 +429,9 @@ fn open_writer_connection(path: &Path, options: &OpenOptions, mode: Mode) -> Res
         conn.execute_batch(&format!("PRAGMA page_size={PAGE_SIZE}"))?;
     }
     conn.query_row("PRAGMA journal_mode=WAL", [], |_| Ok(()))?;
+    // A read transaction opens (and if need be creates) the WAL, whose identity the
+    // writer then watches.
+    conn.query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(()))?;
     // Without a limit the WAL keeps the size of its largest upload.
     conn.execute_batch("PRAGMA journal_size_limit=67108864; PRAGMA synchronous=FULL")?;
     if options.checkpoints == Checkpoints::External {
