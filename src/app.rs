@@ -13,6 +13,7 @@ use crate::crypto::EddsaPublicKey;
 use crate::http::session::Sessions;
 use crate::metrics::Metrics;
 use crate::store::Store;
+use crate::wakeup::Wakeups;
 
 /// The server's state, shared by every request.
 pub struct AppContext {
@@ -31,6 +32,8 @@ pub struct AppContext {
     pub metrics: Metrics,
     /// The operator console's logins (in memory: a restart logs everyone out).
     pub sessions: Sessions,
+    /// The long polls of the Wire Gateway's histories, woken by the commits they wait for.
+    pub wakeups: Wakeups,
 }
 
 pub type AppState = Arc<AppContext>;
