@@ -10,9 +10,12 @@ use std::time::Instant;
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::crypto::EddsaPublicKey;
+use crate::http::faults::Faults;
+use crate::http::journal::Journal;
 use crate::http::session::Sessions;
 use crate::metrics::Metrics;
 use crate::store::Store;
+use crate::store::snapshots::Shelf;
 use crate::wakeup::Wakeups;
 
 /// The server's state, shared by every request.
@@ -34,6 +37,12 @@ pub struct AppContext {
     pub sessions: Sessions,
     /// The long polls of the Wire Gateway's histories, woken by the commits they wait for.
     pub wakeups: Wakeups,
+    /// The journal of requests: on a development server, unless `--journal-size 0`.
+    pub journal: Option<Journal>,
+    /// Faults on demand (only a development server has the routes that add them).
+    pub faults: Faults,
+    /// The snapshots of a development server; one operation on them at a time.
+    pub snapshots: tokio::sync::Mutex<Shelf>,
 }
 
 pub type AppState = Arc<AppContext>;

@@ -55,6 +55,11 @@ pub enum ErrorCode {
     BankUnknownRegistration,
     BankTransferMappingReused,
     BankTransferWtidReused,
+    DevClockBackwards,
+    DevFaultInjected,
+    DevSnapshotUnknown,
+    DevSnapshotLimit,
+    DevStateRestored,
 }
 
 impl ErrorCode {
@@ -147,6 +152,19 @@ impl ErrorCode {
                 5154,
                 "The wtid for a request to transfer funds has already been used, but with a different request unpaid.",
             ),
+            // Decision: 9901-9905 are taler-lite's own, for the development routes of a server
+            // started with --dev or --ephemeral (README, "Use it in CI"); never in production.
+            DevClockBackwards => (9901, "The server's clock never goes backwards."),
+            DevFaultInjected => {
+                (9902, "The request failed on purpose: a fault injected through POST /private/faults.")
+            }
+            DevSnapshotUnknown => (9903, "There is no snapshot of this name."),
+            DevSnapshotLimit => {
+                (9904, "The snapshots would exceed --max-snapshots or the database's size cap.")
+            }
+            DevStateRestored => {
+                (9905, "The database was restored from a snapshot while this request was writing; retry it.")
+            }
         }
     }
 
@@ -177,10 +195,15 @@ impl DbStep {
             | StoreError::ReadOnly
             | StoreError::SchemaTooNew { .. }
             | StoreError::SchemaNotCurrent { .. }
-            | StoreError::NotOurs { .. } => DbStep::Setup,
+            | StoreError::NotOurs { .. }
+            | StoreError::Locked(_) => DbStep::Setup,
             StoreError::Read(_) => DbStep::Fetch,
-            StoreError::Sqlite(_) | StoreError::Io(_) | StoreError::Commit(_) => DbStep::Store,
+            StoreError::Sqlite(_) | StoreError::Io(_) | StoreError::Commit(_) | StoreError::Lost(_) => {
+                DbStep::Store
+            }
             StoreError::Invariant(_) => DbStep::Invariant,
+            // Answered as `ApiError::StateRestored` (see `From<StoreError>`); a store step if not.
+            StoreError::Restored => DbStep::Store,
         }
     }
 }
@@ -291,6 +314,21 @@ pub enum ApiError {
     BankUnknownRegistration { authorization_pub: String, conflict: bool },
     #[error("the one-shot registration for {0} was already used")]
     BankTransferMappingReused(String),
+    /// A clock move that would take the server's time back: 409 naming `set` or `real`.
+    #[error("{detail}")]
+    ClockBackwards { field: &'static str, detail: String },
+    /// A fault injected through `POST /private/faults`: its status.
+    #[error("fault {id} injected for {method} {route}")]
+    FaultInjected { id: u64, status: StatusCode, method: String, route: &'static str },
+    #[error("no snapshot is named '{0}'")]
+    SnapshotUnknown(String),
+    #[error("{0}")]
+    SnapshotLimit(String),
+    /// `POST /private/snapshots/{name}/restore` replaced the state an upload was writing into.
+    #[error(
+        "the database was restored from a snapshot while this upload was streaming in; nothing of it was kept"
+    )]
+    StateRestored,
     /// A health probe found part of the database not answering in time: 503.
     #[error("the database's {part} is not answering: {detail}")]
     Unavailable { part: Unresponsive, detail: String },
@@ -392,6 +430,11 @@ impl ApiError {
                 C::BankUnknownRegistration,
             ),
             BankTransferMappingReused(_) => (StatusCode::CONFLICT, C::BankTransferMappingReused),
+            ClockBackwards { .. } => (StatusCode::CONFLICT, C::DevClockBackwards),
+            FaultInjected { status, .. } => (*status, C::DevFaultInjected),
+            SnapshotUnknown(_) => (StatusCode::NOT_FOUND, C::DevSnapshotUnknown),
+            SnapshotLimit(_) => (StatusCode::CONFLICT, C::DevSnapshotLimit),
+            StateRestored => (StatusCode::SERVICE_UNAVAILABLE, C::DevStateRestored),
             Unavailable { part: Unresponsive::ReadPool, .. } => {
                 (StatusCode::SERVICE_UNAVAILABLE, C::GenericDbFetchFailed)
             }
@@ -430,6 +473,8 @@ impl ApiError {
             }
             BankBadSignature(_) => Some("authorization_sig"),
             BankOldTimestamp(_) => Some("timestamp"),
+            ClockBackwards { field, .. } => Some(field),
+            SnapshotUnknown(_) | SnapshotLimit(_) => Some("name"),
             MethodNotAllowed { .. }
             | EndpointUnknown { .. }
             | JsonInvalid { .. }
@@ -443,6 +488,8 @@ impl ApiError {
             | Fixtures(_)
             | AuditorMoreRecentPresent { .. }
             | KycBulkAlreadyKnown
+            | FaultInjected { .. }
+            | StateRestored
             | Unavailable { .. } => None,
         }
     }
@@ -467,7 +514,10 @@ impl ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(source: StoreError) -> Self {
-        ApiError::Database { source }
+        match source {
+            StoreError::Restored => ApiError::StateRestored,
+            source => ApiError::Database { source },
+        }
     }
 }
 
@@ -484,7 +534,10 @@ pub struct ErrorDetail {
 impl warp::Reply for ApiError {
     fn into_response(self) -> Response {
         let (status, _) = self.parts();
-        if status.is_server_error() {
+        if let ApiError::FaultInjected { .. } = &self {
+            // Asked for: not the server's trouble.
+            log::info!("{status}: {self}");
+        } else if status.is_server_error() {
             log::error!("{self}: {:?}", std::error::Error::source(&self));
         } else {
             log::debug!("{status}: {self}");
@@ -567,6 +620,11 @@ mod tests {
             (ErrorCode::BankOldTimestamp, 5161),
             (ErrorCode::BankUnknownRegistration, 5162),
             (ErrorCode::BankTransferMappingReused, 5163),
+            (ErrorCode::DevClockBackwards, 9901),
+            (ErrorCode::DevFaultInjected, 9902),
+            (ErrorCode::DevSnapshotUnknown, 9903),
+            (ErrorCode::DevSnapshotLimit, 9904),
+            (ErrorCode::DevStateRestored, 9905),
         ];
         for (code, number) in table {
             assert_eq!(code.number(), number, "{code:?}");

@@ -827,3 +827,50 @@ async fn a_stderr_nobody_reads_does_not_stop_the_server() {
     drop(stderr);
     assert!(answered.is_ok(), "the server stopped answering once stderr was full");
 }
+
+/// `--checkpoints external` (under Litestream): the server never folds the WAL, not even when it
+/// stops, so every page it committed is still in the `-wal` file for the replicator to read; with
+/// the default (`auto`) a clean stop leaves one file. Either way every acknowledged registration is
+/// read back. The TOML key and the environment variable choose the same as the flag.
+#[tokio::test]
+async fn external_checkpoints_leave_the_wal_to_the_replicator() {
+    let wal_after_stop = |args: &'static [&'static str], toml: Option<&'static str>| async move {
+        let dir = Arc::new(tempfile::tempdir().unwrap());
+        let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        if let Some(toml) = toml {
+            let config = dir.path().join("c.toml");
+            std::fs::write(&config, toml).unwrap();
+            args.extend(["--config".to_owned(), config.display().to_string()]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let server = TestServer::start_in(dir, &args);
+        let mut keys = Vec::new();
+        for _ in 0..20 {
+            let (auth, answer) = register(&server).await;
+            assert_eq!(answer.status, 200, "{answer:?}");
+            keys.push(auth.public_key().to_string());
+        }
+        let db = server.db.clone();
+        let (status, dir) = server.terminate();
+        assert!(status.success(), "{status:?}");
+        let wal = std::fs::metadata(db.with_extension("sqlite3-wal")).map_or(0, |m| m.len());
+        let listed = cli(dir.path(), &db, &["registrations", "list", "--json"]);
+        assert!(listed.status.success(), "{}", text(&listed.stderr));
+        let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
+        let listed: HashSet<&str> =
+            listed.as_array().unwrap().iter().filter_map(|r| r["authorization_pub"].as_str()).collect();
+        for key in &keys {
+            assert!(listed.contains(key.as_str()), "registration {key} lost");
+        }
+        wal
+    };
+    assert_eq!(wal_after_stop(&[], None).await, 0, "auto: a clean stop folds the WAL");
+    let wal = wal_after_stop(&["--checkpoints", "external"], None).await;
+    assert!(wal > 20 * 4096, "external: a WAL of {wal} bytes after 20 commits");
+    let wal = wal_after_stop(&[], Some("checkpoints = \"external\"\n")).await;
+    assert!(wal > 20 * 4096, "external from the file: a WAL of {wal} bytes");
+    // A bad value stops start-up with one line naming the setting.
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let refused = TestServer::try_start_in(dir, &["--checkpoints", "sometimes"]).err().unwrap();
+    assert!(refused.contains("checkpoints: 'sometimes' is neither 'auto' nor 'external'"), "{refused}");
+}

@@ -484,7 +484,11 @@ async fn a_deflate_bomb_is_413_on_every_json_route() {
         // Bodies that are not JSON: the bulk KYC upload (any file, hashed as sent) and the
         // console's forms.
         // POST routes that take no body at all: their answer never depends on one.
-        let bodyless = ["/private/extern-keys/{extern_pub}/disable", "/private/reset"];
+        let bodyless = [
+            "/private/extern-keys/{extern_pub}/disable",
+            "/private/reset",
+            "/private/snapshots/{name}/restore",
+        ];
         let json_route = route.method() == Method::POST
             && !route.pattern().starts_with("/kyc-bulk/")
             && !bodyless.contains(&route.pattern())

@@ -166,9 +166,37 @@ fn refused(entry: Entry, reason: impl std::fmt::Display) -> ConfigError {
     config::bad("fixtures", format!("{entry}: {reason}"))
 }
 
+/// Opens a file that must be a regular one. A FIFO, device, socket or folder is refused,
+/// and the open itself cannot block (`O_NONBLOCK`: opening a FIFO nobody writes would
+/// hang start-up, deaf to signals and stdin, for ever).
+fn open_regular(path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let file = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path)?;
+    let kind = file.metadata()?.file_type();
+    if kind.is_file() {
+        return Ok(file);
+    }
+    let what = if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_dir() {
+        "a folder"
+    } else if kind.is_socket() {
+        "a socket"
+    } else if kind.is_block_device() || kind.is_char_device() {
+        "a device"
+    } else {
+        "not a regular file"
+    };
+    Err(io::Error::new(io::ErrorKind::InvalidInput, format!("is {what}, not a regular file")))
+}
+
 /// Reads and parses a fixture file; a bad one is one line naming the entry and the line.
 pub fn load(path: &Path) -> Result<Fixtures, ConfigError> {
-    let text = std::fs::read_to_string(path)
+    let text = open_regular(path)
+        .and_then(|mut f| {
+            let mut text = String::new();
+            f.read_to_string(&mut text).map(|_| text)
+        })
         .map_err(|e| config::bad("fixtures", format!("{}: {e}", path.display())))?;
     let mut fixtures = parse(&text, path)?;
     fixtures.base = match path.parent() {
@@ -366,7 +394,7 @@ fn prepare_upload(settings: &Settings, base: &Path, u: &UploadFixture) -> Result
     };
     let (declared, content_type) =
         kyc_content::parse_content_type(&given).map_err(|e| format!("content_type: {e}"))?;
-    let mut file = File::open(&path).map_err(|e| format!("{shown}: {e}"))?;
+    let mut file = open_regular(&path).map_err(|e| format!("{shown}: {e}"))?;
     let size = file.metadata().map_err(|e| format!("{shown}: {e}"))?.len();
     if size == 0 {
         return Err(format!("{shown} is empty, and an upload cannot be"));
@@ -388,7 +416,7 @@ fn prepare_upload(settings: &Settings, base: &Path, u: &UploadFixture) -> Result
     }
     kyc_content::check_magic(declared, &first).map_err(|e| format!("{shown}: {e}"))?;
     if declared == DeclaredType::Zip {
-        let archive = File::open(&path).map_err(|e| format!("{shown}: {e}"))?;
+        let archive = open_regular(&path).map_err(|e| format!("{shown}: {e}"))?;
         kyc_content::check_zip(archive).map_err(|e| format!("{shown}: {e}"))?;
     }
     let digest: [u8; 64] = hasher.finalize().into();
@@ -522,7 +550,7 @@ fn apply_in(tx: &WriteTx<'_>, p: &Prepared, reset: bool) -> Result<Applied, Appl
         }
         let staged = match kyc::find(tx, &u.h_body)? {
             Some(_) => None,
-            None => Some(stage_file(tx, *at, u, p.now_us)?),
+            None => Some(kyc::staged_in(stage_file(tx, *at, u, p.now_us)?)),
         };
         let record = UploadRecord {
             extern_pub: u.extern_pub,
@@ -591,7 +619,7 @@ fn stage_file(tx: &WriteTx<'_>, at: Entry, u: &PreparedUpload, now_us: i64) -> R
     let shown = u.path.display();
     let io_error = |e: io::Error| contradiction(at, format!("{shown}: {e}"));
     let content = kyc::begin_in(tx, now_us)?;
-    let mut file = File::open(&u.path).map_err(io_error)?;
+    let mut file = open_regular(&u.path).map_err(io_error)?;
     let mut hasher = Sha512::new();
     let mut buf = vec![0u8; CHUNK_SIZE];
     let (mut seq, mut total) = (0i64, 0u64);

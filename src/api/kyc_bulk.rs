@@ -31,7 +31,7 @@ use crate::error::{ApiError, json_response};
 use crate::http::{MAX_NAME_CHARS, PageQuery, PathParams, Request, Route, check_free_text, no_content};
 use crate::kyc_content::{self, DeclaredType};
 use crate::payto::Payto;
-use crate::store::kyc::{self, CHUNK_SIZE, ContentId, Recorded, StoredBody, UploadEntry, UploadRecord};
+use crate::store::kyc::{self, CHUNK_SIZE, Recorded, Staging, StoredBody, UploadEntry, UploadRecord};
 use crate::store::{Durability, Store, StoreError, WriteTx, extern_keys};
 
 /// This API's rows of the route table.
@@ -165,7 +165,7 @@ fn signature_valid(extern_pub: &EddsaPublicKey, h: &UploadHeaders, h_body: HashC
 /// the handler ends (an error, or the client going away and the future dropped).
 struct Staged {
     store: Store,
-    content: Option<ContentId>,
+    content: Option<Staging>,
 }
 
 impl Staged {
@@ -193,7 +193,7 @@ enum Destination {
 }
 
 impl Destination {
-    fn staged(&self) -> Option<ContentId> {
+    fn staged(&self) -> Option<Staging> {
         match self {
             Destination::Stage(staged) => staged.content,
             Destination::Compare(_) => None,
@@ -251,7 +251,7 @@ async fn upload(state: AppState, params: PathParams, mut req: Request) -> Result
     if headers.declared == DeclaredType::Zip {
         let target = match &destination {
             Destination::Stage(staged) => {
-                staged.content.map(|content_id| StoredBody { content_id, size: received.size })
+                staged.content.map(|s| StoredBody { content_id: s.content, size: received.size })
             }
             // The stored body is this one if the hashes agree; otherwise step
             // 12 refuses the upload (400) anyway.
@@ -326,7 +326,7 @@ async fn receive(
     state: &AppState,
     req: &mut Request,
     headers: &UploadHeaders,
-    staged: Option<ContentId>,
+    staged: Option<Staging>,
 ) -> Result<Received, ApiError> {
     let mut hasher = Sha512::new();
     let mut first = Vec::with_capacity(kyc_content::SNIFF_LEN);

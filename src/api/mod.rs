@@ -8,10 +8,11 @@
 //! cookie, checked by the dispatcher) and [`Route::console_login`], and put
 //! its SQL in the matching module of `crate::store`.
 //! A development route (only with `--dev` or `--ephemeral`) goes in
-//! [`fixtures::routes`] instead.
+//! [`fixtures::routes`] or [`controls::routes`] instead.
 
 pub mod auditors;
 pub mod console;
+pub mod controls;
 pub mod exchange;
 pub mod fixtures;
 pub mod kyc_bulk;
@@ -38,8 +39,15 @@ pub fn routes(dev: bool) -> Vec<Route> {
     routes.extend(ops::routes());
     routes.extend(console::routes());
     if dev {
-        routes.extend(fixtures::routes());
+        routes.extend(development_routes());
     }
+    routes
+}
+
+/// The routes only a server with `--dev` or `--ephemeral` has.
+pub fn development_routes() -> Vec<Route> {
+    let mut routes = fixtures::routes();
+    routes.extend(controls::routes());
     routes
 }
 

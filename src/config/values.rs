@@ -15,6 +15,7 @@ use super::text::{setting_flag, setting_text};
 use crate::amount::Amount;
 use crate::crypto::EddsaPublicKey;
 use crate::payto::Payto;
+use crate::store::Checkpoints;
 
 /// Why a setting's text was refused; the setting's name is added by whoever knows it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -567,6 +568,58 @@ impl From<Seconds> for i64 {
     }
 }
 
+/// A shift of the server's clock (`--clock-offset`): a duration in humantime's forms with
+/// `-` in front for the past (`3d`, `-2h`, `1h 30m`), or a whole number of seconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClockOffset(i64);
+
+setting_text!(ClockOffset, "a duration such as 3d or -2h, or a number of seconds", or integer);
+
+impl FromStr for ClockOffset {
+    type Err = InvalidValue;
+
+    fn from_str(s: &str) -> Result<Self, InvalidValue> {
+        let t = s.trim();
+        if let Ok(secs) = t.parse::<i64>() {
+            return Ok(ClockOffset(secs));
+        }
+        let (sign, rest) = match t.strip_prefix('-') {
+            Some(rest) => (-1, rest),
+            None => (1, t),
+        };
+        let d = Duration::from(rest.parse::<PositiveDuration>()?);
+        let secs = i64::try_from(d.as_secs()).map_err(|_| InvalidValue::new(format!("'{s}' is too long")))?;
+        Ok(ClockOffset(sign * secs))
+    }
+}
+
+impl From<ClockOffset> for i64 {
+    fn from(o: ClockOffset) -> i64 {
+        o.0
+    }
+}
+
+/// An instant in RFC 3339 with an offset (`--frozen-clock 2027-01-01T00:00:00Z`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rfc3339Time(i64);
+
+setting_text!(Rfc3339Time, "an RFC 3339 time such as 2027-01-01T00:00:00Z");
+
+impl FromStr for Rfc3339Time {
+    type Err = InvalidValue;
+
+    fn from_str(s: &str) -> Result<Self, InvalidValue> {
+        crate::timestamp::parse_rfc3339_us(s).map(Rfc3339Time).map_err(InvalidValue::new)
+    }
+}
+
+impl From<Rfc3339Time> for i64 {
+    /// Microseconds since the epoch.
+    fn from(t: Rfc3339Time) -> i64 {
+        t.0
+    }
+}
+
 /// An on/off setting: `--ephemeral` alone means on; `--ephemeral=false`, its environment variable
 /// and the TOML file say which (`true`/`false`, `yes`/`no`, `on`/`off`, `1`/`0`; TOML booleans too).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -613,6 +666,20 @@ impl<'de> Deserialize<'de> for Switch {
         }
 
         deserializer.deserialize_any(SwitchVisitor)
+    }
+}
+
+setting_text!(Checkpoints, "'auto' or 'external'");
+
+impl FromStr for Checkpoints {
+    type Err = InvalidValue;
+
+    fn from_str(s: &str) -> Result<Self, InvalidValue> {
+        match s {
+            s if s.eq_ignore_ascii_case("auto") => Ok(Checkpoints::Auto),
+            s if s.eq_ignore_ascii_case("external") => Ok(Checkpoints::External),
+            other => Err(InvalidValue::new(format!("'{other}' is neither 'auto' nor 'external'"))),
+        }
     }
 }
 

@@ -13,6 +13,8 @@
 //! only when it is first polled, so a handler that answers before reading never
 //! makes a client with `Expect: 100-continue` send its body.
 
+pub mod faults;
+pub mod journal;
 mod router;
 pub mod session;
 
@@ -27,7 +29,7 @@ use warp::http::{HeaderMap, Method};
 use warp::reply::Response;
 use warp::{Buf, Filter, Rejection, Reply};
 
-pub use router::{Access, CONSOLE_CSP, CONSOLE_LOGIN, PathParams, Route, Router, see_other};
+pub use router::{Access, CONSOLE_CSP, CONSOLE_LOGIN, JOURNAL_ROUTE, PathParams, Route, Router, see_other};
 
 use crate::error::ApiError;
 use crate::store::Page;

@@ -29,10 +29,110 @@ use warp::Reply;
 use warp::http::{HeaderValue, Method, StatusCode, header};
 use warp::reply::Response;
 
+use super::faults::ResetConnection;
+use super::journal::{Capture, Entry, recorded_headers};
 use super::{MAX_URI, Request};
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::metrics::NO_ROUTE;
+
+/// Routes whose requests the journal leaves out: its own, and the probes.
+fn unjournaled(pattern: &str) -> bool {
+    pattern == JOURNAL_ROUTE || pattern == "/healthz" || pattern == crate::metrics::METRICS_ROUTE
+}
+
+/// The journal's own route.
+pub const JOURNAL_ROUTE: &str = "/private/requests";
+
+/// What the journal needs of a request, taken before its handler runs.
+struct Recording {
+    time: crate::timestamp::Timestamp,
+    query: String,
+    headers: Vec<(String, String)>,
+    content_type: Option<String>,
+    /// No `Content-Length` (or 0) and no `Transfer-Encoding`: the request has no body.
+    no_body: bool,
+    capture: Arc<Capture>,
+}
+
+impl Recording {
+    /// Notes the request and wraps its body so that what the handler reads is captured.
+    fn start(state: &AppState, req: &mut Request) -> Recording {
+        let content_type =
+            req.headers.get(header::CONTENT_TYPE).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+        let json = content_type.as_deref().is_some_and(|t| {
+            let essence = t.split(';').next().unwrap_or("").trim();
+            essence.eq_ignore_ascii_case("application/json")
+                || essence.to_ascii_lowercase().ends_with("+json")
+        });
+        let no_body = !req.headers.contains_key(header::TRANSFER_ENCODING)
+            && matches!(req.content_length(), Ok(None) | Ok(Some(0)));
+        let capture = Capture::new(json);
+        let body = std::mem::replace(&mut req.body, Box::pin(futures_util::stream::empty()));
+        req.body = Box::pin(CapturedStream { inner: body, capture: capture.clone() });
+        Recording {
+            time: state.clock.now(),
+            query: req.query.clone(),
+            headers: recorded_headers(&req.headers),
+            content_type,
+            no_body,
+            capture,
+        }
+    }
+
+    fn finish(
+        self,
+        path: &str,
+        method: &Method,
+        route: Option<&'static str>,
+        status: u16,
+        duration_ms: f64,
+        bytes_out: u64,
+    ) -> Entry {
+        let captured = self.capture.finish(self.no_body);
+        let content_type = if captured.body.is_some() { None } else { self.content_type };
+        Entry {
+            id: 0,
+            time: self.time,
+            method: method.to_string(),
+            path: path.to_owned(),
+            query: self.query,
+            route,
+            status,
+            duration_ms: (duration_ms * 1000.0).round() / 1000.0,
+            bytes_in: captured.read,
+            bytes_out,
+            headers: self.headers,
+            body: captured.body,
+            body_sha512: captured.body_sha512,
+            content_type: if self.no_body { None } else { content_type },
+            body_unread: captured.unread,
+        }
+    }
+}
+
+/// A body stream that shows each piece to a [`Capture`] as the handler reads it.
+struct CapturedStream {
+    inner: super::BodyStream,
+    capture: Arc<Capture>,
+}
+
+impl futures_util::Stream for CapturedStream {
+    type Item = Result<bytes::Bytes, warp::Error>;
+
+    fn poll_next(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        let polled = self.inner.as_mut().poll_next(cx);
+        match &polled {
+            std::task::Poll::Ready(Some(Ok(data))) => self.capture.chunk(data),
+            std::task::Poll::Ready(None) => self.capture.end(),
+            std::task::Poll::Ready(Some(Err(_))) | std::task::Poll::Pending => {}
+        }
+        polled
+    }
+}
 
 /// Who may call a route.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -243,14 +343,22 @@ impl Router {
     }
 
     /// Answers one request. Every failure is an ErrorDetail; nothing rejects.
-    /// Logs it and records its metrics under its route's pattern.
+    /// Logs it, records its metrics under its route's pattern and, on a development
+    /// server, appends it to the journal of requests.
     pub async fn dispatch(&self, state: AppState, path: &str, mut req: Request) -> Response {
         let started = Instant::now();
         let method = req.method.clone();
         let app = state.clone();
-        // The declared length: counting what a handler reads would mean wrapping every body.
+        // The declared length: counting what a handler reads would mean wrapping every body
+        // (the journal does, when it is on).
         let bytes_in = req.content_length().ok().flatten().unwrap_or(0);
-        let (route, response) = match self.find(path) {
+        let matched = if path.len() + req.query.len() > MAX_URI { None } else { self.find(path) };
+        let route = matched.as_ref().map(Matched::pattern);
+        let recording = match &app.journal {
+            Some(_) if !route.is_some_and(unjournaled) => Some(Recording::start(&app, &mut req)),
+            _ => None,
+        };
+        let (route, response) = match matched {
             _ if path.len() + req.query.len() > MAX_URI => {
                 (NO_ROUTE, cors(ApiError::UriTooLong { limit: MAX_URI }.into_response()))
             }
@@ -271,6 +379,11 @@ impl Router {
             }
         };
         let elapsed = started.elapsed();
+        if response.extensions().get::<ResetConnection>().is_some() {
+            // Closed on purpose without an answer: no status to count, nothing for the journal
+            // (which holds answered requests); the fault's own line says what happened.
+            return response;
+        }
         let (status, duration_ms) = (response.status().as_u16(), elapsed.as_secs_f64() * 1000.0);
         app.metrics.observe(route, &method, status, elapsed);
         // Announced, not counted: a download is still streaming when this line is written.
@@ -286,11 +399,46 @@ impl Router {
             bytes_in, bytes_out;
             "{method} {route} {status} {duration_ms:.1}ms"
         );
+        if let (Some(recording), Some(journal)) = (recording, &app.journal) {
+            let route = (route != NO_ROUTE).then_some(route);
+            journal.append(recording.finish(path, &method, route, status, duration_ms, bytes_out));
+        }
         response
     }
 
     async fn dispatch_matched(&self, state: AppState, matched: Matched<'_>, req: Request) -> Response {
         let access = matched.access();
+        // Before anything else, so that a faulted request changes nothing and learns nothing.
+        if let Some(fired) = state.faults.fire(&req.method, matched.pattern()) {
+            if !fired.delay.is_zero() {
+                tokio::time::sleep(fired.delay).await;
+            }
+            let response = match fired.status {
+                Some(status) => ApiError::FaultInjected {
+                    id: fired.id,
+                    status,
+                    method: req.method.to_string(),
+                    route: matched.pattern(),
+                }
+                .into_response(),
+                None => {
+                    log::info!(
+                        "fault {} injected for {} {}: connection reset",
+                        fired.id,
+                        req.method,
+                        matched.pattern()
+                    );
+                    let mut response = Response::new(Default::default());
+                    response.extensions_mut().insert(ResetConnection);
+                    response
+                }
+            };
+            return match access {
+                Access::Public => cors(response),
+                Access::Operator | Access::WireGateway => response,
+                Access::Console | Access::ConsoleLogin => console_headers(response),
+            };
+        }
         match access {
             Access::Operator if !authorized(&req, &state.token) => {
                 return ApiError::Unauthorized.into_response();
