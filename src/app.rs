@@ -16,6 +16,7 @@ use crate::http::session::Sessions;
 use crate::metrics::Metrics;
 use crate::store::Store;
 use crate::store::snapshots::Shelf;
+use crate::wakeup::Wakeups;
 
 /// The server's state, shared by every request.
 pub struct AppContext {
@@ -34,6 +35,8 @@ pub struct AppContext {
     pub metrics: Metrics,
     /// The operator console's logins (in memory: a restart logs everyone out).
     pub sessions: Sessions,
+    /// The long polls of the Wire Gateway's histories, woken by the commits they wait for.
+    pub wakeups: Wakeups,
     /// The journal of requests: on a development server, unless `--journal-size 0`.
     pub journal: Option<Journal>,
     /// Faults on demand (only a development server has the routes that add them).

@@ -24,8 +24,11 @@ pub enum ErrorCode {
     GenericMethodInvalid,
     GenericEndpointUnknown,
     GenericJsonInvalid,
+    GenericPaytoUriMalformed,
     GenericParameterMissing,
     GenericParameterMalformed,
+    GenericCompressionInvalid,
+    GenericCurrencyMismatch,
     GenericUriTooLong,
     GenericUploadExceedsLimit,
     GenericUnauthorized,
@@ -42,6 +45,8 @@ pub enum ErrorCode {
     ExchangeKycImport3rdPartyUnknown,
     KycBulkAlreadyKnown,
     KycBulkUnknown,
+    BankUnknownAccount,
+    BankTransferRequestUidReused,
     BankDuplicateReservePubSubject,
     BankUnknownCreditor,
     BankDerivationReuse,
@@ -49,6 +54,7 @@ pub enum ErrorCode {
     BankOldTimestamp,
     BankUnknownRegistration,
     BankTransferMappingReused,
+    BankTransferWtidReused,
     DevClockBackwards,
     DevFaultInjected,
     DevSnapshotUnknown,
@@ -68,8 +74,15 @@ impl ErrorCode {
             GenericJsonInvalid => {
                 (22, "The JSON in the client's request was malformed or lacks a required field.")
             }
+            GenericPaytoUriMalformed => (24, "The payto:// URI provided by the client is malformed."),
             GenericParameterMissing => (25, "A required parameter in the request was missing."),
             GenericParameterMalformed => (26, "A parameter in the request was malformed."),
+            GenericCompressionInvalid => {
+                (28, "The body in the request could not be decompressed by the server.")
+            }
+            GenericCurrencyMismatch => {
+                (30, "The currency involved in the operation is not acceptable for this server.")
+            }
             GenericUriTooLong => {
                 (31, "The URI is longer than the longest URI the HTTP server is willing to parse.")
             }
@@ -110,6 +123,13 @@ impl ErrorCode {
             KycBulkAlreadyKnown => (1905, "The exchange already has this bulk KYC data for this customer."),
             // Decision: not yet registered upstream (read-back of an unknown body hash).
             KycBulkUnknown => (1906, "The exchange holds no bulk KYC body with this hash."),
+            BankUnknownAccount => {
+                (5106, "The bank account referenced in the requested operation was not found.")
+            }
+            BankTransferRequestUidReused => (
+                5112,
+                "The request UID for a request to transfer funds has already been used, but with different details for the transfer.",
+            ),
             BankDuplicateReservePubSubject => {
                 (5114, "The reserve public key is already registered or was already used.")
             }
@@ -128,6 +148,10 @@ impl ErrorCode {
             BankTransferMappingReused => {
                 (5163, "The one-shot registration was already used by a credited transfer.")
             }
+            BankTransferWtidReused => (
+                5154,
+                "The wtid for a request to transfer funds has already been used, but with a different request unpaid.",
+            ),
             // Decision: 9901-9905 are taler-lite's own, for the development routes of a server
             // started with --dev or --ephemeral (README, "Use it in CI"); never in production.
             DevClockBackwards => (9901, "The server's clock never goes backwards."),
@@ -203,6 +227,21 @@ pub enum ApiError {
     HeaderMalformed { header: &'static str, detail: String },
     #[error("{name} is malformed: {detail}")]
     ParameterMalformed { name: String, detail: String },
+    /// A payto URI the gateway cannot use (not one, or without `receiver-name`): 400, code 24.
+    #[error("field '{field}' is not a full payto URI: {detail}")]
+    PaytoMalformed { field: String, detail: String },
+    /// A compressed body that does not inflate: 400, code 28.
+    #[error("the body does not inflate: {detail}")]
+    CompressionInvalid { detail: String },
+    /// A `Content-Encoding` the server does not inflate: 415.
+    #[error("Content-Encoding '{encoding}' is not supported (deflate and gzip are)")]
+    UnsupportedEncoding { encoding: String },
+    /// An amount in another currency than the bank's: 400, code 30.
+    #[error("field '{field}': currency {given} is not the bank's {expected}")]
+    CurrencyMismatch { field: &'static str, given: String, expected: String },
+    /// Something the server does not offer (yet): 501.
+    #[error("{0} is not supported by this bank")]
+    NotImplemented(&'static str),
     #[error("Content-Length is required")]
     LengthRequired,
     /// The body ended before Content-Length (the client went away).
@@ -216,6 +255,21 @@ pub enum ApiError {
     UriTooLong { limit: usize },
     #[error("missing or wrong bearer token")]
     Unauthorized,
+    /// The Wire Gateway's 401: Basic or Bearer, said in `WWW-Authenticate`.
+    #[error(
+        "missing or wrong credentials (Basic with the gateway's user name and the operator token, or Bearer with the token)"
+    )]
+    GatewayUnauthorized,
+    /// An account name in a Wire Gateway path that names no configured account.
+    #[error("no exchange account is named '{0}'")]
+    BankUnknownAccount(String),
+    /// An outgoing transfer that is not this account's, or none at all.
+    #[error("no transfer {0} from this account")]
+    BankUnknownTransfer(String),
+    #[error("request_uid {0} was already used for a transfer with other details")]
+    BankTransferRequestUidReused(String),
+    #[error("wtid {0} was already used by a transfer with another request_uid")]
+    BankTransferWtidReused(String),
     #[error("database failure: {source}")]
     Database {
         #[source]
@@ -326,12 +380,20 @@ impl ApiError {
                 (StatusCode::BAD_REQUEST, C::GenericParameterMalformed)
             }
             HeaderMissing { .. } => (StatusCode::BAD_REQUEST, C::GenericParameterMissing),
+            PaytoMalformed { .. } => (StatusCode::BAD_REQUEST, C::GenericPaytoUriMalformed),
+            CompressionInvalid { .. } => (StatusCode::BAD_REQUEST, C::GenericCompressionInvalid),
+            UnsupportedEncoding { .. } => (StatusCode::UNSUPPORTED_MEDIA_TYPE, C::GenericParameterMalformed),
+            CurrencyMismatch { .. } => (StatusCode::BAD_REQUEST, C::GenericCurrencyMismatch),
+            NotImplemented(_) => (StatusCode::NOT_IMPLEMENTED, C::GenericEndpointUnknown),
             LengthRequired => (StatusCode::LENGTH_REQUIRED, C::GenericParameterMissing),
             BodyIncomplete { .. } => (StatusCode::BAD_REQUEST, C::GenericParameterMalformed),
             RequestTimeout { .. } => (StatusCode::REQUEST_TIMEOUT, C::GenericParameterMalformed),
             UploadTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, C::GenericUploadExceedsLimit),
             UriTooLong { .. } => (StatusCode::URI_TOO_LONG, C::GenericUriTooLong),
-            Unauthorized => (StatusCode::UNAUTHORIZED, C::GenericUnauthorized),
+            Unauthorized | GatewayUnauthorized => (StatusCode::UNAUTHORIZED, C::GenericUnauthorized),
+            BankUnknownAccount(_) | BankUnknownTransfer(_) => (StatusCode::NOT_FOUND, C::BankUnknownAccount),
+            BankTransferRequestUidReused(_) => (StatusCode::CONFLICT, C::BankTransferRequestUidReused),
+            BankTransferWtidReused(_) => (StatusCode::CONFLICT, C::BankTransferWtidReused),
             Database { source } => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 match DbStep::of(source) {
@@ -391,7 +453,14 @@ impl ApiError {
             HeaderMissing { header } | HeaderMalformed { header, .. } => Some(header),
             ParameterMalformed { name, .. } => Some(name),
             LengthRequired | UploadTooLarge { .. } => Some("Content-Length"),
-            Unauthorized => Some("Authorization"),
+            Unauthorized | GatewayUnauthorized => Some("Authorization"),
+            PaytoMalformed { field, .. } => Some(field),
+            UnsupportedEncoding { .. } => Some("Content-Encoding"),
+            CurrencyMismatch { field, .. } => Some(field),
+            BankUnknownAccount(_) => Some("account"),
+            BankUnknownTransfer(_) => Some("row_id"),
+            BankTransferRequestUidReused(_) => Some("request_uid"),
+            BankTransferWtidReused(_) => Some("wtid"),
             AuditorNotFound(_) => Some("AUDITOR_PUB"),
             AuditorAddSignatureInvalid | AuditorDelSignatureInvalid => Some("master_sig"),
             KycBulkSignatureInvalid(_) => Some("Taler-Extern-Signature"),
@@ -409,6 +478,8 @@ impl ApiError {
             MethodNotAllowed { .. }
             | EndpointUnknown { .. }
             | JsonInvalid { .. }
+            | CompressionInvalid { .. }
+            | NotImplemented(_)
             | BodyIncomplete { .. }
             | RequestTimeout { .. }
             | UriTooLong { .. }
@@ -477,6 +548,14 @@ impl warp::Reply for ApiError {
         {
             response.headers_mut().insert(header::ALLOW, v);
         }
+        if let ApiError::GatewayUnauthorized = &self {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(
+                    "Basic realm=\"taler-wire-gateway\", Bearer realm=\"taler-wire-gateway\"",
+                ),
+            );
+        }
         response
     }
 }
@@ -510,8 +589,11 @@ mod tests {
             (ErrorCode::GenericMethodInvalid, 20),
             (ErrorCode::GenericEndpointUnknown, 21),
             (ErrorCode::GenericJsonInvalid, 22),
+            (ErrorCode::GenericPaytoUriMalformed, 24),
             (ErrorCode::GenericParameterMissing, 25),
             (ErrorCode::GenericParameterMalformed, 26),
+            (ErrorCode::GenericCompressionInvalid, 28),
+            (ErrorCode::GenericCurrencyMismatch, 30),
             (ErrorCode::GenericUriTooLong, 31),
             (ErrorCode::GenericUploadExceedsLimit, 32),
             (ErrorCode::GenericUnauthorized, 40),
@@ -528,6 +610,9 @@ mod tests {
             (ErrorCode::ExchangeKycImport3rdPartyUnknown, 1904),
             (ErrorCode::KycBulkAlreadyKnown, 1905),
             (ErrorCode::KycBulkUnknown, 1906),
+            (ErrorCode::BankUnknownAccount, 5106),
+            (ErrorCode::BankTransferRequestUidReused, 5112),
+            (ErrorCode::BankTransferWtidReused, 5154),
             (ErrorCode::BankDuplicateReservePubSubject, 5114),
             (ErrorCode::BankUnknownCreditor, 5124),
             (ErrorCode::BankDerivationReuse, 5159),

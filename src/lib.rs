@@ -57,5 +57,6 @@ pub mod server;
 pub mod store;
 pub mod subject;
 pub mod timestamp;
+pub mod wakeup;
 
 pub use server::{Listener, run};

@@ -431,6 +431,8 @@ pub async fn run(listener: Listener, state: AppState, shutdown: impl Future<Outp
         }
     }
     drop(listener);
+    // Long polls answer now (204) rather than at their timeouts, which may be minutes away.
+    state.wakeups.close();
     log::info!("shutting down: finishing in-flight requests");
     tokio::select! {
         () = graceful.shutdown() => {}
@@ -613,6 +615,7 @@ pub async fn start(settings: Settings, clock: Clock) -> Result<Started, ServeErr
         base_url,
         started: Instant::now(),
         metrics: crate::metrics::Metrics::new(),
+        wakeups: Default::default(),
     });
     Ok(Started { listener, state, key_created, token_created, ephemeral })
 }

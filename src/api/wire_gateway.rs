@@ -18,8 +18,10 @@ use crate::amount::Amount;
 use crate::app::AppState;
 use crate::config::Settings;
 use crate::crypto::EddsaPublicKey;
+use crate::domain::bank::gateway::{self, Direction, GatewayAccount};
+use crate::domain::bank::{admin, outgoing};
 use crate::error::{ApiError, json_response};
-use crate::http::{PageQuery, PathParams, Request, Route};
+use crate::http::{PathParams, Request, Route, no_content};
 use crate::payto::Payto;
 use crate::store::registrations::{self, LiveKey, LiveRegistration, TransferType};
 use crate::store::transfers::{self, Incoming, IncomingTransaction};
@@ -28,13 +30,13 @@ use crate::subject::{self, MAX_SUBJECT_CHARS, SubjectMatch};
 use crate::timestamp::Timestamp;
 
 /// Wire gateway protocol version (`current:revision:age`).
-pub const WIRE_GATEWAY_VERSION: &str = "5:0:0";
+pub const WIRE_GATEWAY_VERSION: &str = "5:0:5";
 
 #[derive(Deserialize)]
 struct AddMapped {
     amount: Amount,
     authorization_pub: EddsaPublicKey,
-    debit_account: Payto,
+    debit_account: String,
 }
 
 /// Body of `add-incoming-subject` (and what an `[[incoming]]` fixture holds).
@@ -70,14 +72,41 @@ pub enum SubjectOutcome {
     },
 }
 
+/// The gateway's paths, under `/taler-wire-gateway/` (the first account) and under
+/// `/accounts/{account}/taler-wire-gateway/` (each configured account by name).
+macro_rules! both {
+    ($make:ident, $method:expr, $path:literal, $handler:expr) => {
+        [
+            Route::$make($method, concat!("/taler-wire-gateway/", $path), $handler),
+            Route::$make($method, concat!("/accounts/{account}/taler-wire-gateway/", $path), $handler),
+        ]
+    };
+}
+
 /// This API's rows of the route table.
 pub fn routes() -> Vec<Route> {
-    vec![
-        Route::public(Method::GET, "/taler-wire-gateway/config", get_config),
-        Route::operator(Method::POST, "/taler-wire-gateway/admin/add-mapped", add_mapped),
-        Route::operator(Method::POST, "/taler-wire-gateway/admin/add-incoming-subject", add_incoming_subject),
-        Route::operator(Method::GET, "/taler-wire-gateway/history/incoming", history_incoming),
+    [
+        both!(public, Method::GET, "config", get_config),
+        both!(wire_gateway, Method::GET, "account/check", account_check),
+        both!(wire_gateway, Method::POST, "transfer", transfer),
+        both!(wire_gateway, Method::GET, "transfers", transfers),
+        both!(wire_gateway, Method::GET, "transfers/{row_id}", transfer_status),
+        both!(wire_gateway, Method::GET, "history/incoming", history_incoming),
+        both!(wire_gateway, Method::GET, "history/outgoing", history_outgoing),
+        both!(wire_gateway, Method::POST, "admin/add-incoming", add_incoming),
+        both!(wire_gateway, Method::POST, "admin/add-kycauth", add_kycauth),
+        both!(wire_gateway, Method::POST, "admin/add-mapped", add_mapped),
+        both!(wire_gateway, Method::POST, "admin/add-incoming-subject", add_incoming_subject),
     ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// The account a request's path names: `{account}`, or the first for the short paths.
+fn path_account(state: &AppState, params: &PathParams) -> Result<GatewayAccount, ApiError> {
+    let name = params.get("account");
+    gateway::account(&state.settings, (!name.is_empty()).then_some(name))
 }
 
 #[derive(Serialize)]
@@ -86,10 +115,12 @@ struct WireGatewayConfig<'a> {
     version: &'static str,
     currency: &'a str,
     implementation: &'static str,
+    support_account_check: bool,
 }
 
-/// `GET /taler-wire-gateway/config`
-async fn get_config(state: AppState, _: PathParams, _: Request) -> Result<Response, ApiError> {
+/// `GET /taler-wire-gateway/config` (and `/accounts/{account}/taler-wire-gateway/config`)
+async fn get_config(state: AppState, params: PathParams, _: Request) -> Result<Response, ApiError> {
+    path_account(&state, &params)?;
     Ok(json_response(
         StatusCode::OK,
         &WireGatewayConfig {
@@ -97,8 +128,96 @@ async fn get_config(state: AppState, _: PathParams, _: Request) -> Result<Respon
             version: WIRE_GATEWAY_VERSION,
             currency: &state.settings.currency,
             implementation: crate::api::exchange::IMPLEMENTATION,
+            support_account_check: false,
         },
     ))
+}
+
+/// `GET /taler-wire-gateway/account/check`: 501, as the protocol allows a bank that cannot
+/// check accounts (its config says `support_account_check: false`).
+async fn account_check(state: AppState, params: PathParams, _: Request) -> Result<Response, ApiError> {
+    path_account(&state, &params)?;
+    Err(ApiError::NotImplemented("account/check"))
+}
+
+/// `POST /taler-wire-gateway/transfer`: the exchange pays out; idempotent on `request_uid`.
+async fn transfer(state: AppState, params: PathParams, mut req: Request) -> Result<Response, ApiError> {
+    let account = path_account(&state, &params)?;
+    let body: outgoing::TransferRequest = req.json(state.settings.max_json).await?;
+    let answer = outgoing::transfer(
+        &state.store,
+        &state.settings,
+        &state.wakeups,
+        &account,
+        body,
+        state.clock.now_us(),
+    )
+    .await?;
+    Ok(json_response(StatusCode::OK, &answer))
+}
+
+/// `POST /taler-wire-gateway/admin/add-incoming`: a reserve credit (the exchange's test
+/// harness funds reserves this way); 409, code 5114, for a reserve key already used.
+async fn add_incoming(state: AppState, params: PathParams, mut req: Request) -> Result<Response, ApiError> {
+    let account = path_account(&state, &params)?;
+    let body: admin::AddIncoming = req.json(state.settings.max_json).await?;
+    let added = admin::credit(
+        &state.store,
+        &state.settings,
+        &state.wakeups,
+        &account,
+        TransferType::Reserve,
+        &body.amount,
+        body.reserve_pub,
+        &body.debit_account,
+        state.clock.now_us(),
+    )
+    .await?;
+    Ok(json_response(StatusCode::OK, &added))
+}
+
+/// `POST /taler-wire-gateway/admin/add-kycauth`: a KYC authentication transfer.
+async fn add_kycauth(state: AppState, params: PathParams, mut req: Request) -> Result<Response, ApiError> {
+    let account = path_account(&state, &params)?;
+    let body: admin::AddKycauth = req.json(state.settings.max_json).await?;
+    let added = admin::credit(
+        &state.store,
+        &state.settings,
+        &state.wakeups,
+        &account,
+        TransferType::Kyc,
+        &body.amount,
+        body.account_pub,
+        &body.debit_account,
+        state.clock.now_us(),
+    )
+    .await?;
+    Ok(json_response(StatusCode::OK, &added))
+}
+
+#[derive(Serialize)]
+struct TransferList {
+    debit_account: String,
+    transfers: Vec<outgoing::TransferListStatus>,
+}
+
+/// `GET /taler-wire-gateway/transfers?limit=&offset=&status=`: the account's transfers, 204
+/// when there are none.
+async fn transfers(state: AppState, params: PathParams, req: Request) -> Result<Response, ApiError> {
+    let account = path_account(&state, &params)?;
+    let transfers = outgoing::list(&state.store, &account, req.query()?).await?;
+    if transfers.is_empty() {
+        return Ok(no_content());
+    }
+    Ok(json_response(StatusCode::OK, &TransferList { debit_account: account.uri().to_owned(), transfers }))
+}
+
+/// `GET /taler-wire-gateway/transfers/{row_id}`: one transfer of the account; 404, code 5106,
+/// for an unknown one or another account's.
+async fn transfer_status(state: AppState, params: PathParams, _: Request) -> Result<Response, ApiError> {
+    let account = path_account(&state, &params)?;
+    let status = outgoing::get(&state.store, &account, params.get("row_id")).await?;
+    Ok(json_response(StatusCode::OK, &status))
 }
 
 impl SubjectOutcome {
@@ -125,14 +244,16 @@ fn check_amount(settings: &Settings, amount: &Amount) -> Result<(), ApiError> {
 
 /// `POST /taler-wire-gateway/admin/add-mapped`: a transfer to a registration,
 /// named by its authorization key (upstream wire gateway v5).
-async fn add_mapped(state: AppState, _: PathParams, mut req: Request) -> Result<Response, ApiError> {
+async fn add_mapped(state: AppState, params: PathParams, mut req: Request) -> Result<Response, ApiError> {
+    let account = path_account(&state, &params)?;
     let body: AddMapped = req.json(state.settings.max_json).await?;
-    check_amount(&state.settings, &body.amount)?;
+    gateway::check_amount(&state.settings, "amount", &body.amount)?;
+    let debit_account = gateway::full_payto("debit_account", &body.debit_account)?;
     let incoming = Incoming {
         date_us: state.clock.now_us(),
         amount: body.amount.to_string(),
-        debit_account: body.debit_account.full().to_owned(),
-        credit_account: default_credit_account(&state.settings),
+        debit_account: debit_account.full().to_owned(),
+        credit_account: account.uri().to_owned(),
         subject: None,
     };
     // One instant for the record, the liveness check and the answer.
@@ -161,6 +282,7 @@ async fn add_mapped(state: AppState, _: PathParams, mut req: Request) -> Result<
             Ok(transfers::credit(tx, &incoming, reg.transfer_type, &reg.account_pub, Some(&reg))?)
         })
         .await?;
+    state.wakeups.wake(&gateway::channel(&account.name, Direction::Incoming));
     Ok(json_response(
         StatusCode::OK,
         &AddedTransfer { row_id, timestamp: Timestamp::from_unix_micros(date_us) },
@@ -254,12 +376,21 @@ fn resolve_subject(
 /// subject as a customer typed it; credited or bounced.
 async fn add_incoming_subject(
     state: AppState,
-    _: PathParams,
+    params: PathParams,
     mut req: Request,
 ) -> Result<Response, ApiError> {
-    let body: AddIncomingSubject = req.json(state.settings.max_json).await?;
+    let account = path_account(&state, &params)?;
+    let mut body: AddIncomingSubject = req.json(state.settings.max_json).await?;
+    gateway::full_payto("debit_account", body.debit_account.full())?;
+    if body.credit_account.is_none() {
+        body.credit_account = Some(account.payto.clone());
+    }
     let transfer = prepare_incoming(&state.settings, body, state.clock.now_us())?;
+    let credit_account = transfer.incoming.credit_account.clone();
     let outcome = state.store.write(Durability::Durable, move |tx| record_incoming(tx, &transfer)).await?;
+    if let SubjectOutcome::Credited { .. } = outcome {
+        gateway::wake(&state.settings, &state.wakeups, &credit_account, Direction::Incoming);
+    }
     Ok(json_response(StatusCode::OK, &outcome))
 }
 
@@ -339,13 +470,41 @@ struct IncomingHistory {
     incoming_transactions: Vec<IncomingTransaction>,
 }
 
-/// `GET /taler-wire-gateway/history/incoming?limit=&offset=`: credited transfers.
-async fn history_incoming(state: AppState, _: PathParams, req: Request) -> Result<Response, ApiError> {
-    // Upstream's default: the 20 newest.
-    let page = req.query::<PageQuery>()?.resolve(-20)?;
-    let incoming_transactions = state.store.read(move |db| transfers::history(db, &page)).await?;
+/// `GET /taler-wire-gateway/history/incoming?limit=&offset=&timeout_ms=` (also `delta`,
+/// `start`, `long_poll_ms`): credited transfers; 204 when none, after waiting for one when
+/// asked to.
+async fn history_incoming(state: AppState, params: PathParams, req: Request) -> Result<Response, ApiError> {
+    let account = path_account(&state, &params)?;
+    let request = req.query::<gateway::HistoryQuery>()?.resolve()?;
+    let incoming_transactions =
+        gateway::incoming_history(&state.store, &state.wakeups, &account, request).await?;
+    if incoming_transactions.is_empty() {
+        return Ok(no_content());
+    }
     Ok(json_response(
         StatusCode::OK,
-        &IncomingHistory { credit_account: default_credit_account(&state.settings), incoming_transactions },
+        &IncomingHistory { credit_account: account.uri().to_owned(), incoming_transactions },
+    ))
+}
+
+#[derive(Serialize)]
+struct OutgoingHistory {
+    debit_account: String,
+    outgoing_transactions: Vec<gateway::OutgoingTransaction>,
+}
+
+/// `GET /taler-wire-gateway/history/outgoing?limit=&offset=&timeout_ms=` (also the deprecated
+/// names): transfers out; 204 when none, after waiting for one when asked to.
+async fn history_outgoing(state: AppState, params: PathParams, req: Request) -> Result<Response, ApiError> {
+    let account = path_account(&state, &params)?;
+    let request = req.query::<gateway::HistoryQuery>()?.resolve()?;
+    let outgoing_transactions =
+        gateway::outgoing_history(&state.store, &state.wakeups, &account, request).await?;
+    if outgoing_transactions.is_empty() {
+        return Ok(no_content());
+    }
+    Ok(json_response(
+        StatusCode::OK,
+        &OutgoingHistory { debit_account: account.uri().to_owned(), outgoing_transactions },
     ))
 }

@@ -46,9 +46,10 @@ use text::SettingParser;
 
 pub use secrets::{create_secret_file, master_key, operator_token, read_master_key};
 pub use values::{
-    BaseUrl, ByteSize, ClockOffset, CreditAccount, Currency, ExternKeySpec, InvalidValue, ListenAddr,
-    LogFormat, PositiveDuration, PublicKey, QrAddressText, QrPrefix, Rfc3339Time, Seconds,
-    ShortSubjectLength, SimpleSubjectStyle, SubjectFormat, SubjectFormats, Switch, Token,
+    BaseUrl, ByteSize, ClockOffset, CreditAccount, Currency, ExternKeySpec, GatewayAuth, GatewayUser,
+    InvalidValue, ListenAddr, LogFormat, PositiveDuration, PublicKey, QrAddressText, QrPrefix, Rfc3339Time,
+    Seconds, ShortSubjectLength, SimpleSubjectStyle, SubjectFormat, SubjectFormats, Switch, Token,
+    valid_account_name,
 };
 
 pub const DEFAULT_DATABASE: &str = "./taler-lite.sqlite3";
@@ -66,6 +67,10 @@ pub const DEFAULT_RECURRENT_LIFETIME: &str = "365d";
 pub const DEFAULT_MAX_UPLOAD: &str = "2GiB";
 pub const DEFAULT_MAX_JSON: &str = "1MiB";
 pub const DEFAULT_REQUEST_TIMEOUT: &str = "30s";
+pub const DEFAULT_WIRE_GATEWAY_USER: &str = "exchange";
+/// The name of the first account's Wire Gateway when it has no label; the n-th (n > 1) is
+/// `exchange-n`.
+pub const DEFAULT_ACCOUNT_NAME: &str = "exchange";
 pub const DEFAULT_CHECKPOINTS: &str = "auto";
 pub const DEFAULT_JOURNAL_SIZE: usize = 1000;
 pub const DEFAULT_MAX_SNAPSHOTS: usize = 16;
@@ -133,6 +138,14 @@ pub struct ServeArgs {
     /// Subject formats, comma-separated [default: SIMPLE,URI,CH_QR_BILL]
     #[arg(long, env = "TALER_LITE_SUBJECT_FORMATS")]
     pub subject_formats: Option<SubjectFormats>,
+    /// User name of the Wire Gateway's Basic authentication (the password is the operator
+    /// token) [default: exchange]
+    #[arg(long, env = "TALER_LITE_WIRE_GATEWAY_USER")]
+    pub wire_gateway_user: Option<GatewayUser>,
+    /// Who may call the Wire Gateway: token (Bearer, or Basic with the token as password) or
+    /// none (only with --dev or --ephemeral) [default: token]
+    #[arg(long, env = "TALER_LITE_WIRE_GATEWAY_AUTH")]
+    pub wire_gateway_auth: Option<GatewayAuth>,
     /// SIMPLE subject style: full or short [default: full]
     #[arg(long, env = "TALER_LITE_SIMPLE_SUBJECT")]
     pub simple_subject: Option<SimpleSubjectStyle>,
@@ -223,6 +236,8 @@ pub struct FileConfig {
     pub token_file: Option<PathBuf>,
     pub credit_accounts: Option<Vec<CreditAccount>>,
     pub subject_formats: Option<SubjectFormats>,
+    pub wire_gateway_user: Option<GatewayUser>,
+    pub wire_gateway_auth: Option<GatewayAuth>,
     pub simple_subject: Option<SimpleSubjectStyle>,
     pub short_subject_length: Option<ShortSubjectLength>,
     pub qr_reference_prefix: Option<QrPrefix>,
@@ -288,6 +303,11 @@ pub struct Settings {
     pub token: Option<String>,
     pub token_file: PathBuf,
     pub credit_accounts: Vec<Payto>,
+    /// The name of each credit account's Wire Gateway (same order): its label, or
+    /// `exchange` for the first and `exchange-n` for the n-th.
+    pub account_names: Vec<String>,
+    pub wire_gateway_user: String,
+    pub wire_gateway_auth: GatewayAuth,
     pub subject_formats: Vec<SubjectFormat>,
     pub simple_subject: SimpleSubjectStyle,
     pub short_subject_length: usize,
@@ -410,6 +430,15 @@ impl Settings {
         if credit_accounts.is_empty() {
             return Err(bad("credit_accounts", "at least one payto URI is needed"));
         }
+        let account_names = account_names(&credit_accounts)?;
+        let dev = ephemeral || switch(&args.dev, &file.dev);
+        let wire_gateway_auth = either(&args.wire_gateway_auth, &file.wire_gateway_auth).unwrap_or_default();
+        if wire_gateway_auth == GatewayAuth::None && !dev {
+            return Err(bad(
+                "wire_gateway_auth",
+                "none is allowed only with --dev or --ephemeral (an open gateway lets anyone move money)",
+            ));
+        }
         // The file's third parties are always loaded; flags or the environment add to them.
         let mut extern_keys = file.extern_keys.clone();
         if args.extern_keys.is_empty() {
@@ -441,6 +470,15 @@ impl Settings {
             token,
             token_file: token_file.unwrap_or_else(|| beside_database(&database, TOKEN_FILE_NAME)),
             credit_accounts: credit_accounts.into_iter().map(Into::into).collect(),
+            account_names,
+            wire_gateway_user: pick(
+                "wire_gateway_user",
+                &args.wire_gateway_user,
+                &file.wire_gateway_user,
+                DEFAULT_WIRE_GATEWAY_USER,
+            )?
+            .into(),
+            wire_gateway_auth,
             subject_formats: pick(
                 "subject_formats",
                 &args.subject_formats,
@@ -550,6 +588,24 @@ impl Settings {
         }
         self
     }
+}
+
+/// Each account's Wire Gateway name: its label, else `exchange` (first) or `exchange-n`;
+/// two accounts with one name are refused.
+fn account_names(accounts: &[CreditAccount]) -> Result<Vec<String>, ConfigError> {
+    let mut names: Vec<String> = Vec::with_capacity(accounts.len());
+    for (i, account) in accounts.iter().enumerate() {
+        let name = match (&account.name, i) {
+            (Some(name), _) => name.clone(),
+            (None, 0) => DEFAULT_ACCOUNT_NAME.to_owned(),
+            (None, i) => format!("{DEFAULT_ACCOUNT_NAME}-{}", i + 1),
+        };
+        if names.contains(&name) {
+            return Err(bad("credit_accounts", format!("two accounts are named '{name}'")));
+        }
+        names.push(name);
+    }
+    Ok(names)
 }
 
 /// An on/off setting: the flag's (or environment's) value, else the file's, else off.

@@ -215,23 +215,96 @@ impl From<Token> for String {
     }
 }
 
-/// One of the exchange's bank accounts, a payto URI.
+/// One of the exchange's bank accounts, a payto URI, optionally labelled `NAME=payto://...`:
+/// the name of its Wire Gateway under `/accounts/NAME/taler-wire-gateway/`.
 #[derive(Clone, Debug)]
-pub struct CreditAccount(Payto);
+pub struct CreditAccount {
+    pub name: Option<String>,
+    pub payto: Payto,
+}
 
-setting_text!(CreditAccount, "a payto URI");
+setting_text!(CreditAccount, "a payto URI, optionally NAME=payto://...");
+
+/// Whether `name` can be an account's label: a path segment that needs no escaping.
+pub fn valid_account_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+}
 
 impl FromStr for CreditAccount {
     type Err = InvalidValue;
 
     fn from_str(s: &str) -> Result<Self, InvalidValue> {
-        s.trim().parse().map(CreditAccount).map_err(|e| InvalidValue::new(format!("'{s}': {e}")))
+        let s = s.trim();
+        let (name, uri) = match s.find('=') {
+            // A label comes before the URI; an `=` inside the URI's query is no label.
+            Some(i) if !s[..i].contains(':') => (Some(&s[..i]), &s[i + 1..]),
+            _ => (None, s),
+        };
+        if let Some(name) = name
+            && !valid_account_name(name)
+        {
+            return Err(InvalidValue::new(format!(
+                "'{name}' is not an account name (1-64 letters, digits, '-', '_', '.')"
+            )));
+        }
+        uri.parse()
+            .map(|payto| CreditAccount { name: name.map(str::to_owned), payto })
+            .map_err(|e| InvalidValue::new(format!("'{s}': {e}")))
     }
 }
 
 impl From<CreditAccount> for Payto {
     fn from(a: CreditAccount) -> Payto {
-        a.0
+        a.payto
+    }
+}
+
+/// Who may call the Wire Gateway.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum GatewayAuth {
+    /// The operator token, as Bearer or as the password of Basic.
+    #[default]
+    Token,
+    /// Anyone (configs written for the fakebank): only with `--dev` or `--ephemeral`.
+    None,
+}
+
+setting_text!(GatewayAuth, "'token' or 'none'");
+
+impl FromStr for GatewayAuth {
+    type Err = InvalidValue;
+
+    fn from_str(s: &str) -> Result<Self, InvalidValue> {
+        match s {
+            s if s.eq_ignore_ascii_case("token") => Ok(GatewayAuth::Token),
+            s if s.eq_ignore_ascii_case("none") => Ok(GatewayAuth::None),
+            other => Err(InvalidValue::new(format!("'{other}' is neither 'token' nor 'none'"))),
+        }
+    }
+}
+
+/// The user name of the Wire Gateway's Basic authentication.
+#[derive(Clone, Debug)]
+pub struct GatewayUser(String);
+
+setting_text!(GatewayUser, "a user name");
+
+impl FromStr for GatewayUser {
+    type Err = InvalidValue;
+
+    fn from_str(s: &str) -> Result<Self, InvalidValue> {
+        if s.is_empty() || s.contains(':') || s.chars().any(|c| c.is_control()) {
+            return Err(InvalidValue::new(format!("'{s}' is not a user name (non-empty, no ':')")));
+        }
+        Ok(GatewayUser(s.to_owned()))
+    }
+}
+
+impl From<GatewayUser> for String {
+    fn from(u: GatewayUser) -> String {
+        u.0
     }
 }
 

@@ -141,6 +141,11 @@ pub enum Access {
     Public,
     /// The operator, with `Authorization: Bearer <token>`; no CORS.
     Operator,
+    /// The Taler Wire Gateway, as the exchange calls it: `Bearer <token>` (also with
+    /// libeufin's `secret-token:` prefix) or `Basic` with the configured user name and the
+    /// token as password, or anyone when the server runs with `--wire-gateway-auth none`; a
+    /// 401 says both schemes in `WWW-Authenticate`. No CORS.
+    WireGateway,
     /// The operator console, with a session cookie (no bearer token): without
     /// one, a redirect to the login form. No CORS; the console's security headers.
     Console,
@@ -194,6 +199,16 @@ impl Route {
         Fut: Future<Output = Result<Response, ApiError>> + Send + 'static,
     {
         Route::new(method, pattern, Access::Operator, handler)
+    }
+
+    /// A Wire Gateway route: the dispatcher checks the exchange's credentials (Bearer or
+    /// Basic) before the handler runs.
+    pub fn wire_gateway<H, Fut>(method: Method, pattern: &'static str, handler: H) -> Route
+    where
+        H: Fn(AppState, PathParams, Request) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Response, ApiError>> + Send + 'static,
+    {
+        Route::new(method, pattern, Access::WireGateway, handler)
     }
 
     /// A console page or form: the dispatcher checks the session cookie first
@@ -279,6 +294,8 @@ impl Matched<'_> {
         let any = |a: Access| self.routes.iter().any(|r| r.access == a);
         if any(Access::Operator) {
             Access::Operator
+        } else if any(Access::WireGateway) {
+            Access::WireGateway
         } else if any(Access::Console) {
             Access::Console
         } else if any(Access::ConsoleLogin) {
@@ -418,7 +435,7 @@ impl Router {
             };
             return match access {
                 Access::Public => cors(response),
-                Access::Operator => response,
+                Access::Operator | Access::WireGateway => response,
                 Access::Console | Access::ConsoleLogin => console_headers(response),
             };
         }
@@ -426,10 +443,17 @@ impl Router {
             Access::Operator if !authorized(&req, &state.token) => {
                 return ApiError::Unauthorized.into_response();
             }
+            Access::WireGateway if !gateway_authorized(&req, &state) => {
+                return ApiError::GatewayUnauthorized.into_response();
+            }
             Access::Console if !state.sessions.is_valid(&req.headers) => {
                 return console_headers(see_other(CONSOLE_LOGIN));
             }
-            Access::Public | Access::Operator | Access::Console | Access::ConsoleLogin => {}
+            Access::Public
+            | Access::Operator
+            | Access::WireGateway
+            | Access::Console
+            | Access::ConsoleLogin => {}
         }
         // HEAD runs the GET handler; hyper sends its status and headers and
         // leaves the body out.
@@ -452,7 +476,7 @@ impl Router {
         };
         match access {
             Access::Public => cors(response),
-            Access::Operator => response,
+            Access::Operator | Access::WireGateway => response,
             Access::Console | Access::ConsoleLogin => console_headers(response),
         }
     }
@@ -470,6 +494,64 @@ fn authorized(req: &Request, token: &str) -> bool {
         .map(|(_, t)| t.trim())
         .unwrap_or("");
     bool::from(given.as_bytes().ct_eq(token.as_bytes()))
+}
+
+/// The exchange's credentials for the Wire Gateway (`WIRE_GATEWAY_AUTH_METHOD` `BEARER` or
+/// `BASIC`), compared in constant time; anything goes with `--wire-gateway-auth none`.
+fn gateway_authorized(req: &Request, state: &AppState) -> bool {
+    if state.settings.wire_gateway_auth == crate::config::GatewayAuth::None {
+        return true;
+    }
+    // The token with or without libeufin's `secret-token:` prefix (the generated one has it).
+    let core = |t: &[u8]| -> Vec<u8> { t.strip_prefix(b"secret-token:").unwrap_or(t).to_vec() };
+    let token = core(state.token.as_bytes());
+    let Some((scheme, credentials)) = req
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().split_once(' '))
+    else {
+        return false;
+    };
+    let credentials = credentials.trim();
+    if scheme.eq_ignore_ascii_case("bearer") {
+        return bool::from(core(credentials.as_bytes()).ct_eq(&token));
+    }
+    if scheme.eq_ignore_ascii_case("basic") {
+        let Some(decoded) = base64_decode(credentials) else { return false };
+        let Some(colon) = decoded.iter().position(|&b| b == b':') else { return false };
+        let (user, password) = (&decoded[..colon], &decoded[colon + 1..]);
+        let user_ok = user.ct_eq(state.settings.wire_gateway_user.as_bytes());
+        return bool::from(user_ok & core(password).ct_eq(&token));
+    }
+    false
+}
+
+/// Standard base64 (RFC 4648, with or without padding), as Basic credentials are sent.
+fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    fn value(c: u8) -> Option<u32> {
+        match c {
+            b'A'..=b'Z' => Some(u32::from(c - b'A')),
+            b'a'..=b'z' => Some(u32::from(c - b'a') + 26),
+            b'0'..=b'9' => Some(u32::from(c - b'0') + 52),
+            b'+' => Some(62),
+            b'/' => Some(63),
+            _ => None,
+        }
+    }
+    let text = text.trim_end_matches('=');
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in text.bytes() {
+        acc = (acc << 6) | value(c)?;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
 }
 
 /// The answer to a CORS pre-flight: any origin, any request header, the
@@ -531,6 +613,14 @@ mod tests {
 
     fn route(pattern: &'static str) -> Route {
         Route::public(Method::GET, pattern, |_, _, _| async { Err(ApiError::Unauthorized) })
+    }
+
+    #[test]
+    fn base64_decodes_basic_credentials() {
+        assert_eq!(base64_decode("ZXhjaGFuZ2U6c2VjcmV0").unwrap(), b"exchange:secret");
+        assert_eq!(base64_decode("YQ==").unwrap(), b"a");
+        assert_eq!(base64_decode("YWI=").unwrap(), b"ab");
+        assert!(base64_decode("a b").is_none());
     }
 
     #[test]

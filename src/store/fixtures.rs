@@ -20,6 +20,7 @@ pub fn empty_tables(tx: &WriteTx<'_>) -> Result<(), StoreError> {
     for sql in [
         "DELETE FROM fixture_transfers",
         "DELETE FROM incoming_transfers",
+        "DELETE FROM outgoing_transfers",
         "DELETE FROM registrations",
         "DELETE FROM kyc_uploads",
         "DELETE FROM kyc_chunks WHERE content_id IN (SELECT content_id FROM kyc_contents WHERE h_body IS NOT NULL)",

@@ -15,6 +15,7 @@ pub mod console;
 mod db;
 pub mod extern_keys;
 pub mod fixtures;
+pub mod gateway;
 mod identity;
 pub mod kyc;
 pub mod lock;
@@ -50,7 +51,8 @@ pub const APPLICATION_ID: i32 = 0x544c_6974;
 /// Forward migrations, applied in order; the file's `user_version` is the number
 /// of the last one applied. Version 1 is `schema.sql`; later changes go here as
 /// new numbered entries and are never edited once released.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../schema.sql")), (2, FIXTURE_TRANSFERS)];
+const MIGRATIONS: &[(i64, &str)] =
+    &[(1, include_str!("../../schema.sql")), (2, FIXTURE_TRANSFERS), (3, OUTGOING_TRANSFERS)];
 
 /// Version 2: which incoming transfers `--fixtures` made, so that applying the same
 /// file again adds none twice ([`fixtures`]). A table of its own rather than a column:
@@ -59,6 +61,28 @@ const FIXTURE_TRANSFERS: &str = "
 CREATE TABLE fixture_transfers (
   row_id INTEGER PRIMARY KEY REFERENCES incoming_transfers (row_id) ON DELETE CASCADE
 );";
+
+/// Version 3: the Wire Gateway's outgoing transfers (`POST transfer`), and the indexes that
+/// read each account's histories. Row ids of incoming and outgoing transfers come from one
+/// sequence ([`gateway::next_row_id`]), so that a `row_id` names one transaction of an
+/// account's whole history.
+const OUTGOING_TRANSFERS: &str = "
+CREATE TABLE outgoing_transfers (
+  row_id INTEGER PRIMARY KEY,
+  request_uid BLOB NOT NULL UNIQUE CHECK (length(request_uid) = 64),
+  wtid BLOB NOT NULL UNIQUE CHECK (length(wtid) = 32),
+  date_us INTEGER NOT NULL,
+  amount TEXT NOT NULL,
+  exchange_base_url TEXT NOT NULL,
+  metadata TEXT,
+  -- The exchange's account as configured, and the payee as sent.
+  debit_account TEXT NOT NULL,
+  credit_account TEXT NOT NULL,
+  -- Made by an [[outgoing]] fixture.
+  fixture INTEGER NOT NULL DEFAULT 0 CHECK (fixture IN (0, 1))
+);
+CREATE INDEX outgoing_by_account ON outgoing_transfers (debit_account, row_id);
+CREATE INDEX incoming_by_account ON incoming_transfers (credit_account, row_id) WHERE status = 'credited';";
 
 /// The schema version this binary writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;

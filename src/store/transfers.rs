@@ -42,8 +42,8 @@ pub fn credit(
 ) -> Result<i64, StoreError> {
     tx.execute(
         "INSERT INTO incoming_transfers (date_us, amount, debit_account, credit_account, subject, status, type,
-           account_pub, authorization_pub, registration_id)
-         VALUES (?1, ?2, ?3, ?4, ?5, 'credited', ?6, ?7, ?8, ?9)",
+           account_pub, authorization_pub, registration_id, row_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'credited', ?6, ?7, ?8, ?9, ?10)",
         params![
             t.date_us,
             t.amount,
@@ -53,7 +53,8 @@ pub fn credit(
             transfer_type.wire_name(),
             account_pub,
             registration.map(|r| r.authorization_pub),
-            registration.map(|r| r.registration_id)
+            registration.map(|r| r.registration_id),
+            super::gateway::next_row_id(tx)?
         ],
     )?;
     let row_id = tx.last_insert_rowid();
@@ -66,9 +67,10 @@ pub fn credit(
 /// Records a bounced transfer with its reason; returns the row id.
 pub fn bounce(tx: &WriteTx<'_>, t: &Incoming, reason: &str) -> Result<i64, StoreError> {
     tx.execute(
-        "INSERT INTO incoming_transfers (date_us, amount, debit_account, credit_account, subject, status, bounce_reason)
-         VALUES (?1, ?2, ?3, ?4, ?5, 'bounced', ?6)",
-        params![t.date_us, t.amount, t.debit_account, t.credit_account, t.subject, reason],
+        "INSERT INTO incoming_transfers (date_us, amount, debit_account, credit_account, subject, status, bounce_reason,
+           row_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'bounced', ?6, ?7)",
+        params![t.date_us, t.amount, t.debit_account, t.credit_account, t.subject, reason, super::gateway::next_row_id(tx)?],
     )?;
     Ok(tx.last_insert_rowid())
 }

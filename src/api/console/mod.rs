@@ -830,7 +830,18 @@ async fn simulate(
     let credit_account = credit.and_then(|c| Payto::parse(c).ok());
     let body = AddIncomingSubject { amount, subject, debit_account, credit_account };
     let transfer = prepare_incoming(&state.settings, body, state.clock.now_us())?;
-    Ok(state.store.write(Durability::Durable, move |tx| record_incoming(tx, &transfer)).await?)
+    let credit_account = transfer.incoming.credit_account.clone();
+    let outcome = state.store.write(Durability::Durable, move |tx| record_incoming(tx, &transfer)).await?;
+    // A simulated credit reaches the exchange's waiting polls as a real one does.
+    if let SubjectOutcome::Credited { .. } = outcome {
+        crate::domain::bank::gateway::wake(
+            &state.settings,
+            &state.wakeups,
+            &credit_account,
+            crate::domain::bank::gateway::Direction::Incoming,
+        );
+    }
+    Ok(outcome)
 }
 
 /// `POST /console/registrations/$AUTHORIZATION_PUB/simulate`: the customer's transfer, simulated.
