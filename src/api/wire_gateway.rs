@@ -48,6 +48,16 @@ pub struct AddIncomingSubject {
     pub credit_account: Option<Payto>,
 }
 
+/// `add-incoming-subject`'s body as it arrives: the accounts are checked as full payto URIs
+/// (400, code 24, naming the field) before they become [`AddIncomingSubject`]'s.
+#[derive(Deserialize)]
+struct AddIncomingSubjectRequest {
+    amount: Amount,
+    subject: String,
+    debit_account: String,
+    credit_account: Option<String>,
+}
+
 #[derive(Serialize)]
 struct AddedTransfer {
     row_id: i64,
@@ -380,11 +390,16 @@ async fn add_incoming_subject(
     mut req: Request,
 ) -> Result<Response, ApiError> {
     let account = path_account(&state, &params)?;
-    let mut body: AddIncomingSubject = req.json(state.settings.max_json).await?;
-    gateway::full_payto("debit_account", body.debit_account.full())?;
-    if body.credit_account.is_none() {
-        body.credit_account = Some(account.payto.clone());
-    }
+    let request: AddIncomingSubjectRequest = req.json(state.settings.max_json).await?;
+    let body = AddIncomingSubject {
+        amount: request.amount,
+        subject: request.subject,
+        debit_account: gateway::full_payto("debit_account", &request.debit_account)?,
+        credit_account: Some(match &request.credit_account {
+            Some(text) => gateway::full_payto("credit_account", text)?,
+            None => account.payto.clone(),
+        }),
+    };
     let transfer = prepare_incoming(&state.settings, body, state.clock.now_us())?;
     let credit_account = transfer.incoming.credit_account.clone();
     let outcome = state.store.write(Durability::Durable, move |tx| record_incoming(tx, &transfer)).await?;
