@@ -10,8 +10,8 @@ use std::time::Instant;
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::crypto::EddsaPublicKey;
-use crate::http::session::Sessions;
 use crate::metrics::Metrics;
+use crate::session::Sessions;
 use crate::store::Store;
 
 /// The server's state, shared by every request.

@@ -9,7 +9,8 @@
 //! - Primitives, small and pure: [`base32`], [`crypto`] (keys, signatures,
 //!   hashes, signed purpose structs), [`amount`], [`timestamp`], [`payto`],
 //!   [`subject`] (subjects: derivation and parsing), [`kyc_content`] (what an
-//!   upload may hold), [`qr_bill`] (Swiss QR bill and EPC payloads as SVG), [`clock`].
+//!   upload may hold), [`qr_bill`] (Swiss QR bill and EPC payloads as SVG), [`clock`],
+//!   [`session`] (the console's logins, in memory).
 //! - [`store`]: the SQLite file and *all* SQL (`schema.sql`, migrations, a read
 //!   pool, one group-committing writer), one module per table group with typed
 //!   inputs and outputs ([`store::auditors`], [`store::extern_keys`],
@@ -17,15 +18,20 @@
 //!   [`store::fixtures`], [`store::console`]) and the whole-file tools ([`store::backup`],
 //!   [`store::check`], [`store::stats`]).
 //! - [`http`]: request reading and the route table's dispatcher (token, 405,
-//!   `HEAD`, CORS, the console's sessions in [`http::session`]); [`app`]: the state every handler gets; [`error`]: the one
+//!   `HEAD`, CORS, console sessions), bodies streamed from the store ([`http::stream`]);
+//!   [`app`]: the state every handler gets; [`error`]: the one
 //!   error type, with the table of Taler codes; [`config`]: settings;
 //!   [`metrics`]: what `/metrics` shows.
-//! - [`domain`]: the rules, one module per Taler concept under [`domain::exchange`] and
-//!   [`domain::bank`]; every adapter (JSON API, console, fixtures, CLI) calls the same operation.
-//! - [`api`]: one module per API with its routes and handlers; every route is a
+//! - [`domain`]: the rules, one module per Taler concept under [`domain::exchange`]
+//!   (auditors, third parties, KYC uploads) and [`domain::bank`] (registrations, transfers,
+//!   accounts), with [`domain::text`] for free text; every adapter (JSON API, console,
+//!   fixtures, CLI) calls the same operation and only translates its inputs and outputs.
+//! - [`api`]: the adapters, one module per API with its routes and handlers (none imports
+//!   another); every route is a
 //!   row of [`api::route_table`]. To find a route: its row in its module's
-//!   `routes()`, the handler below it, its SQL in the `store` module of the same
-//!   name, its tests in `tests/<api>.rs` (and `tests/access.rs` for all of them).
+//!   `routes()`, the handler below it, its rules in `domain`, its SQL in `store`,
+//!   its tests in `tests/<api>.rs` (and `tests/access.rs` for all of them).
+//!   `tests/layers.rs` reads the sources and holds every import to the order above.
 //!   [`api::console`] is the operator console (HTML under `/console/`).
 //! - [`server`]: listener, accept loop, start-up and shutdown ([`run`] serves a
 //!   bound listener until a shutdown future resolves, for in-process tests), with
@@ -54,6 +60,7 @@ pub mod metrics;
 pub mod payto;
 pub mod qr_bill;
 pub mod server;
+pub mod session;
 pub mod store;
 pub mod subject;
 pub mod timestamp;

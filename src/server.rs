@@ -36,9 +36,10 @@ use warp::{Filter, Reply};
 use crate::app::{AppContext, AppState};
 use crate::clock::Clock;
 use crate::config::{self, ListenAddr, Settings};
+use crate::domain::exchange::{kyc_uploads, third_parties};
 use crate::error::ApiError;
 use crate::linger;
-use crate::store::{OpenOptions, Store, StoreError};
+use crate::store::{Durability, OpenOptions, Store, StoreError};
 use crate::{api, http};
 
 mod lifecycle;
@@ -506,6 +507,9 @@ pub async fn start(settings: Settings, clock: Clock) -> Result<Started, ServeErr
         None => settings,
     };
     check_paths(&settings)?;
+    for (_, name) in &settings.extern_keys {
+        third_parties::name(name).map_err(|e| config::bad("extern_key", e))?;
+    }
     let fixtures = settings.fixtures.as_deref().map(api::fixtures::load).transpose()?;
     let listener = Listener::bind(&settings.listen)
         .await
@@ -555,14 +559,20 @@ pub async fn start(settings: Settings, clock: Clock) -> Result<Started, ServeErr
     Ok(Started { listener, state, key_created, token_created, ephemeral })
 }
 
-/// The start-up writes: the bulk-KYC clean-up and third parties, then the fixtures.
+/// The start-up writes: staged uploads a crash left behind dropped, the configured third
+/// parties loaded, then the fixtures.
 async fn load_state(
     store: &Store,
     settings: &Settings,
     clock: &Clock,
     prepared: Option<api::fixtures::Prepared>,
 ) -> Result<(), api::fixtures::ApplyError> {
-    api::kyc_bulk::on_start(store, settings, clock).await?;
+    kyc_uploads::discard_interrupted(store).await?;
+    let keys = settings.extern_keys.clone();
+    let now_us = clock.now_us();
+    if !keys.is_empty() {
+        store.write(Durability::Durable, move |tx| third_parties::preload(tx, &keys, now_us)).await?;
+    }
     if let Some(prepared) = prepared {
         let applied = api::fixtures::apply(store, prepared, false).await?;
         log::info!("fixtures: {} applied, {} stored already", applied.applied, applied.held);

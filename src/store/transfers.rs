@@ -6,7 +6,6 @@
 use rusqlite::params;
 use serde::Serialize;
 
-use super::registrations::{self, LiveRegistration, TransferType};
 use super::{Db, Page, StoreError, WriteTx};
 use crate::crypto::EddsaPublicKey;
 use crate::timestamp::Timestamp;
@@ -32,13 +31,14 @@ pub fn is_reserve_credited(db: &Db<'_>, account_pub: &EddsaPublicKey) -> Result<
         .is_some())
 }
 
-/// Records a credited transfer and marks a one-shot registration used; returns the row id.
+/// Records a credited transfer of type `wire_type` (`RESERVE`, `KYCAUTH`), with the
+/// registration that mapped it (its authorization key and id) if any; returns the row id.
 pub fn credit(
     tx: &WriteTx<'_>,
     t: &Incoming,
-    transfer_type: TransferType,
+    wire_type: &str,
     account_pub: &EddsaPublicKey,
-    registration: Option<&LiveRegistration>,
+    registration: Option<(&EddsaPublicKey, i64)>,
 ) -> Result<i64, StoreError> {
     tx.execute(
         "INSERT INTO incoming_transfers (date_us, amount, debit_account, credit_account, subject, status, type,
@@ -50,17 +50,13 @@ pub fn credit(
             t.debit_account,
             t.credit_account,
             t.subject,
-            transfer_type.wire_name(),
+            wire_type,
             account_pub,
-            registration.map(|r| r.authorization_pub),
-            registration.map(|r| r.registration_id)
+            registration.map(|r| r.0),
+            registration.map(|r| r.1)
         ],
     )?;
-    let row_id = tx.last_insert_rowid();
-    if let Some(r) = registration {
-        registrations::mark_used(tx, r.registration_id, t.date_us)?;
-    }
-    Ok(row_id)
+    Ok(tx.last_insert_rowid())
 }
 
 /// Records a bounced transfer with its reason; returns the row id.
