@@ -50,6 +50,10 @@
 //!   registrations/s >= 0.8 x the `registration` scenario's (on an empty
 //!   database; run first if not asked for), and last page / first page
 //!   latency <= 2.
+//! - `journal` (not in `all`): the `registration` load against two development servers,
+//!   one with the journal of requests off (`--dev --journal-size 0`) and one with it on
+//!   (`--dev`, 1000 entries), driven alternately in four rounds each so that both see the
+//!   same machine. Figure: registrations/s with the journal on / off. Target: >= 0.8.
 //!
 //! Reading the output: each line has `scenario`, the measured figures
 //! (`throughput` with its `unit`, `latency_ms` p50/p99/max over all answered
@@ -124,7 +128,7 @@ const MIXED_LIMIT: Duration = Duration::from_secs(90);
 #[derive(Parser, Debug)]
 #[command(about = "taler-lite load generator (issue 6); prints one JSON line per scenario")]
 struct Options {
-    /// registration, auditors, upload, mixed, startup, scale or all (several may be given).
+    /// registration, auditors, upload, mixed, startup, scale, journal or all (several may be given).
     #[arg(default_value = "all")]
     scenarios: Vec<String>,
     /// Drive an already running server at this loopback URL instead of starting one.
@@ -1086,6 +1090,70 @@ async fn listing_latency(client: &reqwest::Client, target: &Target) -> Value {
 
 /// Sets `met` (every target met, nothing failed, stored rows as answered) and
 /// adds the server's last log lines when something failed.
+/// `journal`: registrations/s of a development server with the journal of requests on,
+/// against one with it off (see the module's doc).
+async fn journal_scenario(ctx: &mut Context) -> Value {
+    assert!(ctx.options.url.is_none(), "journal starts its own two servers and cannot use --url");
+    let off = ctx.target(&["--dev".to_owned(), "--journal-size".to_owned(), "0".to_owned()]);
+    let on = ctx.target(&["--dev".to_owned()]);
+    let clients = ctx.options.clients;
+    let path = "taler-prepared-transfer/registration";
+    let currency = currency(&ctx.client, &on).await;
+    let make = |n: usize| registration_bodies(n, &currency, &ctx.options.credit_account);
+    for target in [&off, &on] {
+        drive(&ctx.client, &target.endpoint(path), make(clients), clients, 200, None, PHASE_LIMIT).await;
+    }
+    const ROUNDS: usize = 4;
+    let per_round = (ctx.options.requests / ROUNDS).max(clients);
+    let (mut ok, mut failed, mut secs) = ([0usize; 2], 0, [0f64; 2]);
+    let mut latencies: [Vec<Duration>; 2] = [Vec::new(), Vec::new()];
+    for _ in 0..ROUNDS {
+        for (i, target) in [&off, &on].into_iter().enumerate() {
+            let load =
+                drive(&ctx.client, &target.endpoint(path), make(per_round), clients, 200, None, PHASE_LIMIT)
+                    .await;
+            ok[i] += load.ok;
+            failed += load.failed;
+            secs[i] += load.elapsed.as_secs_f64();
+            latencies[i].extend(load.latencies);
+        }
+    }
+    let throughput = [ok[0] as f64 / secs[0], ok[1] as f64 / secs[1]];
+    let p99 = |l: &mut Vec<Duration>| {
+        l.sort_unstable();
+        round(percentile_ms(l, 0.99), 2)
+    };
+    let (p99_off, p99_on) = (p99(&mut latencies[0]), p99(&mut latencies[1]));
+    let ratio = throughput[1] / throughput[0];
+    let journal: Value = ctx
+        .client
+        .get(on.endpoint("private/requests?limit=10000"))
+        .bearer_auth(on.spawned.as_ref().map(|s| s.token.clone()).unwrap_or_default())
+        .send()
+        .await
+        .expect("GET /private/requests")
+        .json()
+        .await
+        .expect("the journal's JSON");
+    let held = journal["requests"].as_array().map_or(0, Vec::len);
+    finish(
+        json!({
+            "scenario": "journal",
+            "clients": clients,
+            "ok": ok[0] + ok[1],
+            "failed": failed,
+            "unit": "registrations/s",
+            "throughput_journal_off": round(throughput[0], 1),
+            "throughput_journal_on": round(throughput[1], 1),
+            "latency_ms": {"p99_journal_off": p99_off, "p99_journal_on": p99_on},
+            "journal_entries_held": held,
+            "ratio": round(ratio, 3),
+            "targets": [target_json("registrations/s journal on / off >= 0.8", ratio, 0.8, ratio >= 0.8)],
+        }),
+        &on,
+    )
+}
+
 fn finish(mut line: Value, target: &Target) -> Value {
     let targets_met =
         line["targets"].as_array().map(|t| t.iter().all(|t| t["met"] == json!(true))).unwrap_or(false);
@@ -1488,12 +1556,12 @@ fn main() {
             "all" => {
                 scenarios.extend(["registration", "auditors", "upload", "mixed", "startup"].map(String::from))
             }
-            "registration" | "auditors" | "upload" | "mixed" | "startup" | "scale" => {
+            "registration" | "auditors" | "upload" | "mixed" | "startup" | "scale" | "journal" => {
                 scenarios.push(s.clone())
             }
             other => {
                 panic!(
-                    "unknown scenario {other}: registration, auditors, upload, mixed, startup, scale or all"
+                    "unknown scenario {other}: registration, auditors, upload, mixed, startup, scale, journal or all"
                 )
             }
         }
@@ -1538,6 +1606,7 @@ fn main() {
             "registration" | "auditors" | "scale" => runtime.block_on(request_scenario(&mut ctx, &scenario)),
             "upload" => runtime.block_on(upload_scenario(&mut ctx)),
             "mixed" => runtime.block_on(mixed_scenario(&mut ctx)),
+            "journal" => runtime.block_on(journal_scenario(&mut ctx)),
             _ => startup_scenario(&ctx),
         };
         all_met &= line["met"] == json!(true);

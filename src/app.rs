@@ -10,9 +10,13 @@ use std::time::Instant;
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::crypto::EddsaPublicKey;
+use crate::faults::Faults;
+use crate::journal::Journal;
 use crate::metrics::Metrics;
 use crate::session::Sessions;
 use crate::store::Store;
+use crate::store::snapshots::Shelf;
+use crate::wakeup::Wakeups;
 
 /// The server's state, shared by every request.
 pub struct AppContext {
@@ -31,6 +35,14 @@ pub struct AppContext {
     pub metrics: Metrics,
     /// The operator console's logins (in memory: a restart logs everyone out).
     pub sessions: Sessions,
+    /// The long polls of the Wire Gateway's histories, woken by the commits they wait for.
+    pub wakeups: Wakeups,
+    /// The journal of requests: on a development server, unless `--journal-size 0`.
+    pub journal: Option<Journal>,
+    /// Faults on demand (only a development server has the routes that add them).
+    pub faults: Faults,
+    /// The snapshots of a development server; one operation on them at a time.
+    pub snapshots: tokio::sync::Mutex<Shelf>,
 }
 
 pub type AppState = Arc<AppContext>;

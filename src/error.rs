@@ -24,8 +24,11 @@ pub enum ErrorCode {
     GenericMethodInvalid,
     GenericEndpointUnknown,
     GenericJsonInvalid,
+    GenericPaytoUriMalformed,
     GenericParameterMissing,
     GenericParameterMalformed,
+    GenericCompressionInvalid,
+    GenericCurrencyMismatch,
     GenericUriTooLong,
     GenericUploadExceedsLimit,
     GenericUnauthorized,
@@ -42,6 +45,8 @@ pub enum ErrorCode {
     ExchangeKycImport3rdPartyUnknown,
     KycBulkAlreadyKnown,
     KycBulkUnknown,
+    BankUnknownAccount,
+    BankTransferRequestUidReused,
     BankDuplicateReservePubSubject,
     BankUnknownCreditor,
     BankDerivationReuse,
@@ -49,6 +54,12 @@ pub enum ErrorCode {
     BankOldTimestamp,
     BankUnknownRegistration,
     BankTransferMappingReused,
+    BankTransferWtidReused,
+    DevClockBackwards,
+    DevFaultInjected,
+    DevSnapshotUnknown,
+    DevSnapshotLimit,
+    DevStateRestored,
 }
 
 impl ErrorCode {
@@ -63,8 +74,15 @@ impl ErrorCode {
             GenericJsonInvalid => {
                 (22, "The JSON in the client's request was malformed or lacks a required field.")
             }
+            GenericPaytoUriMalformed => (24, "The payto:// URI provided by the client is malformed."),
             GenericParameterMissing => (25, "A required parameter in the request was missing."),
             GenericParameterMalformed => (26, "A parameter in the request was malformed."),
+            GenericCompressionInvalid => {
+                (28, "The body in the request could not be decompressed by the server.")
+            }
+            GenericCurrencyMismatch => {
+                (30, "The currency involved in the operation is not acceptable for this server.")
+            }
             GenericUriTooLong => {
                 (31, "The URI is longer than the longest URI the HTTP server is willing to parse.")
             }
@@ -105,6 +123,13 @@ impl ErrorCode {
             KycBulkAlreadyKnown => (1905, "The exchange already has this bulk KYC data for this customer."),
             // Decision: not yet registered upstream (read-back of an unknown body hash).
             KycBulkUnknown => (1906, "The exchange holds no bulk KYC body with this hash."),
+            BankUnknownAccount => {
+                (5106, "The bank account referenced in the requested operation was not found.")
+            }
+            BankTransferRequestUidReused => (
+                5112,
+                "The request UID for a request to transfer funds has already been used, but with different details for the transfer.",
+            ),
             BankDuplicateReservePubSubject => {
                 (5114, "The reserve public key is already registered or was already used.")
             }
@@ -122,6 +147,23 @@ impl ErrorCode {
             // Decision: not yet registered upstream.
             BankTransferMappingReused => {
                 (5163, "The one-shot registration was already used by a credited transfer.")
+            }
+            BankTransferWtidReused => (
+                5154,
+                "The wtid for a request to transfer funds has already been used, but with a different request unpaid.",
+            ),
+            // Decision: 9901-9905 are taler-lite's own, for the development routes of a server
+            // started with --dev or --ephemeral (README, "Use it in CI"); never in production.
+            DevClockBackwards => (9901, "The server's clock never goes backwards."),
+            DevFaultInjected => {
+                (9902, "The request failed on purpose: a fault injected through POST /private/faults.")
+            }
+            DevSnapshotUnknown => (9903, "There is no snapshot of this name."),
+            DevSnapshotLimit => {
+                (9904, "The snapshots would exceed --max-snapshots or the database's size cap.")
+            }
+            DevStateRestored => {
+                (9905, "The database was restored from a snapshot while this request was writing; retry it.")
             }
         }
     }
@@ -153,10 +195,15 @@ impl DbStep {
             | StoreError::ReadOnly
             | StoreError::SchemaTooNew { .. }
             | StoreError::SchemaNotCurrent { .. }
-            | StoreError::NotOurs { .. } => DbStep::Setup,
+            | StoreError::NotOurs { .. }
+            | StoreError::Locked(_) => DbStep::Setup,
             StoreError::Read(_) => DbStep::Fetch,
-            StoreError::Sqlite(_) | StoreError::Io(_) | StoreError::Commit(_) => DbStep::Store,
+            StoreError::Sqlite(_) | StoreError::Io(_) | StoreError::Commit(_) | StoreError::Lost(_) => {
+                DbStep::Store
+            }
             StoreError::Invariant(_) => DbStep::Invariant,
+            // Answered as `ApiError::StateRestored` (see `From<StoreError>`); a store step if not.
+            StoreError::Restored => DbStep::Store,
         }
     }
 }
@@ -180,6 +227,21 @@ pub enum ApiError {
     HeaderMalformed { header: &'static str, detail: String },
     #[error("{name} is malformed: {detail}")]
     ParameterMalformed { name: String, detail: String },
+    /// A payto URI the gateway cannot use (not one, or without `receiver-name`): 400, code 24.
+    #[error("field '{field}' is not a full payto URI: {detail}")]
+    PaytoMalformed { field: String, detail: String },
+    /// A compressed body that does not inflate: 400, code 28.
+    #[error("the body does not inflate: {detail}")]
+    CompressionInvalid { detail: String },
+    /// A `Content-Encoding` the server does not inflate: 415.
+    #[error("Content-Encoding '{encoding}' is not supported (deflate and gzip are)")]
+    UnsupportedEncoding { encoding: String },
+    /// An amount in another currency than the bank's: 400, code 30.
+    #[error("field '{field}': currency {given} is not the bank's {expected}")]
+    CurrencyMismatch { field: &'static str, given: String, expected: String },
+    /// Something the server does not offer (yet): 501.
+    #[error("{0} is not supported by this bank")]
+    NotImplemented(&'static str),
     #[error("Content-Length is required")]
     LengthRequired,
     /// The body ended before Content-Length (the client went away).
@@ -193,6 +255,21 @@ pub enum ApiError {
     UriTooLong { limit: usize },
     #[error("missing or wrong bearer token")]
     Unauthorized,
+    /// The Wire Gateway's 401: Basic or Bearer, said in `WWW-Authenticate`.
+    #[error(
+        "missing or wrong credentials (Basic with the gateway's user name and the operator token, or Bearer with the token)"
+    )]
+    GatewayUnauthorized,
+    /// An account name in a Wire Gateway path that names no configured account.
+    #[error("no exchange account is named '{0}'")]
+    BankUnknownAccount(String),
+    /// An outgoing transfer that is not this account's, or none at all.
+    #[error("no transfer {0} from this account")]
+    BankUnknownTransfer(String),
+    #[error("request_uid {0} was already used for a transfer with other details")]
+    BankTransferRequestUidReused(String),
+    #[error("wtid {0} was already used by a transfer with another request_uid")]
+    BankTransferWtidReused(String),
     #[error("database failure: {source}")]
     Database {
         #[source]
@@ -237,6 +314,21 @@ pub enum ApiError {
     BankUnknownRegistration { authorization_pub: String, conflict: bool },
     #[error("the one-shot registration for {0} was already used")]
     BankTransferMappingReused(String),
+    /// A clock move that would take the server's time back: 409 naming `set` or `real`.
+    #[error("{detail}")]
+    ClockBackwards { field: &'static str, detail: String },
+    /// A fault injected through `POST /private/faults`: its status.
+    #[error("fault {id} injected for {method} {route}")]
+    FaultInjected { id: u64, status: StatusCode, method: String, route: &'static str },
+    #[error("no snapshot is named '{0}'")]
+    SnapshotUnknown(String),
+    #[error("{0}")]
+    SnapshotLimit(String),
+    /// `POST /private/snapshots/{name}/restore` replaced the state an upload was writing into.
+    #[error(
+        "the database was restored from a snapshot while this upload was streaming in; nothing of it was kept"
+    )]
+    StateRestored,
     /// A health probe found part of the database not answering in time: 503.
     #[error("the database's {part} is not answering: {detail}")]
     Unavailable { part: Unresponsive, detail: String },
@@ -288,12 +380,20 @@ impl ApiError {
                 (StatusCode::BAD_REQUEST, C::GenericParameterMalformed)
             }
             HeaderMissing { .. } => (StatusCode::BAD_REQUEST, C::GenericParameterMissing),
+            PaytoMalformed { .. } => (StatusCode::BAD_REQUEST, C::GenericPaytoUriMalformed),
+            CompressionInvalid { .. } => (StatusCode::BAD_REQUEST, C::GenericCompressionInvalid),
+            UnsupportedEncoding { .. } => (StatusCode::UNSUPPORTED_MEDIA_TYPE, C::GenericParameterMalformed),
+            CurrencyMismatch { .. } => (StatusCode::BAD_REQUEST, C::GenericCurrencyMismatch),
+            NotImplemented(_) => (StatusCode::NOT_IMPLEMENTED, C::GenericEndpointUnknown),
             LengthRequired => (StatusCode::LENGTH_REQUIRED, C::GenericParameterMissing),
             BodyIncomplete { .. } => (StatusCode::BAD_REQUEST, C::GenericParameterMalformed),
             RequestTimeout { .. } => (StatusCode::REQUEST_TIMEOUT, C::GenericParameterMalformed),
             UploadTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, C::GenericUploadExceedsLimit),
             UriTooLong { .. } => (StatusCode::URI_TOO_LONG, C::GenericUriTooLong),
-            Unauthorized => (StatusCode::UNAUTHORIZED, C::GenericUnauthorized),
+            Unauthorized | GatewayUnauthorized => (StatusCode::UNAUTHORIZED, C::GenericUnauthorized),
+            BankUnknownAccount(_) | BankUnknownTransfer(_) => (StatusCode::NOT_FOUND, C::BankUnknownAccount),
+            BankTransferRequestUidReused(_) => (StatusCode::CONFLICT, C::BankTransferRequestUidReused),
+            BankTransferWtidReused(_) => (StatusCode::CONFLICT, C::BankTransferWtidReused),
             Database { source } => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 match DbStep::of(source) {
@@ -330,6 +430,11 @@ impl ApiError {
                 C::BankUnknownRegistration,
             ),
             BankTransferMappingReused(_) => (StatusCode::CONFLICT, C::BankTransferMappingReused),
+            ClockBackwards { .. } => (StatusCode::CONFLICT, C::DevClockBackwards),
+            FaultInjected { status, .. } => (*status, C::DevFaultInjected),
+            SnapshotUnknown(_) => (StatusCode::NOT_FOUND, C::DevSnapshotUnknown),
+            SnapshotLimit(_) => (StatusCode::CONFLICT, C::DevSnapshotLimit),
+            StateRestored => (StatusCode::SERVICE_UNAVAILABLE, C::DevStateRestored),
             Unavailable { part: Unresponsive::ReadPool, .. } => {
                 (StatusCode::SERVICE_UNAVAILABLE, C::GenericDbFetchFailed)
             }
@@ -348,7 +453,14 @@ impl ApiError {
             HeaderMissing { header } | HeaderMalformed { header, .. } => Some(header),
             ParameterMalformed { name, .. } => Some(name),
             LengthRequired | UploadTooLarge { .. } => Some("Content-Length"),
-            Unauthorized => Some("Authorization"),
+            Unauthorized | GatewayUnauthorized => Some("Authorization"),
+            PaytoMalformed { field, .. } => Some(field),
+            UnsupportedEncoding { .. } => Some("Content-Encoding"),
+            CurrencyMismatch { field, .. } => Some(field),
+            BankUnknownAccount(_) => Some("account"),
+            BankUnknownTransfer(_) => Some("row_id"),
+            BankTransferRequestUidReused(_) => Some("request_uid"),
+            BankTransferWtidReused(_) => Some("wtid"),
             AuditorNotFound(_) => Some("AUDITOR_PUB"),
             AuditorAddSignatureInvalid | AuditorDelSignatureInvalid => Some("master_sig"),
             KycBulkSignatureInvalid(_) => Some("Taler-Extern-Signature"),
@@ -361,9 +473,13 @@ impl ApiError {
             }
             BankBadSignature(_) => Some("authorization_sig"),
             BankOldTimestamp(_) => Some("timestamp"),
+            ClockBackwards { field, .. } => Some(field),
+            SnapshotUnknown(_) | SnapshotLimit(_) => Some("name"),
             MethodNotAllowed { .. }
             | EndpointUnknown { .. }
             | JsonInvalid { .. }
+            | CompressionInvalid { .. }
+            | NotImplemented(_)
             | BodyIncomplete { .. }
             | RequestTimeout { .. }
             | UriTooLong { .. }
@@ -372,6 +488,8 @@ impl ApiError {
             | Fixtures(_)
             | AuditorMoreRecentPresent { .. }
             | KycBulkAlreadyKnown
+            | FaultInjected { .. }
+            | StateRestored
             | Unavailable { .. } => None,
         }
     }
@@ -396,7 +514,10 @@ impl ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(source: StoreError) -> Self {
-        ApiError::Database { source }
+        match source {
+            StoreError::Restored => ApiError::StateRestored,
+            source => ApiError::Database { source },
+        }
     }
 }
 
@@ -413,7 +534,10 @@ pub struct ErrorDetail {
 impl warp::Reply for ApiError {
     fn into_response(self) -> Response {
         let (status, _) = self.parts();
-        if status.is_server_error() {
+        if let ApiError::FaultInjected { .. } = &self {
+            // Asked for: not the server's trouble.
+            log::info!("{status}: {self}");
+        } else if status.is_server_error() {
             log::error!("{self}: {:?}", std::error::Error::source(&self));
         } else {
             log::debug!("{status}: {self}");
@@ -423,6 +547,14 @@ impl warp::Reply for ApiError {
             && let Ok(v) = HeaderValue::from_str(allow)
         {
             response.headers_mut().insert(header::ALLOW, v);
+        }
+        if let ApiError::GatewayUnauthorized = &self {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(
+                    "Basic realm=\"taler-wire-gateway\", Bearer realm=\"taler-wire-gateway\"",
+                ),
+            );
         }
         response
     }
@@ -457,8 +589,11 @@ mod tests {
             (ErrorCode::GenericMethodInvalid, 20),
             (ErrorCode::GenericEndpointUnknown, 21),
             (ErrorCode::GenericJsonInvalid, 22),
+            (ErrorCode::GenericPaytoUriMalformed, 24),
             (ErrorCode::GenericParameterMissing, 25),
             (ErrorCode::GenericParameterMalformed, 26),
+            (ErrorCode::GenericCompressionInvalid, 28),
+            (ErrorCode::GenericCurrencyMismatch, 30),
             (ErrorCode::GenericUriTooLong, 31),
             (ErrorCode::GenericUploadExceedsLimit, 32),
             (ErrorCode::GenericUnauthorized, 40),
@@ -475,6 +610,9 @@ mod tests {
             (ErrorCode::ExchangeKycImport3rdPartyUnknown, 1904),
             (ErrorCode::KycBulkAlreadyKnown, 1905),
             (ErrorCode::KycBulkUnknown, 1906),
+            (ErrorCode::BankUnknownAccount, 5106),
+            (ErrorCode::BankTransferRequestUidReused, 5112),
+            (ErrorCode::BankTransferWtidReused, 5154),
             (ErrorCode::BankDuplicateReservePubSubject, 5114),
             (ErrorCode::BankUnknownCreditor, 5124),
             (ErrorCode::BankDerivationReuse, 5159),
@@ -482,6 +620,11 @@ mod tests {
             (ErrorCode::BankOldTimestamp, 5161),
             (ErrorCode::BankUnknownRegistration, 5162),
             (ErrorCode::BankTransferMappingReused, 5163),
+            (ErrorCode::DevClockBackwards, 9901),
+            (ErrorCode::DevFaultInjected, 9902),
+            (ErrorCode::DevSnapshotUnknown, 9903),
+            (ErrorCode::DevSnapshotLimit, 9904),
+            (ErrorCode::DevStateRestored, 9905),
         ];
         for (code, number) in table {
             assert_eq!(code.number(), number, "{code:?}");

@@ -4,10 +4,23 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use clap::Parser;
-use taler_lite::cli::{Cli, execute, init_logging, report_failure};
+use taler_lite::cli::{Cli, CliError, execute, init_logging, report_failure};
+use taler_lite::config::LogFormat;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // `--help` and `--version`: printed as clap prints them, on stdout.
+        Err(e) if !e.use_stderr() => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            let failure = CliError::from_clap(&e);
+            report_failure(log_format_asked(), &failure);
+            return ExitCode::from(failure.exit_code());
+        }
+    };
     let logging = init_logging(&cli);
     let workers = worker_threads();
     // Thread names tell the thread groups apart in /proc/PID/task/*/comm (loadgen's CPU per
@@ -40,9 +53,27 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             report_failure(format, &e);
-            ExitCode::FAILURE
+            ExitCode::from(e.exit_code())
         }
     }
+}
+
+/// The log format asked for on a command line that could not be parsed: from the
+/// environment or a `--log-format` that is there, so that a JSON log stays JSON.
+fn log_format_asked() -> LogFormat {
+    let args: Vec<String> = std::env::args().collect();
+    let from_args = args.iter().enumerate().find_map(|(i, arg)| {
+        let rest = arg.strip_prefix("--log-format")?;
+        match rest.strip_prefix('=') {
+            Some(value) => Some(value.to_owned()),
+            None if rest.is_empty() => args.get(i + 1).cloned(),
+            None => None,
+        }
+    });
+    from_args
+        .or_else(|| std::env::var("TALER_LITE_LOG_FORMAT").ok())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_default()
 }
 
 /// Tokio's own default, made explicit so that the thread names count the same workers:

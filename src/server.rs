@@ -39,7 +39,7 @@ use crate::config::{self, ListenAddr, Settings};
 use crate::domain::exchange::{kyc_uploads, third_parties};
 use crate::error::ApiError;
 use crate::linger;
-use crate::store::{Durability, OpenOptions, Store, StoreError};
+use crate::store::{self, Durability, OpenOptions, Store, StoreError};
 use crate::{api, http};
 
 mod lifecycle;
@@ -335,10 +335,21 @@ fn expects_continue<B>(req: &hyper::Request<B>) -> bool {
 }
 
 /// Why a request cannot be routed, if it cannot: its target must be a path
-/// starting with `/` (or an absolute URL with one), and `CONNECT` tunnels nothing here.
+/// starting with `/` (or an absolute URL with one), `CONNECT` tunnels nothing here, and
+/// an HTTP/1.1 request names exactly one `Host`.
 fn unroutable<B>(req: &hyper::Request<B>) -> Option<ApiError> {
     if req.method() == hyper::Method::CONNECT {
         return Some(ApiError::parameter("request-target", "CONNECT is not supported"));
+    }
+    // RFC 9112 section 3.2: an HTTP/1.1 request without Host, or with more than one, is a 400.
+    if req.version() == hyper::Version::HTTP_11 {
+        match req.headers().get_all(header::HOST).iter().count() {
+            0 => return Some(ApiError::HeaderMissing { header: "Host" }),
+            1 => {}
+            n => {
+                return Some(ApiError::header("Host", format!("sent {n} times; HTTP/1.1 needs exactly one")));
+            }
+        }
     }
     match req.uri().path_and_query() {
         Some(p) if p.path().starts_with('/') => None,
@@ -370,7 +381,10 @@ pub async fn run(listener: Listener, state: AppState, shutdown: impl Future<Outp
         let response = target_refused.is_none().then(|| hyper::service::Service::call(&warp_service, req));
         async move {
             let mut response = match (response, target_refused) {
-                (Some(response), _) => response.await?,
+                (Some(response), _) => match response.await {
+                    Ok(response) => response,
+                    Err(never) => match never {},
+                },
                 (None, Some(error)) => {
                     // Whatever the client meant, this connection carries nothing more we can route.
                     let mut response = error.into_response();
@@ -379,10 +393,17 @@ pub async fn run(listener: Listener, state: AppState, shutdown: impl Future<Outp
                 }
                 (None, None) => ApiError::Internal("no answer".into()).into_response(),
             };
+            if response.extensions().get::<crate::faults::ResetConnection>().is_some() {
+                // An error from the service makes hyper close the connection without an answer.
+                return Err(io::Error::new(
+                    io::ErrorKind::ConnectionReset,
+                    "fault injected: connection reset",
+                ));
+            }
             if has_body && !read_to_end.load(Ordering::Acquire) {
                 response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
-            Ok::<_, std::convert::Infallible>(response)
+            Ok::<_, io::Error>(response)
         }
     });
     let mut builder = http1::Builder::new();
@@ -411,6 +432,8 @@ pub async fn run(listener: Listener, state: AppState, shutdown: impl Future<Outp
         }
     }
     drop(listener);
+    // Long polls answer now (204) rather than at their timeouts, which may be minutes away.
+    state.wakeups.close();
     log::info!("shutting down: finishing in-flight requests");
     tokio::select! {
         () = graceful.shutdown() => {}
@@ -476,6 +499,17 @@ fn check_paths(settings: &Settings) -> Result<(), ServeError> {
     Ok(())
 }
 
+/// A file that start-up made and removes again when it fails before the file is needed.
+struct RemovedUnlessKept(Option<PathBuf>);
+
+impl Drop for RemovedUnlessKept {
+    fn drop(&mut self) {
+        if let Some(path) = self.0.take() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
 /// A server ready to serve: bound, with its database open.
 pub struct Started {
     pub listener: Listener,
@@ -510,6 +544,12 @@ pub async fn start(settings: Settings, clock: Clock) -> Result<Started, ServeErr
     for (_, name) in &settings.extern_keys {
         third_parties::name(name).map_err(|e| config::bad("extern_key", e))?;
     }
+    let store_error = |source| ServeError::Store { path: settings.database.display().to_string(), source };
+    // One server per file, decided before anything is created or bound: a second one
+    // leaves no key, token or socket behind (and takes no socket file over).
+    let lock = store::lock::acquire(&settings.database).map_err(|e| store_error(e.into()))?;
+    // A start-up that fails from here leaves no lock file it made either.
+    let mut made_lock_file = RemovedUnlessKept(lock.created().then(|| lock.path().to_owned()));
     let fixtures = settings.fixtures.as_deref().map(api::fixtures::load).transpose()?;
     let listener = Listener::bind(&settings.listen)
         .await
@@ -519,19 +559,37 @@ pub async fn start(settings: Settings, clock: Clock) -> Result<Started, ServeErr
     // Before the database exists: a fixture the API would refuse leaves none behind.
     let prepared = match fixtures {
         Some(fixtures) => {
-            let (settings, now_us) = (settings.clone(), clock.now_us());
-            let prepare = move || api::fixtures::prepare(fixtures, &settings, &master_pub, now_us);
-            Some(tokio::task::spawn_blocking(prepare).await.map_err(|e| io::Error::other(e.to_string()))??)
+            let (given, now_us) = (settings.clone(), clock.now_us());
+            let prepare = move || api::fixtures::prepare(fixtures, &given, &master_pub, now_us);
+            let prepared: Result<_, ServeError> = match tokio::task::spawn_blocking(prepare).await {
+                Ok(Ok(prepared)) => Ok(prepared),
+                Ok(Err(e)) => Err(e.into()),
+                Err(e) => Err(io::Error::other(e.to_string()).into()),
+            };
+            match prepared {
+                Ok(prepared) => Some(prepared),
+                Err(e) => {
+                    // A refused fixture leaves no new key or token file, as a bad setting does.
+                    if key_created {
+                        let _ = std::fs::remove_file(&settings.master_key_file);
+                    }
+                    if token_created {
+                        let _ = std::fs::remove_file(&settings.token_file);
+                    }
+                    return Err(e);
+                }
+            }
         }
         None => None,
     };
     let db_path = settings.database.clone();
-    let open_options = OpenOptions { max_page_count: settings.max_db_pages };
-    let store_error = |source| ServeError::Store { path: settings.database.display().to_string(), source };
-    let store = tokio::task::spawn_blocking(move || Store::open(&db_path, &open_options))
+    let open_options =
+        OpenOptions { max_page_count: settings.max_db_pages, checkpoints: settings.checkpoints };
+    let store = tokio::task::spawn_blocking(move || Store::open_locked(&db_path, &open_options, lock))
         .await
         .map_err(|e| io::Error::other(e.to_string()))?
         .map_err(store_error)?;
+    made_lock_file.0 = None;
     if let Err(e) = load_state(&store, &settings, &clock, prepared).await {
         // Closed before an ephemeral folder goes: the writer must not outlive its files.
         let closing = store.clone();
@@ -546,6 +604,13 @@ pub async fn start(settings: Settings, clock: Clock) -> Result<Started, ServeErr
         None => listener.url()?,
     };
     let state = Arc::new(AppContext {
+        sessions: crate::session::Sessions::new(clock.clone()),
+        journal: (settings.dev && settings.journal_size > 0)
+            .then(|| crate::journal::Journal::new(settings.journal_size, crate::journal::MAX_BYTES)),
+        faults: Default::default(),
+        snapshots: tokio::sync::Mutex::new(crate::store::snapshots::Shelf::new(
+            settings.ephemeral.then(|| config::beside_database(&settings.database, "snapshots")),
+        )),
         clock,
         settings,
         master_pub,
@@ -554,7 +619,7 @@ pub async fn start(settings: Settings, clock: Clock) -> Result<Started, ServeErr
         base_url,
         started: Instant::now(),
         metrics: crate::metrics::Metrics::new(),
-        sessions: Default::default(),
+        wakeups: Default::default(),
     });
     Ok(Started { listener, state, key_created, token_created, ephemeral })
 }
@@ -585,7 +650,7 @@ async fn load_state(
 /// closes the database and removes an ephemeral server's folder.
 pub async fn serve(settings: Settings) -> Result<(), ServeError> {
     let shutdown = lifecycle::Shutdown::install(settings.exit_on_stdin_eof);
-    let clock = Clock::with_offset(settings.timetravel);
+    let clock = settings.clock();
     let Started { listener, state, key_created, token_created, ephemeral } = start(settings, clock).await?;
     lifecycle::print_summary(&state, &listener, key_created, token_created)?;
     if let Err(e) = lifecycle::print_ready_line(&state, &listener) {

@@ -5,12 +5,16 @@
 //! They sit below both the HTTP layer and the application state: the state holds
 //! them, and the dispatcher checks them for every
 //! [`Access::Console`](crate::http::Access::Console) route before the handler runs.
+//! A session expires by the server's clock, so that a suite that moves time sees its
+//! console sessions expire as they would.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use subtle::ConstantTimeEq;
+
+use crate::clock::Clock;
 use warp::http::{HeaderMap, header};
 
 /// The cookie's name.
@@ -24,14 +28,15 @@ const MAX_SESSIONS: usize = 1000;
 
 #[derive(Clone)]
 struct Session {
-    expires: Instant,
+    /// On the server's clock, in microseconds.
+    expires_us: i64,
     csrf: String,
 }
 
 /// Every live console session.
-#[derive(Default)]
 pub struct Sessions {
     map: Mutex<HashMap<String, Session>>,
+    clock: Clock,
 }
 
 fn random_token() -> Option<String> {
@@ -41,28 +46,35 @@ fn random_token() -> Option<String> {
 }
 
 impl Sessions {
+    /// No sessions yet; they expire by `clock`.
+    pub fn new(clock: Clock) -> Sessions {
+        Sessions { map: Mutex::default(), clock }
+    }
+
     /// A new session: its id (the cookie's value), or `None` without randomness.
     pub fn create(&self) -> Option<String> {
         let id = random_token()?;
         let csrf = random_token()?;
-        let now = Instant::now();
+        let now_us = self.clock.now_us();
         let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        map.retain(|_, s| s.expires > now);
+        map.retain(|_, s| s.expires_us > now_us);
         if map.len() >= MAX_SESSIONS {
             // The oldest session goes first.
-            if let Some(oldest) = map.iter().min_by_key(|(_, s)| s.expires).map(|(k, _)| k.clone()) {
+            if let Some(oldest) = map.iter().min_by_key(|(_, s)| s.expires_us).map(|(k, _)| k.clone()) {
                 map.remove(&oldest);
             }
         }
-        map.insert(id.clone(), Session { expires: now + LIFETIME, csrf });
+        let lifetime_us = i64::try_from(LIFETIME.as_micros()).unwrap_or(i64::MAX);
+        map.insert(id.clone(), Session { expires_us: now_us.saturating_add(lifetime_us), csrf });
         Some(id)
     }
 
     /// The CSRF token of the live session the request's cookie names.
     pub fn csrf_of(&self, headers: &HeaderMap) -> Option<String> {
         let id = session_cookie(headers)?;
+        let now_us = self.clock.now_us();
         let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        map.get(&id).filter(|s| s.expires > Instant::now()).map(|s| s.csrf.clone())
+        map.get(&id).filter(|s| s.expires_us > now_us).map(|s| s.csrf.clone())
     }
 
     /// Whether the request carries a live session.
@@ -111,7 +123,7 @@ mod tests {
 
     #[test]
     fn a_session_is_its_cookie_and_its_csrf_token() {
-        let sessions = Sessions::default();
+        let sessions = Sessions::new(Clock::system());
         let id = sessions.create().unwrap();
         let h = with_cookie(&format!("other=1; {COOKIE}={id}; x=y"));
         assert!(sessions.is_valid(&h));
@@ -127,5 +139,16 @@ mod tests {
         assert!(!sessions.is_valid(&h));
         assert!(!sessions.is_valid(&with_cookie(&format!("{COOKIE}=guess"))));
         assert!(!sessions.is_valid(&HeaderMap::new()));
+    }
+
+    #[test]
+    fn a_session_expires_by_the_servers_clock() {
+        let clock = Clock::system();
+        let sessions = Sessions::new(clock.clone());
+        let h = with_cookie(&format!("{COOKIE}={}", sessions.create().unwrap()));
+        clock.advance(LIFETIME - Duration::from_secs(60));
+        assert!(sessions.is_valid(&h));
+        clock.advance(Duration::from_secs(61));
+        assert!(!sessions.is_valid(&h));
     }
 }

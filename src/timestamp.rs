@@ -77,6 +77,21 @@ impl Timestamp {
     }
 }
 
+/// An RFC 3339 time with an offset (`2027-01-01T00:00:00Z`), in microseconds since the epoch.
+pub fn parse_rfc3339_us(text: &str) -> Result<i64, String> {
+    let at = time::OffsetDateTime::parse(text.trim(), &time::format_description::well_known::Rfc3339)
+        .map_err(|e| format!("'{text}' is not an RFC 3339 time such as 2027-01-01T00:00:00Z ({e})"))?;
+    i64::try_from(at.unix_timestamp_nanos() / 1000).map_err(|_| format!("'{text}' is out of range"))
+}
+
+/// Microseconds since the epoch as RFC 3339 in UTC (whole seconds), for people to read.
+pub fn format_rfc3339(us: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(us.div_euclid(1_000_000))
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_else(|| format!("{us} µs"))
+}
+
 impl From<SystemTime> for Timestamp {
     /// Rounds down to whole seconds; times before the epoch become the epoch.
     fn from(t: SystemTime) -> Self {
@@ -91,6 +106,18 @@ impl fmt::Debug for Timestamp {
             Some(s) => write!(f, "Timestamp({s})"),
             None => f.write_str("Timestamp(never)"),
         }
+    }
+}
+
+impl Timestamp {
+    /// For people: RFC 3339 in UTC to the second (`2026-12-03T08:17:00Z`), or `never`. Raw
+    /// seconds are for machines (`--json`, the API).
+    pub fn rfc3339(&self) -> String {
+        let formatted = self
+            .secs()
+            .and_then(|s| time::OffsetDateTime::from_unix_timestamp(i64::try_from(s).ok()?).ok())
+            .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok());
+        formatted.unwrap_or_else(|| "never".to_owned())
     }
 }
 

@@ -22,6 +22,12 @@ fn example_path(route: &Route) -> String {
         .join("/")
 }
 
+/// Every route, the development ones included: the servers here run with `--dev`, so
+/// that the routes only such a server has are held to the same rules.
+fn every_route() -> Vec<Route> {
+    taler_lite::api::routes(true)
+}
+
 fn has_cors(headers: &reqwest::header::HeaderMap) -> bool {
     headers.keys().any(|k| k.as_str().starts_with("access-control-"))
 }
@@ -37,9 +43,9 @@ async fn request(server: &Http, method: Method, path: &str, auth: Option<&str>) 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operator_routes_need_the_token_and_send_no_cors() {
-    let server = spawn_app(&[]).await;
+    let server = spawn_app(&["--dev"]).await;
     let token = server.token.clone();
-    let table = taler_lite::api::route_table();
+    let table = every_route();
     let mut operator_routes = 0;
     for route in table.iter().filter(|r| r.access() == Access::Operator) {
         operator_routes += 1;
@@ -75,8 +81,8 @@ async fn operator_routes_need_the_token_and_send_no_cors() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn public_routes_answer_the_cors_preflight_and_carry_cors() {
-    let server = spawn_app(&[]).await;
-    for route in taler_lite::api::route_table().iter().filter(|r| r.access() == Access::Public) {
+    let server = spawn_app(&["--dev"]).await;
+    for route in every_route().iter().filter(|r| r.access() == Access::Public) {
         let path = example_path(route);
         let preflight = server
             .send(
@@ -107,9 +113,9 @@ async fn public_routes_answer_the_cors_preflight_and_carry_cors() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn head_answers_every_get_route_with_the_get_status_and_headers() {
-    let server = spawn_app(&[]).await;
+    let server = spawn_app(&["--dev"]).await;
     let auth = format!("Bearer {}", server.token);
-    for route in taler_lite::api::route_table().iter().filter(|r| r.method() == Method::GET) {
+    for route in every_route().iter().filter(|r| r.method() == Method::GET) {
         let path = example_path(route);
         let get = request(&server, Method::GET, &path, Some(&auth)).await;
         let head = request(&server, Method::HEAD, &path, Some(&auth)).await;
@@ -123,7 +129,7 @@ async fn head_answers_every_get_route_with_the_get_status_and_headers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_paths_are_error_details() {
-    let server = spawn_app(&[]).await;
+    let server = spawn_app(&["--dev"]).await;
     for path in ["nothing", "private/nothing", "config/", "kyc-bulk", "kyc-bulk/a/b"] {
         server.get(path).await.expect_error(404, 21);
     }
@@ -134,7 +140,7 @@ async fn unknown_paths_are_error_details() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_targets_without_a_path_are_400_error_details() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let server = spawn_app(&[]).await;
+    let server = spawn_app(&["--dev"]).await;
     let addr = server.url.trim_start_matches("http://").trim_end_matches('/').to_owned();
     for line in
         ["GET foo HTTP/1.1", "CONNECT example.com:443 HTTP/1.1", "OPTIONS * HTTP/1.1", "GET * HTTP/1.1"]
@@ -151,12 +157,40 @@ async fn request_targets_without_a_path_are_400_error_details() {
     assert_eq!(server.get("config").await.status, 200);
 }
 
+/// RFC 9112: an HTTP/1.1 request names exactly one Host; HTTP/1.0 needs none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_1_1_requests_without_one_host_are_400_error_details() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = spawn_app(&[]).await;
+    let addr = server.url.trim_start_matches("http://").trim_end_matches('/').to_owned();
+    let ask = |head: String| {
+        let addr = addr.clone();
+        async move {
+            let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+            s.write_all(head.as_bytes()).await.unwrap();
+            let mut answer = Vec::new();
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), s.read_to_end(&mut answer)).await;
+            String::from_utf8_lossy(&answer).into_owned()
+        }
+    };
+    let missing = ask("GET /config HTTP/1.1\r\nConnection: close\r\n\r\n".into()).await;
+    assert!(missing.starts_with("HTTP/1.1 400"), "{missing}");
+    assert!(missing.contains("\"code\":25") && missing.contains("\"parameter\":\"Host\""), "{missing}");
+    let twice = ask("GET /config HTTP/1.1\r\nHost: a.example\r\nHost: b.example\r\n\r\n".into()).await;
+    assert!(twice.starts_with("HTTP/1.1 400"), "{twice}");
+    assert!(twice.contains("\"code\":26") && twice.contains("\"parameter\":\"Host\""), "{twice}");
+    let one = ask("GET /config HTTP/1.1\r\nHost: a.example\r\nConnection: close\r\n\r\n".into()).await;
+    assert!(one.starts_with("HTTP/1.1 200"), "{one}");
+    let old = ask("GET /config HTTP/1.0\r\n\r\n".into()).await;
+    assert!(old.starts_with("HTTP/1.1 200") || old.starts_with("HTTP/1.0 200"), "{old}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn console_routes_without_a_session_go_to_the_login_and_never_send_cors() {
-    let server = spawn_app(&[]).await;
+    let server = spawn_app(&["--dev"]).await;
     let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
     let bearer = format!("Bearer {}", server.token);
-    let table = taler_lite::api::route_table();
+    let table = every_route();
     let mut console_routes = 0;
     for route in table.iter().filter(|r| r.access() == Access::Console) {
         console_routes += 1;

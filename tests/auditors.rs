@@ -291,3 +291,42 @@ async fn offline_cli_signs_and_uploads_against_the_development_key() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("1801"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auditors_list_shows_dates_to_people_and_seconds_in_json() {
+    let server = common::spawn_app(&[]).await;
+    let auditor = fresh_key().public_key().to_string();
+    let db = server.db.to_str().unwrap().to_owned();
+    let at = "2026-12-03T08:17:00Z";
+    let secs = time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
+        .unwrap()
+        .unix_timestamp();
+    let out = run_cli(
+        server.path(),
+        &[
+            "--database",
+            &db,
+            "offline",
+            "enable-auditor",
+            "--auditor-pub",
+            &auditor,
+            "--url",
+            "https://auditor.example/",
+            "--name",
+            "Dated",
+            "--at",
+            at,
+            "--upload",
+            &server.url,
+        ],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run_cli(server.path(), &["--database", &db, "auditors", "list"]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    let row = table.lines().find(|l| l.starts_with(&auditor)).unwrap_or_else(|| panic!("{table}"));
+    assert!(row.contains(at), "{table}");
+    assert!(!row.contains(&secs.to_string()), "raw seconds in a table for people: {table}");
+    let out = run_cli(server.path(), &["--database", &db, "auditors", "list", "--json"]);
+    let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows[0]["last_change_s"], json!(secs));
+}

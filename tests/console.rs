@@ -408,3 +408,52 @@ async fn console_and_api_accept_and_refuse_the_same() {
         }
     }
 }
+
+/// The page's text as a reader copies it: HTML entities undone.
+fn unescape_html(text: &str) -> String {
+    text.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&#x27;", "'")
+        .replace("&amp;", "&")
+}
+
+/// The Auditors page tells how to enable an auditor: that exact text, with the placeholders
+/// filled in as a reader would, run by a shell against the binary, enables it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_auditors_page_gives_a_command_that_enables_an_auditor() {
+    let app = spawn_app(&[]).await;
+    let c = Console::login(&app).await;
+    let page = c.get("/console/auditors").await;
+    assert_eq!(page.status, 200);
+    let start = page.text.find("<pre class=\"cmd\">").unwrap_or_else(|| panic!("{}", page.text));
+    let shown = &page.text[start + "<pre class=\"cmd\">".len()..];
+    let shown = unescape_html(&shown[..shown.find("</pre>").unwrap()]);
+    assert!(shown.starts_with("taler-lite offline enable-auditor "), "{shown}");
+    let auditor_pub = EddsaPrivateKey::generate().unwrap().public_key().to_string();
+    let command = shown
+        .replace("AUDITOR_PUB", &auditor_pub)
+        .replace("AUDITOR_URL", "https://auditor.example.com/")
+        .replace("AUDITOR NAME", "Example Auditor");
+    // In the folder of the database, where the development master key is, as on the
+    // machine that holds the key; `taler-lite` on PATH as the page writes it.
+    let bin = std::path::Path::new(common::BIN);
+    let path = format!("{}:{}", bin.parent().unwrap().display(), std::env::var("PATH").unwrap_or_default());
+    let dir = app.path().to_owned();
+    let ran = tokio::task::spawn_blocking(move || {
+        let mut shell = std::process::Command::new("sh");
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("TALER_LITE_") {
+                shell.env_remove(name);
+            }
+        }
+        shell.arg("-c").arg(&command).current_dir(dir).env("PATH", path).output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(ran.status.success(), "`{shown}` failed: {}", String::from_utf8_lossy(&ran.stderr));
+    let auditors = app.get("auditors").await.json();
+    assert_eq!(auditors["auditors"][0]["auditor_pub"], auditor_pub, "{auditors}");
+    assert_eq!(auditors["auditors"][0]["auditor_name"], "Example Auditor");
+}

@@ -62,7 +62,9 @@ async fn zero_config_start_creates_and_then_reuses_database_key_and_token() {
     let log = first.log();
     let master = first.get("config").await.json()["master_public_key"].as_str().unwrap().to_owned();
     assert!(log.contains(&master), "master key not printed:\n{log}");
-    assert!(log.contains(&first.token), "new token not printed:\n{log}");
+    // stderr is a pipe here: the new token's file is named, the token itself is not in the log.
+    assert!(!log.contains(&first.token), "a new token in a log that is not a terminal:\n{log}");
+    assert!(log.contains("operator token:    new, in "), "{log}");
     for file in ["taler-lite.sqlite3", "taler-lite-master.key", "taler-lite-operator.token"] {
         let meta = std::fs::metadata(dir.path().join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
         if file != "taler-lite.sqlite3" {
@@ -217,4 +219,55 @@ async fn shutdown_lets_an_in_flight_request_finish() {
         .query_row("SELECT count(*) FROM kyc_uploads", [], |r| r.get(0))
         .unwrap();
     assert_eq!(uploads, 1);
+}
+
+/// One convention for every failure of the command line (the README, "Commands"): one line
+/// on stderr starting `taler-lite: `; exit 2 when the command line cannot be read (clap's
+/// verdict, with the usage of the command at hand), 1 when the command failed; help exits 0.
+#[test]
+fn every_command_line_error_is_one_prefixed_line_with_its_exit_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let usage: [&[&str]; 6] = [
+        &["offline", "enable-auditor", "AUDITOR_PUB", "https://a.example/", "A name"],
+        &["no-such-command"],
+        &["serve", "--no-such-flag"],
+        &["kyc-bulk", "export", "HASH"],
+        &["serve", "--ephemeral=perhaps"],
+        &[],
+    ];
+    for args in usage {
+        let out = run_cli(dir.path(), args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.starts_with("taler-lite: "), "{args:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
+    let out = run_cli(dir.path(), &["offline", "enable-auditor", "X"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("usage: taler-lite offline enable-auditor") && err.contains("--auditor-pub"),
+        "{err}"
+    );
+    let failures: [&[&str]; 3] = [
+        &["auditors", "list"],
+        &["kyc-bulk", "export", "YD11...", "-o", "copy.pdf"],
+        &["offline", "enable-auditor", "--auditor-pub", "X", "--url", "https://a.example/", "--name", "A"],
+    ];
+    for args in failures {
+        let out = run_cli(dir.path(), args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.starts_with("taler-lite: "), "{args:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+    }
+    let out = run_cli(dir.path(), &["--log-format", "json", "no-such-command"]);
+    assert_eq!(out.status.code(), Some(2));
+    let line: serde_json::Value = serde_json::from_slice(&out.stderr).unwrap();
+    assert_eq!(line["level"], "error", "{line}");
+    for args in [&["--help"][..], &["offline", "enable-auditor", "--help"], &["--version"]] {
+        let out = run_cli(dir.path(), args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        assert!(!out.stdout.is_empty() && out.stderr.is_empty(), "{args:?}");
+    }
 }

@@ -743,13 +743,34 @@ async fn metrics_parse_move_with_requests_and_need_the_token() {
 
 #[test]
 fn the_systemd_unit_is_hardened_and_verifies() {
-    let unit_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("contrib/taler-lite.service");
+    verify_unit(
+        "contrib/taler-lite.service",
+        "ExecStart=/usr/local/bin/taler-lite --database /var/lib/taler-lite/taler-lite.sqlite3 serve",
+    );
+}
+
+/// The unit that runs the server under `litestream replicate -exec` (README, "Replicate it").
+#[test]
+fn the_litestream_unit_is_hardened_and_verifies() {
+    verify_unit(
+        "contrib/taler-lite-litestream.service",
+        "ExecStart=/usr/local/bin/litestream replicate -config /etc/taler-lite/litestream.yml -exec \"/usr/local/bin/taler-lite --database /var/lib/taler-lite/taler-lite.sqlite3 serve\"",
+    );
+    let unit = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("contrib/taler-lite-litestream.service"),
+    )
+    .unwrap();
+    assert!(unit.lines().any(|l| l == "Environment=TALER_LITE_CHECKPOINTS=external"));
+}
+
+fn verify_unit(file: &str, exec_start: &str) {
+    let unit_path = Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
     let unit = std::fs::read_to_string(&unit_path).unwrap();
     for line in [
         "User=taler-lite",
         "StateDirectory=taler-lite",
         "WorkingDirectory=/var/lib/taler-lite",
-        "ExecStart=/usr/local/bin/taler-lite --database /var/lib/taler-lite/taler-lite.sqlite3 serve",
+        exec_start,
         "ProtectSystem=strict",
         "ProtectHome=yes",
         "PrivateTmp=yes",
@@ -773,7 +794,13 @@ fn the_systemd_unit_is_hardened_and_verifies() {
     // verify wants the ExecStart binary to exist: the one just built stands in.
     let dir = tempfile::tempdir().unwrap();
     let copy = dir.path().join("taler-lite.service");
-    std::fs::write(&copy, unit.replace("/usr/local/bin/taler-lite", common::BIN)).unwrap();
+    // verify wants the ExecStart binary to exist: the one just built stands in for both.
+    std::fs::write(
+        &copy,
+        unit.replace("/usr/local/bin/taler-lite", common::BIN)
+            .replace("/usr/local/bin/litestream", common::BIN),
+    )
+    .unwrap();
     let out = std::process::Command::new("systemd-analyze").arg("verify").arg(&copy).output().unwrap();
     let first = text(&version.stdout).lines().next().unwrap_or_default().to_owned();
     eprintln!(
@@ -826,4 +853,51 @@ async fn a_stderr_nobody_reads_does_not_stop_the_server() {
     let _ = child.wait();
     drop(stderr);
     assert!(answered.is_ok(), "the server stopped answering once stderr was full");
+}
+
+/// `--checkpoints external` (under Litestream): the server never folds the WAL, not even when it
+/// stops, so every page it committed is still in the `-wal` file for the replicator to read; with
+/// the default (`auto`) a clean stop leaves one file. Either way every acknowledged registration is
+/// read back. The TOML key and the environment variable choose the same as the flag.
+#[tokio::test]
+async fn external_checkpoints_leave_the_wal_to_the_replicator() {
+    let wal_after_stop = |args: &'static [&'static str], toml: Option<&'static str>| async move {
+        let dir = Arc::new(tempfile::tempdir().unwrap());
+        let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        if let Some(toml) = toml {
+            let config = dir.path().join("c.toml");
+            std::fs::write(&config, toml).unwrap();
+            args.extend(["--config".to_owned(), config.display().to_string()]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let server = TestServer::start_in(dir, &args);
+        let mut keys = Vec::new();
+        for _ in 0..20 {
+            let (auth, answer) = register(&server).await;
+            assert_eq!(answer.status, 200, "{answer:?}");
+            keys.push(auth.public_key().to_string());
+        }
+        let db = server.db.clone();
+        let (status, dir) = server.terminate();
+        assert!(status.success(), "{status:?}");
+        let wal = std::fs::metadata(db.with_extension("sqlite3-wal")).map_or(0, |m| m.len());
+        let listed = cli(dir.path(), &db, &["registrations", "list", "--json"]);
+        assert!(listed.status.success(), "{}", text(&listed.stderr));
+        let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
+        let listed: HashSet<&str> =
+            listed.as_array().unwrap().iter().filter_map(|r| r["authorization_pub"].as_str()).collect();
+        for key in &keys {
+            assert!(listed.contains(key.as_str()), "registration {key} lost");
+        }
+        wal
+    };
+    assert_eq!(wal_after_stop(&[], None).await, 0, "auto: a clean stop folds the WAL");
+    let wal = wal_after_stop(&["--checkpoints", "external"], None).await;
+    assert!(wal > 20 * 4096, "external: a WAL of {wal} bytes after 20 commits");
+    let wal = wal_after_stop(&[], Some("checkpoints = \"external\"\n")).await;
+    assert!(wal > 20 * 4096, "external from the file: a WAL of {wal} bytes");
+    // A bad value stops start-up with one line naming the setting.
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let refused = TestServer::try_start_in(dir, &["--checkpoints", "sometimes"]).err().unwrap();
+    assert!(refused.contains("checkpoints: 'sometimes' is neither 'auto' nor 'external'"), "{refused}");
 }

@@ -20,6 +20,7 @@
 //! the upload bodies: the job streams each into the database a chunk at a time (a large
 //! file never sits in memory) and checks it against the hash taken by [`prepare`].
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -44,6 +45,7 @@ use crate::domain::exchange::third_parties;
 use crate::error::ApiError;
 use crate::http::{PathParams, Request, Route, no_content};
 use crate::payto::Payto;
+use crate::regular_file::open_regular;
 use crate::store::auditors;
 use crate::store::registrations::{self, Held, NewRegistration};
 use crate::store::transfers::Incoming;
@@ -167,7 +169,11 @@ fn refused(entry: Entry, reason: impl std::fmt::Display) -> ConfigError {
 
 /// Reads and parses a fixture file; a bad one is one line naming the entry and the line.
 pub fn load(path: &Path) -> Result<Fixtures, ConfigError> {
-    let text = std::fs::read_to_string(path)
+    let text = open_regular(path)
+        .and_then(|mut f| {
+            let mut text = String::new();
+            f.read_to_string(&mut text).map(|_| text)
+        })
         .map_err(|e| config::bad("fixtures", format!("{}: {e}", path.display())))?;
     let mut fixtures = parse(&text, path)?;
     fixtures.base = match path.parent() {

@@ -27,7 +27,7 @@ use crate::http::stream::stream_body;
 use crate::http::{PageQuery, PathParams, Request, Route, no_content};
 use crate::kyc_content::{self, DeclaredType};
 use crate::payto::Payto;
-use crate::store::kyc::{self, CHUNK_SIZE, ContentId, Recorded, StoredBody, UploadEntry, UploadRecord};
+use crate::store::kyc::{self, CHUNK_SIZE, Recorded, Staging, StoredBody, UploadEntry, UploadRecord};
 use crate::store::{Durability, Store, StoreError, extern_keys};
 
 /// This API's rows of the route table.
@@ -122,7 +122,7 @@ fn signature_valid(extern_pub: &EddsaPublicKey, h: &UploadHeaders, h_body: HashC
 /// the handler ends (an error, or the client going away and the future dropped).
 struct Staged {
     store: Store,
-    content: Option<ContentId>,
+    content: Option<Staging>,
 }
 
 impl Staged {
@@ -150,7 +150,7 @@ enum Destination {
 }
 
 impl Destination {
-    fn staged(&self) -> Option<ContentId> {
+    fn staged(&self) -> Option<Staging> {
         match self {
             Destination::Stage(staged) => staged.content,
             Destination::Compare(_) => None,
@@ -208,7 +208,7 @@ async fn upload(state: AppState, params: PathParams, mut req: Request) -> Result
     if headers.declared == DeclaredType::Zip {
         let target = match &destination {
             Destination::Stage(staged) => {
-                staged.content.map(|content_id| StoredBody { content_id, size: received.size })
+                staged.content.map(|s| StoredBody { content_id: s.content, size: received.size })
             }
             // The stored body is this one if the hashes agree; otherwise step
             // 12 refuses the upload (400) anyway.
@@ -283,7 +283,7 @@ async fn receive(
     state: &AppState,
     req: &mut Request,
     headers: &UploadHeaders,
-    staged: Option<ContentId>,
+    staged: Option<Staging>,
 ) -> Result<Received, ApiError> {
     let mut hasher = Sha512::new();
     let mut first = Vec::with_capacity(kyc_content::SNIFF_LEN);

@@ -8,10 +8,11 @@
 //! cookie, checked by the dispatcher) and [`Route::console_login`], and put
 //! its SQL in the matching module of `crate::store`.
 //! A development route (only with `--dev` or `--ephemeral`) goes in
-//! [`fixtures::routes`] instead.
+//! [`fixtures::routes`] or [`controls::routes`] instead.
 
 pub mod auditors;
 pub mod console;
+pub mod controls;
 pub mod exchange;
 pub mod fixtures;
 pub mod kyc_bulk;
@@ -38,8 +39,15 @@ pub fn routes(dev: bool) -> Vec<Route> {
     routes.extend(ops::routes());
     routes.extend(console::routes());
     if dev {
-        routes.extend(fixtures::routes());
+        routes.extend(development_routes());
     }
+    routes
+}
+
+/// The routes only a server with `--dev` or `--ephemeral` has.
+pub fn development_routes() -> Vec<Route> {
+    let mut routes = fixtures::routes();
+    routes.extend(controls::routes());
     routes
 }
 
@@ -76,11 +84,11 @@ mod tests {
     fn operator_paths_are_operator_routes() {
         for route in routes(true) {
             let p = route.pattern();
-            let operator_namespace = p.starts_with("/private/")
-                || p.contains("/admin/")
-                || p.contains("/history/")
-                || p == crate::metrics::METRICS_ROUTE;
+            let operator_namespace = p.starts_with("/private/") || p == crate::metrics::METRICS_ROUTE;
             assert_eq!(operator_namespace, route.access() == Access::Operator, "{p}");
+            // Everything of the Wire Gateway but its config takes the exchange's credentials.
+            let gateway = p.contains("/taler-wire-gateway/") && !p.ends_with("/config");
+            assert_eq!(gateway, route.access() == Access::WireGateway, "{p}");
         }
     }
 }

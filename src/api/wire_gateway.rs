@@ -1,11 +1,12 @@
-//! A small simulation of the exchange's bank account under
-//! `/taler-wire-gateway/`: feed incoming transfers in (by mapped registration,
-//! or by the free-text subject a customer typed) and read the credited ones
-//! back as the wire gateway's incoming history, so that prepared transfers can
-//! be tried end to end without a bank.
+//! The Taler Wire Gateway over HTTP, under `/taler-wire-gateway/` (the first account) and
+//! `/accounts/{account}/taler-wire-gateway/` (each configured account): the exchange's
+//! transfers out (`transfer`, `transfers`), both histories with long polling, the testing
+//! routes that feed transfers in (`admin/add-incoming`, `add-kycauth`, `add-mapped`,
+//! `add-incoming-subject`), so that prepared transfers can be tried end to end without a bank.
 //!
-//! The rules (crediting, bouncing, the reserve-key rule) are
-//! [`crate::domain::bank::transfers`]'s; the handlers read JSON and answer it.
+//! The rules (amounts, accounts, crediting, bouncing, the reserve-key rule, long polls) are the
+//! domain's ([`crate::domain::bank`]); the handlers read JSON and answer it. The decisions are
+//! in `docs/wire-gateway.md`.
 
 use serde::{Deserialize, Serialize};
 use warp::http::{Method, StatusCode};
@@ -14,22 +15,22 @@ use warp::reply::Response;
 use crate::amount::Amount;
 use crate::app::AppState;
 use crate::crypto::EddsaPublicKey;
-use crate::domain::bank::accounts;
+use crate::domain::bank::gateway::{self, GatewayAccount};
 use crate::domain::bank::transfers::{self, AddIncomingSubject};
+use crate::domain::bank::{TransferType, admin, outgoing};
 use crate::error::{ApiError, json_response};
-use crate::http::{PageQuery, PathParams, Request, Route};
-use crate::payto::Payto;
+use crate::http::{PathParams, Request, Route, no_content};
 use crate::store::transfers::IncomingTransaction;
 use crate::timestamp::Timestamp;
 
 /// Wire gateway protocol version (`current:revision:age`).
-pub const WIRE_GATEWAY_VERSION: &str = "5:0:0";
+pub const WIRE_GATEWAY_VERSION: &str = "5:0:5";
 
 #[derive(Deserialize)]
 struct AddMapped {
     amount: Amount,
     authorization_pub: EddsaPublicKey,
-    debit_account: Payto,
+    debit_account: String,
 }
 
 #[derive(Serialize)]
@@ -38,14 +39,41 @@ struct AddedTransfer {
     timestamp: Timestamp,
 }
 
+/// The gateway's paths, under `/taler-wire-gateway/` (the first account) and under
+/// `/accounts/{account}/taler-wire-gateway/` (each configured account by name).
+macro_rules! both {
+    ($make:ident, $method:expr, $path:literal, $handler:expr) => {
+        [
+            Route::$make($method, concat!("/taler-wire-gateway/", $path), $handler),
+            Route::$make($method, concat!("/accounts/{account}/taler-wire-gateway/", $path), $handler),
+        ]
+    };
+}
+
 /// This API's rows of the route table.
 pub fn routes() -> Vec<Route> {
-    vec![
-        Route::public(Method::GET, "/taler-wire-gateway/config", get_config),
-        Route::operator(Method::POST, "/taler-wire-gateway/admin/add-mapped", add_mapped),
-        Route::operator(Method::POST, "/taler-wire-gateway/admin/add-incoming-subject", add_incoming_subject),
-        Route::operator(Method::GET, "/taler-wire-gateway/history/incoming", history_incoming),
+    [
+        both!(public, Method::GET, "config", get_config),
+        both!(wire_gateway, Method::GET, "account/check", account_check),
+        both!(wire_gateway, Method::POST, "transfer", transfer),
+        both!(wire_gateway, Method::GET, "transfers", transfers),
+        both!(wire_gateway, Method::GET, "transfers/{row_id}", transfer_status),
+        both!(wire_gateway, Method::GET, "history/incoming", history_incoming),
+        both!(wire_gateway, Method::GET, "history/outgoing", history_outgoing),
+        both!(wire_gateway, Method::POST, "admin/add-incoming", add_incoming),
+        both!(wire_gateway, Method::POST, "admin/add-kycauth", add_kycauth),
+        both!(wire_gateway, Method::POST, "admin/add-mapped", add_mapped),
+        both!(wire_gateway, Method::POST, "admin/add-incoming-subject", add_incoming_subject),
     ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// The account a request's path names: `{account}`, or the first for the short paths.
+fn path_account(state: &AppState, params: &PathParams) -> Result<GatewayAccount, ApiError> {
+    let name = params.get("account");
+    gateway::account(&state.settings, (!name.is_empty()).then_some(name))
 }
 
 #[derive(Serialize)]
@@ -54,10 +82,12 @@ struct WireGatewayConfig<'a> {
     version: &'static str,
     currency: &'a str,
     implementation: &'static str,
+    support_account_check: bool,
 }
 
-/// `GET /taler-wire-gateway/config`
-async fn get_config(state: AppState, _: PathParams, _: Request) -> Result<Response, ApiError> {
+/// `GET /taler-wire-gateway/config` (and `/accounts/{account}/taler-wire-gateway/config`)
+async fn get_config(state: AppState, params: PathParams, _: Request) -> Result<Response, ApiError> {
+    path_account(&state, &params)?;
     Ok(json_response(
         StatusCode::OK,
         &WireGatewayConfig {
@@ -65,18 +95,109 @@ async fn get_config(state: AppState, _: PathParams, _: Request) -> Result<Respon
             version: WIRE_GATEWAY_VERSION,
             currency: &state.settings.currency,
             implementation: crate::domain::IMPLEMENTATION,
+            support_account_check: false,
         },
     ))
 }
 
+/// `GET /taler-wire-gateway/account/check`: 501, as the protocol allows a bank that cannot
+/// check accounts (its config says `support_account_check: false`).
+async fn account_check(state: AppState, params: PathParams, _: Request) -> Result<Response, ApiError> {
+    path_account(&state, &params)?;
+    Err(ApiError::NotImplemented("account/check"))
+}
+
+/// `POST /taler-wire-gateway/transfer`: the exchange pays out; idempotent on `request_uid`.
+async fn transfer(state: AppState, params: PathParams, mut req: Request) -> Result<Response, ApiError> {
+    let account = path_account(&state, &params)?;
+    let body: outgoing::TransferRequest = req.json(state.settings.max_json).await?;
+    let answer = outgoing::transfer(
+        &state.store,
+        &state.settings,
+        &state.wakeups,
+        &account,
+        body,
+        state.clock.now_us(),
+    )
+    .await?;
+    Ok(json_response(StatusCode::OK, &answer))
+}
+
+/// `POST /taler-wire-gateway/admin/add-incoming`: a reserve credit (the exchange's test
+/// harness funds reserves this way); 409, code 5114, for a reserve key already used.
+async fn add_incoming(state: AppState, params: PathParams, mut req: Request) -> Result<Response, ApiError> {
+    let account = path_account(&state, &params)?;
+    let body: admin::AddIncoming = req.json(state.settings.max_json).await?;
+    let added = admin::credit(
+        &state.store,
+        &state.settings,
+        &state.wakeups,
+        &account,
+        TransferType::Reserve,
+        &body.amount,
+        body.reserve_pub,
+        &body.debit_account,
+        state.clock.now_us(),
+    )
+    .await?;
+    Ok(json_response(StatusCode::OK, &added))
+}
+
+/// `POST /taler-wire-gateway/admin/add-kycauth`: a KYC authentication transfer.
+async fn add_kycauth(state: AppState, params: PathParams, mut req: Request) -> Result<Response, ApiError> {
+    let account = path_account(&state, &params)?;
+    let body: admin::AddKycauth = req.json(state.settings.max_json).await?;
+    let added = admin::credit(
+        &state.store,
+        &state.settings,
+        &state.wakeups,
+        &account,
+        TransferType::Kyc,
+        &body.amount,
+        body.account_pub,
+        &body.debit_account,
+        state.clock.now_us(),
+    )
+    .await?;
+    Ok(json_response(StatusCode::OK, &added))
+}
+
+#[derive(Serialize)]
+struct TransferList {
+    debit_account: String,
+    transfers: Vec<outgoing::TransferListStatus>,
+}
+
+/// `GET /taler-wire-gateway/transfers?limit=&offset=&status=`: the account's transfers, 204
+/// when there are none.
+async fn transfers(state: AppState, params: PathParams, req: Request) -> Result<Response, ApiError> {
+    let account = path_account(&state, &params)?;
+    let transfers = outgoing::list(&state.store, &account, req.query()?).await?;
+    if transfers.is_empty() {
+        return Ok(no_content());
+    }
+    Ok(json_response(StatusCode::OK, &TransferList { debit_account: account.uri().to_owned(), transfers }))
+}
+
+/// `GET /taler-wire-gateway/transfers/{row_id}`: one transfer of the account; 404, code 5106,
+/// for an unknown one or another account's.
+async fn transfer_status(state: AppState, params: PathParams, _: Request) -> Result<Response, ApiError> {
+    let account = path_account(&state, &params)?;
+    let status = outgoing::get(&state.store, &account, params.get("row_id")).await?;
+    Ok(json_response(StatusCode::OK, &status))
+}
+
 /// `POST /taler-wire-gateway/admin/add-mapped`: a transfer to a registration,
 /// named by its authorization key (upstream wire gateway v5).
-async fn add_mapped(state: AppState, _: PathParams, mut req: Request) -> Result<Response, ApiError> {
+async fn add_mapped(state: AppState, params: PathParams, mut req: Request) -> Result<Response, ApiError> {
+    let account = path_account(&state, &params)?;
     let body: AddMapped = req.json(state.settings.max_json).await?;
     let date_us = state.clock.now_us();
     let row_id = transfers::add_mapped(
         &state.store,
         &state.settings,
+        &state.wakeups,
+        &account,
         &body.amount,
         body.authorization_pub,
         &body.debit_account,
@@ -93,11 +214,20 @@ async fn add_mapped(state: AppState, _: PathParams, mut req: Request) -> Result<
 /// subject as a customer typed it; credited or bounced.
 async fn add_incoming_subject(
     state: AppState,
-    _: PathParams,
+    params: PathParams,
     mut req: Request,
 ) -> Result<Response, ApiError> {
+    let account = path_account(&state, &params)?;
     let body: AddIncomingSubject = req.json(state.settings.max_json).await?;
-    let outcome = transfers::add_incoming(&state.store, &state.settings, body, state.clock.now_us()).await?;
+    let outcome = transfers::add_gateway_incoming(
+        &state.store,
+        &state.settings,
+        &state.wakeups,
+        &account,
+        body,
+        state.clock.now_us(),
+    )
+    .await?;
     Ok(json_response(StatusCode::OK, &outcome))
 }
 
@@ -107,16 +237,41 @@ struct IncomingHistory {
     incoming_transactions: Vec<IncomingTransaction>,
 }
 
-/// `GET /taler-wire-gateway/history/incoming?limit=&offset=`: credited transfers.
-async fn history_incoming(state: AppState, _: PathParams, req: Request) -> Result<Response, ApiError> {
-    // Upstream's default: the 20 newest.
-    let page = req.query::<PageQuery>()?.resolve(-20)?;
-    let incoming_transactions = state.store.read(move |db| transfers::history(db, &page)).await?;
+/// `GET /taler-wire-gateway/history/incoming?limit=&offset=&timeout_ms=` (also `delta`,
+/// `start`, `long_poll_ms`): credited transfers; 204 when none, after waiting for one when
+/// asked to.
+async fn history_incoming(state: AppState, params: PathParams, req: Request) -> Result<Response, ApiError> {
+    let account = path_account(&state, &params)?;
+    let request = req.query::<gateway::HistoryQuery>()?.resolve()?;
+    let incoming_transactions =
+        gateway::incoming_history(&state.store, &state.wakeups, &account, request).await?;
+    if incoming_transactions.is_empty() {
+        return Ok(no_content());
+    }
     Ok(json_response(
         StatusCode::OK,
-        &IncomingHistory {
-            credit_account: accounts::default_credit_account(&state.settings),
-            incoming_transactions,
-        },
+        &IncomingHistory { credit_account: account.uri().to_owned(), incoming_transactions },
+    ))
+}
+
+#[derive(Serialize)]
+struct OutgoingHistory {
+    debit_account: String,
+    outgoing_transactions: Vec<gateway::OutgoingTransaction>,
+}
+
+/// `GET /taler-wire-gateway/history/outgoing?limit=&offset=&timeout_ms=` (also the deprecated
+/// names): transfers out; 204 when none, after waiting for one when asked to.
+async fn history_outgoing(state: AppState, params: PathParams, req: Request) -> Result<Response, ApiError> {
+    let account = path_account(&state, &params)?;
+    let request = req.query::<gateway::HistoryQuery>()?.resolve()?;
+    let outgoing_transactions =
+        gateway::outgoing_history(&state.store, &state.wakeups, &account, request).await?;
+    if outgoing_transactions.is_empty() {
+        return Ok(no_content());
+    }
+    Ok(json_response(
+        StatusCode::OK,
+        &OutgoingHistory { debit_account: account.uri().to_owned(), outgoing_transactions },
     ))
 }

@@ -178,17 +178,18 @@ pub async fn auditors_command(
                 }
                 return out.finish();
             }
-            println!("{:<52}  {:<8}  {:<12}  {:<30}  NAME", "AUDITOR_PUB", "STATE", "LAST_CHANGE", "URL");
+            println!("{:<52}  {:<8}  {:<20}  {:<30}  NAME", "AUDITOR_PUB", "STATE", "LAST_CHANGE", "URL");
             for row in &rows {
+                // A date for people; `--json` keeps the seconds (`last_change_s`).
+                let last_change = u64::try_from(row.last_change_s)
+                    .ok()
+                    .and_then(Timestamp::try_from_secs)
+                    .map_or_else(|| "never".to_owned(), |t| t.rfc3339());
                 println!(
-                    "{}  {:<8}  {:<12}  {:<30}  {}",
+                    "{}  {:<8}  {:<20}  {:<30}  {}",
                     row.auditor_pub,
                     if row.is_active { "active" } else { "disabled" },
-                    if row.last_change_s == i64::MAX {
-                        "never".to_string()
-                    } else {
-                        row.last_change_s.to_string()
-                    },
+                    last_change,
                     escape(&row.auditor_url),
                     escape(&row.auditor_name)
                 );

@@ -229,8 +229,8 @@ async fn export(store: &Store, h_body: &str, output: &Path) -> Result<(), CliErr
 }
 
 /// First pause between attempts; it doubles up to [`MAX_BACKOFF`].
-const FIRST_BACKOFF: Duration = Duration::from_millis(200);
-const MAX_BACKOFF: Duration = Duration::from_secs(10);
+pub(super) const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+pub(super) const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
 /// `client kyc-bulk`: hash the file, sign, upload it with the hash header.
 ///

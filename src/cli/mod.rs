@@ -100,6 +100,55 @@ pub enum CliError {
     Http(String),
     #[error("{}", escape(.0))]
     Failed(String),
+    /// The command line itself could not be read (clap's verdict): exit 2, as clap and most
+    /// Unix tools exit for a usage error, where every other failure exits 1.
+    #[error("{}", escape(.0))]
+    Usage(String),
+}
+
+impl CliError {
+    /// The process's exit status for this failure: 2 for a command line that could not be
+    /// read, 1 for everything else (the README, "Commands").
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Usage(_) => 2,
+            CliError::Config(_)
+            | CliError::Serve(_)
+            | CliError::Store(_)
+            | CliError::Io(_)
+            | CliError::Http(_)
+            | CliError::Failed(_) => 1,
+        }
+    }
+
+    /// clap's error as one line: what was wrong, clap's tip if it has one, and the usage
+    /// of the command at hand (clap's own text spans several lines and has its own prefix).
+    pub fn from_clap(e: &clap::Error) -> CliError {
+        let text = e.render().to_string();
+        let mut what = String::new();
+        let mut tips = Vec::new();
+        let mut usage = None;
+        for line in text.lines().map(str::trim) {
+            if let Some(rest) = line.strip_prefix("error:") {
+                what = rest.trim().to_owned();
+            } else if let Some(rest) = line.strip_prefix("tip:") {
+                tips.push(rest.trim().to_owned());
+            } else if let Some(rest) = line.strip_prefix("Usage:") {
+                usage = Some(rest.trim().to_owned());
+            }
+        }
+        if what.is_empty() {
+            what = text.lines().next().unwrap_or("cannot read the command line").trim().to_owned();
+        }
+        let mut line = what;
+        for tip in tips {
+            line.push_str(&format!("; {tip}"));
+        }
+        if let Some(usage) = usage {
+            line.push_str(&format!(" (usage: {usage}; more with --help)"));
+        }
+        CliError::Usage(line)
+    }
 }
 
 impl From<crate::error::ApiError> for CliError {
@@ -165,7 +214,8 @@ pub fn open_read_only(global: &GlobalArgs, file: &FileConfig) -> Result<Store, C
 /// Opens the database for a command that changes it (safe while the server
 /// runs); never migrates either.
 pub fn open_for_edit(global: &GlobalArgs, file: &FileConfig) -> Result<Store, CliError> {
-    Ok(Store::open_for_edit(&existing_database(global, file)?)?)
+    let checkpoints = config::edit_checkpoints(file)?;
+    Ok(Store::open_for_edit(&existing_database(global, file)?, checkpoints)?)
 }
 
 /// Walks a paged listing from its first row to its last, a page at a time (a

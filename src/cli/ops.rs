@@ -66,10 +66,11 @@ pub async fn backup_command(
 ) -> Result<(), CliError> {
     let store = super::open_read_only(global, file)?;
     let source = store.path().to_owned();
+    let protected = crate::config::secret_files(&source, file);
     let worker = store.clone();
     let made = tokio::task::spawn_blocking(move || {
         let mut bar: Option<ProgressBar> = None;
-        let made = backup::backup(&worker, &args.dest, args.force, &mut |done, total| {
+        let made = backup::backup(&worker, &args.dest, args.force, &protected, &mut |done, total| {
             if bar.is_none() && total > PROGRESS_FROM {
                 bar = on_terminal(|| byte_bar("backup", total));
             }

@@ -37,6 +37,10 @@ pub struct RegisterArgs {
     /// The exchange's bank account (payto URI)
     #[arg(long, default_value = config::DEFAULT_CREDIT_ACCOUNT)]
     pub credit_account: String,
+    /// Attempts after the first on a 5xx answer or a connection failure, with
+    /// back-off from 200 ms, doubling up to 10 s (a registration is idempotent)
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub retries: u32,
 }
 
 #[derive(Args, Debug)]
@@ -78,14 +82,42 @@ fn load_or_make_key(path: Option<&Path>) -> Result<EddsaPrivateKey, CliError> {
 }
 
 async fn post(url: &str, body: &serde_json::Value) -> Result<(u16, Vec<u8>), CliError> {
-    let response = reqwest::Client::new()
-        .post(url)
-        .json(body)
-        .send()
-        .await
-        .map_err(|e| CliError::Http(format!("POST {url}: {}", super::error_chain(&e))))?;
+    send(url, body).await.map_err(|problem| CliError::Http(format!("POST {url}: {problem}")))
+}
+
+/// One attempt: the answer, or why there was none.
+async fn send(url: &str, body: &serde_json::Value) -> Result<(u16, Vec<u8>), String> {
+    let response =
+        reqwest::Client::new().post(url).json(body).send().await.map_err(|e| super::error_chain(&e))?;
     let status = response.status().as_u16();
     Ok((status, response.bytes().await.map(|b| b.to_vec()).unwrap_or_default()))
+}
+
+/// [`send`] until an answer below 500 comes, at most `1 + retries` times, with back-off
+/// (the requests this is used for are idempotent).
+async fn post_retrying(
+    url: &str,
+    body: &serde_json::Value,
+    retries: u32,
+) -> Result<(u16, Vec<u8>), CliError> {
+    let mut backoff = super::kyc::FIRST_BACKOFF;
+    let mut attempt = 0;
+    loop {
+        let problem = match send(url, body).await {
+            Ok((status, text)) if status >= 500 => super::describe_answer(status, &text),
+            Ok(answer) => return Ok(answer),
+            Err(problem) => problem,
+        };
+        if attempt >= retries {
+            let tries =
+                if attempt == 0 { "1 attempt".to_owned() } else { format!("{} attempts", attempt + 1) };
+            return Err(CliError::Http(format!("POST {url}: {problem} (gave up after {tries})")));
+        }
+        attempt += 1;
+        eprintln!("POST {url}: {problem}; retry {attempt} of {retries} in {} ms", backoff.as_millis());
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(super::kyc::MAX_BACKOFF);
+    }
 }
 
 pub async fn client_register(args: RegisterArgs) -> Result<(), CliError> {
@@ -106,7 +138,7 @@ pub async fn client_register(args: RegisterArgs) -> Result<(), CliError> {
         "authorization_sig": key.sign(account_pub.as_bytes()).to_string(),
     });
     let url = format!("{}taler-prepared-transfer/registration", super::base_url(&args.url));
-    let (status, text) = post(&url, &body).await?;
+    let (status, text) = post_retrying(&url, &body, args.retries).await?;
     if status != 200 {
         return Err(CliError::Http(format!("POST {url}: {}", super::describe_answer(status, &text))));
     }

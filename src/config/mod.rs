@@ -41,13 +41,15 @@ use serde_path_to_error::Segment;
 
 use crate::crypto::EddsaPublicKey;
 use crate::payto::Payto;
+pub use crate::store::Checkpoints;
 use text::SettingParser;
 
 pub use secrets::{create_secret_file, master_key, operator_token, read_master_key};
 pub use values::{
-    BaseUrl, ByteSize, CreditAccount, Currency, ExternKeySpec, InvalidValue, ListenAddr, LogFormat,
-    PositiveDuration, PublicKey, QrAddressText, QrPrefix, Seconds, ShortSubjectLength, SimpleSubjectStyle,
-    SubjectFormat, SubjectFormats, Switch, Token,
+    BaseUrl, ByteSize, ClockOffset, CreditAccount, Currency, ExternKeySpec, GatewayAuth, GatewayUser,
+    InvalidValue, ListenAddr, LogFormat, PositiveDuration, PublicKey, QrAddressText, QrPrefix, Rfc3339Time,
+    Seconds, ShortSubjectLength, SimpleSubjectStyle, SubjectFormat, SubjectFormats, Switch, Token,
+    valid_account_name,
 };
 
 pub const DEFAULT_DATABASE: &str = "./taler-lite.sqlite3";
@@ -65,6 +67,15 @@ pub const DEFAULT_RECURRENT_LIFETIME: &str = "365d";
 pub const DEFAULT_MAX_UPLOAD: &str = "2GiB";
 pub const DEFAULT_MAX_JSON: &str = "1MiB";
 pub const DEFAULT_REQUEST_TIMEOUT: &str = "30s";
+pub const DEFAULT_WIRE_GATEWAY_USER: &str = "exchange";
+/// The name of the first account's Wire Gateway when it has no label; the n-th (n > 1) is
+/// `exchange-n`.
+pub const DEFAULT_ACCOUNT_NAME: &str = "exchange";
+pub const DEFAULT_CHECKPOINTS: &str = "auto";
+pub const DEFAULT_JOURNAL_SIZE: usize = 1000;
+pub const DEFAULT_MAX_SNAPSHOTS: usize = 16;
+/// Shortest `--token` outside `--dev` and `--ephemeral`.
+pub const MIN_PRODUCTION_TOKEN_CHARS: usize = 32;
 pub const MASTER_KEY_FILE_NAME: &str = "taler-lite-master.key";
 pub const TOKEN_FILE_NAME: &str = "taler-lite-operator.token";
 
@@ -127,6 +138,14 @@ pub struct ServeArgs {
     /// Subject formats, comma-separated [default: SIMPLE,URI,CH_QR_BILL]
     #[arg(long, env = "TALER_LITE_SUBJECT_FORMATS")]
     pub subject_formats: Option<SubjectFormats>,
+    /// User name of the Wire Gateway's Basic authentication (the password is the operator
+    /// token) [default: exchange]
+    #[arg(long, env = "TALER_LITE_WIRE_GATEWAY_USER")]
+    pub wire_gateway_user: Option<GatewayUser>,
+    /// Who may call the Wire Gateway: token (Bearer, or Basic with the token as password) or
+    /// none (only with --dev or --ephemeral) [default: token]
+    #[arg(long, env = "TALER_LITE_WIRE_GATEWAY_AUTH")]
+    pub wire_gateway_auth: Option<GatewayAuth>,
     /// SIMPLE subject style: full or short [default: full]
     #[arg(long, env = "TALER_LITE_SIMPLE_SUBJECT")]
     pub simple_subject: Option<SimpleSubjectStyle>,
@@ -162,10 +181,16 @@ pub struct ServeArgs {
     /// Idle limit for a client sending headers or body, e.g. 30s [default: 30s]
     #[arg(long, env = "TALER_LITE_REQUEST_TIMEOUT", value_name = "DURATION")]
     pub request_timeout: Option<PositiveDuration>,
-    /// Shift the server's clock by this many seconds (may be negative), as
-    /// GNUnet's --timetravel does: for testing expirations and signed timestamps
+    /// Shift the server's clock, e.g. 3d, -2h, 1h 30m or seconds: for testing expirations
+    /// and signed timestamps [default: 0]
+    #[arg(long, env = "TALER_LITE_CLOCK_OFFSET", allow_hyphen_values = true, value_name = "DURATION")]
+    pub clock_offset: Option<ClockOffset>,
+    /// The older name of --clock-offset, in seconds, as GNUnet's --timetravel
     #[arg(long, env = "TALER_LITE_TIMETRAVEL", allow_hyphen_values = true, value_name = "SECONDS")]
     pub timetravel: Option<Seconds>,
+    /// Start with the server's clock frozen at this RFC 3339 time (POST /private/clock moves it)
+    #[arg(long, env = "TALER_LITE_FROZEN_CLOCK", value_name = "RFC3339")]
+    pub frozen_clock: Option<Rfc3339Time>,
     /// Cap the database at this many 16 KiB pages (to test a full disk)
     #[arg(long, env = "TALER_LITE_MAX_DB_PAGES", hide = true, value_parser = SettingParser::<u64>::new())]
     pub max_db_pages: Option<u64>,
@@ -180,6 +205,17 @@ pub struct ServeArgs {
     /// Development mode: offers POST /private/reset (as --ephemeral does)
     #[arg(long, env = "TALER_LITE_DEV", value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub dev: Option<Switch>,
+    /// Who checkpoints the WAL: auto (SQLite, and the server at shutdown) or external (a
+    /// replicator such as Litestream; the server never does) [default: auto]
+    #[arg(long, env = "TALER_LITE_CHECKPOINTS", value_name = "MODE")]
+    pub checkpoints: Option<Checkpoints>,
+    /// Development servers: requests kept in the journal of GET /private/requests (at most
+    /// 16 MiB); 0 turns it off [default: 1000]
+    #[arg(long, env = "TALER_LITE_JOURNAL_SIZE", value_name = "N", value_parser = SettingParser::<u64>::new())]
+    pub journal_size: Option<u64>,
+    /// Development servers: snapshots kept by PUT /private/snapshots/{name} [default: 16]
+    #[arg(long, env = "TALER_LITE_MAX_SNAPSHOTS", value_name = "N", value_parser = SettingParser::<u64>::new())]
+    pub max_snapshots: Option<u64>,
     /// TOML file of state applied at start, idempotently: arrays of tables auditor, extern,
     /// upload, registration, incoming (README, "Use it in CI")
     #[arg(long, env = "TALER_LITE_FIXTURES", value_name = "FILE")]
@@ -200,6 +236,8 @@ pub struct FileConfig {
     pub token_file: Option<PathBuf>,
     pub credit_accounts: Option<Vec<CreditAccount>>,
     pub subject_formats: Option<SubjectFormats>,
+    pub wire_gateway_user: Option<GatewayUser>,
+    pub wire_gateway_auth: Option<GatewayAuth>,
     pub simple_subject: Option<SimpleSubjectStyle>,
     pub short_subject_length: Option<ShortSubjectLength>,
     pub qr_reference_prefix: Option<QrPrefix>,
@@ -210,12 +248,17 @@ pub struct FileConfig {
     pub max_upload: Option<ByteSize>,
     pub max_json: Option<ByteSize>,
     pub request_timeout: Option<PositiveDuration>,
+    pub clock_offset: Option<ClockOffset>,
+    pub frozen_clock: Option<Rfc3339Time>,
     #[serde(rename = "extern", default)]
     pub extern_keys: Vec<ExternKeySpec>,
     pub ephemeral: Option<Switch>,
     pub exit_on_stdin_eof: Option<Switch>,
     pub dev: Option<Switch>,
+    pub checkpoints: Option<Checkpoints>,
     pub fixtures: Option<PathBuf>,
+    pub journal_size: Option<u64>,
+    pub max_snapshots: Option<u64>,
 }
 
 impl FileConfig {
@@ -260,6 +303,11 @@ pub struct Settings {
     pub token: Option<String>,
     pub token_file: PathBuf,
     pub credit_accounts: Vec<Payto>,
+    /// The name of each credit account's Wire Gateway (same order): its label, or
+    /// `exchange` for the first and `exchange-n` for the n-th.
+    pub account_names: Vec<String>,
+    pub wire_gateway_user: String,
+    pub wire_gateway_auth: GatewayAuth,
     pub subject_formats: Vec<SubjectFormat>,
     pub simple_subject: SimpleSubjectStyle,
     pub short_subject_length: usize,
@@ -273,18 +321,39 @@ pub struct Settings {
     pub max_json: u64,
     pub extern_keys: Vec<(EddsaPublicKey, String)>,
     pub request_timeout: Duration,
-    pub timetravel: i64,
+    /// `--clock-offset` (or `--timetravel`), in seconds.
+    pub clock_offset_s: i64,
+    /// `--frozen-clock`, in microseconds since the epoch.
+    pub frozen_clock_us: Option<i64>,
     pub max_db_pages: Option<u64>,
+    /// Who checkpoints the WAL (`Checkpoints::External` under Litestream).
+    pub checkpoints: Checkpoints,
     /// `--ephemeral`: [`Settings::placed_in`] a new temporary folder at start.
     pub ephemeral: bool,
     pub exit_on_stdin_eof: bool,
     /// `--dev` or `--ephemeral`: the development routes (`POST /private/reset`) exist.
     pub dev: bool,
     pub fixtures: Option<PathBuf>,
+    /// Entries of the journal of requests of a development server (0: none).
+    pub journal_size: usize,
+    /// Snapshots a development server keeps at most.
+    pub max_snapshots: usize,
     pub log_format: LogFormat,
     /// Whether the key and token files are the defaults beside the database: those move
     /// with it into an ephemeral server's folder, files given explicitly stay where they are.
     files_beside_database: (bool, bool),
+}
+
+/// Who checkpoints for a CLI command that writes while the server may run: the `serve`
+/// setting from the environment or the file (the commands have no flag for it), so that under
+/// Litestream `extern add` does not checkpoint either.
+pub fn edit_checkpoints(file: &FileConfig) -> Result<Checkpoints, ConfigError> {
+    match std::env::var("TALER_LITE_CHECKPOINTS") {
+        Ok(text) => {
+            text.parse().map_err(|e| bad("checkpoints", format!("{e} (from TALER_LITE_CHECKPOINTS)")))
+        }
+        Err(_) => pick("checkpoints", &None, &file.checkpoints, DEFAULT_CHECKPOINTS),
+    }
 }
 
 /// The database path of any command: flag or environment, then file, then default.
@@ -294,6 +363,28 @@ pub fn database_path(global: &GlobalArgs, file: &FileConfig) -> PathBuf {
         .clone()
         .or_else(|| file.database.clone())
         .unwrap_or_else(|| PathBuf::from(DEFAULT_DATABASE))
+}
+
+/// The master key and operator token files of the server on `database`, labelled, as a
+/// command other than `serve` finds them (environment, then file, then beside the
+/// database): what `backup` must never write over.
+pub fn secret_files(database: &Path, file: &FileConfig) -> Vec<(String, PathBuf)> {
+    let find = |variable: &str, configured: &Option<PathBuf>, name: &str| {
+        std::env::var_os(variable)
+            .map(PathBuf::from)
+            .or_else(|| configured.clone())
+            .unwrap_or_else(|| beside_database(database, name))
+    };
+    vec![
+        (
+            "the master key file".to_owned(),
+            find("TALER_LITE_MASTER_KEY_FILE", &file.master_key_file, MASTER_KEY_FILE_NAME),
+        ),
+        (
+            "the operator token file".to_owned(),
+            find("TALER_LITE_TOKEN_FILE", &file.token_file, TOKEN_FILE_NAME),
+        ),
+    ]
 }
 
 /// A file named `name` in the database's folder.
@@ -339,12 +430,35 @@ impl Settings {
         if credit_accounts.is_empty() {
             return Err(bad("credit_accounts", "at least one payto URI is needed"));
         }
+        let account_names = account_names(&credit_accounts)?;
+        let dev = ephemeral || switch(&args.dev, &file.dev);
+        let wire_gateway_auth = either(&args.wire_gateway_auth, &file.wire_gateway_auth).unwrap_or_default();
+        if wire_gateway_auth == GatewayAuth::None && !dev {
+            return Err(bad(
+                "wire_gateway_auth",
+                "none is allowed only with --dev or --ephemeral (an open gateway lets anyone move money)",
+            ));
+        }
         // The file's third parties are always loaded; flags or the environment add to them.
         let mut extern_keys = file.extern_keys.clone();
         if args.extern_keys.is_empty() {
             extern_keys.extend(env_list("TALER_LITE_EXTERN_KEYS", "extern_key")?.unwrap_or_default());
         } else {
             extern_keys.extend(args.extern_keys.iter().cloned());
+        }
+        let token: Option<String> = either(&args.token, &file.token).map(Into::into);
+        let dev = ephemeral || switch(&args.dev, &file.dev);
+        if let Some(token) = &token
+            && token.chars().count() < MIN_PRODUCTION_TOKEN_CHARS
+            && !dev
+        {
+            // A short token is guessed: 8 characters were accepted before.
+            return Err(bad(
+                "token",
+                format!(
+                    "a token needs at least {MIN_PRODUCTION_TOKEN_CHARS} characters outside --dev and --ephemeral"
+                ),
+            ));
         }
         Ok(Settings {
             listen: pick("listen", &args.listen, &file.listen, DEFAULT_LISTEN)?,
@@ -353,9 +467,18 @@ impl Settings {
             master_public_key: either(&args.master_public_key, &file.master_public_key).map(Into::into),
             master_key_file: master_key_file
                 .unwrap_or_else(|| beside_database(&database, MASTER_KEY_FILE_NAME)),
-            token: either(&args.token, &file.token).map(Into::into),
+            token,
             token_file: token_file.unwrap_or_else(|| beside_database(&database, TOKEN_FILE_NAME)),
             credit_accounts: credit_accounts.into_iter().map(Into::into).collect(),
+            account_names,
+            wire_gateway_user: pick(
+                "wire_gateway_user",
+                &args.wire_gateway_user,
+                &file.wire_gateway_user,
+                DEFAULT_WIRE_GATEWAY_USER,
+            )?
+            .into(),
+            wire_gateway_auth,
             subject_formats: pick(
                 "subject_formats",
                 &args.subject_formats,
@@ -421,16 +544,34 @@ impl Settings {
                 DEFAULT_REQUEST_TIMEOUT,
             )?
             .into(),
-            timetravel: args.timetravel.map_or(0, i64::from),
+            clock_offset_s: match (args.clock_offset, args.timetravel) {
+                (Some(_), Some(_)) => {
+                    return Err(bad("timetravel", "conflicts with clock_offset, its newer name: give one"));
+                }
+                (Some(offset), None) => offset.into(),
+                (None, Some(secs)) => secs.into(),
+                (None, None) => file.clock_offset.map_or(0, i64::from),
+            },
+            frozen_clock_us: either(&args.frozen_clock, &file.frozen_clock).map(i64::from),
             max_db_pages: args.max_db_pages,
+            checkpoints: pick("checkpoints", &args.checkpoints, &file.checkpoints, DEFAULT_CHECKPOINTS)?,
             ephemeral,
             exit_on_stdin_eof: switch(&args.exit_on_stdin_eof, &file.exit_on_stdin_eof),
-            dev: ephemeral || switch(&args.dev, &file.dev),
+            dev,
             fixtures: either(&args.fixtures, &file.fixtures),
+            journal_size: either(&args.journal_size, &file.journal_size)
+                .map_or(DEFAULT_JOURNAL_SIZE, |n| usize::try_from(n).unwrap_or(usize::MAX)),
+            max_snapshots: either(&args.max_snapshots, &file.max_snapshots)
+                .map_or(DEFAULT_MAX_SNAPSHOTS, |n| usize::try_from(n).unwrap_or(usize::MAX)),
             log_format: global.log_format.unwrap_or_default(),
             files_beside_database,
             database,
         })
+    }
+
+    /// The clock these settings start the server with (`--clock-offset`, `--frozen-clock`).
+    pub fn clock(&self) -> crate::clock::Clock {
+        crate::clock::Clock::starting(self.clock_offset_s.saturating_mul(1_000_000), self.frozen_clock_us)
     }
 
     /// These settings with the database, and the key and token files unless given
@@ -447,6 +588,24 @@ impl Settings {
         }
         self
     }
+}
+
+/// Each account's Wire Gateway name: its label, else `exchange` (first) or `exchange-n`;
+/// two accounts with one name are refused.
+fn account_names(accounts: &[CreditAccount]) -> Result<Vec<String>, ConfigError> {
+    let mut names: Vec<String> = Vec::with_capacity(accounts.len());
+    for (i, account) in accounts.iter().enumerate() {
+        let name = match (&account.name, i) {
+            (Some(name), _) => name.clone(),
+            (None, 0) => DEFAULT_ACCOUNT_NAME.to_owned(),
+            (None, i) => format!("{DEFAULT_ACCOUNT_NAME}-{}", i + 1),
+        };
+        if names.contains(&name) {
+            return Err(bad("credit_accounts", format!("two accounts are named '{name}'")));
+        }
+        names.push(name);
+    }
+    Ok(names)
 }
 
 /// An on/off setting: the flag's (or environment's) value, else the file's, else off.
@@ -511,6 +670,19 @@ mod tests {
         let cmd = ServeArgs::augment_args(clap::Command::new("serve"));
         let matches = cmd.try_get_matches_from(std::iter::once("serve").chain(argv.iter().copied()))?;
         ServeArgs::from_arg_matches(&matches)
+    }
+
+    #[test]
+    fn short_tokens_only_for_development_servers() {
+        let resolve = |argv: &[&str]| {
+            Settings::resolve(&GlobalArgs::default(), &serve_args(argv).unwrap(), &FileConfig::default())
+        };
+        let err = resolve(&["--token", "eight-chr-token"]).unwrap_err();
+        assert_eq!(err.setting, "token");
+        assert!(err.reason.contains("32") && !err.reason.contains("eight"), "{err}");
+        assert!(resolve(&["--token", "eight-chr-token", "--dev"]).is_ok());
+        assert!(resolve(&["--token", "eight-chr-token", "--ephemeral"]).is_ok());
+        assert!(resolve(&["--token", &"x".repeat(32)]).is_ok());
     }
 
     /// The setting `serve ARGV...` is refused for, whether clap refuses a value or resolve a
@@ -674,7 +846,7 @@ mod tests {
             "--master-public-key",
             &key,
             "--token",
-            "secret-token:abcdefgh",
+            "secret-token:abcdefghijklmnopqrstuvwxyz",
             "--credit-account",
             DEFAULT_CREDIT_ACCOUNT,
             "--subject-formats",
@@ -695,13 +867,13 @@ mod tests {
         assert_eq!(s.listen, ListenAddr::Unix("/tmp/t.sock".into()));
         assert_eq!(s.base_url.as_deref(), Some("https://example.com/taler/"));
         assert_eq!(s.master_public_key.map(|k| k.to_string()), Some(key.clone()));
-        assert_eq!(s.token.as_deref(), Some("secret-token:abcdefgh"));
+        assert_eq!(s.token.as_deref(), Some("secret-token:abcdefghijklmnopqrstuvwxyz"));
         assert_eq!(s.subject_formats, vec![SubjectFormat::Simple, SubjectFormat::Uri]);
         assert_eq!(s.simple_subject, SimpleSubjectStyle::Short);
         assert_eq!(s.qr_reference_prefix, "007");
         assert_eq!(s.extern_keys.len(), 1);
         assert_eq!(s.extern_keys[0].1, "Acme KYC");
-        assert_eq!(s.timetravel, -3600);
+        assert_eq!(s.clock_offset_s, -3600);
         assert_eq!(s.max_json, 64 << 10);
         for (argv, name) in [
             (&["--token", "short"][..], "token"),
@@ -709,6 +881,9 @@ mod tests {
             (&["--simple-subject", "medium"][..], "simple_subject"),
             (&["--base-url", "ftp://x"][..], "base_url"),
             (&["--timetravel", "soon"][..], "timetravel"),
+            (&["--clock-offset", "soon"][..], "clock_offset"),
+            (&["--clock-offset", "3d", "--timetravel", "5"][..], "timetravel"),
+            (&["--frozen-clock", "2027-01-01"][..], "frozen_clock"),
             (&["--registration-lifetime", "0s"][..], "registration_lifetime"),
             (&["--master-public-key", "nokey"][..], "master_public_key"),
         ] {
@@ -718,6 +893,25 @@ mod tests {
             // The token is a secret: a refusal does not repeat it.
             assert!(name != "token" || !message.contains("short"), "{message}");
         }
+    }
+
+    #[test]
+    fn clock_settings() {
+        let resolve = |argv: &[&str], text: &str| {
+            Settings::resolve(&GlobalArgs::default(), &serve_args(argv).unwrap(), &file(text).unwrap())
+                .unwrap()
+        };
+        assert_eq!(resolve(&["--clock-offset", "3d"], "").clock_offset_s, 3 * 86_400);
+        assert_eq!(resolve(&["--clock-offset", "-1h 30m"], "").clock_offset_s, -5400);
+        assert_eq!(resolve(&["--clock-offset", "-90"], "").clock_offset_s, -90);
+        assert_eq!(resolve(&[], "clock_offset = \"2d\"").clock_offset_s, 2 * 86_400);
+        assert_eq!(resolve(&[], "clock_offset = -60").clock_offset_s, -60);
+        let s = resolve(&["--frozen-clock", "2027-01-01T00:00:00Z"], "");
+        assert_eq!(s.frozen_clock_us, Some(1_798_761_600_000_000));
+        assert_eq!(
+            resolve(&[], "frozen_clock = \"2027-01-01T01:00:00+01:00\"").frozen_clock_us,
+            s.frozen_clock_us
+        );
     }
 
     #[test]
@@ -758,6 +952,23 @@ mod tests {
         let (setting, message) = refused(&["--dev=maybe"], &FileConfig::default());
         assert_eq!(setting, "dev", "{message}");
         assert_eq!(file("dev = 3").unwrap_err().setting, "dev");
+    }
+
+    #[test]
+    fn checkpoints_from_flag_and_file() {
+        let resolve = |argv: &[&str], text: &str| {
+            Settings::resolve(&GlobalArgs::default(), &serve_args(argv).unwrap(), &file(text).unwrap())
+        };
+        assert_eq!(resolve(&[], "").unwrap().checkpoints, Checkpoints::Auto);
+        assert_eq!(resolve(&["--checkpoints", "external"], "").unwrap().checkpoints, Checkpoints::External);
+        let text = "checkpoints = \"external\"\n";
+        assert_eq!(resolve(&[], text).unwrap().checkpoints, Checkpoints::External);
+        assert_eq!(edit_checkpoints(&file(text).unwrap()).unwrap(), Checkpoints::External);
+        assert_eq!(resolve(&["--checkpoints=AUTO"], text).unwrap().checkpoints, Checkpoints::Auto);
+        let (setting, message) = refused(&["--checkpoints", "litestream"], &FileConfig::default());
+        assert_eq!(setting, "checkpoints", "{message}");
+        assert!(message.contains("neither 'auto' nor 'external'"), "{message}");
+        assert_eq!(file("checkpoints = \"never\"").unwrap_err().setting, "checkpoints");
     }
 
     #[test]

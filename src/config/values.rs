@@ -15,6 +15,7 @@ use super::text::{setting_flag, setting_text};
 use crate::amount::Amount;
 use crate::crypto::EddsaPublicKey;
 use crate::payto::Payto;
+use crate::store::Checkpoints;
 
 /// Why a setting's text was refused; the setting's name is added by whoever knows it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -214,23 +215,96 @@ impl From<Token> for String {
     }
 }
 
-/// One of the exchange's bank accounts, a payto URI.
+/// One of the exchange's bank accounts, a payto URI, optionally labelled `NAME=payto://...`:
+/// the name of its Wire Gateway under `/accounts/NAME/taler-wire-gateway/`.
 #[derive(Clone, Debug)]
-pub struct CreditAccount(Payto);
+pub struct CreditAccount {
+    pub name: Option<String>,
+    pub payto: Payto,
+}
 
-setting_text!(CreditAccount, "a payto URI");
+setting_text!(CreditAccount, "a payto URI, optionally NAME=payto://...");
+
+/// Whether `name` can be an account's label: a path segment that needs no escaping.
+pub fn valid_account_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+}
 
 impl FromStr for CreditAccount {
     type Err = InvalidValue;
 
     fn from_str(s: &str) -> Result<Self, InvalidValue> {
-        s.trim().parse().map(CreditAccount).map_err(|e| InvalidValue::new(format!("'{s}': {e}")))
+        let s = s.trim();
+        let (name, uri) = match s.find('=') {
+            // A label comes before the URI; an `=` inside the URI's query is no label.
+            Some(i) if !s[..i].contains(':') => (Some(&s[..i]), &s[i + 1..]),
+            _ => (None, s),
+        };
+        if let Some(name) = name
+            && !valid_account_name(name)
+        {
+            return Err(InvalidValue::new(format!(
+                "'{name}' is not an account name (1-64 letters, digits, '-', '_', '.')"
+            )));
+        }
+        uri.parse()
+            .map(|payto| CreditAccount { name: name.map(str::to_owned), payto })
+            .map_err(|e| InvalidValue::new(format!("'{s}': {e}")))
     }
 }
 
 impl From<CreditAccount> for Payto {
     fn from(a: CreditAccount) -> Payto {
-        a.0
+        a.payto
+    }
+}
+
+/// Who may call the Wire Gateway.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum GatewayAuth {
+    /// The operator token, as Bearer or as the password of Basic.
+    #[default]
+    Token,
+    /// Anyone (configs written for the fakebank): only with `--dev` or `--ephemeral`.
+    None,
+}
+
+setting_text!(GatewayAuth, "'token' or 'none'");
+
+impl FromStr for GatewayAuth {
+    type Err = InvalidValue;
+
+    fn from_str(s: &str) -> Result<Self, InvalidValue> {
+        match s {
+            s if s.eq_ignore_ascii_case("token") => Ok(GatewayAuth::Token),
+            s if s.eq_ignore_ascii_case("none") => Ok(GatewayAuth::None),
+            other => Err(InvalidValue::new(format!("'{other}' is neither 'token' nor 'none'"))),
+        }
+    }
+}
+
+/// The user name of the Wire Gateway's Basic authentication.
+#[derive(Clone, Debug)]
+pub struct GatewayUser(String);
+
+setting_text!(GatewayUser, "a user name");
+
+impl FromStr for GatewayUser {
+    type Err = InvalidValue;
+
+    fn from_str(s: &str) -> Result<Self, InvalidValue> {
+        if s.is_empty() || s.contains(':') || s.chars().any(|c| c.is_control()) {
+            return Err(InvalidValue::new(format!("'{s}' is not a user name (non-empty, no ':')")));
+        }
+        Ok(GatewayUser(s.to_owned()))
+    }
+}
+
+impl From<GatewayUser> for String {
+    fn from(u: GatewayUser) -> String {
+        u.0
     }
 }
 
@@ -494,6 +568,58 @@ impl From<Seconds> for i64 {
     }
 }
 
+/// A shift of the server's clock (`--clock-offset`): a duration in humantime's forms with
+/// `-` in front for the past (`3d`, `-2h`, `1h 30m`), or a whole number of seconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClockOffset(i64);
+
+setting_text!(ClockOffset, "a duration such as 3d or -2h, or a number of seconds", or integer);
+
+impl FromStr for ClockOffset {
+    type Err = InvalidValue;
+
+    fn from_str(s: &str) -> Result<Self, InvalidValue> {
+        let t = s.trim();
+        if let Ok(secs) = t.parse::<i64>() {
+            return Ok(ClockOffset(secs));
+        }
+        let (sign, rest) = match t.strip_prefix('-') {
+            Some(rest) => (-1, rest),
+            None => (1, t),
+        };
+        let d = Duration::from(rest.parse::<PositiveDuration>()?);
+        let secs = i64::try_from(d.as_secs()).map_err(|_| InvalidValue::new(format!("'{s}' is too long")))?;
+        Ok(ClockOffset(sign * secs))
+    }
+}
+
+impl From<ClockOffset> for i64 {
+    fn from(o: ClockOffset) -> i64 {
+        o.0
+    }
+}
+
+/// An instant in RFC 3339 with an offset (`--frozen-clock 2027-01-01T00:00:00Z`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rfc3339Time(i64);
+
+setting_text!(Rfc3339Time, "an RFC 3339 time such as 2027-01-01T00:00:00Z");
+
+impl FromStr for Rfc3339Time {
+    type Err = InvalidValue;
+
+    fn from_str(s: &str) -> Result<Self, InvalidValue> {
+        crate::timestamp::parse_rfc3339_us(s).map(Rfc3339Time).map_err(InvalidValue::new)
+    }
+}
+
+impl From<Rfc3339Time> for i64 {
+    /// Microseconds since the epoch.
+    fn from(t: Rfc3339Time) -> i64 {
+        t.0
+    }
+}
+
 /// An on/off setting: `--ephemeral` alone means on; `--ephemeral=false`, its environment variable
 /// and the TOML file say which (`true`/`false`, `yes`/`no`, `on`/`off`, `1`/`0`; TOML booleans too).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -540,6 +666,20 @@ impl<'de> Deserialize<'de> for Switch {
         }
 
         deserializer.deserialize_any(SwitchVisitor)
+    }
+}
+
+setting_text!(Checkpoints, "'auto' or 'external'");
+
+impl FromStr for Checkpoints {
+    type Err = InvalidValue;
+
+    fn from_str(s: &str) -> Result<Self, InvalidValue> {
+        match s {
+            s if s.eq_ignore_ascii_case("auto") => Ok(Checkpoints::Auto),
+            s if s.eq_ignore_ascii_case("external") => Ok(Checkpoints::External),
+            other => Err(InvalidValue::new(format!("'{other}' is neither 'auto' nor 'external'"))),
+        }
     }
 }
 

@@ -27,7 +27,7 @@ use warp::http::{HeaderMap, Method};
 use warp::reply::Response;
 use warp::{Buf, Filter, Rejection, Reply};
 
-pub use router::{Access, CONSOLE_CSP, CONSOLE_LOGIN, PathParams, Route, Router, see_other};
+pub use router::{Access, CONSOLE_CSP, CONSOLE_LOGIN, JOURNAL_ROUTE, PathParams, Route, Router, see_other};
 
 use crate::error::ApiError;
 use crate::store::Page;
@@ -127,10 +127,38 @@ impl Request {
         tokio::time::timeout(idle, self.body.next()).await.map_err(|_| ApiError::RequestTimeout { idle })
     }
 
-    /// Reads and decodes a JSON object body (see [`decode_json`]).
+    /// Reads and decodes a JSON object body (see [`decode_json`]), inflating a compressed one
+    /// (see [`Request::inflated_bytes`]).
     pub async fn json<T: DeserializeOwned>(&mut self, limit: u64) -> Result<T, ApiError> {
-        let bytes = self.bytes(limit).await?;
+        let bytes = match BodyEncoding::of(self)? {
+            BodyEncoding::Identity => self.bytes(limit).await?,
+            encoding => self.inflated_bytes(encoding, limit).await?,
+        };
         decode_json(&bytes)
+    }
+
+    /// Reads a compressed body and inflates it as it streams in: at most `limit` bytes in and
+    /// at most `limit` bytes out. A body that would inflate beyond is refused (413) as soon as
+    /// the output passes the limit, so a small body that inflates to gigabytes costs no more
+    /// memory and time than a legal one.
+    async fn inflated_bytes(&mut self, encoding: BodyEncoding, limit: u64) -> Result<Bytes, ApiError> {
+        if let Some(n) = self.content_length()?
+            && n > limit
+        {
+            return Err(ApiError::UploadTooLarge { limit });
+        }
+        let mut inflater = Inflater::new(encoding, limit);
+        let mut read = 0u64;
+        while let Some(chunk) = self.next_chunk().await? {
+            let chunk =
+                chunk.map_err(|e| ApiError::JsonInvalid { detail: format!("cannot read the body: {e}") })?;
+            read += chunk.len() as u64;
+            if read > limit {
+                return Err(ApiError::UploadTooLarge { limit });
+            }
+            inflater.write(&chunk)?;
+        }
+        inflater.finish()
     }
 
     /// Decodes the query string; a bad parameter is named.
@@ -143,6 +171,142 @@ impl Request {
                 detail: e.inner().to_string(),
             }
         })
+    }
+}
+
+/// How a request body is encoded (`Content-Encoding`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum BodyEncoding {
+    Identity,
+    /// `deflate`: a zlib stream (RFC 1950), as zlib's `compress` makes it; a raw deflate
+    /// stream (RFC 1951), which some clients send under this name, is accepted too.
+    Deflate,
+    Gzip,
+}
+
+impl BodyEncoding {
+    /// The request's encoding; any other than these is 415 naming the header.
+    fn of(req: &Request) -> Result<BodyEncoding, ApiError> {
+        let Some(value) = req.header("Content-Encoding")? else { return Ok(BodyEncoding::Identity) };
+        match value.to_ascii_lowercase().as_str() {
+            "" | "identity" => Ok(BodyEncoding::Identity),
+            "deflate" => Ok(BodyEncoding::Deflate),
+            "gzip" | "x-gzip" => Ok(BodyEncoding::Gzip),
+            _ => Err(ApiError::UnsupportedEncoding { encoding: value.to_owned() }),
+        }
+    }
+}
+
+/// Output of an inflater, refusing to grow beyond its limit.
+struct Capped {
+    out: Vec<u8>,
+    limit: u64,
+    exceeded: bool,
+}
+
+impl std::io::Write for Capped {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if (self.out.len() + data.len()) as u64 > self.limit {
+            self.exceeded = true;
+            return Err(std::io::Error::other("the inflated body exceeds the limit"));
+        }
+        self.out.extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A streaming inflater over a [`Capped`] output.
+enum Inflater {
+    /// Deflate before the first bytes tell zlib from raw deflate.
+    Undecided {
+        limit: u64,
+        head: Vec<u8>,
+    },
+    Zlib(flate2::write::ZlibDecoder<Capped>),
+    Raw(flate2::write::DeflateDecoder<Capped>),
+    Gzip(flate2::write::GzDecoder<Capped>),
+}
+
+impl Inflater {
+    fn new(encoding: BodyEncoding, limit: u64) -> Inflater {
+        let out = Capped { out: Vec::new(), limit, exceeded: false };
+        match encoding {
+            BodyEncoding::Gzip => Inflater::Gzip(flate2::write::GzDecoder::new(out)),
+            BodyEncoding::Deflate | BodyEncoding::Identity => Inflater::Undecided { limit, head: Vec::new() },
+        }
+    }
+
+    /// A zlib header (RFC 1950): method 8, window at most 32 KiB, check bits right.
+    fn is_zlib_header(cmf: u8, flg: u8) -> bool {
+        cmf & 0x0f == 8 && cmf >> 4 <= 7 && (u16::from(cmf) << 8 | u16::from(flg)) % 31 == 0
+    }
+
+    fn write(&mut self, data: &[u8]) -> Result<(), ApiError> {
+        use std::io::Write;
+        if let Inflater::Undecided { limit, head } = self {
+            head.extend_from_slice(data);
+            let [cmf, flg, ..] = head[..] else { return Ok(()) };
+            let out = Capped { out: Vec::new(), limit: *limit, exceeded: false };
+            let head = std::mem::take(head);
+            *self = if Inflater::is_zlib_header(cmf, flg) {
+                Inflater::Zlib(flate2::write::ZlibDecoder::new(out))
+            } else {
+                Inflater::Raw(flate2::write::DeflateDecoder::new(out))
+            };
+            return self.write(&head);
+        }
+        let written = match self {
+            Inflater::Zlib(d) => d.write_all(data),
+            Inflater::Raw(d) => d.write_all(data),
+            Inflater::Gzip(d) => d.write_all(data),
+            Inflater::Undecided { .. } => Ok(()),
+        };
+        written.map_err(|e| self.error(e))
+    }
+
+    fn output(&self) -> Option<&Capped> {
+        match self {
+            Inflater::Zlib(d) => Some(d.get_ref()),
+            Inflater::Raw(d) => Some(d.get_ref()),
+            Inflater::Gzip(d) => Some(d.get_ref()),
+            Inflater::Undecided { .. } => None,
+        }
+    }
+
+    fn error(&self, e: std::io::Error) -> ApiError {
+        match self.output() {
+            Some(out) if out.exceeded => ApiError::UploadTooLarge { limit: out.limit },
+            _ => ApiError::CompressionInvalid { detail: e.to_string() },
+        }
+    }
+
+    fn finish(mut self) -> Result<Bytes, ApiError> {
+        let truncated =
+            || ApiError::CompressionInvalid { detail: "the compressed stream is truncated".into() };
+        let flushed = match &mut self {
+            Inflater::Undecided { .. } => return Err(truncated()),
+            Inflater::Zlib(d) => d.try_finish(),
+            Inflater::Raw(d) => d.try_finish(),
+            Inflater::Gzip(d) => d.try_finish(),
+        };
+        if let Err(e) = flushed {
+            return Err(self.error(e));
+        }
+        let out = match self {
+            Inflater::Undecided { .. } => return Err(truncated()),
+            Inflater::Zlib(d) => d.finish(),
+            Inflater::Raw(d) => d.finish(),
+            Inflater::Gzip(d) => d.finish(),
+        };
+        match out {
+            Ok(out) if out.exceeded => Err(ApiError::UploadTooLarge { limit: out.limit }),
+            Ok(out) => Ok(Bytes::from(out.out)),
+            Err(e) => Err(ApiError::CompressionInvalid { detail: e.to_string() }),
+        }
     }
 }
 

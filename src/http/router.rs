@@ -32,7 +32,107 @@ use warp::reply::Response;
 use super::{MAX_URI, Request};
 use crate::app::AppState;
 use crate::error::ApiError;
+use crate::faults::ResetConnection;
+use crate::journal::{Capture, Entry, recorded_headers};
 use crate::metrics::NO_ROUTE;
+
+/// Routes whose requests the journal leaves out: its own, and the probes.
+fn unjournaled(pattern: &str) -> bool {
+    pattern == JOURNAL_ROUTE || pattern == "/healthz" || pattern == crate::metrics::METRICS_ROUTE
+}
+
+/// The journal's own route.
+pub const JOURNAL_ROUTE: &str = "/private/requests";
+
+/// What the journal needs of a request, taken before its handler runs.
+struct Recording {
+    time: crate::timestamp::Timestamp,
+    query: String,
+    headers: Vec<(String, String)>,
+    content_type: Option<String>,
+    /// No `Content-Length` (or 0) and no `Transfer-Encoding`: the request has no body.
+    no_body: bool,
+    capture: Arc<Capture>,
+}
+
+impl Recording {
+    /// Notes the request and wraps its body so that what the handler reads is captured.
+    fn start(state: &AppState, req: &mut Request) -> Recording {
+        let content_type =
+            req.headers.get(header::CONTENT_TYPE).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+        let json = content_type.as_deref().is_some_and(|t| {
+            let essence = t.split(';').next().unwrap_or("").trim();
+            essence.eq_ignore_ascii_case("application/json")
+                || essence.to_ascii_lowercase().ends_with("+json")
+        });
+        let no_body = !req.headers.contains_key(header::TRANSFER_ENCODING)
+            && matches!(req.content_length(), Ok(None) | Ok(Some(0)));
+        let capture = Capture::new(json);
+        let body = std::mem::replace(&mut req.body, Box::pin(futures_util::stream::empty()));
+        req.body = Box::pin(CapturedStream { inner: body, capture: capture.clone() });
+        Recording {
+            time: state.clock.now(),
+            query: req.query.clone(),
+            headers: recorded_headers(&req.headers),
+            content_type,
+            no_body,
+            capture,
+        }
+    }
+
+    fn finish(
+        self,
+        path: &str,
+        method: &Method,
+        route: Option<&'static str>,
+        status: u16,
+        duration_ms: f64,
+        bytes_out: u64,
+    ) -> Entry {
+        let captured = self.capture.finish(self.no_body);
+        let content_type = if captured.body.is_some() { None } else { self.content_type };
+        Entry {
+            id: 0,
+            time: self.time,
+            method: method.to_string(),
+            path: path.to_owned(),
+            query: self.query,
+            route,
+            status,
+            duration_ms: (duration_ms * 1000.0).round() / 1000.0,
+            bytes_in: captured.read,
+            bytes_out,
+            headers: self.headers,
+            body: captured.body,
+            body_sha512: captured.body_sha512,
+            content_type: if self.no_body { None } else { content_type },
+            body_unread: captured.unread,
+        }
+    }
+}
+
+/// A body stream that shows each piece to a [`Capture`] as the handler reads it.
+struct CapturedStream {
+    inner: super::BodyStream,
+    capture: Arc<Capture>,
+}
+
+impl futures_util::Stream for CapturedStream {
+    type Item = Result<bytes::Bytes, warp::Error>;
+
+    fn poll_next(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        let polled = self.inner.as_mut().poll_next(cx);
+        match &polled {
+            std::task::Poll::Ready(Some(Ok(data))) => self.capture.chunk(data),
+            std::task::Poll::Ready(None) => self.capture.end(),
+            std::task::Poll::Ready(Some(Err(_))) | std::task::Poll::Pending => {}
+        }
+        polled
+    }
+}
 
 /// Who may call a route.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,6 +141,11 @@ pub enum Access {
     Public,
     /// The operator, with `Authorization: Bearer <token>`; no CORS.
     Operator,
+    /// The Taler Wire Gateway, as the exchange calls it: `Bearer <token>` (also with
+    /// libeufin's `secret-token:` prefix) or `Basic` with the configured user name and the
+    /// token as password, or anyone when the server runs with `--wire-gateway-auth none`; a
+    /// 401 says both schemes in `WWW-Authenticate`. No CORS.
+    WireGateway,
     /// The operator console, with a session cookie (no bearer token): without
     /// one, a redirect to the login form. No CORS; the console's security headers.
     Console,
@@ -94,6 +199,16 @@ impl Route {
         Fut: Future<Output = Result<Response, ApiError>> + Send + 'static,
     {
         Route::new(method, pattern, Access::Operator, handler)
+    }
+
+    /// A Wire Gateway route: the dispatcher checks the exchange's credentials (Bearer or
+    /// Basic) before the handler runs.
+    pub fn wire_gateway<H, Fut>(method: Method, pattern: &'static str, handler: H) -> Route
+    where
+        H: Fn(AppState, PathParams, Request) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Response, ApiError>> + Send + 'static,
+    {
+        Route::new(method, pattern, Access::WireGateway, handler)
     }
 
     /// A console page or form: the dispatcher checks the session cookie first
@@ -179,6 +294,8 @@ impl Matched<'_> {
         let any = |a: Access| self.routes.iter().any(|r| r.access == a);
         if any(Access::Operator) {
             Access::Operator
+        } else if any(Access::WireGateway) {
+            Access::WireGateway
         } else if any(Access::Console) {
             Access::Console
         } else if any(Access::ConsoleLogin) {
@@ -226,14 +343,22 @@ impl Router {
     }
 
     /// Answers one request. Every failure is an ErrorDetail; nothing rejects.
-    /// Logs it and records its metrics under its route's pattern.
+    /// Logs it, records its metrics under its route's pattern and, on a development
+    /// server, appends it to the journal of requests.
     pub async fn dispatch(&self, state: AppState, path: &str, mut req: Request) -> Response {
         let started = Instant::now();
         let method = req.method.clone();
         let app = state.clone();
-        // The declared length: counting what a handler reads would mean wrapping every body.
+        // The declared length: counting what a handler reads would mean wrapping every body
+        // (the journal does, when it is on).
         let bytes_in = req.content_length().ok().flatten().unwrap_or(0);
-        let (route, response) = match self.find(path) {
+        let matched = if path.len() + req.query.len() > MAX_URI { None } else { self.find(path) };
+        let route = matched.as_ref().map(Matched::pattern);
+        let recording = match &app.journal {
+            Some(_) if !route.is_some_and(unjournaled) => Some(Recording::start(&app, &mut req)),
+            _ => None,
+        };
+        let (route, response) = match matched {
             _ if path.len() + req.query.len() > MAX_URI => {
                 (NO_ROUTE, cors(ApiError::UriTooLong { limit: MAX_URI }.into_response()))
             }
@@ -254,6 +379,11 @@ impl Router {
             }
         };
         let elapsed = started.elapsed();
+        if response.extensions().get::<ResetConnection>().is_some() {
+            // Closed on purpose without an answer: no status to count, nothing for the journal
+            // (which holds answered requests); the fault's own line says what happened.
+            return response;
+        }
         let (status, duration_ms) = (response.status().as_u16(), elapsed.as_secs_f64() * 1000.0);
         app.metrics.observe(route, &method, status, elapsed);
         // Announced, not counted: a download is still streaming when this line is written.
@@ -269,19 +399,61 @@ impl Router {
             bytes_in, bytes_out;
             "{method} {route} {status} {duration_ms:.1}ms"
         );
+        if let (Some(recording), Some(journal)) = (recording, &app.journal) {
+            let route = (route != NO_ROUTE).then_some(route);
+            journal.append(recording.finish(path, &method, route, status, duration_ms, bytes_out));
+        }
         response
     }
 
     async fn dispatch_matched(&self, state: AppState, matched: Matched<'_>, req: Request) -> Response {
         let access = matched.access();
+        // Before anything else, so that a faulted request changes nothing and learns nothing.
+        if let Some(fired) = state.faults.fire(&req.method, matched.pattern()) {
+            if !fired.delay.is_zero() {
+                tokio::time::sleep(fired.delay).await;
+            }
+            let response = match fired.status {
+                Some(status) => ApiError::FaultInjected {
+                    id: fired.id,
+                    status,
+                    method: req.method.to_string(),
+                    route: matched.pattern(),
+                }
+                .into_response(),
+                None => {
+                    log::info!(
+                        "fault {} injected for {} {}: connection reset",
+                        fired.id,
+                        req.method,
+                        matched.pattern()
+                    );
+                    let mut response = Response::new(Default::default());
+                    response.extensions_mut().insert(ResetConnection);
+                    response
+                }
+            };
+            return match access {
+                Access::Public => cors(response),
+                Access::Operator | Access::WireGateway => response,
+                Access::Console | Access::ConsoleLogin => console_headers(response),
+            };
+        }
         match access {
             Access::Operator if !authorized(&req, &state.token) => {
                 return ApiError::Unauthorized.into_response();
             }
+            Access::WireGateway if !gateway_authorized(&req, &state) => {
+                return ApiError::GatewayUnauthorized.into_response();
+            }
             Access::Console if !state.sessions.is_valid(&req.headers) => {
                 return console_headers(see_other(CONSOLE_LOGIN));
             }
-            Access::Public | Access::Operator | Access::Console | Access::ConsoleLogin => {}
+            Access::Public
+            | Access::Operator
+            | Access::WireGateway
+            | Access::Console
+            | Access::ConsoleLogin => {}
         }
         // HEAD runs the GET handler; hyper sends its status and headers and
         // leaves the body out.
@@ -304,7 +476,7 @@ impl Router {
         };
         match access {
             Access::Public => cors(response),
-            Access::Operator => response,
+            Access::Operator | Access::WireGateway => response,
             Access::Console | Access::ConsoleLogin => console_headers(response),
         }
     }
@@ -322,6 +494,64 @@ fn authorized(req: &Request, token: &str) -> bool {
         .map(|(_, t)| t.trim())
         .unwrap_or("");
     bool::from(given.as_bytes().ct_eq(token.as_bytes()))
+}
+
+/// The exchange's credentials for the Wire Gateway (`WIRE_GATEWAY_AUTH_METHOD` `BEARER` or
+/// `BASIC`), compared in constant time; anything goes with `--wire-gateway-auth none`.
+fn gateway_authorized(req: &Request, state: &AppState) -> bool {
+    if state.settings.wire_gateway_auth == crate::config::GatewayAuth::None {
+        return true;
+    }
+    // The token with or without libeufin's `secret-token:` prefix (the generated one has it).
+    let core = |t: &[u8]| -> Vec<u8> { t.strip_prefix(b"secret-token:").unwrap_or(t).to_vec() };
+    let token = core(state.token.as_bytes());
+    let Some((scheme, credentials)) = req
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().split_once(' '))
+    else {
+        return false;
+    };
+    let credentials = credentials.trim();
+    if scheme.eq_ignore_ascii_case("bearer") {
+        return bool::from(core(credentials.as_bytes()).ct_eq(&token));
+    }
+    if scheme.eq_ignore_ascii_case("basic") {
+        let Some(decoded) = base64_decode(credentials) else { return false };
+        let Some(colon) = decoded.iter().position(|&b| b == b':') else { return false };
+        let (user, password) = (&decoded[..colon], &decoded[colon + 1..]);
+        let user_ok = user.ct_eq(state.settings.wire_gateway_user.as_bytes());
+        return bool::from(user_ok & core(password).ct_eq(&token));
+    }
+    false
+}
+
+/// Standard base64 (RFC 4648, with or without padding), as Basic credentials are sent.
+fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    fn value(c: u8) -> Option<u32> {
+        match c {
+            b'A'..=b'Z' => Some(u32::from(c - b'A')),
+            b'a'..=b'z' => Some(u32::from(c - b'a') + 26),
+            b'0'..=b'9' => Some(u32::from(c - b'0') + 52),
+            b'+' => Some(62),
+            b'/' => Some(63),
+            _ => None,
+        }
+    }
+    let text = text.trim_end_matches('=');
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in text.bytes() {
+        acc = (acc << 6) | value(c)?;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
 }
 
 /// The answer to a CORS pre-flight: any origin, any request header, the
@@ -383,6 +613,14 @@ mod tests {
 
     fn route(pattern: &'static str) -> Route {
         Route::public(Method::GET, pattern, |_, _, _| async { Err(ApiError::Unauthorized) })
+    }
+
+    #[test]
+    fn base64_decodes_basic_credentials() {
+        assert_eq!(base64_decode("ZXhjaGFuZ2U6c2VjcmV0").unwrap(), b"exchange:secret");
+        assert_eq!(base64_decode("YQ==").unwrap(), b"a");
+        assert_eq!(base64_decode("YWI=").unwrap(), b"ab");
+        assert!(base64_decode("a b").is_none());
     }
 
     #[test]

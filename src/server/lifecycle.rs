@@ -5,7 +5,7 @@
 //! leave one behind: it reads the one ready line (`operations.md`, "As a CI fixture"), and
 //! closing the server's stdin (`--exit-on-stdin-eof`) or a signal stops it.
 
-use std::io::{self, Read, Write};
+use std::io::{self, IsTerminal, Read, Write};
 
 use serde::Serialize;
 use tokio::signal::unix::{Signal, SignalKind, signal};
@@ -15,24 +15,44 @@ use super::Listener;
 use crate::app::AppState;
 use crate::config::{ListenAddr, LogFormat};
 
-/// What stops a server: SIGINT, SIGTERM, and with `--exit-on-stdin-eof` the end of standard
-/// input. Installed before start-up, so that one arriving while the server starts is not
-/// lost (a SIGTERM before the handlers exist would kill the server before an ephemeral
-/// folder is removed).
+/// What stops a server: SIGINT, SIGTERM, SIGHUP (a closed terminal: stopped as cleanly as
+/// the others, so that an `--ephemeral` folder goes too), and with `--exit-on-stdin-eof`
+/// the end of standard input. Installed before start-up, so that one arriving while the
+/// server starts is not lost (a signal before the handlers exist would kill the server
+/// before an ephemeral folder is removed). SIGUSR1 and SIGUSR2 are logged and ignored
+/// (their default action would kill the server without a checkpoint or clean-up).
 pub struct Shutdown {
-    signals: Option<(Signal, Signal)>,
+    signals: Option<(Signal, Signal, Signal)>,
     stdin_closed: Option<oneshot::Receiver<()>>,
 }
 
 impl Shutdown {
     pub fn install(watch_stdin: bool) -> Shutdown {
-        let signals = match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
-            (Ok(int), Ok(term)) => Some((int, term)),
+        let signals = match (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        ) {
+            (Ok(int), Ok(term), Ok(hup)) => Some((int, term, hup)),
             _ => {
                 log::warn!("cannot install signal handlers; stop with kill -9");
                 None
             }
         };
+        for (kind, name) in
+            [(SignalKind::user_defined1(), "SIGUSR1"), (SignalKind::user_defined2(), "SIGUSR2")]
+        {
+            match signal(kind) {
+                Ok(mut ignored) => {
+                    tokio::spawn(async move {
+                        while ignored.recv().await.is_some() {
+                            log::info!("{name} received: ignored");
+                        }
+                    });
+                }
+                Err(e) => log::warn!("cannot install a handler for {name}: {e}"),
+            }
+        }
         Shutdown { signals, stdin_closed: watch_stdin.then(watch_stdin_closed).flatten() }
     }
 
@@ -40,9 +60,10 @@ impl Shutdown {
     pub async fn wait(self) {
         let signals = async {
             match self.signals {
-                Some((mut int, mut term)) => tokio::select! {
+                Some((mut int, mut term, mut hup)) => tokio::select! {
                     _ = int.recv() => "SIGINT",
                     _ = term.recv() => "SIGTERM",
+                    _ = hup.recv() => "SIGHUP",
                 },
                 None => std::future::pending().await,
             }
@@ -131,8 +152,12 @@ pub fn print_summary(
             String::new()
         }
     );
-    if token_created {
+    // The token itself only for a person at a terminal: CI systems keep stderr as an artifact,
+    // and a log holds no secret (`--ephemeral` hands it to the harness in the ready line).
+    if token_created && io::stderr().is_terminal() {
         eprintln!("  operator token:    {} (new, saved in {})", state.token, settings.token_file.display());
+    } else if token_created {
+        eprintln!("  operator token:    new, in {}", settings.token_file.display());
     } else if settings.token.is_some() {
         eprintln!("  operator token:    as configured");
     } else {

@@ -36,8 +36,8 @@ const BUSY_LIMIT: Duration = Duration::from_secs(30);
 pub enum BackupError {
     #[error("{0} exists already (pass --force to replace it)")]
     Exists(PathBuf),
-    #[error("{0} is the database itself")]
-    SameFile(PathBuf),
+    #[error("{} is {what}: a backup never writes over it", .dest.display())]
+    Protected { dest: PathBuf, what: String },
     #[error("the copy fails PRAGMA integrity_check: {}", .0.join("; "))]
     Integrity(Vec<String>),
     #[error("{0}")]
@@ -94,28 +94,71 @@ fn remove_temporary(tmp: &Path) -> Result<(), BackupError> {
     Ok(())
 }
 
-/// Copies the database of `store` to `dest` (see the module's doc).
+/// The files a backup must never write over, beside those given by the caller: the
+/// database and the files SQLite and the server keep beside it.
+fn database_files(database: &Path) -> Vec<(String, PathBuf)> {
+    let beside = |suffix: &str| {
+        let mut name: OsString = database.as_os_str().to_owned();
+        name.push(suffix);
+        PathBuf::from(name)
+    };
+    vec![
+        ("the database itself".to_owned(), database.to_owned()),
+        ("the database's WAL".to_owned(), beside("-wal")),
+        ("the database's shared-memory index".to_owned(), beside("-shm")),
+        ("the database's rollback journal".to_owned(), beside("-journal")),
+        ("the database's lock file".to_owned(), super::lock::lock_path(database)),
+    ]
+}
+
+/// Whether `a` and `b` are one file: the same device and inode (through symbolic and
+/// hard links) when both exist, else the same name in the same (resolved) folder.
+fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    if let (Ok(x), Ok(y)) = (std::fs::metadata(a), std::fs::metadata(b)) {
+        return (x.dev(), x.ino()) == (y.dev(), y.ino());
+    }
+    let resolved = |p: &Path| -> Option<PathBuf> {
+        let folder = match p.parent() {
+            Some(f) if !f.as_os_str().is_empty() => f,
+            _ => Path::new("."),
+        };
+        Some(std::fs::canonicalize(folder).ok()?.join(p.file_name()?))
+    };
+    match (resolved(a), resolved(b)) {
+        (Some(x), Some(y)) => x == y,
+        _ => false,
+    }
+}
+
+/// Copies the database of `store` to `dest` (see the module's doc). Neither `dest` nor
+/// `DEST.tmp` may be the database, its `-wal`, `-shm`, `-journal` or lock file, or one of
+/// `protected` (the key and token files: label and path), whatever links lead there.
 /// `progress(done_bytes, total_bytes)` is called between steps of the copy.
 pub fn backup(
     store: &Store,
     dest: &Path,
     overwrite: bool,
+    protected: &[(String, PathBuf)],
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<BackupReport, BackupError> {
     let started = Instant::now();
-    if dest.exists() {
-        // Renaming a copy over the live file would cut the server off from
-        // its own WAL: every later write would be lost.
-        let same = match (std::fs::canonicalize(dest), std::fs::canonicalize(store.path())) {
-            (Ok(d), Ok(s)) => d == s,
-            _ => false,
-        };
-        if same {
-            return Err(BackupError::SameFile(dest.to_owned()));
+    let tmp = temporary_path(dest);
+    // Renaming a copy over the live file or its WAL would cut the server off from what
+    // it acknowledged: every later write, or every write since the last checkpoint, lost.
+    let mut guarded = database_files(store.path());
+    guarded.extend(protected.iter().cloned());
+    for (what, path) in &guarded {
+        for candidate in [dest, tmp.as_path()] {
+            if same_file(candidate, path) {
+                let what =
+                    if candidate == dest { what.clone() } else { format!("{what} (as {})", tmp.display()) };
+                return Err(BackupError::Protected { dest: dest.to_owned(), what });
+            }
         }
-        if !overwrite {
-            return Err(BackupError::Exists(dest.to_owned()));
-        }
+    }
+    if dest.exists() && !overwrite {
+        return Err(BackupError::Exists(dest.to_owned()));
     }
     let folder = match dest.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
@@ -125,7 +168,6 @@ pub fn backup(
         let missing = std::io::Error::new(std::io::ErrorKind::NotFound, "no such folder");
         return Err(io(folder)(missing));
     }
-    let tmp = temporary_path(dest);
     // A `DEST.tmp` is ours: what an interrupted earlier backup left.
     remove_temporary(&tmp)?;
     let copied = copy_to(store, &tmp, progress).and_then(|staged_dropped| {
@@ -268,7 +310,7 @@ mod tests {
         });
         let dest = dir.path().join("copy.sqlite3");
         let mut calls = 0;
-        let report = backup(&store, &dest, false, &mut |done, total| {
+        let report = backup(&store, &dest, false, &[], &mut |done, total| {
             calls += 1;
             assert!(done <= total);
         })
@@ -288,16 +330,16 @@ mod tests {
             Connection::open(&dest).unwrap().query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
         assert_eq!(mode, "delete");
 
-        let err = backup(&store, &dest, false, &mut |_, _| {}).unwrap_err();
+        let err = backup(&store, &dest, false, &[], &mut |_, _| {}).unwrap_err();
         assert!(matches!(err, BackupError::Exists(_)), "{err}");
         let nowhere = dir.path().join("no-such-folder").join("copy.sqlite3");
-        let err = backup(&store, &nowhere, false, &mut |_, _| {}).unwrap_err();
+        let err = backup(&store, &nowhere, false, &[], &mut |_, _| {}).unwrap_err();
         assert!(err.to_string().contains("no-such-folder: no such folder"), "{err}");
         let live = dir.path().join(".").join("live.sqlite3");
-        let err = backup(&store, &live, true, &mut |_, _| {}).unwrap_err();
-        assert!(matches!(err, BackupError::SameFile(_)), "{err}");
+        let err = backup(&store, &live, true, &[], &mut |_, _| {}).unwrap_err();
+        assert!(matches!(err, BackupError::Protected { .. }), "{err}");
         std::fs::write(temporary_path(&dest), b"left over").unwrap();
-        backup(&store, &dest, true, &mut |_, _| {}).unwrap();
+        backup(&store, &dest, true, &[], &mut |_, _| {}).unwrap();
         assert!(!temporary_path(&dest).exists());
         store.close();
         // A copy opens as a live database again, in WAL mode.
@@ -320,14 +362,17 @@ mod tests {
             // Committed (not staged), so that the copy keeps its pages.
             store
                 .write(Durability::Durable, move |tx| {
-                    tx.execute("UPDATE kyc_contents SET h_body = zeroblob(64) WHERE content_id = ?1", [id.0])
+                    tx.execute(
+                        "UPDATE kyc_contents SET h_body = zeroblob(64) WHERE content_id = ?1",
+                        [id.content.0],
+                    )
                 })
                 .await
                 .unwrap();
         });
         let dest = dir.path().join("copy.sqlite3");
         let mut steps = 0u8;
-        backup(&store, &dest, false, &mut |_, _| {
+        backup(&store, &dest, false, &[], &mut |_, _| {
             assert!(steps < 100, "the backup keeps restarting: the source is not a snapshot");
             steps += 1;
             let key = crate::crypto::EddsaPublicKey::from_bytes([steps; 32]);

@@ -423,7 +423,7 @@ mod tests {
                 .write(Durability::Durable, move |tx| {
                     tx.execute(
                         "UPDATE kyc_contents SET h_body = ?2, size = ?3 WHERE content_id = ?1",
-                        rusqlite::params![id.0, h_body, size],
+                        rusqlite::params![id.content.0, h_body, size],
                     )
                 })
                 .await

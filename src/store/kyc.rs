@@ -8,7 +8,9 @@
 //! are served between its chunks; the final durable commit syncs everything.
 //! Staged rows of a failed or crashed upload are deleted in small batches (a
 //! large body's pages must be walked to free them, and one big delete would
-//! hold the writer for seconds).
+//! hold the writer for seconds). Each batch deletes only while its body is still
+//! staged, decided by the statement that deletes: a body committed meanwhile keeps
+//! every chunk. The commit in turn checks that every chunk of the body is there.
 
 use std::io::{self, Read, Seek, SeekFrom};
 
@@ -39,9 +41,34 @@ pub struct StoredBody {
     pub size: u64,
 }
 
+/// A body being staged by an upload, and the writer's generation it was begun in: once
+/// the database is restored from a snapshot, its id may be another body's
+/// (`crate::store::snapshots`), and every further job for it is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Staging {
+    pub content: ContentId,
+    generation: u64,
+}
+
+impl Staging {
+    /// Inside a job: whether the database is still the one this body was begun in.
+    fn current(&self) -> Result<(), StoreError> {
+        if super::writer::generation() == self.generation { Ok(()) } else { Err(StoreError::Restored) }
+    }
+}
+
+/// A body staged inside the current job ([`begin_in`]), as a [`Staging`].
+pub fn staged_in(content: ContentId) -> Staging {
+    Staging { content, generation: super::writer::generation() }
+}
+
 /// Starts staging a body.
-pub async fn begin(store: &Store, now_us: i64) -> Result<ContentId, StoreError> {
-    store.write(Durability::Lazy, move |tx| begin_in(tx, now_us)).await
+pub async fn begin(store: &Store, now_us: i64) -> Result<Staging, StoreError> {
+    store
+        .write(Durability::Lazy, move |tx| {
+            Ok(Staging { content: begin_in(tx, now_us)?, generation: super::writer::generation() })
+        })
+        .await
 }
 
 /// Starts staging a body inside a job (the fixtures stage a whole file in their one transaction).
@@ -53,11 +80,14 @@ pub fn begin_in(tx: &WriteTx<'_>, now_us: i64) -> Result<ContentId, StoreError> 
 /// Queues chunk `seq` of a staged body (now); the future resolves once written.
 pub fn append(
     store: &Store,
-    content: ContentId,
+    staged: Staging,
     seq: i64,
     data: Bytes,
 ) -> impl Future<Output = Result<(), StoreError>> + Send + use<> {
-    store.write(Durability::Lazy, move |tx| append_in(tx, content, seq, &data))
+    store.write(Durability::Lazy, move |tx| {
+        staged.current()?;
+        append_in(tx, staged.content, seq, &data)
+    })
 }
 
 /// Writes chunk `seq` of a staged body inside a job.
@@ -69,14 +99,29 @@ pub fn append_in(tx: &WriteTx<'_>, content: ContentId, seq: i64, data: &[u8]) ->
     Ok(())
 }
 
-/// Deletes a staged body, a few chunks per write job.
-pub async fn discard(store: &Store, content: ContentId) -> Result<(), StoreError> {
+/// Deletes a staged body, a few chunks per write job; nothing once the database was
+/// restored from a snapshot (the body went with the state it was staged in), and never
+/// a chunk of a body that is no longer staged (committed by an upload meanwhile).
+pub async fn discard(store: &Store, staged: Staging) -> Result<(), StoreError> {
+    discard_content(store, staged.content, Some(staged)).await
+}
+
+async fn discard_content(
+    store: &Store,
+    content: ContentId,
+    staged: Option<Staging>,
+) -> Result<(), StoreError> {
+    let gone = move || staged.is_some_and(|s| s.current().is_err());
     loop {
         let deleted = store
             .write(Durability::Lazy, move |tx| {
+                if gone() {
+                    return Ok(0);
+                }
                 tx.execute(
                     "DELETE FROM kyc_chunks WHERE content_id = ?1 AND seq IN
-                       (SELECT seq FROM kyc_chunks WHERE content_id = ?1 ORDER BY seq LIMIT ?2)",
+                       (SELECT seq FROM kyc_chunks WHERE content_id = ?1 ORDER BY seq LIMIT ?2)
+                     AND EXISTS (SELECT 1 FROM kyc_contents WHERE content_id = ?1 AND h_body IS NULL)",
                     params![content.0, DISCARD_BATCH],
                 )
             })
@@ -87,6 +132,9 @@ pub async fn discard(store: &Store, content: ContentId) -> Result<(), StoreError
     }
     store
         .write(Durability::Lazy, move |tx| {
+            if gone() {
+                return Ok(());
+            }
             tx.execute("DELETE FROM kyc_contents WHERE content_id = ?1 AND h_body IS NULL", [content.0])
                 .map(|_| ())
         })
@@ -94,17 +142,18 @@ pub async fn discard(store: &Store, content: ContentId) -> Result<(), StoreError
 }
 
 /// Discards in the background (a failed upload's answer need not wait for it).
-pub fn discard_later(store: &Store, content: ContentId) {
+pub fn discard_later(store: &Store, staged: Staging) {
     let store = store.clone();
+    let id = staged.content.0;
     match tokio::runtime::Handle::try_current() {
         Ok(handle) => {
             handle.spawn(async move {
-                if let Err(e) = discard(&store, content).await {
-                    log::warn!("cannot discard staged upload {} (removed at next start): {e}", content.0);
+                if let Err(e) = discard(&store, staged).await {
+                    log::warn!("cannot discard staged upload {id} (removed at next start): {e}");
                 }
             });
         }
-        Err(_) => log::warn!("staged upload {} left for the next start", content.0),
+        Err(_) => log::warn!("staged upload {id} left for the next start"),
     }
 }
 
@@ -114,7 +163,7 @@ pub async fn discard_all_staged(store: &Store) -> Result<usize, StoreError> {
         .read(|db| db.query_all("SELECT content_id FROM kyc_contents WHERE h_body IS NULL", [], |r| r.get(0)))
         .await?;
     for id in &staged {
-        discard(store, ContentId(*id)).await?;
+        discard_content(store, ContentId(*id), None).await?;
     }
     Ok(staged.len())
 }
@@ -179,7 +228,7 @@ pub struct UploadRecord {
 pub enum Recorded {
     /// Stored. A staged body that turned out to duplicate a stored one comes
     /// back, to be discarded.
-    Stored { duplicate: Option<ContentId> },
+    Stored { duplicate: Option<Staging> },
     /// The third party was disabled while the body streamed in.
     ExternUnknown,
     /// This customer already has this body (a concurrent upload won, or it
@@ -191,20 +240,39 @@ pub enum Recorded {
 /// stored copy) and records the upload.
 pub fn record_upload(
     tx: &WriteTx<'_>,
-    staged: Option<ContentId>,
+    staged: Option<Staging>,
     r: &UploadRecord,
 ) -> Result<Recorded, StoreError> {
+    if let Some(staged) = &staged {
+        staged.current()?;
+    }
+    let staged_content = staged.map(|s| s.content);
     if !super::extern_keys::is_active(tx, &r.extern_pub)? {
         return Ok(Recorded::ExternUnknown);
     }
     let size = i64::try_from(r.size).map_err(|_| StoreError::Invariant("size overflow".into()))?;
-    let (content, duplicate) = match (find(tx, &r.h_body)?, staged) {
-        (Some(stored), staged) => (stored.content_id, staged),
+    let (content, duplicate) = match (find(tx, &r.h_body)?, staged_content) {
+        (Some(stored), _) => (stored.content_id, staged),
         (None, Some(id)) => {
-            tx.execute(
-                "UPDATE kyc_contents SET h_body = ?2, size = ?3 WHERE content_id = ?1",
+            // Every chunk of the body must be there (and the body still staged): a 2xx
+            // is never given for a body that is not whole.
+            let chunks: i64 = tx
+                .query_optional("SELECT count(*) FROM kyc_chunks WHERE content_id = ?1", [id.0], |r| {
+                    r.get(0)
+                })?
+                .unwrap_or(0);
+            let expected = i64::try_from(r.size.div_ceil(CHUNK_SIZE as u64)).unwrap_or(i64::MAX);
+            let updated = tx.execute(
+                "UPDATE kyc_contents SET h_body = ?2, size = ?3 WHERE content_id = ?1 AND h_body IS NULL",
                 params![id.0, r.h_body, size],
             )?;
+            if chunks != expected || updated != 1 {
+                return Err(StoreError::Invariant(format!(
+                    "staged body {} has {chunks} of {expected} chunks{}",
+                    id.0,
+                    if updated == 1 { "" } else { " and is no longer staged" }
+                )));
+            }
             (id, None)
         }
         (None, None) => return Err(StoreError::Invariant("the stored body vanished".into())),

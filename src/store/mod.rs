@@ -15,9 +15,13 @@ pub mod console;
 mod db;
 pub mod extern_keys;
 pub mod fixtures;
+pub mod gateway;
+mod identity;
 pub mod kyc;
+pub mod lock;
 pub mod page;
 pub mod registrations;
+pub mod snapshots;
 mod sql_types;
 pub mod stats;
 pub mod transfers;
@@ -34,6 +38,8 @@ use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, OpenFlags};
 
 pub use db::{Db, WriteTx};
+use identity::Identity;
+use lock::{DbLock, LockError};
 pub use page::Page;
 use writer::Writer;
 pub use writer::{Durability, WriterStats};
@@ -45,7 +51,8 @@ pub const APPLICATION_ID: i32 = 0x544c_6974;
 /// Forward migrations, applied in order; the file's `user_version` is the number
 /// of the last one applied. Version 1 is `schema.sql`; later changes go here as
 /// new numbered entries and are never edited once released.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../schema.sql")), (2, FIXTURE_TRANSFERS)];
+const MIGRATIONS: &[(i64, &str)] =
+    &[(1, include_str!("../../schema.sql")), (2, FIXTURE_TRANSFERS), (3, OUTGOING_TRANSFERS)];
 
 /// Version 2: which incoming transfers `--fixtures` made, so that applying the same
 /// file again adds none twice ([`fixtures`]). A table of its own rather than a column:
@@ -54,6 +61,28 @@ const FIXTURE_TRANSFERS: &str = "
 CREATE TABLE fixture_transfers (
   row_id INTEGER PRIMARY KEY REFERENCES incoming_transfers (row_id) ON DELETE CASCADE
 );";
+
+/// Version 3: the Wire Gateway's outgoing transfers (`POST transfer`), and the indexes that
+/// read each account's histories. Row ids of incoming and outgoing transfers come from one
+/// sequence ([`transfers::next_row_id`]), so that a `row_id` names one transaction of an
+/// account's whole history.
+const OUTGOING_TRANSFERS: &str = "
+CREATE TABLE outgoing_transfers (
+  row_id INTEGER PRIMARY KEY,
+  request_uid BLOB NOT NULL UNIQUE CHECK (length(request_uid) = 64),
+  wtid BLOB NOT NULL UNIQUE CHECK (length(wtid) = 32),
+  date_us INTEGER NOT NULL,
+  amount TEXT NOT NULL,
+  exchange_base_url TEXT NOT NULL,
+  metadata TEXT,
+  -- The exchange's account as configured, and the payee as sent.
+  debit_account TEXT NOT NULL,
+  credit_account TEXT NOT NULL,
+  -- Made by an [[outgoing]] fixture.
+  fixture INTEGER NOT NULL DEFAULT 0 CHECK (fixture IN (0, 1))
+);
+CREATE INDEX outgoing_by_account ON outgoing_transfers (debit_account, row_id);
+CREATE INDEX incoming_by_account ON incoming_transfers (credit_account, row_id) WHERE status = 'credited';";
 
 /// The schema version this binary writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;
@@ -101,6 +130,16 @@ pub enum StoreError {
     Closed,
     #[error("the database is open read-only")]
     ReadOnly,
+    /// Another process writes the file (`serve`, or a CLI command that writes).
+    #[error("{0}")]
+    Locked(#[from] LockError),
+    /// The database or its WAL was deleted or replaced under the running server: nothing
+    /// more is acknowledged.
+    #[error("{0}")]
+    Lost(String),
+    /// The job belongs to work begun before the database was restored from a snapshot.
+    #[error("the database was restored from a snapshot since this work began")]
+    Restored,
 }
 
 impl StoreError {
@@ -131,6 +170,25 @@ pub struct OpenOptions {
     /// Cap on the file's size in 16 KiB pages (`PRAGMA max_page_count`, scaled
     /// to the file's page size), for tests of a full disk.
     pub max_page_count: Option<u64>,
+    /// Who folds the WAL back into the main file.
+    pub checkpoints: Checkpoints,
+}
+
+/// Who runs checkpoints (copies the WAL's pages into the main file and restarts the WAL).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Checkpoints {
+    /// SQLite's own: a passive checkpoint after a commit leaves the WAL above 1000
+    /// pages, and a TRUNCATE checkpoint when the writer closes, so that a stopped
+    /// server leaves one file.
+    #[default]
+    Auto,
+    /// Someone else's, for a replicator (Litestream) that must read every WAL frame
+    /// before it is folded and the WAL restarted: the writer's automatic checkpoint
+    /// is off (`wal_autocheckpoint=0`), no connection checkpoints when it closes
+    /// (`SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE`), and the store never runs
+    /// `wal_checkpoint` itself, not even at shutdown. The WAL then grows until the
+    /// replicator checkpoints it (README, "Replicate it").
+    External,
 }
 
 /// Handle to the database; cheap to clone.
@@ -141,11 +199,21 @@ pub struct Store {
     /// `None` for a store opened read-only (the CLI's read-outs).
     writer: Option<Writer>,
     writer_thread: Arc<Mutex<Option<JoinHandle<()>>>>,
+    /// The lock that makes this process the file's only writer (`None` read-only);
+    /// released by [`Store::close`].
+    lock: Arc<Mutex<Option<DbLock>>>,
+    /// Descriptors on the database and its WAL, shared with the writer thread. Declared
+    /// after `pool`: closed after the pool's connections, never before SQLite's own.
+    _identity: Option<Arc<Identity>>,
 }
 
-fn configure(conn: &Connection) -> rusqlite::Result<()> {
+fn configure(conn: &Connection, checkpoints: Checkpoints) -> rusqlite::Result<()> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.execute_batch("PRAGMA foreign_keys=ON")?;
+    if checkpoints == Checkpoints::External {
+        // The last connection to close would otherwise checkpoint and delete the WAL.
+        conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
+    }
     Ok(())
 }
 
@@ -163,43 +231,61 @@ enum Mode {
 
 impl Store {
     /// Opens (creating if needed) and migrates the database, and starts the
-    /// writer. Blocking. For `serve`.
+    /// writer, once it holds the file's lock ([`lock`]). Blocking. For `serve`.
     pub fn open(path: &Path, options: &OpenOptions) -> Result<Store, StoreError> {
-        Store::open_as(path, options, Mode::Serve)
+        Store::open_locked(path, options, lock::acquire(path)?)
+    }
+
+    /// [`Store::open`] with the file's lock taken already (`serve` takes it before it
+    /// creates anything, so that a second server creates nothing).
+    pub fn open_locked(path: &Path, options: &OpenOptions, lock: DbLock) -> Result<Store, StoreError> {
+        Store::open_as(path, options, Mode::Serve, Some(lock))
     }
 
     /// Opens an existing database of the current schema version for a CLI
-    /// command that writes; never creates or migrates.
-    pub fn open_for_edit(path: &Path) -> Result<Store, StoreError> {
-        Store::open_as(path, &OpenOptions::default(), Mode::Edit)
+    /// command that writes; never creates or migrates. It takes no lock: its few small
+    /// transactions go beside a running server's through SQLite's own locking (the
+    /// lock keeps out a second *server*, whose start-up clean-up is what must not meet
+    /// a running one).
+    pub fn open_for_edit(path: &Path, checkpoints: Checkpoints) -> Result<Store, StoreError> {
+        Store::open_as(path, &OpenOptions { checkpoints, ..OpenOptions::default() }, Mode::Edit, None)
     }
 
     /// Opens an existing database read-only: no writer, no migration, and a
     /// schema version this binary does not read is refused.
     pub fn open_read_only(path: &Path) -> Result<Store, StoreError> {
-        Store::open_as(path, &OpenOptions::default(), Mode::ReadOnly)
+        Store::open_as(path, &OpenOptions::default(), Mode::ReadOnly, None)
     }
 
-    fn open_as(path: &Path, options: &OpenOptions, mode: Mode) -> Result<Store, StoreError> {
+    fn open_as(
+        path: &Path,
+        options: &OpenOptions,
+        mode: Mode,
+        lock: Option<DbLock>,
+    ) -> Result<Store, StoreError> {
+        let mut identity = None;
         let writer = match mode {
             Mode::Serve | Mode::Edit => {
                 let conn = open_writer_connection(path, options, mode)?;
-                Some(Writer::start(conn)?)
+                let watched = Arc::new(Identity::open(path)?);
+                identity = Some(watched.clone());
+                Some(Writer::start(conn, options.checkpoints, watched)?)
             }
             Mode::ReadOnly => {
                 let conn = Connection::open_with_flags(
                     path,
                     OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
                 )?;
-                configure(&conn)?;
+                configure(&conn, options.checkpoints)?;
                 check_version(&conn, path, mode)?;
                 None
             }
         };
+        let checkpoints = options.checkpoints;
         let manager = SqliteConnectionManager::file(path)
             .with_flags(OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-            .with_init(|c| {
-                configure(c)?;
+            .with_init(move |c| {
+                configure(c, checkpoints)?;
                 c.set_prepared_statement_cache_capacity(64);
                 c.execute_batch("PRAGMA query_only=ON")
             });
@@ -218,6 +304,8 @@ impl Store {
             pool,
             writer,
             writer_thread: Arc::new(Mutex::new(handle)),
+            lock: Arc::new(Mutex::new(lock)),
+            _identity: identity,
         })
     }
 
@@ -287,6 +375,25 @@ impl Store {
         }
     }
 
+    /// Runs `job` on the writer's connection outside any transaction, alone (between two
+    /// groups of writes): for what replaces the whole database ([`snapshots::restore`]).
+    pub(crate) fn exclusive<T, F>(
+        &self,
+        job: F,
+    ) -> impl Future<Output = Result<T, StoreError>> + Send + use<T, F>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let answer = self.writer.as_ref().map(|w| w.submit_exclusive(job));
+        async move {
+            match answer {
+                Some(answer) => answer.await.unwrap_or(Err(StoreError::Closed)),
+                None => Err(StoreError::ReadOnly),
+            }
+        }
+    }
+
     /// A durable [`Store::write`] for threads outside the async runtime (the CLI).
     pub fn write_blocking<T, E, F>(&self, change: F) -> Result<T, E>
     where
@@ -303,8 +410,8 @@ impl Store {
         }
     }
 
-    /// Finishes queued writes, checkpoints the WAL into the main file and
-    /// closes. Other clones of this handle fail with `Closed` afterwards.
+    /// Finishes queued writes, checkpoints the WAL into the main file (unless
+    /// checkpoints are [`Checkpoints::External`]) and closes. Other clones of this handle fail with `Closed` afterwards.
     pub fn close(self) {
         let handle = match self.writer_thread.lock() {
             Ok(mut guard) => guard.take(),
@@ -318,6 +425,10 @@ impl Store {
         {
             log::error!("the writer thread panicked");
         }
+        // The writer is done: another process may write the file now.
+        if let Ok(mut lock) = self.lock.lock() {
+            lock.take();
+        }
     }
 }
 
@@ -329,7 +440,7 @@ fn open_writer_connection(path: &Path, options: &OpenOptions, mode: Mode) -> Res
         flags |= OpenFlags::SQLITE_OPEN_CREATE;
     }
     let conn = Connection::open_with_flags(path, flags)?;
-    configure(&conn)?;
+    configure(&conn, options.checkpoints)?;
     let (version, empty) = check_version(&conn, path, mode)?;
     if empty {
         // 4 KiB pages, measured with `examples/loadgen` (README): every
@@ -342,8 +453,14 @@ fn open_writer_connection(path: &Path, options: &OpenOptions, mode: Mode) -> Res
         conn.execute_batch(&format!("PRAGMA page_size={PAGE_SIZE}"))?;
     }
     conn.query_row("PRAGMA journal_mode=WAL", [], |_| Ok(()))?;
+    // A read transaction opens (and if need be creates) the WAL, whose identity the
+    // writer then watches.
+    conn.query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(()))?;
     // Without a limit the WAL keeps the size of its largest upload.
     conn.execute_batch("PRAGMA journal_size_limit=67108864; PRAGMA synchronous=FULL")?;
+    if options.checkpoints == Checkpoints::External {
+        conn.execute_batch("PRAGMA wal_autocheckpoint=0")?;
+    }
     if let Some(max) = options.max_page_count {
         // The cap is given in 16 KiB pages (the page size of earlier files), so
         // that the same cap means the same bytes whatever this file's page size.
@@ -587,6 +704,61 @@ mod tests {
         conn.execute_batch("PRAGMA user_version=0").unwrap();
         drop(conn);
         assert!(matches!(Store::open_read_only(&path), Err(StoreError::SchemaNotCurrent { .. })));
-        assert!(matches!(Store::open_for_edit(&path), Err(StoreError::SchemaNotCurrent { .. })));
+        assert!(matches!(
+            Store::open_for_edit(&path, Checkpoints::Auto),
+            Err(StoreError::SchemaNotCurrent { .. })
+        ));
+    }
+
+    /// Writes about 6 MiB (over SQLite's 1000-page automatic checkpoint) in
+    /// separate commits, closes, and returns the WAL's size and how many of
+    /// the main file's, and how many of the rows a fresh reader sees.
+    fn write_and_close(checkpoints: Checkpoints) -> (u64, u64, i64) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.sqlite3");
+        let store = Store::open(&path, &OpenOptions { checkpoints, ..OpenOptions::default() }).unwrap();
+        let made: Result<usize, StoreError> =
+            store.write_blocking(|tx| tx.execute("CREATE TABLE filler(b BLOB)", []));
+        made.unwrap();
+        let autocheckpoint: i64 =
+            store.read_blocking(|db| db.query_one("PRAGMA wal_autocheckpoint", [], |r| r.get(0))).unwrap();
+        // A reader's own setting stays SQLite's; only the writer's is turned off.
+        assert_eq!(autocheckpoint, 1000);
+        for _ in 0..24 {
+            let wrote: Result<usize, StoreError> =
+                store.write_blocking(|tx| tx.execute("INSERT INTO filler(b) VALUES (zeroblob(262144))", []));
+            wrote.unwrap();
+        }
+        store.close();
+        let wal = std::fs::metadata(dir.path().join("t.sqlite3-wal")).map_or(0, |m| m.len());
+        let main = std::fs::metadata(&path).unwrap().len();
+        let conn = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+        let rows: i64 = conn.query_row("SELECT count(*) FROM filler", [], |r| r.get(0)).unwrap();
+        (wal, main, rows)
+    }
+
+    #[test]
+    fn external_checkpoints_leave_the_wal_to_someone_else() {
+        let (wal, main, rows) = write_and_close(Checkpoints::Auto);
+        assert_eq!((wal, rows), (0, 24), "auto: folded at close (TRUNCATE)");
+        assert!(main > 24 * 262_144, "auto: main file of {main} bytes");
+        let (wal, main, rows) = write_and_close(Checkpoints::External);
+        // Nothing folded: every page of every commit is still in the WAL.
+        assert!(wal > 24 * 262_144, "external: WAL of {wal} bytes");
+        assert_eq!(rows, 24);
+        assert!(main < 1 << 20, "external: the main file grew to {main} bytes without a checkpoint");
+    }
+
+    #[test]
+    fn external_checkpoints_hold_for_cli_edits_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.sqlite3");
+        Store::open(&path, &OpenOptions::default()).unwrap().close();
+        let store = Store::open_for_edit(&path, Checkpoints::External).unwrap();
+        let wrote: Result<usize, StoreError> = store.write_blocking(|tx| tx.execute("CREATE TABLE x(y)", []));
+        wrote.unwrap();
+        store.close();
+        let wal = std::fs::metadata(dir.path().join("t.sqlite3-wal")).map_or(0, |m| m.len());
+        assert!(wal > 0, "the edit's commit was folded at close");
     }
 }

@@ -375,3 +375,19 @@ pub fn mark_used(tx: &WriteTx<'_>, registration_id: i64, now_us: i64) -> Result<
     )?;
     Ok(())
 }
+
+/// Whether a live reserve registration holds `account_pub` (a reserve key promised to a
+/// registration may not be credited by a plain transfer).
+pub fn reserve_key_registered(
+    db: &Db<'_>,
+    account_pub: &EddsaPublicKey,
+    now_s: i64,
+) -> Result<bool, StoreError> {
+    Ok(db
+        .query_optional(
+            "SELECT 1 FROM registrations WHERE account_pub = ?1 AND type = 'reserve' AND expiration_s > ?2",
+            params![account_pub, now_s],
+            |_| Ok(()),
+        )?
+        .is_some())
+}

@@ -20,6 +20,19 @@ pub struct Incoming {
     pub subject: Option<String>,
 }
 
+/// The id of the next transfer, incoming or outgoing: one sequence over both directions
+/// ([`super::gateway`] says why).
+pub fn next_row_id(tx: &WriteTx<'_>) -> Result<i64, StoreError> {
+    Ok(tx
+        .query_optional(
+            "SELECT max(coalesce((SELECT max(row_id) FROM incoming_transfers), 0),
+                        coalesce((SELECT max(row_id) FROM outgoing_transfers), 0)) + 1",
+            [],
+            |r| r.get(0),
+        )?
+        .unwrap_or(1))
+}
+
 /// Whether a reserve key was credited already.
 pub fn is_reserve_credited(db: &Db<'_>, account_pub: &EddsaPublicKey) -> Result<bool, StoreError> {
     Ok(db
@@ -42,8 +55,8 @@ pub fn credit(
 ) -> Result<i64, StoreError> {
     tx.execute(
         "INSERT INTO incoming_transfers (date_us, amount, debit_account, credit_account, subject, status, type,
-           account_pub, authorization_pub, registration_id)
-         VALUES (?1, ?2, ?3, ?4, ?5, 'credited', ?6, ?7, ?8, ?9)",
+           account_pub, authorization_pub, registration_id, row_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'credited', ?6, ?7, ?8, ?9, ?10)",
         params![
             t.date_us,
             t.amount,
@@ -53,7 +66,8 @@ pub fn credit(
             wire_type,
             account_pub,
             registration.map(|r| r.0),
-            registration.map(|r| r.1)
+            registration.map(|r| r.1),
+            next_row_id(tx)?
         ],
     )?;
     Ok(tx.last_insert_rowid())
@@ -62,9 +76,10 @@ pub fn credit(
 /// Records a bounced transfer with its reason; returns the row id.
 pub fn bounce(tx: &WriteTx<'_>, t: &Incoming, reason: &str) -> Result<i64, StoreError> {
     tx.execute(
-        "INSERT INTO incoming_transfers (date_us, amount, debit_account, credit_account, subject, status, bounce_reason)
-         VALUES (?1, ?2, ?3, ?4, ?5, 'bounced', ?6)",
-        params![t.date_us, t.amount, t.debit_account, t.credit_account, t.subject, reason],
+        "INSERT INTO incoming_transfers (date_us, amount, debit_account, credit_account, subject, status, bounce_reason,
+           row_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'bounced', ?6, ?7)",
+        params![t.date_us, t.amount, t.debit_account, t.credit_account, t.subject, reason, next_row_id(tx)?],
     )?;
     Ok(tx.last_insert_rowid())
 }

@@ -28,12 +28,18 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
-use super::StoreError;
 use super::db::WriteTx;
+use super::identity::{Change, Identity};
+use super::{Checkpoints, StoreError};
+
+/// How often an idle writer checks that its files are still at their paths (a busy one
+/// checks after every commit, before answering).
+const IDENTITY_CHECK_EVERY: Duration = Duration::from_millis(250);
 
 /// Upper bound on jobs in one transaction, so that one commit's latency stays bounded.
 const MAX_BATCH: usize = 256;
@@ -128,20 +134,26 @@ where
     }
 }
 
-/// The two queues of waiting jobs.
+/// A job that needs the connection itself, outside any transaction (a restore from a
+/// snapshot): it runs alone, between two groups.
+type Exclusive = Box<dyn FnOnce(&mut Connection) + Send>;
+
+/// The queues of waiting jobs.
 #[derive(Default)]
 struct Queues {
+    /// Whole-connection jobs, run before the next group.
+    exclusive: VecDeque<Exclusive>,
     /// Small durable jobs, served first.
     urgent: VecDeque<Box<dyn Job>>,
     /// Bulk work (chunk writes, discards), in order.
     bulk: VecDeque<Box<dyn Job>>,
-    /// Finish what is queued, checkpoint and stop.
+    /// Finish what is queued, checkpoint (unless external) and stop.
     closing: bool,
 }
 
 impl Queues {
     fn is_empty(&self) -> bool {
-        self.urgent.is_empty() && self.bulk.is_empty()
+        self.urgent.is_empty() && self.bulk.is_empty() && self.exclusive.is_empty()
     }
 
     /// The next group: every small job waiting (up to the cap), then a few
@@ -166,6 +178,15 @@ thread_local! {
     /// Set on the writer thread: a job that asks the writer for more work
     /// would wait for itself.
     static ON_WRITER_THREAD: Cell<bool> = const { Cell::new(false) };
+    /// How many times the whole database was replaced (restored from a snapshot) under
+    /// the writer: a job begun in one generation must not touch rows of another (an
+    /// upload staged before a restore writes into a body id that may now be another's).
+    static GENERATION: Cell<u64> = const { Cell::new(0) };
+}
+
+/// The writer's generation, read inside a job (see `GENERATION`).
+pub(super) fn generation() -> u64 {
+    GENERATION.get()
 }
 
 /// Handle to the writer thread; cheap to clone.
@@ -188,15 +209,20 @@ impl Drop for LastHandle {
 }
 
 impl Writer {
-    /// Starts the thread that owns `conn`. The thread ends when every `Writer` is
-    /// dropped, after finishing what was queued.
-    pub fn start(conn: Connection) -> Result<(Writer, JoinHandle<()>), StoreError> {
+    /// Starts the thread that owns `conn`, which watches `identity` (the files `conn`
+    /// writes). The thread ends when every `Writer` is dropped, after finishing what was
+    /// queued.
+    pub fn start(
+        conn: Connection,
+        checkpoints: Checkpoints,
+        identity: Arc<Identity>,
+    ) -> Result<(Writer, JoinHandle<()>), StoreError> {
         let shared = Arc::new(Shared::default());
         let stats = Arc::new(WriterStats::default());
         let (thread_shared, thread_stats) = (shared.clone(), stats.clone());
         let handle = std::thread::Builder::new()
             .name("taler-lite-writer".into())
-            .spawn(move || writer_loop(conn, &thread_shared, &thread_stats))
+            .spawn(move || writer_loop(conn, checkpoints, identity, &thread_shared, &thread_stats))
             .map_err(StoreError::Io)?;
         let handles = Arc::new(LastHandle(shared.clone()));
         Ok((Writer { shared, stats, _handles: handles }, handle))
@@ -239,6 +265,35 @@ impl Writer {
         answer
     }
 
+    /// Queues `job` to run on the writer's connection outside any transaction, before the
+    /// next group; the writer's generation goes up after it (whatever it did).
+    pub fn submit_exclusive<T, F>(&self, job: F) -> oneshot::Receiver<Result<T, StoreError>>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        if ON_WRITER_THREAD.get() {
+            let _ =
+                reply.send(Err(StoreError::Invariant("a write job asked the writer for more work".into())));
+            return answer;
+        }
+        let run: Exclusive = Box::new(move |conn: &mut Connection| {
+            let result = job(conn);
+            GENERATION.set(GENERATION.get() + 1);
+            let _ = reply.send(result);
+        });
+        {
+            let mut queues = self.shared.queues.lock().unwrap_or_else(PoisonError::into_inner);
+            if queues.closing {
+                return answer;
+            }
+            queues.exclusive.push_back(run);
+        }
+        self.shared.wake.notify_one();
+        answer
+    }
+
     /// Asks the thread to stop once the jobs queued so far are done.
     pub fn close(&self) {
         self.shared.queues.lock().unwrap_or_else(PoisonError::into_inner).closing = true;
@@ -246,22 +301,75 @@ impl Writer {
     }
 }
 
-fn writer_loop(conn: Connection, shared: &Shared, stats: &WriterStats) {
+/// What the writer does next.
+enum Next {
+    Exclusive(Exclusive),
+    Group(Vec<Box<dyn Job>>),
+}
+
+fn writer_loop(
+    mut conn: Connection,
+    checkpoints: Checkpoints,
+    identity: Arc<Identity>,
+    shared: &Shared,
+    stats: &WriterStats,
+) {
     ON_WRITER_THREAD.set(true);
     // Room for every statement the write paths run (the default is 16).
     conn.set_prepared_statement_cache_capacity(64);
     let mut synchronous_full = true;
+    // Set once the files are no longer the ones at their paths: every job fails from then on.
+    let mut lost: Option<String> = None;
     loop {
         let batch = {
             let mut queues = shared.queues.lock().unwrap_or_else(PoisonError::into_inner);
             while queues.is_empty() && !queues.closing {
-                queues = shared.wake.wait(queues).unwrap_or_else(PoisonError::into_inner);
+                let (guard, waited) = shared
+                    .wake
+                    .wait_timeout(queues, IDENTITY_CHECK_EVERY)
+                    .unwrap_or_else(PoisonError::into_inner);
+                queues = guard;
+                if waited.timed_out() && queues.is_empty() {
+                    break;
+                }
             }
-            if queues.is_empty() {
+            if queues.is_empty() && queues.closing {
                 break;
             }
-            queues.next_group()
+            match queues.exclusive.pop_front() {
+                Some(job) => Next::Exclusive(job),
+                None => Next::Group(queues.next_group()),
+            }
         };
+        let batch = match batch {
+            Next::Group(batch) => batch,
+            Next::Exclusive(job) => {
+                if !synchronous_full {
+                    match conn.execute_batch("PRAGMA synchronous=FULL") {
+                        Ok(()) => synchronous_full = true,
+                        Err(e) => log::error!("cannot set PRAGMA synchronous=FULL: {e}"),
+                    }
+                }
+                if catch_unwind(AssertUnwindSafe(|| job(&mut conn))).is_err() {
+                    log::error!("a whole-database job panicked");
+                }
+                continue;
+            }
+        };
+        if batch.is_empty() {
+            // Idle: check the files anyway, so that `/healthz` tells before a write does.
+            if lost.is_none() {
+                lost = identity.changed().map(|change| lose(&conn, &change));
+            }
+            continue;
+        }
+        if let Some(reason) = &lost {
+            stats.queued.fetch_sub(batch.len() as i64, Ordering::Relaxed);
+            for job in batch {
+                job.finish(Err(StoreError::Lost(reason.clone())));
+            }
+            continue;
+        }
         let durable = batch.iter().any(|j| j.durability() == Durability::Durable);
         if durable != synchronous_full {
             let pragma = if durable { "PRAGMA synchronous=FULL" } else { "PRAGMA synchronous=NORMAL" };
@@ -270,20 +378,78 @@ fn writer_loop(conn: Connection, shared: &Shared, stats: &WriterStats) {
                 Err(e) => log::error!("cannot set {pragma}: {e}"),
             }
         }
-        run_batch(&conn, batch, stats);
+        run_batch(&conn, batch, stats, &mut || {
+            if let Some(change) = identity.changed() {
+                lost = Some(lose(&conn, &change));
+            }
+            lost.clone()
+        });
     }
-    // Fold the WAL back into the main file so that a closed database is one
-    // file, but without waiting: when another process (the server, for a CLI
-    // command) is using the database, it will checkpoint later itself.
-    let folded = conn
-        .busy_timeout(std::time::Duration::ZERO)
-        .and_then(|()| conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get::<_, i64>(0)));
-    match folded {
-        Ok(0) => {}
-        Ok(_) => log::debug!("final checkpoint deferred: the database is in use"),
-        Err(e) => log::debug!("final checkpoint deferred: {e}"),
+    if checkpoints == Checkpoints::External {
+        // The replicator folds the WAL once it has read it; a TRUNCATE here could
+        // restart the WAL under it (and would wait on its read transaction).
+        log::debug!("the WAL is left to the external checkpointer");
+    } else if lost.is_none() {
+        // Fold the WAL back into the main file so that a closed database is one
+        // file, but without waiting: when another process (the server, for a CLI
+        // command) is using the database, it will checkpoint later itself.
+        let folded = conn
+            .busy_timeout(std::time::Duration::ZERO)
+            .and_then(|()| conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get::<_, i64>(0)));
+        match folded {
+            Ok(0) => {}
+            Ok(_) => log::debug!("final checkpoint deferred: the database is in use"),
+            Err(e) => log::debug!("final checkpoint deferred: {e}"),
+        }
     }
+    // SQLite's descriptors first, then the watching ones (see `identity`).
+    drop(conn);
+    drop(identity);
     log::debug!("writer thread: closed");
+}
+
+/// The files changed under the server: says so in the log, saves what the connection
+/// still reaches, and returns the reason every later job is refused with.
+///
+/// - The WAL deleted or replaced: its committed frames (every acknowledged write since
+///   the last checkpoint) are copied into the database file, which is still the one at
+///   its path, so that nothing acknowledged is lost at the next start.
+/// - The database deleted or replaced: its content as of the last acknowledged write is
+///   copied (`VACUUM INTO`) to a new file beside its path, never over an existing one.
+fn lose(conn: &Connection, change: &Change) -> String {
+    log::error!(
+        "{change} while the server was running: no write is acknowledged from now on; restart the server"
+    );
+    if change.is_database() {
+        let unix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or_default();
+        let mut name = change.path.as_os_str().to_owned();
+        name.push(format!(".rescued-{unix}"));
+        let rescue = std::path::PathBuf::from(name);
+        if rescue.exists() {
+            log::error!("not saving the database: {} exists already", rescue.display());
+        } else {
+            match conn.execute("VACUUM INTO ?1", [rescue.to_string_lossy()]) {
+                Ok(_) => log::error!(
+                    "saved every acknowledged write of the lost database to {}: stop the server and move it back to {} to keep them",
+                    rescue.display(),
+                    change.path.display()
+                ),
+                Err(e) => log::error!("cannot save the lost database to {}: {e}", rescue.display()),
+            }
+        }
+    } else {
+        match conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get::<_, i64>(0)) {
+            Ok(0) => log::error!("copied the lost WAL's acknowledged writes into the database"),
+            Ok(_) => {
+                log::error!("the lost WAL could only be partly copied into the database (readers were busy)")
+            }
+            Err(e) => log::error!("cannot copy the lost WAL into the database: {e}"),
+        }
+    }
+    format!("{change}: the server no longer writes to it; restart it")
 }
 
 /// Runs one transaction-control statement through the statement cache: the
@@ -295,8 +461,15 @@ fn control(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
 
 /// Runs a group in one transaction and answers every job. The statistics
 /// are updated before the answers go out, so that whoever got an answer
-/// sees its commit counted.
-fn run_batch(conn: &Connection, batch: Vec<Box<dyn Job>>, stats: &WriterStats) {
+/// sees its commit counted. After the commit and before any answer, `lost` says
+/// whether the files committed to are still the database's (`Some(reason)` when
+/// not): a commit into a deleted file is no commit.
+fn run_batch(
+    conn: &Connection,
+    batch: Vec<Box<dyn Job>>,
+    stats: &WriterStats,
+    lost: &mut dyn FnMut() -> Option<String>,
+) {
     let jobs = batch.len();
     stats.queued.fetch_sub(jobs as i64, Ordering::Relaxed);
     if let Err(e) = control(conn, "BEGIN IMMEDIATE") {
@@ -364,6 +537,7 @@ fn run_batch(conn: &Connection, batch: Vec<Box<dyn Job>>, stats: &WriterStats) {
             reason
         })
     };
+    let commit = commit.and_then(|()| lost().map_or(Ok(()), Err));
     if commit.is_ok() {
         stats.record_group(jobs);
     }

@@ -89,7 +89,7 @@ pub async fn spawn_app_in(dir: Arc<TempDir>, args: &[&str]) -> TestApp {
     let Command::Serve(serve_args) = cli.command else { unreachable!() };
     let settings = taler_lite::config::Settings::resolve(&cli.global, &serve_args, &Default::default())
         .unwrap_or_else(|e| panic!("{e}"));
-    let clock = taler_lite::clock::Clock::with_offset(settings.timetravel);
+    let clock = settings.clock();
     let started = taler_lite::server::start(settings, clock.clone()).await.unwrap_or_else(|e| panic!("{e}"));
     let url = started.listener.url().expect("url");
     let state = started.state.clone();

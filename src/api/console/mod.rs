@@ -251,7 +251,9 @@ async fn auditors_page(state: AppState, _: PathParams, req: Request) -> Result<R
         @if rows.is_empty() { p { "No auditor yet." } }
         h2 { "Enabling an auditor" }
         p { "The console never holds the master private key: enabling is an offline signing step. On the machine with the key, run:" }
-        pre.cmd { "taler-lite offline enable-auditor AUDITOR_PUB AUDITOR_URL \"AUDITOR NAME\" --upload " (state.base_url) }
+        pre.cmd { "taler-lite offline enable-auditor --auditor-pub AUDITOR_PUB --url AUDITOR_URL --name 'AUDITOR NAME' --upload " (state.base_url) }
+        p { "With the auditor's public key (base32) for " code { "AUDITOR_PUB" } ", its base URL for " code { "AUDITOR_URL" } " and its name. "
+            code { "offline disable-auditor --auditor-pub AUDITOR_PUB --upload " (state.base_url) } " disables one." }
     };
     Ok(html_response(StatusCode::OK, page("Auditors", "/console/auditors", &csrf(&state, &req), body)))
 }
@@ -786,7 +788,7 @@ async fn simulate(
     let debit_account = Payto::parse(SIMULATED_DEBTOR).map_err(|e| ApiError::Internal(e.to_string()))?;
     let credit_account = credit.and_then(|c| Payto::parse(c).ok());
     let body = AddIncomingSubject { amount, subject, debit_account, credit_account };
-    transfers::add_incoming(&state.store, &state.settings, body, state.clock.now_us()).await
+    transfers::add_incoming(&state.store, &state.settings, &state.wakeups, body, state.clock.now_us()).await
 }
 
 /// `POST /console/registrations/$AUTHORIZATION_PUB/simulate`: the customer's transfer, simulated.

@@ -6,18 +6,53 @@ use crate::config::Settings;
 use crate::error::ApiError;
 use crate::payto::Payto;
 
-/// An amount the bank takes, in field `field`: in the bank's currency, and more than zero.
-pub fn check_amount(settings: &Settings, field: &str, amount: &Amount) -> Result<(), ApiError> {
+/// Why an amount is refused: the one amount rule, which every way of moving money in or out
+/// (a registration, a transfer of the gateway, a simulated one, a fixture, the console) applies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AmountRefused {
+    /// Not in the bank's currency.
+    Currency { given: String, expected: String },
+    /// Zero.
+    NotPositive,
+}
+
+/// The amount rule: in the bank's currency, and more than zero.
+pub fn amount_refused(settings: &Settings, amount: &Amount) -> Option<AmountRefused> {
     if amount.currency() != settings.currency {
-        return Err(ApiError::field(
-            field,
-            format!("currency {} is not the bank's {}", amount.currency(), settings.currency),
-        ));
+        return Some(AmountRefused::Currency {
+            given: amount.currency().to_owned(),
+            expected: settings.currency.clone(),
+        });
     }
-    if amount.is_zero() {
-        return Err(ApiError::field(field, "must be positive"));
+    amount.is_zero().then_some(AmountRefused::NotPositive)
+}
+
+/// An amount the bank takes, in field `field`: the amount rule, refused as a malformed field
+/// (400, code 26), as the prepared-transfer API and the simulation routes answer.
+pub fn check_amount(settings: &Settings, field: &str, amount: &Amount) -> Result<(), ApiError> {
+    match amount_refused(settings, amount) {
+        None => Ok(()),
+        Some(AmountRefused::Currency { given, expected }) => {
+            Err(ApiError::field(field, format!("currency {given} is not the bank's {expected}")))
+        }
+        Some(AmountRefused::NotPositive) => Err(ApiError::field(field, "must be positive")),
     }
-    Ok(())
+}
+
+/// The same rule as the Wire Gateway answers it: another currency is 400 with code 30
+/// (`GENERIC_CURRENCY_MISMATCH`, what the exchange's bank client expects; `docs/wire-gateway.md`).
+pub fn check_gateway_amount(
+    settings: &Settings,
+    field: &'static str,
+    amount: &Amount,
+) -> Result<(), ApiError> {
+    match amount_refused(settings, amount) {
+        None => Ok(()),
+        Some(AmountRefused::Currency { given, expected }) => {
+            Err(ApiError::CurrencyMismatch { field, given, expected })
+        }
+        Some(AmountRefused::NotPositive) => Err(ApiError::field(field, "must be positive")),
+    }
 }
 
 /// The configured credit account that `account` names (compared normalized), as configured:

@@ -2,6 +2,9 @@
 //! exchange's accounts, and the transfers that the Wire Gateway moves in and out of them.
 
 pub mod accounts;
+pub mod admin;
+pub mod gateway;
+pub mod outgoing;
 pub mod registrations;
 pub mod transfers;
 

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::TransferType;
 use super::accounts;
+use super::gateway::{self, Direction, GatewayAccount};
 use crate::amount::Amount;
 use crate::config::Settings;
 use crate::crypto::EddsaPublicKey;
@@ -22,6 +23,7 @@ use crate::store::transfers::{self, Incoming, IncomingTransaction};
 use crate::store::{Db, Durability, Page, Store, StoreError, WriteTx};
 use crate::subject::{self, MAX_SUBJECT_CHARS, SubjectMatch};
 use crate::timestamp::Timestamp;
+use crate::wakeup::Wakeups;
 
 /// The reserve-key rule: a reserve key is credited once. Whether crediting (or registering)
 /// `account_pub` for `transfer_type` would break it; a KYC key may be credited any number of times.
@@ -31,6 +33,28 @@ pub fn reserve_spent(
     account_pub: &EddsaPublicKey,
 ) -> Result<bool, StoreError> {
     Ok(transfer_type == TransferType::Reserve && transfers::is_reserve_credited(db, account_pub)?)
+}
+
+/// Why a reserve key cannot be credited as it stands, without a registration (the Wire
+/// Gateway's `admin/add-incoming`): the reserve-key rule, and a key that a live reserve
+/// registration holds (crediting it directly would use up the customer's reserve behind the
+/// registration's back).
+pub fn reserve_refused(
+    db: &Db<'_>,
+    transfer_type: TransferType,
+    account_pub: &EddsaPublicKey,
+    now_s: i64,
+) -> Result<Option<&'static str>, StoreError> {
+    if transfer_type != TransferType::Reserve {
+        return Ok(None);
+    }
+    if reserve_spent(db, transfer_type, account_pub)? {
+        return Ok(Some("reserve_pub was already credited"));
+    }
+    if registrations::reserve_key_registered(db, account_pub, now_s)? {
+        return Ok(Some("reserve_pub is the account_pub of a live reserve registration"));
+    }
+    Ok(None)
 }
 
 /// A live registration as a transfer sees it: its type read.
@@ -47,7 +71,7 @@ fn find_live(db: &Db<'_>, key: LiveKey<'_>, now_s: i64) -> Result<Option<Mapped>
 }
 
 /// Records a credited transfer and marks a one-shot registration used; returns the row id.
-fn credit(
+pub(super) fn credit(
     tx: &WriteTx<'_>,
     incoming: &Incoming,
     transfer_type: TransferType,
@@ -67,28 +91,32 @@ fn credit(
     Ok(row_id)
 }
 
-/// A transfer to a registration named by its authorization key (`add-mapped`), durably: the
-/// row id. Refused when no live registration has the key, when a one-shot one was used, and
-/// by the reserve-key rule.
+/// A transfer to a registration named by its authorization key (`add-mapped`) into the gateway
+/// account `account`, durably, its long polls woken: the row id. Refused when no live
+/// registration has the key, when a one-shot one was used, and by the reserve-key rule.
+#[allow(clippy::too_many_arguments)]
 pub async fn add_mapped(
     store: &Store,
     settings: &Settings,
+    wakeups: &Wakeups,
+    account: &GatewayAccount,
     amount: &Amount,
     authorization_pub: EddsaPublicKey,
-    debit_account: &Payto,
+    debit_account: &str,
     now_us: i64,
 ) -> Result<i64, ApiError> {
-    accounts::check_amount(settings, "amount", amount)?;
+    accounts::check_gateway_amount(settings, "amount", amount)?;
+    let debit_account = gateway::full_payto("debit_account", debit_account)?;
     let incoming = Incoming {
         date_us: now_us,
         amount: amount.to_string(),
         debit_account: debit_account.full().to_owned(),
-        credit_account: accounts::default_credit_account(settings),
+        credit_account: account.uri().to_owned(),
         subject: None,
     };
     // One instant for the record, the liveness check and the answer.
     let now_s = now_us.div_euclid(1_000_000);
-    store
+    let row_id = store
         .write(Durability::Durable, move |tx| {
             let auth = authorization_pub;
             let Some(reg) = find_live(tx, LiveKey::AuthorizationPub(&auth), now_s)? else {
@@ -107,7 +135,9 @@ pub async fn add_mapped(
             }
             Ok(credit(tx, &incoming, reg.transfer_type, &reg.row.account_pub, Some(&reg.row))?)
         })
-        .await
+        .await?;
+    wakeups.wake(&gateway::channel(&account.name, Direction::Incoming));
+    Ok(row_id)
 }
 
 /// Body of `add-incoming-subject` (and what an `[[incoming]]` fixture holds).
@@ -285,15 +315,39 @@ pub fn record_incoming(tx: &WriteTx<'_>, transfer: &PreparedIncoming) -> Result<
     Ok(outcome)
 }
 
-/// A transfer with a typed subject, durably: credited or bounced.
+/// A transfer with a typed subject, durably: credited or bounced; a credit wakes the long polls
+/// of the account it went to.
 pub async fn add_incoming(
     store: &Store,
     settings: &Settings,
+    wakeups: &Wakeups,
     body: AddIncomingSubject,
     now_us: i64,
 ) -> Result<SubjectOutcome, ApiError> {
     let transfer = prepare_incoming(settings, body, now_us)?;
-    Ok(store.write(Durability::Durable, move |tx| record_incoming(tx, &transfer)).await?)
+    let credit_account = transfer.incoming.credit_account.clone();
+    let outcome = store.write(Durability::Durable, move |tx| record_incoming(tx, &transfer)).await?;
+    if let SubjectOutcome::Credited { .. } = outcome {
+        gateway::wake(settings, wakeups, &credit_account, Direction::Incoming);
+    }
+    Ok(outcome)
+}
+
+/// [`add_incoming`] as the Wire Gateway's `admin/add-incoming-subject` takes it: a full payto
+/// URI as debit account, and the path's account as credit account when the body names none.
+pub async fn add_gateway_incoming(
+    store: &Store,
+    settings: &Settings,
+    wakeups: &Wakeups,
+    account: &GatewayAccount,
+    mut body: AddIncomingSubject,
+    now_us: i64,
+) -> Result<SubjectOutcome, ApiError> {
+    gateway::full_payto("debit_account", body.debit_account.full())?;
+    if body.credit_account.is_none() {
+        body.credit_account = Some(account.payto.clone());
+    }
+    add_incoming(store, settings, wakeups, body, now_us).await
 }
 
 /// Credited transfers, a page at a time.

@@ -14,6 +14,7 @@ use crate::config::Settings;
 use crate::crypto::{EddsaPublicKey, HashCode, ShortHashCode};
 use crate::kyc_content::{self, DeclaredType};
 use crate::payto::Payto;
+use crate::regular_file::open_regular;
 use crate::store::kyc::{self, CHUNK_SIZE, ContentId, Recorded, UploadRecord};
 use crate::store::{Db, Store, StoreError, WriteTx, extern_keys};
 
@@ -56,7 +57,7 @@ impl FileUpload {
         };
         let (declared, content_type) =
             kyc_content::parse_content_type(&given).map_err(|e| format!("content_type: {e}"))?;
-        let mut file = File::open(&path).map_err(|e| format!("{shown}: {e}"))?;
+        let mut file = open_regular(&path).map_err(|e| format!("{shown}: {e}"))?;
         let size = file.metadata().map_err(|e| format!("{shown}: {e}"))?.len();
         if size == 0 {
             return Err(format!("{shown} is empty, and an upload cannot be"));
@@ -78,7 +79,7 @@ impl FileUpload {
         }
         kyc_content::check_magic(declared, &first).map_err(|e| format!("{shown}: {e}"))?;
         if declared == DeclaredType::Zip {
-            let archive = File::open(&path).map_err(|e| format!("{shown}: {e}"))?;
+            let archive = open_regular(&path).map_err(|e| format!("{shown}: {e}"))?;
             kyc_content::check_zip(archive).map_err(|e| format!("{shown}: {e}"))?;
         }
         let digest: [u8; 64] = hasher.finalize().into();
@@ -139,7 +140,7 @@ pub fn store_file(tx: &WriteTx<'_>, u: &FileUpload, now_us: i64) -> Result<bool,
     }
     let staged = match kyc::find(tx, &u.h_body)? {
         Some(_) => None,
-        None => Some(stage_file(tx, u, now_us)?),
+        None => Some(kyc::staged_in(stage_file(tx, u, now_us)?)),
     };
     let record = UploadRecord {
         extern_pub: u.extern_pub,
@@ -163,7 +164,7 @@ fn stage_file(tx: &WriteTx<'_>, u: &FileUpload, now_us: i64) -> Result<ContentId
     let shown = u.path.display();
     let io_error = |e: io::Error| FileRefused::Refused(format!("{shown}: {e}"));
     let content = kyc::begin_in(tx, now_us)?;
-    let mut file = File::open(&u.path).map_err(io_error)?;
+    let mut file = open_regular(&u.path).map_err(io_error)?;
     let mut hasher = Sha512::new();
     let mut buf = vec![0u8; CHUNK_SIZE];
     let (mut seq, mut total) = (0i64, 0u64);

@@ -1,0 +1,611 @@
+//! The Taler Wire Gateway over real HTTP, written from the README's "The Wire Gateway" and from
+//! the requests the exchange's own tools make: `taler-exchange-wirewatch`'s long polls
+//! (`?delta=1024&start=N&long_poll_ms=60000`), `taler-exchange-transfer`'s retries of one stored
+//! body, and bodies compressed as zlib's `compress` makes them (`Content-Encoding: deflate`).
+
+mod common;
+
+use std::io::Write;
+use std::time::Duration;
+
+use common::{Answer, Http, spawn_app};
+use reqwest::Method;
+use serde_json::{Value, json};
+use taler_lite::crypto::EddsaPrivateKey;
+use taler_lite::http::Access;
+
+const EXCHANGE: &str = "payto://iban/CH4431999123000889012?receiver-name=Exchange";
+const CUSTOMER: &str = "payto://iban/DE89370400440532013000?receiver-name=Customer";
+const MERCHANT: &str = "payto://x-taler-bank/bank.example/merchant?receiver-name=Merchant";
+const SECOND: &str = "payto://x-taler-bank/bank.example/second?receiver-name=Second%20Exchange";
+
+fn base32(bytes: &[u8]) -> String {
+    taler_lite::base32::encode(bytes)
+}
+
+fn random(n: usize) -> Vec<u8> {
+    let mut bytes = vec![0u8; n];
+    getrandom::fill(&mut bytes).unwrap();
+    bytes
+}
+
+/// A `POST transfer` body as `taler-exchange-transfer` stores it: fresh `request_uid` and `wtid`.
+fn transfer_body(amount: &str) -> Value {
+    json!({
+        "request_uid": base32(&random(64)),
+        "amount": amount,
+        "exchange_base_url": "https://exchange.example/",
+        "wtid": base32(&random(32)),
+        "credit_account": MERCHANT,
+    })
+}
+
+fn reserve_pub() -> String {
+    EddsaPrivateKey::generate().unwrap().public_key().to_string()
+}
+
+/// zlib's `compress`: a zlib stream (RFC 1950), as `TALER_curl_easy_post` sends bodies.
+fn zlib_compress(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+fn raw_deflate(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+async fn post_gateway(server: &Http, path: &str, body: &Value) -> Answer {
+    server.post_private(&format!("taler-wire-gateway/{path}"), body).await
+}
+
+async fn get_gateway(server: &Http, path: &str) -> Answer {
+    server.get_private(&format!("taler-wire-gateway/{path}")).await
+}
+
+async fn add_incoming(server: &Http, amount: &str) -> (i64, String) {
+    let reserve = reserve_pub();
+    let answer = post_gateway(
+        server,
+        "admin/add-incoming",
+        &json!({"amount": amount, "reserve_pub": reserve, "debit_account": CUSTOMER}),
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{}", String::from_utf8_lossy(&answer.body));
+    (answer.json()["row_id"].as_i64().unwrap(), reserve)
+}
+
+fn row_ids(history: &Value, list: &str) -> Vec<i64> {
+    history[list].as_array().unwrap().iter().map(|t| t["row_id"].as_i64().unwrap()).collect()
+}
+
+#[track_caller]
+fn expect_no_content(answer: &Answer) {
+    assert_eq!(answer.status, 204, "{}", String::from_utf8_lossy(&answer.body));
+    assert!(answer.body.is_empty(), "a 204 with a body");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_is_version_5_and_account_check_is_not_implemented() {
+    let server = spawn_app(&[]).await;
+    let config = server.get("taler-wire-gateway/config").await.json();
+    assert_eq!(
+        config,
+        json!({"name": "taler-wire-gateway", "version": "5:0:5", "currency": "KUDOS",
+               "implementation": "urn:net:taler:specs:taler-lite", "support_account_check": false})
+    );
+    let check = get_gateway(&server, &format!("account/check?account={CUSTOMER}")).await;
+    assert_eq!(check.status, 501);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transfer_retried_sixteen_times_keeps_its_row_and_timestamp() {
+    let server = spawn_app(&[]).await;
+    let body = transfer_body("KUDOS:4.5");
+    // taler-exchange-transfer stores the body once and re-sends the same bytes, compressed.
+    let stored = zlib_compress(serde_json::to_vec(&body).unwrap().as_slice());
+    let mut first: Option<Value> = None;
+    for attempt in 0..16 {
+        let answer = server
+            .send(
+                server
+                    .client
+                    .post(server.endpoint("taler-wire-gateway/transfer"))
+                    .bearer_auth(&server.token)
+                    .header("Content-Type", "application/json")
+                    .header("Content-Encoding", "deflate")
+                    .body(stored.clone()),
+            )
+            .await;
+        assert_eq!(answer.status, 200, "attempt {attempt}: {}", String::from_utf8_lossy(&answer.body));
+        let got = answer.json();
+        match &first {
+            None => first = Some(got),
+            Some(first) => assert_eq!(&got, first, "attempt {attempt} answered otherwise"),
+        }
+        // Retries come later (the exchange backs off): the answer keeps the original time.
+        server.advance(Duration::from_secs(7));
+    }
+    assert_eq!(server.count("outgoing_transfers"), 1);
+    let first = first.unwrap();
+    let row_id = first["row_id"].as_i64().unwrap();
+
+    // The same request_uid with any detail changed: 5112; nothing stored.
+    for (field, value) in [
+        ("amount", json!("KUDOS:4.6")),
+        ("credit_account", json!(CUSTOMER)),
+        ("exchange_base_url", json!("https://other.example/")),
+        ("wtid", json!(base32(&random(32)))),
+        ("metadata", json!("order-7")),
+    ] {
+        let mut changed = body.clone();
+        changed[field] = value;
+        let detail = post_gateway(&server, "transfer", &changed).await.expect_error(409, 5112);
+        assert!(detail.contains("request_uid"), "{field}: {detail}");
+    }
+    // Another request_uid with a used wtid: 5154.
+    let mut reused = transfer_body("KUDOS:1");
+    reused["wtid"] = body["wtid"].clone();
+    post_gateway(&server, "transfer", &reused).await.expect_error(409, 5154);
+    // Another currency: 30; an account without receiver-name: 24 naming the field.
+    post_gateway(&server, "transfer", &transfer_body("EUR:1")).await.expect_error(400, 30);
+    let mut nameless = transfer_body("KUDOS:1");
+    nameless["credit_account"] = json!("payto://x-taler-bank/bank.example/merchant");
+    let answer = post_gateway(&server, "transfer", &nameless).await;
+    answer.expect_error(400, 24);
+    assert_eq!(answer.json()["parameter"], "credit_account");
+    let mut short_uid = transfer_body("KUDOS:1");
+    short_uid["request_uid"] = json!(base32(&random(32)));
+    post_gateway(&server, "transfer", &short_uid).await.expect_error(400, 26);
+    let mut bad_url = transfer_body("KUDOS:1");
+    bad_url["exchange_base_url"] = json!("https://exchange.example");
+    post_gateway(&server, "transfer", &bad_url).await.expect_error(400, 26);
+    assert_eq!(server.count("outgoing_transfers"), 1);
+
+    // The transfer as the exchange and the auditor read it back.
+    let one = get_gateway(&server, &format!("transfers/{row_id}")).await.json();
+    assert_eq!(one["status"], "success");
+    assert_eq!(one["amount"], "KUDOS:4.5");
+    assert_eq!(one["wtid"], body["wtid"]);
+    assert_eq!(one["credit_account"], MERCHANT);
+    assert_eq!(one["exchange_base_url"], "https://exchange.example/");
+    assert_eq!(one["timestamp"], first["timestamp"]);
+    let list = get_gateway(&server, "transfers").await.json();
+    assert_eq!(list["debit_account"], EXCHANGE);
+    assert_eq!(list["transfers"][0]["row_id"], row_id);
+    assert_eq!(list["transfers"][0]["status"], "success");
+    expect_no_content(&get_gateway(&server, "transfers?status=pending").await);
+    get_gateway(&server, "transfers?status=lost").await.expect_error(400, 26);
+    get_gateway(&server, "transfers/999").await.expect_error(404, 5106);
+    let outgoing = get_gateway(&server, "history/outgoing?limit=5").await.json();
+    assert_eq!(outgoing["debit_account"], EXCHANGE);
+    let entry = &outgoing["outgoing_transactions"][0];
+    assert_eq!(entry["row_id"], row_id);
+    assert_eq!(entry["date"], first["timestamp"]);
+    assert_eq!(entry["wtid"], body["wtid"]);
+    assert_eq!(entry["credit_account"], MERCHANT);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn row_ids_are_one_sequence_equal_to_the_histories() {
+    let server = spawn_app(&[]).await;
+    let (a, reserve) = add_incoming(&server, "KUDOS:10").await;
+    let t =
+        post_gateway(&server, "transfer", &transfer_body("KUDOS:3")).await.json()["row_id"].as_i64().unwrap();
+    let kyc_pub = reserve_pub();
+    let k = post_gateway(
+        &server,
+        "admin/add-kycauth",
+        &json!({"amount": "KUDOS:0.01", "account_pub": kyc_pub, "debit_account": CUSTOMER}),
+    )
+    .await
+    .json()["row_id"]
+        .as_i64()
+        .unwrap();
+    let subject = post_gateway(
+        &server,
+        "admin/add-incoming-subject",
+        &json!({"amount": "KUDOS:2", "subject": reserve_pub(), "debit_account": CUSTOMER}),
+    )
+    .await
+    .json();
+    let s = subject["row_id"].as_i64().unwrap();
+    assert!(a < t && t < k && k < s, "{a} {t} {k} {s}: not one increasing sequence");
+
+    let incoming = get_gateway(&server, "history/incoming?limit=10").await.json();
+    assert_eq!(incoming["credit_account"], EXCHANGE);
+    assert_eq!(row_ids(&incoming, "incoming_transactions"), vec![a, k, s]);
+    let first = &incoming["incoming_transactions"][0];
+    assert_eq!(first["type"], "RESERVE");
+    assert_eq!(first["reserve_pub"], reserve);
+    assert_eq!(first["debit_account"], CUSTOMER);
+    assert_eq!(incoming["incoming_transactions"][1]["type"], "KYCAUTH");
+    assert_eq!(incoming["incoming_transactions"][1]["account_pub"], kyc_pub);
+    let outgoing = get_gateway(&server, "history/outgoing?limit=10").await.json();
+    assert_eq!(row_ids(&outgoing, "outgoing_transactions"), vec![t]);
+    // An incoming row is no transfer of the account's.
+    get_gateway(&server, &format!("transfers/{a}")).await.expect_error(404, 5106);
+
+    // A reserve key is credited once: 5114, and nothing stored.
+    post_gateway(
+        &server,
+        "admin/add-incoming",
+        &json!({"amount": "KUDOS:1", "reserve_pub": reserve, "debit_account": CUSTOMER}),
+    )
+    .await
+    .expect_error(409, 5114);
+    // Every account a request carries is a full payto URI.
+    let answer = post_gateway(
+        &server,
+        "admin/add-incoming",
+        &json!({"amount": "KUDOS:1", "reserve_pub": reserve_pub(), "debit_account": "payto://iban/DE89370400440532013000"}),
+    )
+    .await;
+    answer.expect_error(400, 24);
+    assert_eq!(answer.json()["parameter"], "debit_account");
+    assert_eq!(server.count("incoming_transfers"), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn histories_page_as_wirewatch_reads_them() {
+    let server = spawn_app(&[]).await;
+    // Empty: 204 without a body, never 200 with an empty list.
+    expect_no_content(&get_gateway(&server, "history/incoming").await);
+    expect_no_content(&get_gateway(&server, "history/outgoing?delta=1024&start=0").await);
+    let mut ids = Vec::new();
+    for i in 1..=5 {
+        ids.push(add_incoming(&server, &format!("KUDOS:{i}")).await.0);
+    }
+    // wirewatch: `delta=1024&start=N`, exclusive.
+    let page = get_gateway(&server, &format!("history/incoming?delta=1024&start={}", ids[1])).await.json();
+    assert_eq!(row_ids(&page, "incoming_transactions"), ids[2..].to_vec());
+    let page = get_gateway(&server, "history/incoming?delta=2").await.json();
+    assert_eq!(row_ids(&page, "incoming_transactions"), ids[..2].to_vec());
+    // Negative: newest first, strictly before the offset.
+    let page = get_gateway(&server, "history/incoming?limit=-2").await.json();
+    assert_eq!(row_ids(&page, "incoming_transactions"), vec![ids[4], ids[3]]);
+    let page = get_gateway(&server, &format!("history/incoming?limit=-10&offset={}", ids[2])).await.json();
+    assert_eq!(row_ids(&page, "incoming_transactions"), vec![ids[1], ids[0]]);
+    // Default: the 20 newest.
+    let page = get_gateway(&server, "history/incoming").await.json();
+    assert_eq!(row_ids(&page, "incoming_transactions").len(), 5);
+    // Past the end, with a long poll of 0: 204 at once.
+    expect_no_content(
+        &get_gateway(&server, &format!("history/incoming?delta=1024&start={}&long_poll_ms=0", ids[4])).await,
+    );
+    // Larger than 1024 is capped, not refused.
+    assert_eq!(get_gateway(&server, "history/incoming?limit=100000").await.status, 200);
+    // Both spellings, agreeing or not; 0.
+    assert_eq!(get_gateway(&server, "history/incoming?limit=3&delta=3").await.status, 200);
+    let detail = get_gateway(&server, "history/incoming?limit=3&delta=4").await.expect_error(400, 26);
+    assert!(detail.contains("delta"), "{detail}");
+    get_gateway(&server, "history/incoming?offset=1&start=2").await.expect_error(400, 26);
+    get_gateway(&server, "history/incoming?timeout_ms=1&long_poll_ms=2").await.expect_error(400, 26);
+    get_gateway(&server, "history/incoming?limit=0").await.expect_error(400, 26);
+    get_gateway(&server, "history/incoming?limit=x").await.expect_error(400, 26);
+}
+
+/// Starts a long poll as wirewatch makes it and returns its answer when it comes.
+fn spawn_poll(server: &Http, path: &str) -> tokio::task::JoinHandle<Answer> {
+    let request = server.client.get(server.endpoint(path)).bearer_auth(&server.token);
+    tokio::spawn(async move {
+        let response = request.send().await.expect("poll");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response.bytes().await.expect("body").to_vec();
+        Answer { status, headers, body }
+    })
+}
+
+/// Gives a spawned poll the time to reach its wait (no assertion depends on this being long
+/// enough: a poll that reads after the commit finds the row without waiting).
+async fn settle() {
+    tokio::time::sleep(Duration::from_millis(200)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_poll_is_answered_by_the_commit_for_its_account_and_direction() {
+    let server =
+        spawn_app(&["--credit-account", EXCHANGE, "--credit-account", &format!("second={SECOND}")]).await;
+    let (last, _) = add_incoming(&server, "KUDOS:1").await;
+    let wirewatch = format!("taler-wire-gateway/history/incoming?delta=1024&start={last}&long_poll_ms=60000");
+    let incoming = spawn_poll(&server, &wirewatch);
+    let outgoing = spawn_poll(&server, "taler-wire-gateway/history/outgoing?delta=1024&long_poll_ms=60000");
+    let other =
+        spawn_poll(&server, "accounts/second/taler-wire-gateway/history/incoming?limit=5&timeout_ms=60000");
+    settle().await;
+    assert!(!incoming.is_finished() && !outgoing.is_finished() && !other.is_finished());
+    // A transfer out wakes the outgoing poll only.
+    let t =
+        post_gateway(&server, "transfer", &transfer_body("KUDOS:1")).await.json()["row_id"].as_i64().unwrap();
+    let answer = outgoing.await.unwrap();
+    assert_eq!(answer.status, 200);
+    assert_eq!(row_ids(&answer.json(), "outgoing_transactions"), vec![t]);
+    settle().await;
+    assert!(!incoming.is_finished(), "an outgoing transfer answered an incoming poll");
+    // A credit of the first account answers its poll with that row, not the other account's.
+    let (row, reserve) = add_incoming(&server, "KUDOS:2").await;
+    let answer = incoming.await.unwrap();
+    assert_eq!(answer.status, 200);
+    let history = answer.json();
+    assert_eq!(row_ids(&history, "incoming_transactions"), vec![row]);
+    assert_eq!(history["incoming_transactions"][0]["reserve_pub"], reserve);
+    settle().await;
+    assert!(!other.is_finished(), "the first account's credit answered the second's poll");
+    // The second account, by name.
+    let second = server
+        .post_private(
+            "accounts/second/taler-wire-gateway/admin/add-incoming",
+            &json!({"amount": "KUDOS:3", "reserve_pub": reserve_pub(), "debit_account": CUSTOMER}),
+        )
+        .await;
+    assert_eq!(second.status, 200, "{}", String::from_utf8_lossy(&second.body));
+    let answer = other.await.unwrap();
+    assert_eq!(answer.status, 200);
+    let history = answer.json();
+    assert_eq!(history["credit_account"], SECOND);
+    assert_eq!(row_ids(&history, "incoming_transactions"), vec![second.json()["row_id"].as_i64().unwrap()]);
+    // A short wait that nothing answers: 204 when it runs out.
+    let (newest, _) = add_incoming(&server, "KUDOS:4").await;
+    expect_no_content(
+        &get_gateway(&server, &format!("history/incoming?limit=5&offset={newest}&timeout_ms=50")).await,
+    );
+    // Unknown account names: 404, 5106.
+    server.get_private("accounts/nobody/taler-wire-gateway/history/incoming").await.expect_error(404, 5106);
+    server.get("accounts/nobody/taler-wire-gateway/config").await.expect_error(404, 5106);
+    assert_eq!(server.get("accounts/exchange/taler-wire-gateway/config").await.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registration_credit_reaches_a_poll_that_was_already_waiting() {
+    let server = spawn_app(&[]).await;
+    let auth = EddsaPrivateKey::generate().unwrap();
+    let account_pub = EddsaPrivateKey::generate().unwrap().public_key();
+    let registration = json!({
+        "credit_account": EXCHANGE, "type": "reserve", "recurrent": false, "credit_amount": "KUDOS:10",
+        "alg": "EdDSA", "account_pub": account_pub.to_string(),
+        "authorization_pub": auth.public_key().to_string(),
+        "authorization_sig": auth.sign(account_pub.as_bytes()).to_string(),
+    });
+    let registered = server.post_json("taler-prepared-transfer/registration", &registration).await.json();
+    let qr = registered["subjects"].as_array().unwrap().iter().find(|s| s["type"] == "CH_QR_BILL").unwrap()
+        ["qr_reference_number"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let poll = spawn_poll(&server, "taler-wire-gateway/history/incoming?delta=1024&long_poll_ms=60000");
+    settle().await;
+    assert!(!poll.is_finished());
+    // The customer pays with the QR bill's reference.
+    let credited = post_gateway(
+        &server,
+        "admin/add-incoming-subject",
+        &json!({"amount": "KUDOS:10", "subject": qr, "debit_account": CUSTOMER}),
+    )
+    .await
+    .json();
+    assert_eq!(credited["status"], "credited");
+    let answer = poll.await.unwrap();
+    assert_eq!(answer.status, 200);
+    let entry = &answer.json()["incoming_transactions"][0];
+    assert_eq!(entry["row_id"], credited["row_id"]);
+    assert_eq!(entry["reserve_pub"], account_pub.to_string());
+    assert_eq!(entry["authorization_pub"], auth.public_key().to_string());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_answers_waiting_polls_at_once() {
+    let server = spawn_app(&[]).await;
+    let polls: Vec<_> = (0..5)
+        .map(|i| {
+            let direction = if i % 2 == 0 { "incoming" } else { "outgoing" };
+            spawn_poll(
+                &server,
+                &format!("taler-wire-gateway/history/{direction}?delta=1024&long_poll_ms=300000"),
+            )
+        })
+        .collect();
+    settle().await;
+    assert!(polls.iter().all(|p| !p.is_finished()));
+    // Stopping waits for in-flight requests: it returns only once every poll has answered.
+    server.stop().await;
+    for poll in polls {
+        expect_no_content(&poll.await.unwrap());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compressed_bodies_are_inflated() {
+    let server = spawn_app(&[]).await;
+    let post = |encoding: &'static str, body: Vec<u8>| {
+        server
+            .client
+            .post(server.endpoint("taler-wire-gateway/admin/add-incoming"))
+            .bearer_auth(&server.token)
+            .header("Content-Type", "application/json")
+            .header("Content-Encoding", encoding)
+            .body(body)
+    };
+    let json_body = || {
+        serde_json::to_vec(
+            &json!({"amount": "KUDOS:1", "reserve_pub": reserve_pub(), "debit_account": CUSTOMER}),
+        )
+        .unwrap()
+    };
+    for (encoding, compress) in [
+        ("deflate", zlib_compress as fn(&[u8]) -> Vec<u8>),
+        ("DEFLATE", raw_deflate),
+        ("gzip", gzip),
+        ("x-gzip", gzip),
+        ("identity", |b: &[u8]| b.to_vec()),
+    ] {
+        let answer = server.send(post(encoding, compress(&json_body()))).await;
+        assert_eq!(answer.status, 200, "{encoding}: {}", String::from_utf8_lossy(&answer.body));
+    }
+    let answer = server.send(post("br", json_body())).await;
+    answer.expect_error(415, 26);
+    assert_eq!(answer.json()["parameter"], "Content-Encoding");
+    let mut corrupt = zlib_compress(&json_body());
+    let middle = corrupt.len() / 2;
+    corrupt[middle] ^= 0xff;
+    corrupt.truncate(corrupt.len() - 1);
+    let answer = server.send(post("deflate", corrupt)).await;
+    assert!(answer.status == 400, "{}", String::from_utf8_lossy(&answer.body));
+    server.send(post("deflate", Vec::new())).await.expect_error(400, 28);
+    assert_eq!(server.count("incoming_transfers"), 5);
+}
+
+/// 256 MiB of spaces, deflated to about 256 KiB: far below the 1 MiB body limit, far above it
+/// inflated.
+fn deflate_bomb() -> Vec<u8> {
+    let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+    let block = vec![b' '; 1 << 20];
+    for _ in 0..256 {
+        e.write_all(&block).unwrap();
+    }
+    e.finish().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deflate_bomb_is_413_on_every_json_route() {
+    let server = spawn_app(&["--dev"]).await;
+    let bomb = deflate_bomb();
+    assert!(bomb.len() < 1 << 20, "{}", bomb.len());
+    let mut tried = 0;
+    for route in taler_lite::api::routes(true) {
+        // Bodies that are not JSON: the bulk KYC upload (any file, hashed as sent) and the
+        // console's forms.
+        // POST routes that take no body at all: their answer never depends on one.
+        let bodyless = [
+            "/private/extern-keys/{extern_pub}/disable",
+            "/private/reset",
+            "/private/snapshots/{name}/restore",
+        ];
+        let json_route = route.method() == Method::POST
+            && !route.pattern().starts_with("/kyc-bulk/")
+            && !bodyless.contains(&route.pattern())
+            && matches!(route.access(), Access::Public | Access::Operator | Access::WireGateway);
+        if !json_route {
+            continue;
+        }
+        let path: String = route
+            .pattern()
+            .split('/')
+            .map(|s| match s {
+                "{account}" => "exchange".to_owned(),
+                s if s.starts_with('{') => "0".repeat(52),
+                s => s.to_owned(),
+            })
+            .collect::<Vec<_>>()
+            .join("/");
+        let answer = server
+            .send(
+                server
+                    .client
+                    .post(server.endpoint(&path))
+                    .bearer_auth(&server.token)
+                    .header("Content-Type", "application/json")
+                    .header("Content-Encoding", "deflate")
+                    .body(bomb.clone()),
+            )
+            .await;
+        answer.expect_error(413, 32);
+        tried += 1;
+    }
+    assert!(tried >= 10, "{tried} JSON routes");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn basic_and_bearer_as_the_exchange_sends_them() {
+    let server = spawn_app(&["--wire-gateway-user", "wirewatch"]).await;
+    let path = "taler-wire-gateway/history/incoming";
+    let with = |auth: String| server.client.get(server.endpoint(path)).header("Authorization", auth);
+    let token = server.token.clone();
+    let basic =
+        |user: &str, password: &str| format!("Basic {}", base64(format!("{user}:{password}").as_bytes()));
+    // The generated token carries libeufin's `secret-token:` prefix; either form is accepted.
+    let core = token.strip_prefix("secret-token:").unwrap_or(&token).to_owned();
+    for good in [
+        format!("Bearer {token}"),
+        format!("bearer {core}"),
+        format!("Bearer secret-token:{core}"),
+        basic("wirewatch", &token),
+        basic("wirewatch", &core),
+    ] {
+        expect_no_content(&server.send(with(good.clone())).await);
+    }
+    for bad in [
+        basic("exchange", &token),
+        basic("wirewatch", "wrong"),
+        format!("Basic {token}"),
+        "Bearer wrong".to_owned(),
+        "Digest x".to_owned(),
+    ] {
+        let answer = server.send(with(bad.clone())).await;
+        answer.expect_error(401, 40);
+        let challenge = answer.headers["www-authenticate"].to_str().unwrap();
+        assert!(challenge.contains("Basic") && challenge.contains("Bearer"), "{challenge}");
+    }
+    // Every gateway route but config takes them; none answers without.
+    for route in taler_lite::api::route_table().iter().filter(|r| r.access() == Access::WireGateway) {
+        let path = route.pattern().replace("{account}", "exchange").replace("{row_id}", "1");
+        let answer = server.send(server.client.request(route.method().clone(), server.endpoint(&path))).await;
+        answer.expect_error(401, 40);
+        assert!(answer.headers.contains_key("www-authenticate"));
+        let answer = server
+            .send(
+                server
+                    .client
+                    .request(route.method().clone(), server.endpoint(&path))
+                    .header("Authorization", basic("wirewatch", &token)),
+            )
+            .await;
+        assert_ne!(answer.status, 401, "{path}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_gateway_auth_only_in_development() {
+    use clap::Parser;
+    let cli =
+        taler_lite::cli::Cli::try_parse_from(["taler-lite", "serve", "--wire-gateway-auth", "none"]).unwrap();
+    let taler_lite::cli::Command::Serve(args) = cli.command else { unreachable!() };
+    let refused = taler_lite::config::Settings::resolve(&cli.global, &args, &Default::default()).unwrap_err();
+    assert!(refused.to_string().contains("wire_gateway_auth"), "{refused}");
+    let server = spawn_app(&["--dev", "--wire-gateway-auth", "none"]).await;
+    expect_no_content(&server.get("taler-wire-gateway/history/incoming").await);
+    let answer = server
+        .post_json(
+            "taler-wire-gateway/admin/add-incoming",
+            &json!({"amount": "KUDOS:1", "reserve_pub": reserve_pub(), "debit_account": CUSTOMER}),
+        )
+        .await;
+    assert_eq!(answer.status, 200);
+    // The operator's own routes still take the token.
+    server.get("private/registrations").await.expect_error(401, 40);
+}
+
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
