@@ -73,6 +73,9 @@ mod tests {
                     "INSERT INTO incoming_transfers (row_id, date_us, amount, debit_account, credit_account, status,
                        bounce_reason) VALUES (1, 0, 'KUDOS:1', 'payto://x', 'payto://y', 'bounced', 'r')",
                     "INSERT INTO fixture_transfers VALUES (1)",
+                    "INSERT INTO outgoing_transfers (row_id, request_uid, wtid, date_us, amount, exchange_base_url,
+                       debit_account, credit_account) VALUES (2, zeroblob(64), zeroblob(32), 0, 'KUDOS:1',
+                       'https://x/', 'payto://y', 'payto://x')",
                 ] {
                     let uses_key = sql.contains("?1");
                     if uses_key {

@@ -81,7 +81,8 @@ mod tests {
                 "kyc_uploads",
                 "registrations",
                 "incoming_transfers",
-                "fixture_transfers"
+                "fixture_transfers",
+                "outgoing_transfers"
             ]
         );
         assert!(counts.iter().all(|(_, n)| *n == 0));
