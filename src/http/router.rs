@@ -29,11 +29,11 @@ use warp::Reply;
 use warp::http::{HeaderValue, Method, StatusCode, header};
 use warp::reply::Response;
 
-use super::faults::ResetConnection;
-use super::journal::{Capture, Entry, recorded_headers};
 use super::{MAX_URI, Request};
 use crate::app::AppState;
 use crate::error::ApiError;
+use crate::faults::ResetConnection;
+use crate::journal::{Capture, Entry, recorded_headers};
 use crate::metrics::NO_ROUTE;
 
 /// Routes whose requests the journal leaves out: its own, and the probes.
