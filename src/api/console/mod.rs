@@ -41,8 +41,6 @@ use templates::{csrf_field, date, html_response, page, pager};
 
 /// Rows per page of every list.
 const PAGE_SIZE: i64 = 50;
-/// Slows down guessing the token through the form.
-const WRONG_TOKEN_DELAY: Duration = Duration::from_secs(1);
 /// Largest form a console POST may send.
 const MAX_FORM: u64 = 64 * 1024;
 /// The debit account of simulated transfers.
@@ -118,7 +116,12 @@ async fn login(state: AppState, _: PathParams, mut req: Request) -> Result<Respo
         .unwrap_or_default();
     if !bool::from(token.trim().as_bytes().ct_eq(state.token.as_bytes())) {
         log::warn!("console: a login with a wrong token");
-        tokio::time::sleep(WRONG_TOKEN_DELAY).await;
+        // Held until the budget of failed authentications has room (as a wrong bearer token is).
+        if let busy @ ApiError::Busy { .. } =
+            crate::http::hold_failure(&state, req.peer, ApiError::Unauthorized).await
+        {
+            return Err(busy);
+        }
         return Ok(html_response(
             StatusCode::UNAUTHORIZED,
             templates::login(Some("That is not the operator token.")),
