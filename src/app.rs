@@ -10,10 +10,10 @@ use std::time::Instant;
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::crypto::EddsaPublicKey;
-use crate::http::faults::Faults;
-use crate::http::journal::Journal;
-use crate::http::session::Sessions;
+use crate::faults::Faults;
+use crate::journal::Journal;
 use crate::metrics::Metrics;
+use crate::session::Sessions;
 use crate::store::Store;
 use crate::store::snapshots::Shelf;
 use crate::wakeup::Wakeups;
@@ -34,7 +34,7 @@ pub struct AppContext {
     /// Recorded by the dispatcher, exposed by `GET /metrics`.
     pub metrics: Metrics,
     /// The schedule that holds requests with wrong credentials (README "Operator access").
-    pub auth_failures: std::sync::Arc<crate::http::auth_failures::AuthFailures>,
+    pub auth_failures: std::sync::Arc<crate::auth_failures::AuthFailures>,
     /// The operator console's logins (in memory: a restart logs everyone out).
     pub sessions: Sessions,
     /// The long polls of the Wire Gateway's histories, woken by the commits they wait for.

@@ -34,12 +34,13 @@ use warp::reply::Response;
 use warp::{Filter, Reply};
 
 use crate::app::{AppContext, AppState};
+use crate::auth_failures::{AuthFailures, Peer};
 use crate::clock::Clock;
 use crate::config::{self, ListenAddr, Settings};
+use crate::domain::exchange::{kyc_uploads, third_parties};
 use crate::error::ApiError;
-use crate::http::auth_failures::{AuthFailures, Peer};
 use crate::linger;
-use crate::store::{self, OpenOptions, Store, StoreError};
+use crate::store::{self, Durability, OpenOptions, Store, StoreError};
 use crate::{api, http};
 
 mod lifecycle;
@@ -47,7 +48,7 @@ mod lifecycle;
 /// How long in-flight requests may take to finish after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
-/// Requests with wrong credentials held at once ([`crate::http::auth_failures`]).
+/// Requests with wrong credentials held at once ([`crate::auth_failures`]).
 const MAX_HELD_FAILURES: usize = 4096;
 
 /// The whole application as one warp filter: the route table's dispatcher
@@ -400,7 +401,7 @@ pub async fn run(listener: Listener, state: AppState, shutdown: impl Future<Outp
                     }
                     (None, None) => ApiError::Internal("no answer".into()).into_response(),
                 };
-                if response.extensions().get::<http::faults::ResetConnection>().is_some() {
+                if response.extensions().get::<crate::faults::ResetConnection>().is_some() {
                     // An error from the service makes hyper close the connection without an answer.
                     return Err(io::Error::new(
                         io::ErrorKind::ConnectionReset,
@@ -549,6 +550,9 @@ pub async fn start(settings: Settings, clock: Clock) -> Result<Started, ServeErr
         None => settings,
     };
     check_paths(&settings)?;
+    for (_, name) in &settings.extern_keys {
+        third_parties::name(name).map_err(|e| config::bad("extern_key", e))?;
+    }
     let store_error = |source| ServeError::Store { path: settings.database.display().to_string(), source };
     // One server per file, decided before anything is created or bound: a second one
     // leaves no key, token or socket behind (and takes no socket file over).
@@ -609,10 +613,10 @@ pub async fn start(settings: Settings, clock: Clock) -> Result<Started, ServeErr
         None => listener.url()?,
     };
     let state = Arc::new(AppContext {
-        sessions: crate::http::session::Sessions::new(clock.clone()),
+        sessions: crate::session::Sessions::new(clock.clone()),
         auth_failures: AuthFailures::new(MAX_HELD_FAILURES),
         journal: (settings.dev && settings.journal_size > 0)
-            .then(|| http::journal::Journal::new(settings.journal_size, http::journal::MAX_BYTES)),
+            .then(|| crate::journal::Journal::new(settings.journal_size, crate::journal::MAX_BYTES)),
         faults: Default::default(),
         snapshots: tokio::sync::Mutex::new(crate::store::snapshots::Shelf::new(
             settings.ephemeral.then(|| config::beside_database(&settings.database, "snapshots")),
@@ -630,14 +634,20 @@ pub async fn start(settings: Settings, clock: Clock) -> Result<Started, ServeErr
     Ok(Started { listener, state, key_created, token_created, ephemeral })
 }
 
-/// The start-up writes: the bulk-KYC clean-up and third parties, then the fixtures.
+/// The start-up writes: staged uploads a crash left behind dropped, the configured third
+/// parties loaded, then the fixtures.
 async fn load_state(
     store: &Store,
     settings: &Settings,
     clock: &Clock,
     prepared: Option<api::fixtures::Prepared>,
 ) -> Result<(), api::fixtures::ApplyError> {
-    api::kyc_bulk::on_start(store, settings, clock).await?;
+    kyc_uploads::discard_interrupted(store).await?;
+    let keys = settings.extern_keys.clone();
+    let now_us = clock.now_us();
+    if !keys.is_empty() {
+        store.write(Durability::Durable, move |tx| third_parties::preload(tx, &keys, now_us)).await?;
+    }
     if let Some(prepared) = prepared {
         let applied = api::fixtures::apply(store, prepared, false).await?;
         log::info!("fixtures: {} applied, {} stored already", applied.applied, applied.held);

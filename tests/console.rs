@@ -323,6 +323,91 @@ async fn behind_an_https_base_url_the_cookie_is_secure() {
     assert!(set.contains("; Secure") && set.contains("HttpOnly") && set.contains("SameSite=Strict"), "{set}");
 }
 
+/// The console's forms and the JSON API apply the same rules: one table of inputs, driven
+/// through both, accepted or refused alike, and stored alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_and_api_accept_and_refuse_the_same() {
+    let app = spawn_app(&[]).await;
+    let c = Console::login(&app).await;
+    let csrf = c.csrf().await;
+
+    // Third-party names.
+    let names: Vec<(String, bool)> = vec![
+        ("Acme KYC".into(), true),
+        ("  padded  ".into(), true),
+        ("a".repeat(300), true),
+        ("é".repeat(1024), true),
+        ("a".repeat(1025), false),
+        (String::new(), false),
+        ("   ".into(), false),
+        ("\u{1b}[31mred".into(), false),
+        ("tab\there".into(), false),
+        ("line\nbreak".into(), false),
+        ("next\u{85}line".into(), false),
+    ];
+    for (name, accepted) in &names {
+        let shown: String = name.chars().take(20).collect();
+        let api_key = EddsaPrivateKey::generate().unwrap().public_key().to_string();
+        let api =
+            app.post_private("private/extern-keys", &json!({"extern_pub": api_key, "name": name})).await;
+        let console_key = EddsaPrivateKey::generate().unwrap().public_key().to_string();
+        let form = c
+            .post_form("/console/extern", &[("extern_pub", &console_key), ("name", name), ("csrf", &csrf)])
+            .await;
+        assert_eq!(api.status == 204, *accepted, "API, {shown:?}: {}", String::from_utf8_lossy(&api.body));
+        assert_eq!(form.status == 200, *accepted, "console, {shown:?}: {}", form.text);
+        if !accepted {
+            assert_eq!(api.status, 400, "{shown:?}");
+            assert_eq!(form.status, 400, "{shown:?}");
+            assert_eq!(api.json()["parameter"], "name", "{shown:?}");
+            assert!(form.text.contains("Not added: field"), "the console names the field: {}", form.text);
+        }
+    }
+    let stored = app.get_private("private/extern-keys").await.json();
+    let mut by_key = std::collections::HashMap::new();
+    for k in stored["extern_keys"].as_array().unwrap() {
+        by_key.entry(k["name"].as_str().unwrap().to_owned()).and_modify(|n| *n += 1).or_insert(1);
+    }
+    let accepted: Vec<_> = names.iter().filter(|(_, ok)| *ok).collect();
+    assert_eq!(by_key.len(), accepted.len(), "{stored}");
+    for (name, _) in accepted {
+        assert_eq!(by_key.get(name.trim()), Some(&2), "stored alike by both: {name:?}");
+    }
+
+    // Amounts and subjects of a simulated transfer, as add-incoming-subject takes them.
+    let currency = app.get("taler-wire-gateway/config").await.json()["currency"].as_str().unwrap().to_owned();
+    let transfers: Vec<(String, String, bool)> = vec![
+        (format!("{currency}:1"), "no key here".into(), true),
+        (format!("{currency}:0.5"), "x".repeat(1024), true),
+        (format!("{currency}:0"), "zero".into(), false),
+        ("XYZ:1".into(), "other currency".into(), false),
+        (format!("{currency}:1"), "x".repeat(1025), false),
+    ];
+    for (amount, subject, accepted) in &transfers {
+        let api = app
+            .post_private(
+                "taler-wire-gateway/admin/add-incoming-subject",
+                &json!({"amount": amount, "subject": subject, "debit_account": PAYTO}),
+            )
+            .await;
+        let form = c
+            .post_form(
+                "/console/transfers/simulate",
+                &[("amount", amount), ("subject", subject), ("csrf", &csrf)],
+            )
+            .await;
+        assert_eq!(api.status == 200, *accepted, "API, {amount}: {}", String::from_utf8_lossy(&api.body));
+        assert_eq!(form.status, 200, "{amount}");
+        let refused = form.text.contains("refused: ");
+        assert_eq!(!refused, *accepted, "console, {amount} {}: {}", subject.len(), form.text);
+        if !accepted {
+            let parameter = api.json()["parameter"].as_str().unwrap().to_owned();
+            assert!(form.text.contains("refused: field"), "{}", form.text);
+            assert!(form.text.contains(&parameter), "{parameter}: {}", form.text);
+        }
+    }
+}
+
 /// The page's text as a reader copies it: HTML entities undone.
 fn unescape_html(text: &str) -> String {
     text.replace("&lt;", "<")

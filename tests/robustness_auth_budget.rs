@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::TestServer;
-use taler_lite::http::auth_failures::{GLOBAL_PER_S, PER_ADDRESS_PER_S};
+use taler_lite::auth_failures::{GLOBAL_PER_S, PER_ADDRESS_PER_S};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 

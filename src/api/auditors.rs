@@ -1,41 +1,19 @@
 //! Exchange auditor management: `POST /management/auditors`, its `/disable`,
 //! and `GET /auditors`.
 //!
-//! The exchange's offline master key signs every change together with a time
-//! (`validity_start` / `validity_end`); the server keeps, per auditor, the time
-//! of the last accepted change and refuses anything strictly older (409), so a
-//! replayed old enable cannot undo a newer disable. Rows are never deleted for
-//! the same reason. The checks run in the order of the C exchange: body,
-//! fields, signature, then the replay check and the change in one transaction.
+//! The rules (signatures by the master key, the replay check) are
+//! [`crate::domain::exchange::auditors`]'s; the handlers read JSON and answer it.
 
 use serde::{Deserialize, Serialize};
 use warp::http::{Method, StatusCode};
 use warp::reply::Response;
 
 use crate::app::AppState;
-use crate::crypto::{EddsaPublicKey, EddsaSignature, MasterAddAuditorPS, MasterDelAuditorPS, SignedStruct};
+use crate::crypto::EddsaPublicKey;
+use crate::domain::exchange::auditors::{self, AuditorSetupMessage, AuditorTeardownMessage};
 use crate::error::{ApiError, json_response};
-use crate::http::{MAX_NAME_CHARS, MAX_URL_CHARS, PathParams, Request, Route, check_free_text, no_content};
-use crate::store::Durability;
-use crate::store::auditors::{self, AuditorChange, Disabled, MoreRecentPresent, NEVER_S};
-use crate::timestamp::Timestamp;
-
-/// Body of `POST /management/auditors`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct AuditorSetupMessage {
-    pub auditor_url: String,
-    pub auditor_name: String,
-    pub auditor_pub: EddsaPublicKey,
-    pub master_sig: EddsaSignature,
-    pub validity_start: Timestamp,
-}
-
-/// Body of `POST /management/auditors/$AUDITOR_PUB/disable`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct AuditorTeardownMessage {
-    pub master_sig: EddsaSignature,
-    pub validity_end: Timestamp,
-}
+use crate::http::{PathParams, Request, Route, no_content};
+use crate::store::auditors as store_auditors;
 
 /// One entry of `GET /auditors`, shaped as the `auditors` of an exchange's `/keys`.
 #[derive(Debug, Serialize, Deserialize)]
@@ -60,61 +38,10 @@ pub fn routes() -> Vec<Route> {
     ]
 }
 
-fn more_recent(MoreRecentPresent(stored_s): MoreRecentPresent) -> ApiError {
-    ApiError::AuditorMoreRecentPresent {
-        stored_s: if stored_s == NEVER_S { "never".into() } else { stored_s.to_string() },
-    }
-}
-
-/// An auditor's base URL must be an http(s) URL (as `TALER_is_web_url`).
-fn check_auditor_url(url: &str) -> Result<(), ApiError> {
-    check_free_text("auditor_url", url, MAX_URL_CHARS)?;
-    let lower = url.to_ascii_lowercase();
-    let rest = lower.strip_prefix("https://").or_else(|| lower.strip_prefix("http://"));
-    match rest {
-        Some(host)
-            if !host.is_empty()
-                && !host.starts_with('/')
-                && !url.chars().any(|c| c.is_whitespace() || c.is_control()) =>
-        {
-            Ok(())
-        }
-        _ => Err(ApiError::field("auditor_url", format!("'{url}' is not an http:// or https:// URL"))),
-    }
-}
-
-/// The checks of an enable before its transaction, in the C exchange's order: fields, then
-/// the signature. The `[[auditor]]` fixtures run them on what they sign.
-pub fn check_setup(master_pub: &EddsaPublicKey, msg: &AuditorSetupMessage) -> Result<(), ApiError> {
-    check_auditor_url(&msg.auditor_url)?;
-    check_free_text("auditor_name", &msg.auditor_name, MAX_NAME_CHARS)?;
-    let signed = MasterAddAuditorPS::new(msg.validity_start, msg.auditor_pub, &msg.auditor_url);
-    if !signed.verify(master_pub, &msg.master_sig) {
-        return Err(ApiError::AuditorAddSignatureInvalid);
-    }
-    Ok(())
-}
-
-/// A Timestamp as stored: seconds, with "never" as the largest value.
-pub fn stored_secs(t: Timestamp) -> i64 {
-    t.secs().map(|s| i64::try_from(s).unwrap_or(NEVER_S)).unwrap_or(NEVER_S)
-}
-
 /// `POST /management/auditors`: enables an auditor, signed by the master key.
 async fn enable_auditor(state: AppState, _: PathParams, mut req: Request) -> Result<Response, ApiError> {
     let msg: AuditorSetupMessage = req.json(state.settings.max_json).await?;
-    check_setup(&state.master_pub, &msg)?;
-    state
-        .store
-        .write(Durability::Durable, move |tx| -> Result<(), ApiError> {
-            let change = AuditorChange {
-                auditor_pub: &msg.auditor_pub,
-                at_s: stored_secs(msg.validity_start),
-                master_sig: &msg.master_sig,
-            };
-            auditors::enable(tx, &change, &msg.auditor_url, &msg.auditor_name)?.map_err(more_recent)
-        })
-        .await?;
+    auditors::enable(&state.store, &state.master_pub, msg).await?;
     Ok(no_content())
 }
 
@@ -128,31 +55,13 @@ async fn disable_auditor(
     let auditor_pub: EddsaPublicKey =
         params.get("auditor_pub").parse().map_err(|e| ApiError::parameter("AUDITOR_PUB", e))?;
     let msg: AuditorTeardownMessage = req.json(state.settings.max_json).await?;
-    let signed = MasterDelAuditorPS { end_date: msg.validity_end, auditor_pub };
-    if !signed.verify(&state.master_pub, &msg.master_sig) {
-        return Err(ApiError::AuditorDelSignatureInvalid);
-    }
-    state
-        .store
-        .write(Durability::Durable, move |tx| {
-            let change = AuditorChange {
-                auditor_pub: &auditor_pub,
-                at_s: stored_secs(msg.validity_end),
-                master_sig: &msg.master_sig,
-            };
-            match auditors::disable(tx, &change)? {
-                Disabled::Done => Ok(()),
-                Disabled::Unknown => Err(ApiError::AuditorNotFound(auditor_pub.to_string())),
-                Disabled::MoreRecentPresent(m) => Err(more_recent(m)),
-            }
-        })
-        .await?;
+    auditors::disable(&state.store, &state.master_pub, auditor_pub, msg).await?;
     Ok(no_content())
 }
 
 /// `GET /auditors`: the enabled auditors, as in an exchange's `/keys`.
 async fn list_auditors(state: AppState, _: PathParams, _: Request) -> Result<Response, ApiError> {
-    let auditors = state.store.read(auditors::active).await?;
+    let auditors = state.store.read(store_auditors::active).await?;
     let auditors = auditors
         .into_iter()
         .map(|a| ExchangeAuditorEntry {
@@ -163,19 +72,4 @@ async fn list_auditors(state: AppState, _: PathParams, _: Request) -> Result<Res
         })
         .collect();
     Ok(json_response(StatusCode::OK, &AuditorsResponse { auditors }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn auditor_urls() {
-        for ok in ["https://auditor.example.com/", "http://localhost:8083/", "HTTPS://A.example/"] {
-            assert!(check_auditor_url(ok).is_ok(), "{ok}");
-        }
-        for bad in ["ftp://a/", "auditor.example.com", "https://", "https:///x", "https://a b/", ""] {
-            assert!(check_auditor_url(bad).is_err(), "{bad}");
-        }
-    }
 }

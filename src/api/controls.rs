@@ -13,9 +13,9 @@ use crate::app::AppState;
 use crate::clock::{Backwards, ClockState};
 use crate::config::PositiveDuration;
 use crate::error::{ApiError, json_response};
-use crate::http::faults::FaultRule;
-use crate::http::journal::{Entry, Filter, Journal};
+use crate::faults::FaultRule;
 use crate::http::{JOURNAL_ROUTE, PathParams, Request, Route, no_content};
+use crate::journal::{Entry, Filter, Journal};
 use crate::store::snapshots::{self, SnapshotInfo};
 use crate::timestamp::{Timestamp, format_rfc3339, parse_rfc3339_us};
 

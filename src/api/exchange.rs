@@ -14,7 +14,7 @@ use crate::http::{PathParams, Request, Route};
 pub const EXCHANGE_PROTOCOL_VERSION: &str = "30:0:0";
 
 /// Names this implementation to clients (`implementation` of `/config`).
-pub const IMPLEMENTATION: &str = "urn:net:taler:specs:taler-lite";
+use crate::domain::IMPLEMENTATION;
 
 #[derive(Serialize)]
 struct ExchangeConfig<'a> {

@@ -20,33 +20,34 @@
 //! the upload bodies: the job streams each into the database a chunk at a time (a large
 //! file never sits in memory) and checks it against the hash taken by [`prepare`].
 
-use std::fs::File;
-use std::io::{self, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use serde_path_to_error::Segment;
-use sha2::{Digest, Sha512};
 use warp::http::Method;
 use warp::reply::Response;
 
-use super::auditors::{AuditorSetupMessage, check_setup, stored_secs};
-use super::kyc_bulk::{preload_extern_keys, third_party_name};
-use super::prepared_transfer::{Alg, RegistrationRequest, prepare_registration, store_registration};
-use super::wire_gateway::{AddIncomingSubject, PreparedIncoming, prepare_incoming, record_incoming};
 use crate::amount::Amount;
 use crate::app::AppState;
 use crate::config::{self, ConfigError, Settings};
-use crate::crypto::{
-    EddsaPrivateKey, EddsaPublicKey, HashCode, MasterAddAuditorPS, ShortHashCode, SignedStruct,
+use crate::crypto::{EddsaPrivateKey, EddsaPublicKey, MasterAddAuditorPS, SignedStruct};
+use crate::domain::bank::TransferType;
+use crate::domain::bank::registrations::{self as bank_registrations, Alg, RegistrationRequest};
+use crate::domain::bank::transfers::{
+    AddIncomingSubject, PreparedIncoming, prepare_incoming, record_incoming,
 };
+use crate::domain::exchange::auditors::{
+    self as exchange_auditors, AuditorSetupMessage, check_setup, stored_secs,
+};
+use crate::domain::exchange::kyc_uploads::{self, FileHeld, FileRefused, FileUpload};
+use crate::domain::exchange::third_parties;
 use crate::error::ApiError;
 use crate::http::{PathParams, Request, Route, no_content};
-use crate::kyc_content::{self, DeclaredType};
 use crate::payto::Payto;
-use crate::store::auditors::{self, AuditorChange};
-use crate::store::kyc::{self, CHUNK_SIZE, ContentId, Recorded, UploadRecord};
-use crate::store::registrations::{self, Held, NewRegistration, TransferType};
+use crate::regular_file::open_regular;
+use crate::store::auditors;
+use crate::store::registrations::{self, Held, NewRegistration};
 use crate::store::transfers::Incoming;
 use crate::store::{Durability, Store, StoreError, WriteTx, extern_keys, fixtures as stored};
 use crate::timestamp::Timestamp;
@@ -166,30 +167,6 @@ fn refused(entry: Entry, reason: impl std::fmt::Display) -> ConfigError {
     config::bad("fixtures", format!("{entry}: {reason}"))
 }
 
-/// Opens a file that must be a regular one. A FIFO, device, socket or folder is refused,
-/// and the open itself cannot block (`O_NONBLOCK`: opening a FIFO nobody writes would
-/// hang start-up, deaf to signals and stdin, for ever).
-fn open_regular(path: &Path) -> io::Result<File> {
-    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
-    let file = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path)?;
-    let kind = file.metadata()?.file_type();
-    if kind.is_file() {
-        return Ok(file);
-    }
-    let what = if kind.is_fifo() {
-        "a FIFO"
-    } else if kind.is_dir() {
-        "a folder"
-    } else if kind.is_socket() {
-        "a socket"
-    } else if kind.is_block_device() || kind.is_char_device() {
-        "a device"
-    } else {
-        "not a regular file"
-    };
-    Err(io::Error::new(io::ErrorKind::InvalidInput, format!("is {what}, not a regular file")))
-}
-
 /// Reads and parses a fixture file; a bad one is one line naming the entry and the line.
 pub fn load(path: &Path) -> Result<Fixtures, ConfigError> {
     let text = open_regular(path)
@@ -232,17 +209,6 @@ fn parse(text: &str, path: &Path) -> Result<Fixtures, ConfigError> {
     })
 }
 
-/// An upload checked as the API checks one, waiting for the job to store its file.
-struct PreparedUpload {
-    extern_pub: EddsaPublicKey,
-    payto: String,
-    h_customer: ShortHashCode,
-    h_body: HashCode,
-    content_type: String,
-    size: u64,
-    path: PathBuf,
-}
-
 /// A fixture file checked, signed and derived: what the write job applies.
 pub struct Prepared {
     now_us: i64,
@@ -251,7 +217,7 @@ pub struct Prepared {
     externs: Vec<(Entry, EddsaPublicKey, String)>,
     /// Each auditor's enable, and whether its `validity_start` was given (else it was now).
     auditors: Vec<(Entry, AuditorSetupMessage, bool)>,
-    uploads: Vec<(Entry, PreparedUpload)>,
+    uploads: Vec<(Entry, FileUpload)>,
     registrations: Vec<(Entry, NewRegistration)>,
     incoming: Vec<(Entry, PreparedIncoming)>,
 }
@@ -268,7 +234,7 @@ pub fn prepare(
     let mut externs = Vec::new();
     for (i, e) in fixtures.externs.iter().enumerate() {
         let at = entry("extern", i);
-        externs.push((at, e.key, third_party_name(&e.name).map_err(|err| refused(at, err))?));
+        externs.push((at, e.key, third_parties::name(&e.name).map_err(|err| refused(at, err))?));
     }
     let mut auditors = Vec::new();
     let mut master_key = None;
@@ -296,7 +262,9 @@ pub fn prepare(
     let mut uploads = Vec::new();
     for (i, u) in fixtures.upload.iter().enumerate() {
         let at = entry("upload", i);
-        uploads.push((at, prepare_upload(settings, &fixtures.base, u).map_err(|e| refused(at, e))?));
+        let path = fixtures.base.join(&u.file);
+        let upload = FileUpload::prepare(settings, u.extern_pub, &u.payto, path, u.content_type.as_deref());
+        uploads.push((at, upload.map_err(|e| refused(at, e))?));
     }
     let mut registrations = Vec::new();
     for (i, r) in fixtures.registration.iter().enumerate() {
@@ -324,7 +292,7 @@ pub fn prepare(
             authorization_sig: key.sign(account_pub.as_bytes()),
         };
         registrations
-            .push((at, prepare_registration(settings, &request, now_us).map_err(|e| refused(at, e))?));
+            .push((at, bank_registrations::prepare(settings, &request, now_us).map_err(|e| refused(at, e))?));
     }
     let mut incoming = Vec::new();
     for (i, t) in fixtures.incoming.iter().enumerate() {
@@ -381,56 +349,6 @@ fn rfc3339_secs(value: &toml::Value) -> Result<Timestamp, String> {
         .map_err(|_| format!("'{text}' is before 1970"))
 }
 
-/// Steps 3, 4, 10 and 11 of an upload (`kyc-bulk.md`) on a file: its size, its
-/// Content-Type (given, or from its name as `client kyc-bulk` sends it), its first bytes
-/// and, for a ZIP, its directory; and its hash.
-fn prepare_upload(settings: &Settings, base: &Path, u: &UploadFixture) -> Result<PreparedUpload, String> {
-    let path = base.join(&u.file);
-    let shown = path.display();
-    let given = match &u.content_type {
-        Some(ct) => ct.clone(),
-        None => kyc_content::content_type_for_name(&path)
-            .ok_or_else(|| format!("cannot tell the type of {shown} from its name: give content_type"))?,
-    };
-    let (declared, content_type) =
-        kyc_content::parse_content_type(&given).map_err(|e| format!("content_type: {e}"))?;
-    let mut file = open_regular(&path).map_err(|e| format!("{shown}: {e}"))?;
-    let size = file.metadata().map_err(|e| format!("{shown}: {e}"))?.len();
-    if size == 0 {
-        return Err(format!("{shown} is empty, and an upload cannot be"));
-    }
-    if size > settings.max_upload {
-        return Err(format!("{shown} has {size} bytes, more than max_upload ({})", settings.max_upload));
-    }
-    let mut hasher = Sha512::new();
-    let mut first = Vec::with_capacity(kyc_content::SNIFF_LEN);
-    let mut buf = vec![0u8; CHUNK_SIZE];
-    loop {
-        let n = file.read(&mut buf).map_err(|e| format!("{shown}: {e}"))?;
-        if n == 0 {
-            break;
-        }
-        let take = (kyc_content::SNIFF_LEN - first.len()).min(n);
-        first.extend_from_slice(&buf[..take]);
-        hasher.update(&buf[..n]);
-    }
-    kyc_content::check_magic(declared, &first).map_err(|e| format!("{shown}: {e}"))?;
-    if declared == DeclaredType::Zip {
-        let archive = open_regular(&path).map_err(|e| format!("{shown}: {e}"))?;
-        kyc_content::check_zip(archive).map_err(|e| format!("{shown}: {e}"))?;
-    }
-    let digest: [u8; 64] = hasher.finalize().into();
-    Ok(PreparedUpload {
-        extern_pub: u.extern_pub,
-        payto: u.payto.full().to_owned(),
-        h_customer: u.payto.normalized_hash(),
-        h_body: HashCode::from_bytes(digest),
-        content_type,
-        size,
-        path,
-    })
-}
-
 /// What applying did.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Applied {
@@ -471,7 +389,7 @@ pub async fn apply(store: &Store, prepared: Prepared, reset: bool) -> Result<App
 fn apply_in(tx: &WriteTx<'_>, p: &Prepared, reset: bool) -> Result<Applied, ApplyError> {
     if reset {
         stored::empty_tables(tx)?;
-        preload_extern_keys(tx, &p.configured_externs, p.now_us)?;
+        third_parties::preload(tx, &p.configured_externs, p.now_us)?;
     }
     let mut done = Applied::default();
     let mut count = |stored_now: bool| {
@@ -500,22 +418,22 @@ fn apply_in(tx: &WriteTx<'_>, p: &Prepared, reset: bool) -> Result<Applied, Appl
         }
     }
     for (at, msg, start_given) in &p.auditors {
-        let change = AuditorChange {
-            auditor_pub: &msg.auditor_pub,
-            at_s: stored_secs(msg.validity_start),
-            master_sig: &msg.master_sig,
-        };
+        let at_s = stored_secs(msg.validity_start);
         match auditors::get(tx, &msg.auditor_pub)? {
             None => {
-                auditors::enable(tx, &change, &msg.auditor_url, &msg.auditor_name)?
-                    .map_err(|_| contradiction(*at, "a more recent change of this auditor is stored"))?;
+                exchange_auditors::record_enable(tx, msg).map_err(|e| match e {
+                    ApiError::AuditorMoreRecentPresent { .. } => {
+                        contradiction(*at, "a more recent change of this auditor is stored")
+                    }
+                    other => entry_failed(*at, other),
+                })?;
                 count(true);
             }
             Some(row)
                 if row.is_active
                     && row.auditor_url == msg.auditor_url
                     && row.auditor_name == msg.auditor_name
-                    && (!start_given || row.last_change_s == change.at_s) =>
+                    && (!start_given || row.last_change_s == at_s) =>
             {
                 count(false)
             }
@@ -532,44 +450,16 @@ fn apply_in(tx: &WriteTx<'_>, p: &Prepared, reset: bool) -> Result<Applied, Appl
         }
     }
     for (at, u) in &p.uploads {
-        if let Some((by, payto, content_type)) = kyc::upload_of(tx, &u.h_customer, &u.h_body)? {
-            if by != u.extern_pub || payto != u.payto || content_type != u.content_type {
-                return Err(contradiction(
-                    *at,
-                    format!("this customer has this body already, from {by} as {content_type} for {payto}"),
-                ));
+        match kyc_uploads::held(tx, u)? {
+            FileHeld::Same => count(false),
+            FileHeld::Different(how) => {
+                return Err(contradiction(*at, format!("this customer has this body already, {how}")));
             }
-            count(false);
-            continue;
-        }
-        if !extern_keys::is_active(tx, &u.extern_pub)? {
-            return Err(contradiction(
-                *at,
-                format!("extern_pub {} is not an active third party", u.extern_pub),
-            ));
-        }
-        let staged = match kyc::find(tx, &u.h_body)? {
-            Some(_) => None,
-            None => Some(kyc::staged_in(stage_file(tx, *at, u, p.now_us)?)),
-        };
-        let record = UploadRecord {
-            extern_pub: u.extern_pub,
-            payto: u.payto.clone(),
-            h_customer: u.h_customer,
-            h_body: u.h_body,
-            content_type: u.content_type.clone(),
-            size: u.size,
-            uploaded_us: p.now_us,
-        };
-        match kyc::record_upload(tx, staged, &record)? {
-            Recorded::Stored { .. } => count(true),
-            Recorded::AlreadyKnown => count(false),
-            Recorded::ExternUnknown => {
-                return Err(contradiction(
-                    *at,
-                    format!("extern_pub {} is not an active third party", u.extern_pub),
-                ));
-            }
+            FileHeld::No => match kyc_uploads::store_file(tx, u, p.now_us) {
+                Ok(stored_now) => count(stored_now),
+                Err(FileRefused::Refused(reason)) => return Err(contradiction(*at, reason)),
+                Err(FileRefused::Store(e)) => return Err(e.into()),
+            },
         }
     }
     for (at, new) in &p.registrations {
@@ -585,7 +475,7 @@ fn apply_in(tx: &WriteTx<'_>, p: &Prepared, reset: bool) -> Result<Applied, Appl
                 ));
             }
             Held::No => {
-                store_registration(tx, new).map_err(|e| entry_failed(*at, e))?;
+                bank_registrations::store(tx, new).map_err(|e| entry_failed(*at, e))?;
                 count(true);
             }
         }
@@ -611,50 +501,6 @@ fn alike(a: &Incoming, b: &Incoming) -> bool {
         && a.subject == b.subject
         && a.debit_account == b.debit_account
         && a.credit_account == b.credit_account
-}
-
-/// Streams an upload's file into a staged body inside the job, in the chunks an upload
-/// writes, checking that it is still the file [`prepare`] hashed.
-fn stage_file(tx: &WriteTx<'_>, at: Entry, u: &PreparedUpload, now_us: i64) -> Result<ContentId, ApplyError> {
-    let shown = u.path.display();
-    let io_error = |e: io::Error| contradiction(at, format!("{shown}: {e}"));
-    let content = kyc::begin_in(tx, now_us)?;
-    let mut file = open_regular(&u.path).map_err(io_error)?;
-    let mut hasher = Sha512::new();
-    let mut buf = vec![0u8; CHUNK_SIZE];
-    let (mut seq, mut total) = (0i64, 0u64);
-    loop {
-        let n = fill(&mut file, &mut buf).map_err(io_error)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        kyc::append_in(tx, content, seq, &buf[..n])?;
-        seq += 1;
-        total += n as u64;
-        if n < CHUNK_SIZE {
-            break;
-        }
-    }
-    let digest: [u8; 64] = hasher.finalize().into();
-    if total != u.size || HashCode::from_bytes(digest) != u.h_body {
-        return Err(contradiction(at, format!("{shown} changed while it was being loaded")));
-    }
-    Ok(content)
-}
-
-/// Reads until `buf` is full or the file ends: every stored chunk but the last is whole.
-fn fill(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match file.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
 }
 
 #[cfg(test)]

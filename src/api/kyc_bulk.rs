@@ -11,28 +11,24 @@
 //! short durable commit that stores the body once per hash and records who sent
 //! it about whom.
 
-use std::io;
 use std::pin::Pin;
-use std::sync::Mutex;
-use std::task::{Context, Poll};
 
-use bytes::{Bytes, BytesMut};
-use futures_util::Stream;
+use bytes::BytesMut;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha512};
 use warp::http::{HeaderValue, Method, StatusCode, header};
 use warp::reply::Response;
 
 use crate::app::AppState;
-use crate::clock::Clock;
-use crate::config::Settings;
 use crate::crypto::{EddsaPublicKey, EddsaSignature, ExternKycDataBulkBindingPS, HashCode, SignedStruct};
+use crate::domain::exchange::third_parties;
 use crate::error::{ApiError, json_response};
-use crate::http::{MAX_NAME_CHARS, PageQuery, PathParams, Request, Route, check_free_text, no_content};
+use crate::http::stream::stream_body;
+use crate::http::{PageQuery, PathParams, Request, Route, no_content};
 use crate::kyc_content::{self, DeclaredType};
 use crate::payto::Payto;
 use crate::store::kyc::{self, CHUNK_SIZE, Recorded, Staging, StoredBody, UploadEntry, UploadRecord};
-use crate::store::{Durability, Store, StoreError, WriteTx, extern_keys};
+use crate::store::{Durability, Store, StoreError, extern_keys};
 
 /// This API's rows of the route table.
 pub fn routes() -> Vec<Route> {
@@ -44,45 +40,6 @@ pub fn routes() -> Vec<Route> {
         Route::operator(Method::GET, "/private/kyc-bulk", list_uploads),
         Route::operator(Method::GET, "/private/kyc-bulk/{h_body}", download),
     ]
-}
-
-/// Start-up work: drop staged uploads a crash left behind, load the
-/// configured third parties.
-pub async fn on_start(store: &Store, settings: &Settings, clock: &Clock) -> Result<(), StoreError> {
-    let removed = kyc::discard_all_staged(store).await?;
-    if removed > 0 {
-        log::info!("removed {removed} staged upload(s) left by an earlier run");
-    }
-    let keys = settings.extern_keys.clone();
-    let now_us = clock.now_us();
-    if !keys.is_empty() {
-        store.write(Durability::Durable, move |tx| preload_extern_keys(tx, &keys, now_us)).await?;
-    }
-    Ok(())
-}
-
-/// Adds (or re-enables and renames) the configured third parties: at start, and after
-/// `POST /private/reset` has emptied the tables.
-pub fn preload_extern_keys(
-    tx: &WriteTx<'_>,
-    keys: &[(EddsaPublicKey, String)],
-    now_us: i64,
-) -> Result<(), StoreError> {
-    for (key, name) in keys {
-        extern_keys::upsert(tx, key, name, now_us)?;
-    }
-    Ok(())
-}
-
-/// A third party's name as `POST /private/extern-keys` (and the `[[extern]]` fixtures)
-/// store it: trimmed, not empty, printable.
-pub fn third_party_name(name: &str) -> Result<String, ApiError> {
-    let name = name.trim();
-    if name.is_empty() {
-        return Err(ApiError::field("name", "must not be empty"));
-    }
-    check_free_text("name", name, MAX_NAME_CHARS)?;
-    Ok(name.to_owned())
 }
 
 fn parse_key(name: &str, text: &str) -> Result<EddsaPublicKey, ApiError> {
@@ -212,7 +169,7 @@ struct Received {
 async fn upload(state: AppState, params: PathParams, mut req: Request) -> Result<Response, ApiError> {
     // 1-2. The third party.
     let extern_pub = parse_key("EXTERN_PUB", params.get("extern_pub"))?;
-    if !state.store.read(move |db| extern_keys::is_active(db, &extern_pub)).await? {
+    if !third_parties::is_active(&state.store, extern_pub).await? {
         return Err(ApiError::ExternUnknown(extern_pub.to_string()));
     }
     // 3-7.
@@ -398,28 +355,22 @@ struct ExternKeyList {
 
 /// `GET /private/extern-keys`: the third parties.
 async fn list_extern_keys(state: AppState, _: PathParams, _: Request) -> Result<Response, ApiError> {
-    let keys = state.store.read(extern_keys::list).await?;
+    let keys = third_parties::list(&state.store).await?;
     Ok(json_response(StatusCode::OK, &ExternKeyList { extern_keys: keys }))
 }
 
 /// `POST /private/extern-keys`: adds (or re-enables and renames) a third party.
 async fn add_extern_key(state: AppState, _: PathParams, mut req: Request) -> Result<Response, ApiError> {
     let new: NewExternKey = req.json(state.settings.max_json).await?;
-    let name = third_party_name(&new.name)?;
-    let now_us = state.clock.now_us();
-    state
-        .store
-        .write(Durability::Durable, move |tx| extern_keys::upsert(tx, &new.extern_pub, &name, now_us))
-        .await?;
+    third_parties::add(&state.store, new.extern_pub, &new.name, state.clock.now_us()).await?;
     Ok(no_content())
 }
 
 /// `POST /private/extern-keys/$EXTERN_PUB/disable`: a third party may no longer upload.
 async fn disable_extern_key(state: AppState, params: PathParams, _: Request) -> Result<Response, ApiError> {
     let extern_pub = parse_key("EXTERN_PUB", params.get("extern_pub"))?;
-    let known =
-        state.store.write(Durability::Durable, move |tx| extern_keys::disable(tx, &extern_pub)).await?;
-    if known { Ok(no_content()) } else { Err(ApiError::ExternUnknown(extern_pub.to_string())) }
+    third_parties::disable(&state.store, extern_pub).await?;
+    Ok(no_content())
 }
 
 #[derive(Serialize)]
@@ -473,12 +424,8 @@ async fn download(state: AppState, params: PathParams, req: Request) -> Result<R
         *r.status_mut() = StatusCode::NOT_MODIFIED;
         r
     } else {
-        let mut r = warp::reply::Reply::into_response(warp::reply::stream(ChunkStream::body(
-            &state.store,
-            blob.body,
-        )));
+        let mut r = stream_body(&state.store, blob.body);
         let headers = r.headers_mut();
-        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(blob.body.size));
         if let Ok(v) = HeaderValue::from_str(&blob.content_type) {
             headers.insert(header::CONTENT_TYPE, v);
         }
@@ -488,69 +435,6 @@ async fn download(state: AppState, params: PathParams, req: Request) -> Result<R
         response.headers_mut().insert(header::ETAG, v);
     }
     Ok(response)
-}
-
-/// A stored body streamed as a response body, one chunk read at a time.
-pub fn stream_body(store: &Store, body: StoredBody) -> Response {
-    let mut r = warp::reply::Reply::into_response(warp::reply::stream(ChunkStream::body(store, body)));
-    r.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from(body.size));
-    r
-}
-
-type ChunkRead = Pin<Box<dyn Future<Output = Result<Bytes, StoreError>> + Send>>;
-
-/// A stored body as a stream of its chunks, each read on demand with a pooled
-/// connection taken for that read only: a client that stops reading holds no
-/// connection and no thread while hyper waits for it (and the connection's
-/// write idle limit cuts it off).
-struct ChunkStream {
-    store: Store,
-    body: StoredBody,
-    next: i64,
-    reading: Option<ChunkRead>,
-}
-
-impl ChunkStream {
-    /// The stream of `body`, ready for warp.
-    fn body(store: &Store, body: StoredBody) -> SyncStream {
-        SyncStream(Mutex::new(ChunkStream { store: store.clone(), body, next: 0, reading: None }))
-    }
-}
-
-impl Stream for ChunkStream {
-    type Item = Result<Bytes, io::Error>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let chunks = i64::try_from(self.body.size.div_ceil(CHUNK_SIZE as u64)).unwrap_or(i64::MAX);
-        if self.reading.is_none() {
-            if self.next >= chunks {
-                return Poll::Ready(None);
-            }
-            let (store, content, seq) = (self.store.clone(), self.body.content_id, self.next);
-            self.reading =
-                Some(Box::pin(async move { store.read(move |db| kyc::read_chunk(db, content, seq)).await }));
-        }
-        let Some(reading) = self.reading.as_mut() else { return Poll::Ready(None) };
-        let chunk = std::task::ready!(reading.as_mut().poll(cx));
-        self.reading = None;
-        self.next += 1;
-        Poll::Ready(Some(chunk.map_err(|e| io::Error::other(e.to_string()))))
-    }
-}
-
-/// warp's streaming body must be `Sync`; the stream is only ever polled
-/// through `&mut`, so the mutex is never locked (`get_mut`).
-struct SyncStream(Mutex<ChunkStream>);
-
-impl Stream for SyncStream {
-    type Item = Result<Bytes, io::Error>;
-
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        match self.get_mut().0.get_mut() {
-            Ok(inner) => Pin::new(inner).poll_next(cx),
-            Err(_) => Poll::Ready(Some(Err(io::Error::other("the body stream panicked earlier")))),
-        }
-    }
 }
 
 #[cfg(test)]

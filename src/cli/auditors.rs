@@ -5,10 +5,10 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 
 use super::{CliError, escape};
-use crate::api::auditors::{AuditorSetupMessage, AuditorTeardownMessage};
 use crate::clock::Clock;
 use crate::config::{self, FileConfig, GlobalArgs};
 use crate::crypto::{EddsaPrivateKey, EddsaPublicKey, MasterAddAuditorPS, MasterDelAuditorPS, SignedStruct};
+use crate::domain::exchange::auditors::{AuditorSetupMessage, AuditorTeardownMessage};
 use crate::store::auditors;
 use crate::timestamp::Timestamp;
 

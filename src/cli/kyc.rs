@@ -1,6 +1,5 @@
 //! `extern add|list|disable`, `kyc-bulk list|export` and `client kyc-bulk`.
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -9,11 +8,14 @@ use futures_util::StreamExt;
 use sha2::{Digest, Sha512};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use super::progress::Progress;
 use super::upload::{self, Failure};
 use super::{CliError, escape};
 use crate::clock::Clock;
 use crate::config::{self, FileConfig, GlobalArgs};
 use crate::crypto::{EddsaPublicKey, ExternKycDataBulkBindingPS, HashCode, SignedStruct};
+use crate::domain::exchange::third_parties::{self, Added};
+use crate::error::ApiError;
 use crate::payto::Payto;
 use crate::store::kyc::{self, CHUNK_SIZE};
 use crate::store::{Db, Durability, Page, Store, extern_keys};
@@ -95,15 +97,19 @@ pub async fn extern_command(
         ExternCommand::Add { extern_pub, name } => {
             let key: EddsaPublicKey =
                 extern_pub.parse().map_err(|e| CliError::Failed(format!("PUB: {e}")))?;
-            if name.trim().is_empty() {
-                return Err(CliError::Failed("--name must not be empty".into()));
-            }
             let now_us = Clock::default().now_us();
-            let new = store
-                .write(Durability::Durable, move |tx| extern_keys::upsert(tx, &key, name.trim(), now_us))
-                .await?;
-            eprintln!("{} third party {key}", if new { "added" } else { "re-activated" });
-            Ok(())
+            match third_parties::add(&store, key, &name, now_us).await {
+                Ok(added) => {
+                    let what = if added == Added::New { "added" } else { "re-activated" };
+                    eprintln!("{what} third party {key}");
+                    Ok(())
+                }
+                Err(ApiError::FieldMalformed { detail, .. }) => {
+                    Err(CliError::Failed(format!("--name {detail}")))
+                }
+                Err(ApiError::Database { source }) => Err(source.into()),
+                Err(e) => Err(e.into()),
+            }
         }
         ExternCommand::List { json: true } => match store.read(extern_keys::list).await {
             Ok(keys) => {
@@ -370,48 +376,4 @@ async fn reqwest_post_file(
     let status = response.status().as_u16();
     let body = response.bytes().await.map(|b| b.to_vec()).unwrap_or_default();
     Ok(upload::Answer { status, body })
-}
-
-/// Progress of a long operation on stderr, only when stderr is a terminal.
-pub struct Progress {
-    label: &'static str,
-    total: u64,
-    done: u64,
-    shown_percent: Option<u64>,
-    enabled: bool,
-}
-
-impl Progress {
-    /// Shown only on a terminal, and only for more than 8 MiB: a short
-    /// operation needs no progress, and a pipe wants no carriage returns.
-    pub fn new(label: &'static str, total: u64) -> Progress {
-        Progress {
-            label,
-            total,
-            done: 0,
-            shown_percent: None,
-            enabled: std::io::stderr().is_terminal() && total > (8 << 20),
-        }
-    }
-
-    /// Counts `n` more bytes done.
-    pub fn add(&mut self, n: u64) {
-        self.done += n;
-        if !self.enabled {
-            return;
-        }
-        let percent = self.done.saturating_mul(100) / self.total.max(1);
-        if self.shown_percent != Some(percent) {
-            self.shown_percent = Some(percent);
-            eprint!("\r{}: {percent:>3}% ({} of {} MiB)", self.label, self.done >> 20, self.total >> 20);
-        }
-    }
-
-    /// Ends the progress line; later calls do nothing.
-    pub fn finish(&mut self) {
-        if self.enabled && self.shown_percent.is_some() {
-            eprintln!();
-        }
-        self.enabled = false;
-    }
 }

@@ -8,6 +8,7 @@ pub mod auditors;
 pub mod kyc;
 mod logging;
 pub mod ops;
+mod progress;
 pub mod registrations;
 pub mod upload;
 

@@ -5,10 +5,10 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Subcommand};
 
 use super::{CliError, escape};
-use crate::api::prepared_transfer::{RegistrationResponse, TransferSubject};
 use crate::clock::Clock;
 use crate::config::{self, FileConfig, GlobalArgs};
 use crate::crypto::{EddsaPrivateKey, EddsaPublicKey};
+use crate::domain::bank::registrations::{RegistrationResponse, TransferSubject};
 use crate::store::registrations;
 use crate::store::{Db, Page};
 use crate::subject;

@@ -18,7 +18,7 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::time::{Instant, timeout, timeout_at};
 
-use super::kyc::Progress;
+use super::progress::Progress;
 
 /// How long the server has to ask for the body before it is sent anyway: curl's
 /// default, so a server that ignores `Expect` costs the same as with curl.

@@ -13,11 +13,8 @@
 //! only when it is first polled, so a handler that answers before reading never
 //! makes a client with `Expect: 100-continue` send its body.
 
-pub mod auth_failures;
-pub mod faults;
-pub mod journal;
 mod router;
-pub mod session;
+pub mod stream;
 
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -34,6 +31,7 @@ pub use router::{
     Access, CONSOLE_CSP, CONSOLE_LOGIN, JOURNAL_ROUTE, PathParams, Route, Router, hold_failure, see_other,
 };
 
+use crate::auth_failures::Peer;
 use crate::error::ApiError;
 use crate::store::Page;
 use crate::store::page::MAX_PAGE;
@@ -53,7 +51,7 @@ pub struct Request {
     /// The longest pause allowed in the body (`--request-timeout`).
     pub idle: Duration,
     /// Who sent it (the budget of failed authentications is per address).
-    pub peer: auth_failures::Peer,
+    pub peer: Peer,
 }
 
 /// Extracts a [`Request`] whose body may pause at most `idle`; never rejects
@@ -63,8 +61,8 @@ pub fn request(idle: Duration) -> impl Filter<Extract = (Request,), Error = Reje
         .and(warp::header::headers_cloned())
         .and(raw_query())
         .and(warp::body::stream())
-        .and(warp::ext::optional::<auth_failures::Peer>())
-        .map(move |method, headers, query, body, peer: Option<auth_failures::Peer>| Request {
+        .and(warp::ext::optional::<Peer>())
+        .map(move |method, headers, query, body, peer: Option<Peer>| Request {
             method,
             headers,
             query,
@@ -87,27 +85,6 @@ fn boxed_body<B: Buf + Send + 'static>(
 /// The raw query string, empty when there is none (warp's own rejects then).
 fn raw_query() -> impl Filter<Extract = (String,), Error = Infallible> + Clone {
     warp::query::raw().or(warp::any().map(String::new)).unify()
-}
-
-/// Longest name a person types (auditor, third party), in characters.
-pub const MAX_NAME_CHARS: usize = 1024;
-
-/// Longest URL, in characters.
-pub const MAX_URL_CHARS: usize = 2048;
-
-/// Free text that will be stored and shown to operators: at most `max`
-/// characters, none of them a control character (U+0000-U+001F,
-/// U+007F-U+009F), so that a stored value can never drive a terminal.
-pub fn check_free_text(field: &str, text: &str, max: usize) -> Result<(), ApiError> {
-    if let Some(c) = text.chars().find(|c| c.is_control()) {
-        return Err(ApiError::field(field, format!("contains the control character U+{:04X}", c as u32)));
-    }
-    // Counting stops at the first character past the limit: a huge value
-    // costs no more than a legal one.
-    if text.chars().nth(max).is_some() {
-        return Err(ApiError::field(field, format!("is longer than {max} characters")));
-    }
-    Ok(())
 }
 
 /// 204, empty body.

@@ -29,11 +29,11 @@ use warp::Reply;
 use warp::http::{HeaderValue, Method, StatusCode, header};
 use warp::reply::Response;
 
-use super::faults::ResetConnection;
-use super::journal::{Capture, Entry, recorded_headers};
 use super::{MAX_URI, Request};
 use crate::app::AppState;
 use crate::error::ApiError;
+use crate::faults::ResetConnection;
+use crate::journal::{Capture, Entry, recorded_headers};
 use crate::metrics::NO_ROUTE;
 
 /// Routes whose requests the journal leaves out: its own, and the probes.
@@ -485,7 +485,7 @@ impl Router {
 }
 
 /// The answer to wrong credentials, given when the budget of failed authentications has
-/// room for it ([`super::auth_failures`]). A request without `Authorization` guessed
+/// room for it ([`crate::auth_failures`]). A request without `Authorization` guessed
 /// nothing and is answered at once.
 fn failed_authentication(
     state: &AppState,
@@ -498,8 +498,8 @@ fn failed_authentication(
 
 /// Holds a request whose credentials were wrong until the budget of failed
 /// authentications has room for `refusal`; a full queue answers 503 at once.
-pub async fn hold_failure(state: &AppState, peer: super::auth_failures::Peer, refusal: ApiError) -> ApiError {
-    use super::auth_failures::Held;
+pub async fn hold_failure(state: &AppState, peer: crate::auth_failures::Peer, refusal: ApiError) -> ApiError {
+    use crate::auth_failures::Held;
     match state.auth_failures.hold(peer).await {
         Held::Released => refusal,
         Held::Full => ApiError::Busy {

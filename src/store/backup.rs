@@ -189,7 +189,7 @@ pub fn backup(
 }
 
 /// Rows per table.
-type RowCounts = Vec<(&'static str, u64)>;
+type RowCounts = Vec<(String, u64)>;
 
 /// The copy into `tmp`, checked; returns the staged bodies dropped and the
 /// copy's row counts.
@@ -318,13 +318,14 @@ mod tests {
         assert!(calls > 0);
         assert_eq!(report.staged_dropped, 1);
         assert_eq!(report.bytes, std::fs::metadata(&dest).unwrap().len());
-        assert!(report.rows.contains(&("extern_keys", 1)));
-        assert!(report.rows.contains(&("kyc_chunks", 0)));
+        assert!(report.rows.contains(&("extern_keys".into(), 1)));
+        assert!(report.rows.contains(&("kyc_chunks".into(), 0)));
+        assert!(report.rows.contains(&("fixture_transfers".into(), 0)), "every table is reported");
         assert!(!temporary_path(&dest).exists());
         assert_eq!(count(&dest, "extern_keys"), 1);
         assert_eq!(count(&dest, "kyc_contents"), 0);
         // The live file still has its staged body.
-        assert_eq!(store.read_blocking(stats::row_counts).unwrap()[3], ("kyc_chunks", 1));
+        assert_eq!(store.read_blocking(stats::row_counts).unwrap()[3], ("kyc_chunks".into(), 1));
         let mode: String =
             Connection::open(&dest).unwrap().query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
         assert_eq!(mode, "delete");
@@ -382,7 +383,7 @@ mod tests {
         assert_eq!(count(&dest, "extern_keys"), 0);
         assert_eq!(count(&dest, "kyc_chunks"), 12);
         let live = store.read_blocking(stats::row_counts).unwrap();
-        assert_eq!(live[1], ("extern_keys", u64::from(steps)));
+        assert_eq!(live[1], ("extern_keys".into(), u64::from(steps)));
         store.close();
     }
 }

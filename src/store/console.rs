@@ -4,7 +4,6 @@
 
 use rusqlite::params;
 
-use super::registrations::TransferType;
 use super::{Db, StoreError};
 use crate::crypto::{EddsaPublicKey, HashCode};
 use crate::timestamp::Timestamp;
@@ -146,7 +145,7 @@ pub struct Registration {
     pub row_id: i64,
     pub authorization_pub: EddsaPublicKey,
     pub account_pub: EddsaPublicKey,
-    pub transfer_type: TransferType,
+    pub transfer_type: String,
     pub recurrent: bool,
     pub credit_amount: String,
     pub credit_account: String,

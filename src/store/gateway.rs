@@ -9,22 +9,10 @@
 
 use rusqlite::params;
 
-use super::transfers::IncomingTransaction;
+use super::transfers::{IncomingTransaction, next_row_id};
 use super::{Db, Page, StoreError, WriteTx};
 use crate::crypto::{EddsaPublicKey, HashCode, ShortHashCode};
 use crate::timestamp::Timestamp;
-
-/// The id of the next transfer, incoming or outgoing.
-pub fn next_row_id(tx: &WriteTx<'_>) -> Result<i64, StoreError> {
-    Ok(tx
-        .query_optional(
-            "SELECT max(coalesce((SELECT max(row_id) FROM incoming_transfers), 0),
-                        coalesce((SELECT max(row_id) FROM outgoing_transfers), 0)) + 1",
-            [],
-            |r| r.get(0),
-        )?
-        .unwrap_or(1))
-}
 
 /// An outgoing transfer to record.
 #[derive(Debug, Clone)]
@@ -182,22 +170,6 @@ pub fn fixture_outgoing(db: &Db<'_>, request_uid: &HashCode) -> Result<bool, Sto
         .query_optional(
             "SELECT 1 FROM outgoing_transfers WHERE request_uid = ?1 AND fixture = 1",
             [request_uid],
-            |_| Ok(()),
-        )?
-        .is_some())
-}
-
-/// Whether a live reserve registration holds `account_pub` (a reserve key promised to a
-/// registration may not be credited by a plain transfer).
-pub fn reserve_key_registered(
-    db: &Db<'_>,
-    account_pub: &EddsaPublicKey,
-    now_s: i64,
-) -> Result<bool, StoreError> {
-    Ok(db
-        .query_optional(
-            "SELECT 1 FROM registrations WHERE account_pub = ?1 AND type = 'reserve' AND expiration_s > ?2",
-            params![account_pub, now_s],
             |_| Ok(()),
         )?
         .is_some())

@@ -64,7 +64,7 @@ CREATE TABLE fixture_transfers (
 
 /// Version 3: the Wire Gateway's outgoing transfers (`POST transfer`), and the indexes that
 /// read each account's histories. Row ids of incoming and outgoing transfers come from one
-/// sequence ([`gateway::next_row_id`]), so that a `row_id` names one transaction of an
+/// sequence ([`transfers::next_row_id`]), so that a `row_id` names one transaction of an
 /// account's whole history.
 const OUTGOING_TRANSFERS: &str = "
 CREATE TABLE outgoing_transfers (

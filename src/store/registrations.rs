@@ -7,54 +7,11 @@
 //! subjects are cleared before a new registration takes them.
 
 use rusqlite::params;
-use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::{Db, Page, StoreError, WriteTx};
 use crate::crypto::{EddsaPublicKey, EddsaSignature};
 use crate::timestamp::Timestamp;
-
-/// What a registration's money is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TransferType {
-    Reserve,
-    Kyc,
-}
-
-impl TransferType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TransferType::Reserve => "reserve",
-            TransferType::Kyc => "kyc",
-        }
-    }
-
-    /// The wire gateway's name (`RESERVE`, `KYCAUTH`).
-    pub fn wire_name(self) -> &'static str {
-        match self {
-            TransferType::Reserve => "RESERVE",
-            TransferType::Kyc => "KYCAUTH",
-        }
-    }
-}
-
-/// Stored as its name (the schema's CHECK allows only these two).
-impl FromSql for TransferType {
-    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
-        match value.as_str()? {
-            "reserve" => Ok(TransferType::Reserve),
-            "kyc" => Ok(TransferType::Kyc),
-            other => Err(FromSqlError::Other(format!("unknown registration type {other}").into())),
-        }
-    }
-}
-
-impl ToSql for TransferType {
-    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-        Ok(ToSqlOutput::from(self.as_str()))
-    }
-}
 
 /// A derived subject, which one registration at a time may hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,7 +42,8 @@ impl DerivedSubject<'_> {
 pub struct NewRegistration {
     pub authorization_pub: EddsaPublicKey,
     pub account_pub: EddsaPublicKey,
-    pub transfer_type: TransferType,
+    /// The column's name of the type (`reserve`, `kyc`).
+    pub transfer_type: &'static str,
     pub recurrent: bool,
     pub credit_amount: String,
     /// Normalized: what is compared.
@@ -106,10 +64,6 @@ pub enum Registered {
     Stored(String),
     /// A live registration with identical fields: its stored response.
     Identical(String),
-    /// The reserve key is registered by another authorization key.
-    AccountPubRegistered,
-    /// The reserve key was already credited: reserve keys are single-use.
-    ReserveAlreadyCredited,
     /// A derived subject is held by another live registration.
     SubjectTaken { format: &'static str, subject: String },
 }
@@ -118,7 +72,7 @@ pub enum Registered {
 struct Existing {
     registration_id: i64,
     account_pub: EddsaPublicKey,
-    transfer_type: TransferType,
+    transfer_type: String,
     recurrent: bool,
     credit_amount: String,
     credit_account: String,
@@ -219,26 +173,28 @@ fn claim(
     }
 }
 
-/// Registers, in the order of checks of `prepared-transfer.md` step 4.
+/// Whether a live registration of another authorization key holds `account_pub`.
+pub fn account_pub_held_elsewhere(
+    db: &Db<'_>,
+    account_pub: &EddsaPublicKey,
+    authorization_pub: &EddsaPublicKey,
+    now_s: i64,
+) -> Result<bool, StoreError> {
+    Ok(db
+        .query_optional(
+            "SELECT 1 FROM registrations WHERE account_pub = ?1 AND authorization_pub != ?2 AND expiration_s > ?3",
+            params![account_pub, authorization_pub, now_s],
+            |_| Ok(()),
+        )?
+        .is_some())
+}
+
+/// Stores a registration whose other checks passed: its derived subjects claimed (freed
+/// from expired holders), then the row inserted or replaced; an identical live one is left.
 pub fn register(tx: &WriteTx<'_>, reg: &NewRegistration) -> Result<Registered, StoreError> {
     let now_s = reg.now_us.div_euclid(1_000_000);
     let existing = existing(tx, &reg.authorization_pub)?;
     let own_id = existing.as_ref().map(|e| e.registration_id);
-    if reg.transfer_type == TransferType::Reserve {
-        let other_live = tx
-            .query_optional(
-                "SELECT 1 FROM registrations WHERE account_pub = ?1 AND authorization_pub != ?2 AND expiration_s > ?3",
-                params![reg.account_pub, reg.authorization_pub, now_s],
-                |_| Ok(()),
-            )?
-            .is_some();
-        if other_live {
-            return Ok(Registered::AccountPubRegistered);
-        }
-        if super::transfers::is_reserve_credited(tx, &reg.account_pub)? {
-            return Ok(Registered::ReserveAlreadyCredited);
-        }
-    }
     let derived = [
         reg.short_subject.as_deref().map(DerivedSubject::Short),
         reg.qr_reference.as_deref().map(DerivedSubject::QrReference),
@@ -317,7 +273,7 @@ pub struct RegistrationEntry {
     pub authorization_pub: EddsaPublicKey,
     pub account_pub: EddsaPublicKey,
     #[serde(rename = "type")]
-    pub transfer_type: TransferType,
+    pub transfer_type: String,
     pub recurrent: bool,
     pub credit_amount: String,
     pub credit_account: String,
@@ -362,7 +318,8 @@ pub struct LiveRegistration {
     pub registration_id: i64,
     pub authorization_pub: EddsaPublicKey,
     pub account_pub: EddsaPublicKey,
-    pub transfer_type: TransferType,
+    /// The column's name of the type (`reserve`, `kyc`).
+    pub transfer_type: String,
     pub recurrent: bool,
     pub used: bool,
 }
@@ -417,4 +374,20 @@ pub fn mark_used(tx: &WriteTx<'_>, registration_id: i64, now_us: i64) -> Result<
         params![registration_id, now_us],
     )?;
     Ok(())
+}
+
+/// Whether a live reserve registration holds `account_pub` (a reserve key promised to a
+/// registration may not be credited by a plain transfer).
+pub fn reserve_key_registered(
+    db: &Db<'_>,
+    account_pub: &EddsaPublicKey,
+    now_s: i64,
+) -> Result<bool, StoreError> {
+    Ok(db
+        .query_optional(
+            "SELECT 1 FROM registrations WHERE account_pub = ?1 AND type = 'reserve' AND expiration_s > ?2",
+            params![account_pub, now_s],
+            |_| Ok(()),
+        )?
+        .is_some())
 }

@@ -189,7 +189,7 @@ mod tests {
             // The old one's clean-up touches nothing of the new one.
             kyc::discard(&store, staged).await.unwrap();
             let chunks = store.read_blocking(stats::row_counts).unwrap();
-            assert!(chunks.contains(&("kyc_chunks", 1)), "{chunks:?}");
+            assert!(chunks.contains(&("kyc_chunks".to_owned(), 1)), "{chunks:?}");
         });
         let keys = store.read_blocking(extern_keys::list).unwrap();
         assert_eq!(keys.len(), 1);

@@ -6,7 +6,6 @@
 use rusqlite::params;
 use serde::Serialize;
 
-use super::registrations::{self, LiveRegistration, TransferType};
 use super::{Db, Page, StoreError, WriteTx};
 use crate::crypto::EddsaPublicKey;
 use crate::timestamp::Timestamp;
@@ -21,6 +20,19 @@ pub struct Incoming {
     pub subject: Option<String>,
 }
 
+/// The id of the next transfer, incoming or outgoing: one sequence over both directions
+/// ([`super::gateway`] says why).
+pub fn next_row_id(tx: &WriteTx<'_>) -> Result<i64, StoreError> {
+    Ok(tx
+        .query_optional(
+            "SELECT max(coalesce((SELECT max(row_id) FROM incoming_transfers), 0),
+                        coalesce((SELECT max(row_id) FROM outgoing_transfers), 0)) + 1",
+            [],
+            |r| r.get(0),
+        )?
+        .unwrap_or(1))
+}
+
 /// Whether a reserve key was credited already.
 pub fn is_reserve_credited(db: &Db<'_>, account_pub: &EddsaPublicKey) -> Result<bool, StoreError> {
     Ok(db
@@ -32,13 +44,14 @@ pub fn is_reserve_credited(db: &Db<'_>, account_pub: &EddsaPublicKey) -> Result<
         .is_some())
 }
 
-/// Records a credited transfer and marks a one-shot registration used; returns the row id.
+/// Records a credited transfer of type `wire_type` (`RESERVE`, `KYCAUTH`), with the
+/// registration that mapped it (its authorization key and id) if any; returns the row id.
 pub fn credit(
     tx: &WriteTx<'_>,
     t: &Incoming,
-    transfer_type: TransferType,
+    wire_type: &str,
     account_pub: &EddsaPublicKey,
-    registration: Option<&LiveRegistration>,
+    registration: Option<(&EddsaPublicKey, i64)>,
 ) -> Result<i64, StoreError> {
     tx.execute(
         "INSERT INTO incoming_transfers (date_us, amount, debit_account, credit_account, subject, status, type,
@@ -50,18 +63,14 @@ pub fn credit(
             t.debit_account,
             t.credit_account,
             t.subject,
-            transfer_type.wire_name(),
+            wire_type,
             account_pub,
-            registration.map(|r| r.authorization_pub),
-            registration.map(|r| r.registration_id),
-            super::gateway::next_row_id(tx)?
+            registration.map(|r| r.0),
+            registration.map(|r| r.1),
+            next_row_id(tx)?
         ],
     )?;
-    let row_id = tx.last_insert_rowid();
-    if let Some(r) = registration {
-        registrations::mark_used(tx, r.registration_id, t.date_us)?;
-    }
-    Ok(row_id)
+    Ok(tx.last_insert_rowid())
 }
 
 /// Records a bounced transfer with its reason; returns the row id.
@@ -70,7 +79,7 @@ pub fn bounce(tx: &WriteTx<'_>, t: &Incoming, reason: &str) -> Result<i64, Store
         "INSERT INTO incoming_transfers (date_us, amount, debit_account, credit_account, subject, status, bounce_reason,
            row_id)
          VALUES (?1, ?2, ?3, ?4, ?5, 'bounced', ?6, ?7)",
-        params![t.date_us, t.amount, t.debit_account, t.credit_account, t.subject, reason, super::gateway::next_row_id(tx)?],
+        params![t.date_us, t.amount, t.debit_account, t.credit_account, t.subject, reason, next_row_id(tx)?],
     )?;
     Ok(tx.last_insert_rowid())
 }

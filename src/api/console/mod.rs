@@ -5,7 +5,7 @@
 //! Access is the router's: [`Route::console`] rows need a session cookie (the
 //! dispatcher redirects to the login form without one, and adds the security
 //! headers and no CORS); the sessions themselves live in memory
-//! ([`crate::http::session`]), so a restart logs everyone out. Every form that
+//! ([`crate::session`]), so a restart logs everyone out. Every form that
 //! changes state carries the session's CSRF token, checked here before anything
 //! else. The master private key is never used: enabling an auditor stays an
 //! offline step, which the auditors page spells out.
@@ -22,20 +22,22 @@ use warp::http::{HeaderValue, Method, StatusCode, header};
 use warp::reply::Response;
 
 use crate::amount::Amount;
-use crate::api::kyc_bulk::stream_body;
-use crate::api::prepared_transfer::{RegistrationResponse, TransferSubject};
-use crate::api::wire_gateway::{AddIncomingSubject, SubjectOutcome, prepare_incoming, record_incoming};
 use crate::app::AppState;
 use crate::crypto::{EddsaPublicKey, HashCode};
+use crate::domain::bank::accounts;
+use crate::domain::bank::registrations::{RegistrationResponse, TransferSubject};
+use crate::domain::bank::transfers::{self, AddIncomingSubject, SubjectOutcome};
+use crate::domain::exchange::third_parties::{self, Added};
 use crate::error::ApiError;
-use crate::http::session::{COOKIE, LIFETIME};
+use crate::http::stream::{blocking_body, stream_body};
 use crate::http::{PathParams, Request, Route, see_other};
 use crate::kyc_content::{self, ZipEntryInfo};
 use crate::payto::Payto;
 use crate::qr_bill::{CreditorAddress, EpcQrCode, SwissQrBill};
+use crate::session::{COOKIE, LIFETIME};
 use crate::store::console::{self as queries, RegistrationState};
 use crate::store::kyc::{self, ChunkReader};
-use crate::store::{Durability, Page, StoreError, auditors, extern_keys};
+use crate::store::{Page, StoreError, auditors};
 use crate::subject::group_qr_reference;
 use templates::{csrf_field, date, html_response, page, pager};
 
@@ -270,7 +272,7 @@ async fn extern_render(
     status: StatusCode,
     result: Option<String>,
 ) -> Result<Response, ApiError> {
-    let rows = state.store.read(extern_keys::list).await?;
+    let rows = third_parties::list(&state.store).await?;
     let body = html! {
         @if let Some(r) = result { p.result role="status" { (r) } }
         div.table-wrap { table {
@@ -300,28 +302,30 @@ async fn extern_render(
     Ok(html_response(status, page("Third parties", "/console/extern", &csrf, body)))
 }
 
-/// `POST /console/extern`: adds (or re-activates) a third party.
+/// `POST /console/extern`: adds (or re-activates) a third party, under the API's rules.
 async fn extern_add(state: AppState, _: PathParams, mut req: Request) -> Result<Response, ApiError> {
     let Some(form) = checked_form(&state, &mut req).await? else { return Ok(forbidden()) };
-    let name = form.get("name").map(|s| s.trim().to_owned()).unwrap_or_default();
+    let name = form.get("name").map(String::as_str).unwrap_or("");
     let key = form.get("extern_pub").map(|s| s.trim()).unwrap_or("").parse::<EddsaPublicKey>();
-    let (Ok(key), false) = (key, name.is_empty() || name.len() > 200) else {
-        return extern_render(
-            &state,
-            csrf(&state, &req),
-            StatusCode::BAD_REQUEST,
-            Some("A public key (52 base32 characters) and a name (at most 200 bytes) are needed.".into()),
-        )
-        .await;
+    let added = match key {
+        Ok(key) => third_parties::add(&state.store, key, name, state.clock.now_us()).await,
+        Err(e) => Err(ApiError::field("extern_pub", e)),
     };
-    let now_us = state.clock.now_us();
-    let added_name = name.clone();
-    let new = state
-        .store
-        .write(Durability::Durable, move |tx| extern_keys::upsert(tx, &key, &added_name, now_us))
-        .await?;
-    let what = if new { "added" } else { "re-activated" };
-    extern_render(&state, csrf(&state, &req), StatusCode::OK, Some(format!("{name} {what}."))).await
+    let message = match added {
+        Ok(Added::New) => format!("{} added.", name.trim()),
+        Ok(Added::Reactivated) => format!("{} re-activated.", name.trim()),
+        Err(e @ ApiError::Database { .. }) => return Err(e),
+        Err(e) => {
+            return extern_render(&state, csrf(&state, &req), StatusCode::BAD_REQUEST, Some(refusal(&e)))
+                .await;
+        }
+    };
+    extern_render(&state, csrf(&state, &req), StatusCode::OK, Some(message)).await
+}
+
+/// A refused form's message: the rule's own words, naming the field.
+fn refusal(e: &ApiError) -> String {
+    format!("Not added: {e}.")
 }
 
 /// `POST /console/extern/disable`: disables a third party.
@@ -336,8 +340,11 @@ async fn extern_disable(state: AppState, _: PathParams, mut req: Request) -> Res
         )
         .await;
     };
-    let done = state.store.write(Durability::Durable, move |tx| extern_keys::disable(tx, &key)).await?;
-    let message = if done { format!("{key} disabled.") } else { format!("{key} is not known.") };
+    let message = match third_parties::disable(&state.store, key).await {
+        Ok(()) => format!("{key} disabled."),
+        Err(ApiError::ExternUnknown(_)) => format!("{key} is not known."),
+        Err(e) => return Err(e),
+    };
     extern_render(&state, csrf(&state, &req), StatusCode::OK, Some(message)).await
 }
 
@@ -567,59 +574,12 @@ async fn upload_entry(state: AppState, params: PathParams, _: Request) -> Result
         return Err(ApiError::parameter("INDEX", "no such file entry"));
     };
     let ct = served_type(entry.sniffed.unwrap_or(""));
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(4);
     let store = state.store.clone();
-    tokio::task::spawn_blocking(move || {
-        let out = ChannelWriter(tx.clone());
-        let result = ChunkReader::new(&store, blob.body)
-            .map_err(|e| e.to_string())
-            .and_then(|reader| kyc_content::copy_zip_entry(reader, index, out).map_err(|e| e.to_string()));
-        if let Err(e) = result {
-            let _ = tx.blocking_send(Err(std::io::Error::other(e)));
-        }
+    let response = blocking_body(entry.size, move |out| {
+        let reader = ChunkReader::new(&store, blob.body).map_err(|e| e.to_string())?;
+        kyc_content::copy_zip_entry(reader, index, out).map(|_| ()).map_err(|e| e.to_string())
     });
-    let stream =
-        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
-    let stream = SyncStream(std::sync::Mutex::new(Box::pin(stream)));
-    let mut response = warp::reply::Reply::into_response(warp::reply::stream(stream));
-    response.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from(entry.size));
     Ok(sandboxed(response, ct, false))
-}
-
-type EntryStream =
-    std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send>>;
-
-/// warp wants a `Sync` stream; only the response body ever polls it.
-struct SyncStream(std::sync::Mutex<EntryStream>);
-
-impl futures_util::Stream for SyncStream {
-    type Item = Result<bytes::Bytes, std::io::Error>;
-
-    fn poll_next(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Self::Item>> {
-        match self.get_mut().0.get_mut() {
-            Ok(inner) => inner.as_mut().poll_next(cx),
-            Err(_) => std::task::Poll::Ready(Some(Err(std::io::Error::other("the entry stream panicked")))),
-        }
-    }
-}
-
-/// Hands decompressed bytes to the response, a buffer at a time.
-struct ChannelWriter(tokio::sync::mpsc::Sender<Result<bytes::Bytes, std::io::Error>>);
-
-impl std::io::Write for ChannelWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .blocking_send(Ok(bytes::Bytes::copy_from_slice(buf)))
-            .map_err(|_| std::io::Error::other("the client left"))?;
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 fn registration_state(q: &ListQuery) -> (RegistrationState, &'static str) {
@@ -653,7 +613,7 @@ async fn registrations_page(state: AppState, _: PathParams, req: Request) -> Res
             tbody { @for r in &rows { tr {
                 td { a.mono href={ "/console/registrations/" (r.authorization_pub) } { (short(&r.authorization_pub.to_string())) } }
                 td { code { (short(&r.account_pub.to_string())) } }
-                td { (r.transfer_type.as_str()) }
+                td { (r.transfer_type) }
                 td { @if r.recurrent { "yes" } @else { "no" } }
                 td { (r.credit_amount) }
                 td {
@@ -714,7 +674,7 @@ async fn registration_render(
         dl.kv {
             dt { "Authorization key" } dd { code { (r.authorization_pub) } }
             dt { "Account key" } dd { code { (r.account_pub) } }
-            dt { "Type" } dd { (r.transfer_type.as_str()) @if r.recurrent { ", recurrent" } }
+            dt { "Type" } dd { (r.transfer_type) @if r.recurrent { ", recurrent" } }
             dt { "Amount" } dd { (r.credit_amount) }
             dt { "Credit account" } dd { code { (r.credit_account) } }
             dt { "Created" } dd { (date(&r.created)) }
@@ -747,8 +707,7 @@ async fn registration_render(
 /// The configured credit account a registration names (stored normalized, so
 /// without the `receiver-name` the payment codes need).
 fn credit_account(state: &AppState, stored: &str) -> Option<Payto> {
-    let stored = Payto::parse_account(stored).ok()?;
-    state.settings.credit_accounts.iter().find(|a| a.normalized() == stored.normalized()).cloned()
+    accounts::find(&state.settings, &Payto::parse_account(stored).ok()?)
 }
 
 /// The Swiss QR bill payment part for a QR-IBAN, the EPC code for another IBAN.
@@ -832,19 +791,7 @@ async fn simulate(
     let debit_account = Payto::parse(SIMULATED_DEBTOR).map_err(|e| ApiError::Internal(e.to_string()))?;
     let credit_account = credit.and_then(|c| Payto::parse(c).ok());
     let body = AddIncomingSubject { amount, subject, debit_account, credit_account };
-    let transfer = prepare_incoming(&state.settings, body, state.clock.now_us())?;
-    let credit_account = transfer.incoming.credit_account.clone();
-    let outcome = state.store.write(Durability::Durable, move |tx| record_incoming(tx, &transfer)).await?;
-    // A simulated credit reaches the exchange's waiting polls as a real one does.
-    if let SubjectOutcome::Credited { .. } = outcome {
-        crate::domain::bank::gateway::wake(
-            &state.settings,
-            &state.wakeups,
-            &credit_account,
-            crate::domain::bank::gateway::Direction::Incoming,
-        );
-    }
-    Ok(outcome)
+    transfers::add_incoming(&state.store, &state.settings, &state.wakeups, body, state.clock.now_us()).await
 }
 
 /// `POST /console/registrations/$AUTHORIZATION_PUB/simulate`: the customer's transfer, simulated.

@@ -6,13 +6,13 @@
 use serde::{Deserialize, Serialize};
 
 use super::gateway::{self, Direction, GatewayAccount};
+use super::transfers::{self, reserve_refused};
+use super::{TransferType, accounts};
 use crate::amount::Amount;
 use crate::config::Settings;
 use crate::crypto::EddsaPublicKey;
 use crate::error::ApiError;
-use crate::store::gateway::reserve_key_registered;
-use crate::store::registrations::TransferType;
-use crate::store::transfers::{self, Incoming};
+use crate::store::transfers::Incoming;
 use crate::store::{Durability, Store};
 use crate::timestamp::Timestamp;
 use crate::wakeup::Wakeups;
@@ -55,7 +55,7 @@ pub async fn credit(
     debit_account: &str,
     now_us: i64,
 ) -> Result<Added, ApiError> {
-    gateway::check_amount(settings, "amount", amount)?;
+    accounts::check_gateway_amount(settings, "amount", amount)?;
     let debit_account = gateway::full_payto("debit_account", debit_account)?;
     let incoming = Incoming {
         date_us: now_us,
@@ -67,15 +67,8 @@ pub async fn credit(
     let now_s = now_us.div_euclid(1_000_000);
     let row_id = store
         .write(Durability::Durable, move |tx| {
-            if transfer_type == TransferType::Reserve {
-                if transfers::is_reserve_credited(tx, &account_pub)? {
-                    return Err(ApiError::BankDuplicateReservePub("reserve_pub was already credited"));
-                }
-                if reserve_key_registered(tx, &account_pub, now_s)? {
-                    return Err(ApiError::BankDuplicateReservePub(
-                        "reserve_pub is the account_pub of a live reserve registration",
-                    ));
-                }
+            if let Some(why) = reserve_refused(tx, transfer_type, &account_pub, now_s)? {
+                return Err(ApiError::BankDuplicateReservePub(why));
             }
             Ok(transfers::credit(tx, &incoming, transfer_type, &account_pub, None)?)
         })

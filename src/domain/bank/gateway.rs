@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::amount::Amount;
 use crate::config::Settings;
 use crate::error::ApiError;
 use crate::payto::Payto;
@@ -79,21 +78,6 @@ pub fn full_payto(field: &str, text: &str) -> Result<Payto, ApiError> {
             detail: "receiver-name is missing (a full payto URI is needed)".into(),
         }),
     }
-}
-
-/// An amount the gateway moves: in the bank's currency (400, code 30) and positive.
-pub fn check_amount(settings: &Settings, field: &'static str, amount: &Amount) -> Result<(), ApiError> {
-    if amount.currency() != settings.currency {
-        return Err(ApiError::CurrencyMismatch {
-            field,
-            given: amount.currency().to_owned(),
-            expected: settings.currency.clone(),
-        });
-    }
-    if amount.is_zero() {
-        return Err(ApiError::field(field, "must be positive"));
-    }
-    Ok(())
 }
 
 /// Which history.

@@ -71,7 +71,7 @@ pub fn prepare(
     now_us: i64,
     fixture: bool,
 ) -> Result<NewOutgoing, ApiError> {
-    gateway::check_amount(settings, "amount", &request.amount)?;
+    super::accounts::check_gateway_amount(settings, "amount", &request.amount)?;
     check_base_url(&request.exchange_base_url)?;
     let credit_account = gateway::full_payto("credit_account", &request.credit_account)?;
     if let Some(metadata) = &request.metadata {

@@ -2,8 +2,9 @@
 //! which is what a single-binary server wants (nothing secret is written to
 //! disk, and the operator token is all it takes to log in again).
 //!
-//! They sit here, below the API layer, because the dispatcher checks them for
-//! every [`Access::Console`](super::Access::Console) route before the handler runs.
+//! They sit below both the HTTP layer and the application state: the state holds
+//! them, and the dispatcher checks them for every
+//! [`Access::Console`](crate::http::Access::Console) route before the handler runs.
 //! A session expires by the server's clock, so that a suite that moves time sees its
 //! console sessions expire as they would.
 
