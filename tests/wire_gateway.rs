@@ -676,3 +676,27 @@ async fn a_snapshot_restored_wakes_the_polls_waiting() {
     assert_eq!(row_ids(&answer.json(), "incoming_transactions"), vec![row]);
     assert_eq!(answer.json()["incoming_transactions"][0]["reserve_pub"], reserve);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_wakes_the_polls_waiting_with_the_fixtures_credits() {
+    let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    let fixtures = dir.path().join("fixtures.toml");
+    std::fs::write(&fixtures, "").unwrap();
+    let server =
+        common::spawn_app_in(dir.clone(), &["--dev", "--fixtures", fixtures.to_str().unwrap()]).await;
+    let poll = spawn_poll(&server, "taler-wire-gateway/history/incoming?delta=1024&long_poll_ms=60000");
+    until_waiting(&server, 1).await;
+    // The fixture file edited, then the reset that applies it again: a credit of a plain key.
+    let reserve = reserve_pub();
+    std::fs::write(
+        &fixtures,
+        format!("[[incoming]]\namount = \"KUDOS:5\"\nsubject = \"{reserve}\"\ndebit_account = \"{CUSTOMER}\"\n"),
+    )
+    .unwrap();
+    assert_eq!(operator(&server, Method::POST, "private/reset").await.status, 204);
+    let answer = poll.await.unwrap();
+    assert_eq!(answer.status, 200);
+    let entry = &answer.json()["incoming_transactions"][0];
+    assert_eq!(entry["reserve_pub"], reserve);
+    assert_eq!(entry["amount"], "KUDOS:5");
+}
