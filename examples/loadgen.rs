@@ -54,6 +54,11 @@
 //!   one with the journal of requests off (`--dev --journal-size 0`) and one with it on
 //!   (`--dev`, 1000 entries), driven alternately in four rounds each so that both see the
 //!   same machine. Figure: registrations/s with the journal on / off. Target: >= 0.8.
+//! - `replicate` (not in `all`; needs `litestream` and `moto_server`): the `registration` load
+//!   against a plain server and two under `litestream replicate -exec` (checkpoints `external`
+//!   and `auto`) replicating to a local S3 server, in alternating rounds for `--seconds`; WAL
+//!   sizes, replica lag by restoring, and a `kill -9` drill (`examples/loadgen/replicate.rs`).
+//!   Target: registrations/s under Litestream (external) / plain >= 0.8.
 //!
 //! Reading the output: each line has `scenario`, the measured figures
 //! (`throughput` with its `unit`, `latency_ms` p50/p99/max over all answered
@@ -113,6 +118,11 @@ use taler_lite::timestamp::Timestamp;
 mod common;
 use common::TestServer;
 
+/// `replicate`: the registration load with Litestream replicating (its own file: it brings
+/// moto and Litestream along).
+#[path = "loadgen/replicate.rs"]
+mod replicate;
+
 /// The credit account of the server's defaults (registrations must name one of its accounts).
 const DEFAULT_ACCOUNT: &str = "payto://iban/CH4431999123000889012?receiver-name=Exchange";
 const CUSTOMER_PAYTO: &str = "payto://iban/DE89370400440532013000?receiver-name=Erika%20Mustermann";
@@ -128,7 +138,7 @@ const MIXED_LIMIT: Duration = Duration::from_secs(90);
 #[derive(Parser, Debug)]
 #[command(about = "taler-lite load generator (issue 6); prints one JSON line per scenario")]
 struct Options {
-    /// registration, auditors, upload, mixed, startup, scale, journal or all (several may be given).
+    /// registration, auditors, upload, mixed, startup, scale, journal, replicate or all (several may be given).
     #[arg(default_value = "all")]
     scenarios: Vec<String>,
     /// Drive an already running server at this loopback URL instead of starting one.
@@ -164,6 +174,9 @@ struct Options {
     /// Starts in the startup scenario.
     #[arg(long, default_value_t = 20)]
     starts: usize,
+    /// Length of the replicate scenario's measured load, in seconds.
+    #[arg(long, default_value_t = 30)]
+    seconds: u64,
 }
 
 // ---------------------------------------------------------------- the server
@@ -1556,12 +1569,11 @@ fn main() {
             "all" => {
                 scenarios.extend(["registration", "auditors", "upload", "mixed", "startup"].map(String::from))
             }
-            "registration" | "auditors" | "upload" | "mixed" | "startup" | "scale" | "journal" => {
-                scenarios.push(s.clone())
-            }
+            "registration" | "auditors" | "upload" | "mixed" | "startup" | "scale" | "journal"
+            | "replicate" => scenarios.push(s.clone()),
             other => {
                 panic!(
-                    "unknown scenario {other}: registration, auditors, upload, mixed, startup, scale, journal or all"
+                    "unknown scenario {other}: registration, auditors, upload, mixed, startup, scale, journal, replicate or all"
                 )
             }
         }
@@ -1607,6 +1619,7 @@ fn main() {
             "upload" => runtime.block_on(upload_scenario(&mut ctx)),
             "mixed" => runtime.block_on(mixed_scenario(&mut ctx)),
             "journal" => runtime.block_on(journal_scenario(&mut ctx)),
+            "replicate" => runtime.block_on(replicate::replicate_scenario(&mut ctx)),
             _ => startup_scenario(&ctx),
         };
         all_met &= line["met"] == json!(true);

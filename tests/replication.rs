@@ -642,3 +642,53 @@ fn external_checkpoints_cooperate_with_litestream() {
     }
     assert!(wal.exists(), "the WAL was folded at shutdown");
 }
+
+/// A 256 MiB upload replicates to the S3 server and restores with the same `h_body`: restores of
+/// the replica are taken until one holds the body, whose chunks, re-hashed, give the upload's hash,
+/// and the restored file passes `check`.
+#[test]
+fn a_256_mib_upload_replicates_and_restores_with_its_h_body() {
+    if !tools() {
+        return;
+    }
+    let rt = common::robust::runtime();
+    let work = tempfile::tempdir().unwrap();
+    let live = work.path().join("live");
+    std::fs::create_dir(&live).unwrap();
+    let db = live.join("taler-lite.sqlite3");
+    let s3 = S3::start();
+    let config = litestream_config(work.path(), &db, &Replica::S3(&s3), "");
+    let party = EddsaPrivateKey::generate().unwrap();
+    let serve = format!("--checkpoints external --extern-key {}=Large", party.public_key());
+    let running = Replicated::start(&config, &db, &serve).unwrap_or_else(|e| panic!("{e}"));
+    let body = pdf_body(256, 256 << 20);
+    let h = hash(&body);
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(600)).build().unwrap();
+    let status = rt.block_on(async {
+        upload_request(&client, &running.url, &party, body).send().await.unwrap().status()
+    });
+    assert!(status.is_success(), "upload: {status}\n{}", running.log());
+    let acked = Instant::now();
+    let out = work.path().join("restored.sqlite3");
+    let mut restores = 0;
+    let stored = loop {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", out.display()));
+        }
+        restore(&config, &db, &out, None);
+        restores += 1;
+        if let Some(stored) = stored_body_hash(&common::open_db(&out), &h) {
+            break stored;
+        }
+        assert!(
+            acked.elapsed() < Duration::from_secs(300),
+            "the replica did not get the upload within 300 s\n{}",
+            running.log()
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    };
+    eprintln!("256 MiB upload: in the replica {:?} after its 2xx ({restores} restores)", acked.elapsed());
+    running.kill9();
+    assert_eq!(stored.as_slice(), h.as_bytes().as_slice(), "the restored body does not hash to its h_body");
+    check_sound(&out);
+}

@@ -18,62 +18,39 @@
 //! names (`2 weeks`), and `M` is a month (`m` a minute). Sizes are read by `bytesize`
 //! (`KiB`, `MiB`, `GiB`, `KB`, `MB`, `GB`, ...); a lone `K`, `M`, `G`, `T` stays binary.
 //!
-//! To add a setting:
-//! 1. a value type in `values.rs` with `FromStr` and `setting_text!`, or reuse one
-//!    (`ByteSize`, `PositiveDuration`, ...);
-//! 2. a field in [`ServeArgs`] (`#[arg(long, env = "TALER_LITE_...")]`, doc comment with
-//!    the default) and one of the same name in [`FileConfig`];
-//! 3. a `DEFAULT_...` text if it has a default, and one line in [`Settings::resolve`]
-//!    (`pick(...)`) filling its field of [`Settings`];
-//! 4. one row in the README's configuration table.
+//! Each setting is declared once, in `settings.rs` (which says how to add one): the one
+//! declaration makes its flag and variable (clap), its TOML key (serde, same struct
+//! [`ServeArgs`], which is also [`FileConfig`]), its field of [`Settings`] and its default.
 
+mod declare;
 mod secrets;
+mod settings;
 mod text;
 mod values;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
-use std::time::Duration;
 
-use serde::Deserialize;
 use serde_path_to_error::Segment;
 
-use crate::crypto::EddsaPublicKey;
-use crate::payto::Payto;
 pub use crate::store::Checkpoints;
-use text::SettingParser;
+use declare::pick;
 
 pub use secrets::{create_secret_file, master_key, operator_token, read_master_key};
+pub use settings::{SHOWN_DEFAULTS, ServeArgs, Settings};
 pub use values::{
-    BaseUrl, ByteSize, ClockOffset, CreditAccount, Currency, ExternKeySpec, GatewayAuth, GatewayUser,
+    BaseUrl, ByteSize, ClockOffset, Count, CreditAccount, Currency, ExternKeySpec, GatewayAuth, GatewayUser,
     InvalidValue, ListenAddr, LogFormat, PositiveDuration, PublicKey, QrAddressText, QrPrefix, Rfc3339Time,
     Seconds, ShortSubjectLength, SimpleSubjectStyle, SubjectFormat, SubjectFormats, Switch, Token,
     valid_account_name,
 };
 
 pub const DEFAULT_DATABASE: &str = "./taler-lite.sqlite3";
-pub const DEFAULT_LISTEN: &str = "127.0.0.1:8081";
-pub const DEFAULT_CURRENCY: &str = "KUDOS";
 pub const DEFAULT_CREDIT_ACCOUNT: &str = "payto://iban/CH4431999123000889012?receiver-name=Exchange";
-pub const DEFAULT_SUBJECT_FORMATS: &str = "SIMPLE,URI,CH_QR_BILL";
-pub const DEFAULT_SIMPLE_SUBJECT: &str = "full";
-pub const DEFAULT_SHORT_SUBJECT_LENGTH: &str = "12";
-pub const DEFAULT_QR_REFERENCE_PREFIX: &str = "";
-pub const DEFAULT_QR_CREDITOR_POSTCODE: &str = "8000";
-pub const DEFAULT_QR_CREDITOR_TOWN: &str = "Zürich";
-pub const DEFAULT_REGISTRATION_LIFETIME: &str = "30d";
-pub const DEFAULT_RECURRENT_LIFETIME: &str = "365d";
-pub const DEFAULT_MAX_UPLOAD: &str = "2GiB";
-pub const DEFAULT_MAX_JSON: &str = "1MiB";
-pub const DEFAULT_REQUEST_TIMEOUT: &str = "30s";
-pub const DEFAULT_WIRE_GATEWAY_USER: &str = "exchange";
 /// The name of the first account's Wire Gateway when it has no label; the n-th (n > 1) is
 /// `exchange-n`.
 pub const DEFAULT_ACCOUNT_NAME: &str = "exchange";
 pub const DEFAULT_CHECKPOINTS: &str = "auto";
-pub const DEFAULT_JOURNAL_SIZE: usize = 1000;
-pub const DEFAULT_MAX_SNAPSHOTS: usize = 16;
 /// Shortest `--token` outside `--dev` and `--ephemeral`.
 pub const MIN_PRODUCTION_TOKEN_CHARS: usize = 32;
 pub const MASTER_KEY_FILE_NAME: &str = "taler-lite-master.key";
@@ -106,162 +83,10 @@ pub struct GlobalArgs {
     pub log_format: Option<LogFormat>,
 }
 
-/// Settings of `serve` (see README for the table). A field's name is its TOML key and the
-/// name its errors carry.
-#[derive(clap::Args, Clone, Debug, Default)]
-pub struct ServeArgs {
-    /// HOST:PORT or unix:PATH [default: 127.0.0.1:8081]
-    #[arg(long, env = "TALER_LITE_LISTEN")]
-    pub listen: Option<ListenAddr>,
-    /// Public base URL [default: from the listen address]
-    #[arg(long, env = "TALER_LITE_BASE_URL")]
-    pub base_url: Option<BaseUrl>,
-    /// Currency [default: KUDOS]
-    #[arg(long, env = "TALER_LITE_CURRENCY")]
-    pub currency: Option<Currency>,
-    /// Exchange master public key (base32) [default: from the master key file]
-    #[arg(long, env = "TALER_LITE_MASTER_PUBLIC_KEY")]
-    pub master_public_key: Option<PublicKey>,
-    /// Master private key file (base32 seed) [default: taler-lite-master.key beside the database, made if missing]
-    #[arg(long, env = "TALER_LITE_MASTER_KEY_FILE", value_name = "FILE")]
-    pub master_key_file: Option<PathBuf>,
-    /// Operator bearer token [default: from the token file]
-    #[arg(long, env = "TALER_LITE_TOKEN", hide_env_values = true)]
-    pub token: Option<Token>,
-    /// Operator token file [default: taler-lite-operator.token beside the database, made if missing]
-    #[arg(long, env = "TALER_LITE_TOKEN_FILE", value_name = "FILE")]
-    pub token_file: Option<PathBuf>,
-    /// Exchange bank account (payto URI); repeat for several. Environment:
-    /// TALER_LITE_CREDIT_ACCOUNTS, space-separated [default: a Swiss QR-IBAN example]
-    #[arg(long = "credit-account", value_name = "PAYTO")]
-    pub credit_accounts: Vec<CreditAccount>,
-    /// Subject formats, comma-separated [default: SIMPLE,URI,CH_QR_BILL]
-    #[arg(long, env = "TALER_LITE_SUBJECT_FORMATS")]
-    pub subject_formats: Option<SubjectFormats>,
-    /// User name of the Wire Gateway's Basic authentication (the password is the operator
-    /// token) [default: exchange]
-    #[arg(long, env = "TALER_LITE_WIRE_GATEWAY_USER")]
-    pub wire_gateway_user: Option<GatewayUser>,
-    /// Who may call the Wire Gateway: token (Bearer, or Basic with the token as password) or
-    /// none (only with --dev or --ephemeral) [default: token]
-    #[arg(long, env = "TALER_LITE_WIRE_GATEWAY_AUTH")]
-    pub wire_gateway_auth: Option<GatewayAuth>,
-    /// SIMPLE subject style: full or short [default: full]
-    #[arg(long, env = "TALER_LITE_SIMPLE_SUBJECT")]
-    pub simple_subject: Option<SimpleSubjectStyle>,
-    /// Length of short subjects, 1-24 [default: 12]
-    #[arg(long, env = "TALER_LITE_SHORT_SUBJECT_LENGTH")]
-    pub short_subject_length: Option<ShortSubjectLength>,
-    /// Prefix of QR references, 0-6 digits [default: empty]
-    #[arg(long, env = "TALER_LITE_QR_REFERENCE_PREFIX")]
-    pub qr_reference_prefix: Option<QrPrefix>,
-    /// Postcode of the creditor on the console's Swiss QR bills [default: 8000]
-    #[arg(long, env = "TALER_LITE_QR_CREDITOR_POSTCODE")]
-    pub qr_creditor_postcode: Option<QrAddressText>,
-    /// Town of the creditor on the console's Swiss QR bills [default: Zürich]
-    #[arg(long, env = "TALER_LITE_QR_CREDITOR_TOWN")]
-    pub qr_creditor_town: Option<QrAddressText>,
-    /// Lifetime of one-shot registrations, e.g. 30d, 12h, 90s, 1h 30m [default: 30d]
-    #[arg(long, env = "TALER_LITE_REGISTRATION_LIFETIME", value_name = "DURATION")]
-    pub registration_lifetime: Option<PositiveDuration>,
-    /// Lifetime of recurrent registrations [default: 365d]
-    #[arg(long, env = "TALER_LITE_RECURRENT_LIFETIME", value_name = "DURATION")]
-    pub recurrent_lifetime: Option<PositiveDuration>,
-    /// Largest bulk KYC upload, e.g. 2GiB, 500MB [default: 2GiB]
-    #[arg(long, env = "TALER_LITE_MAX_UPLOAD", value_name = "SIZE")]
-    pub max_upload: Option<ByteSize>,
-    /// Largest JSON body [default: 1MiB]
-    #[arg(long, env = "TALER_LITE_MAX_JSON", value_name = "SIZE")]
-    pub max_json: Option<ByteSize>,
-    /// Third party for /kyc-bulk, PUB=NAME; repeat for several. Environment:
-    /// TALER_LITE_EXTERN_KEYS, space-separated
-    // The id is what its errors are named by; `extern_keys` would not be what the user typed.
-    #[arg(id = "extern_key", long = "extern-key", value_name = "PUB=NAME")]
-    pub extern_keys: Vec<ExternKeySpec>,
-    /// Idle limit for a client sending headers or body, e.g. 30s [default: 30s]
-    #[arg(long, env = "TALER_LITE_REQUEST_TIMEOUT", value_name = "DURATION")]
-    pub request_timeout: Option<PositiveDuration>,
-    /// Shift the server's clock, e.g. 3d, -2h, 1h 30m or seconds: for testing expirations
-    /// and signed timestamps [default: 0]
-    #[arg(long, env = "TALER_LITE_CLOCK_OFFSET", allow_hyphen_values = true, value_name = "DURATION")]
-    pub clock_offset: Option<ClockOffset>,
-    /// The older name of --clock-offset, in seconds, as GNUnet's --timetravel
-    #[arg(long, env = "TALER_LITE_TIMETRAVEL", allow_hyphen_values = true, value_name = "SECONDS")]
-    pub timetravel: Option<Seconds>,
-    /// Start with the server's clock frozen at this RFC 3339 time (POST /private/clock moves it)
-    #[arg(long, env = "TALER_LITE_FROZEN_CLOCK", value_name = "RFC3339")]
-    pub frozen_clock: Option<Rfc3339Time>,
-    /// Cap the database at this many 16 KiB pages (to test a full disk)
-    #[arg(long, env = "TALER_LITE_MAX_DB_PAGES", hide = true, value_parser = SettingParser::<u64>::new())]
-    pub max_db_pages: Option<u64>,
-    /// Database, development master key and token in a new temporary folder, removed when
-    /// the server exits; the ready line carries the token. Conflicts with --database
-    #[arg(long, env = "TALER_LITE_EPHEMERAL", value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
-    pub ephemeral: Option<Switch>,
-    /// Shut down cleanly when standard input reaches end of file (a harness that dies
-    /// leaves no server behind)
-    #[arg(long, env = "TALER_LITE_EXIT_ON_STDIN_EOF", value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
-    pub exit_on_stdin_eof: Option<Switch>,
-    /// Development mode: offers POST /private/reset (as --ephemeral does)
-    #[arg(long, env = "TALER_LITE_DEV", value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
-    pub dev: Option<Switch>,
-    /// Who checkpoints the WAL: auto (SQLite, and the server at shutdown) or external (a
-    /// replicator such as Litestream; the server never does) [default: auto]
-    #[arg(long, env = "TALER_LITE_CHECKPOINTS", value_name = "MODE")]
-    pub checkpoints: Option<Checkpoints>,
-    /// Development servers: requests kept in the journal of GET /private/requests (at most
-    /// 16 MiB); 0 turns it off [default: 1000]
-    #[arg(long, env = "TALER_LITE_JOURNAL_SIZE", value_name = "N", value_parser = SettingParser::<u64>::new())]
-    pub journal_size: Option<u64>,
-    /// Development servers: snapshots kept by PUT /private/snapshots/{name} [default: 16]
-    #[arg(long, env = "TALER_LITE_MAX_SNAPSHOTS", value_name = "N", value_parser = SettingParser::<u64>::new())]
-    pub max_snapshots: Option<u64>,
-    /// TOML file of state applied at start, idempotently: arrays of tables auditor, extern,
-    /// upload, registration, incoming (README, "Use it in CI")
-    #[arg(long, env = "TALER_LITE_FIXTURES", value_name = "FILE")]
-    pub fixtures: Option<PathBuf>,
-}
+/// The TOML file: one more layer of the same settings as the flags (`settings.rs`).
+pub type FileConfig = ServeArgs;
 
-/// The TOML file: the settings of [`ServeArgs`] under the same names, plus `database`.
-#[derive(Deserialize, Debug, Default)]
-#[serde(deny_unknown_fields)]
-pub struct FileConfig {
-    pub database: Option<PathBuf>,
-    pub listen: Option<ListenAddr>,
-    pub base_url: Option<BaseUrl>,
-    pub currency: Option<Currency>,
-    pub master_public_key: Option<PublicKey>,
-    pub master_key_file: Option<PathBuf>,
-    pub token: Option<Token>,
-    pub token_file: Option<PathBuf>,
-    pub credit_accounts: Option<Vec<CreditAccount>>,
-    pub subject_formats: Option<SubjectFormats>,
-    pub wire_gateway_user: Option<GatewayUser>,
-    pub wire_gateway_auth: Option<GatewayAuth>,
-    pub simple_subject: Option<SimpleSubjectStyle>,
-    pub short_subject_length: Option<ShortSubjectLength>,
-    pub qr_reference_prefix: Option<QrPrefix>,
-    pub qr_creditor_postcode: Option<QrAddressText>,
-    pub qr_creditor_town: Option<QrAddressText>,
-    pub registration_lifetime: Option<PositiveDuration>,
-    pub recurrent_lifetime: Option<PositiveDuration>,
-    pub max_upload: Option<ByteSize>,
-    pub max_json: Option<ByteSize>,
-    pub request_timeout: Option<PositiveDuration>,
-    pub clock_offset: Option<ClockOffset>,
-    pub frozen_clock: Option<Rfc3339Time>,
-    #[serde(rename = "extern", default)]
-    pub extern_keys: Vec<ExternKeySpec>,
-    pub ephemeral: Option<Switch>,
-    pub exit_on_stdin_eof: Option<Switch>,
-    pub dev: Option<Switch>,
-    pub checkpoints: Option<Checkpoints>,
-    pub fixtures: Option<PathBuf>,
-    pub journal_size: Option<u64>,
-    pub max_snapshots: Option<u64>,
-}
-
-impl FileConfig {
+impl ServeArgs {
     pub fn load(path: Option<&Path>) -> Result<FileConfig, ConfigError> {
         let Some(path) = path else { return Ok(FileConfig::default()) };
         let text =
@@ -289,59 +114,6 @@ impl FileConfig {
             bad(&setting, at(e.inner()))
         })
     }
-}
-
-/// Everything `serve` runs with, resolved and checked.
-#[derive(Clone, Debug)]
-pub struct Settings {
-    pub database: PathBuf,
-    pub listen: ListenAddr,
-    pub base_url: Option<String>,
-    pub currency: String,
-    pub master_public_key: Option<EddsaPublicKey>,
-    pub master_key_file: PathBuf,
-    pub token: Option<String>,
-    pub token_file: PathBuf,
-    pub credit_accounts: Vec<Payto>,
-    /// The name of each credit account's Wire Gateway (same order): its label, or
-    /// `exchange` for the first and `exchange-n` for the n-th.
-    pub account_names: Vec<String>,
-    pub wire_gateway_user: String,
-    pub wire_gateway_auth: GatewayAuth,
-    pub subject_formats: Vec<SubjectFormat>,
-    pub simple_subject: SimpleSubjectStyle,
-    pub short_subject_length: usize,
-    pub qr_reference_prefix: String,
-    /// The creditor's postcode and town on the console's Swiss QR bills.
-    pub qr_creditor_postcode: String,
-    pub qr_creditor_town: String,
-    pub registration_lifetime: Duration,
-    pub recurrent_lifetime: Duration,
-    pub max_upload: u64,
-    pub max_json: u64,
-    pub extern_keys: Vec<(EddsaPublicKey, String)>,
-    pub request_timeout: Duration,
-    /// `--clock-offset` (or `--timetravel`), in seconds.
-    pub clock_offset_s: i64,
-    /// `--frozen-clock`, in microseconds since the epoch.
-    pub frozen_clock_us: Option<i64>,
-    pub max_db_pages: Option<u64>,
-    /// Who checkpoints the WAL (`Checkpoints::External` under Litestream).
-    pub checkpoints: Checkpoints,
-    /// `--ephemeral`: [`Settings::placed_in`] a new temporary folder at start.
-    pub ephemeral: bool,
-    pub exit_on_stdin_eof: bool,
-    /// `--dev` or `--ephemeral`: the development routes (`POST /private/reset`) exist.
-    pub dev: bool,
-    pub fixtures: Option<PathBuf>,
-    /// Entries of the journal of requests of a development server (0: none).
-    pub journal_size: usize,
-    /// Snapshots a development server keeps at most.
-    pub max_snapshots: usize,
-    pub log_format: LogFormat,
-    /// Whether the key and token files are the defaults beside the database: those move
-    /// with it into an ephemeral server's folder, files given explicitly stay where they are.
-    files_beside_database: (bool, bool),
 }
 
 /// Who checkpoints for a CLI command that writes while the server may run: the `serve`
@@ -395,265 +167,6 @@ pub fn beside_database(database: &Path, name: &str) -> PathBuf {
     }
 }
 
-impl Settings {
-    pub fn resolve(
-        global: &GlobalArgs,
-        args: &ServeArgs,
-        file: &FileConfig,
-    ) -> Result<Settings, ConfigError> {
-        let database = database_path(global, file);
-        let ephemeral = switch(&args.ephemeral, &file.ephemeral);
-        if ephemeral && let Some(given) = global.database.as_ref().or(file.database.as_ref()) {
-            // Either would be a surprise: a database kept that should vanish, or one ignored.
-            return Err(bad(
-                "ephemeral",
-                format!(
-                    "conflicts with database {}: an ephemeral server keeps its database in a new temporary folder",
-                    given.display()
-                ),
-            ));
-        }
-        let master_key_file = either(&args.master_key_file, &file.master_key_file);
-        let token_file = either(&args.token_file, &file.token_file);
-        let files_beside_database = (master_key_file.is_none(), token_file.is_none());
-        // Lists come from one source, not merged: clap cannot split a list variable without
-        // splitting each flag too, and a third party's name may hold spaces.
-        let credit_accounts = if !args.credit_accounts.is_empty() {
-            args.credit_accounts.clone()
-        } else if let Some(list) = env_list("TALER_LITE_CREDIT_ACCOUNTS", "credit_accounts")? {
-            list
-        } else if let Some(list) = &file.credit_accounts {
-            list.clone()
-        } else {
-            vec![default_value("credit_accounts", DEFAULT_CREDIT_ACCOUNT)?]
-        };
-        if credit_accounts.is_empty() {
-            return Err(bad("credit_accounts", "at least one payto URI is needed"));
-        }
-        let account_names = account_names(&credit_accounts)?;
-        let dev = ephemeral || switch(&args.dev, &file.dev);
-        let wire_gateway_auth = either(&args.wire_gateway_auth, &file.wire_gateway_auth).unwrap_or_default();
-        if wire_gateway_auth == GatewayAuth::None && !dev {
-            return Err(bad(
-                "wire_gateway_auth",
-                "none is allowed only with --dev or --ephemeral (an open gateway lets anyone move money)",
-            ));
-        }
-        // The file's third parties are always loaded; flags or the environment add to them.
-        let mut extern_keys = file.extern_keys.clone();
-        if args.extern_keys.is_empty() {
-            extern_keys.extend(env_list("TALER_LITE_EXTERN_KEYS", "extern_key")?.unwrap_or_default());
-        } else {
-            extern_keys.extend(args.extern_keys.iter().cloned());
-        }
-        let token: Option<String> = either(&args.token, &file.token).map(Into::into);
-        let dev = ephemeral || switch(&args.dev, &file.dev);
-        if let Some(token) = &token
-            && token.chars().count() < MIN_PRODUCTION_TOKEN_CHARS
-            && !dev
-        {
-            // A short token is guessed: 8 characters were accepted before.
-            return Err(bad(
-                "token",
-                format!(
-                    "a token needs at least {MIN_PRODUCTION_TOKEN_CHARS} characters outside --dev and --ephemeral"
-                ),
-            ));
-        }
-        Ok(Settings {
-            listen: pick("listen", &args.listen, &file.listen, DEFAULT_LISTEN)?,
-            base_url: either(&args.base_url, &file.base_url).map(Into::into),
-            currency: pick("currency", &args.currency, &file.currency, DEFAULT_CURRENCY)?.into(),
-            master_public_key: either(&args.master_public_key, &file.master_public_key).map(Into::into),
-            master_key_file: master_key_file
-                .unwrap_or_else(|| beside_database(&database, MASTER_KEY_FILE_NAME)),
-            token,
-            token_file: token_file.unwrap_or_else(|| beside_database(&database, TOKEN_FILE_NAME)),
-            credit_accounts: credit_accounts.into_iter().map(Into::into).collect(),
-            account_names,
-            wire_gateway_user: pick(
-                "wire_gateway_user",
-                &args.wire_gateway_user,
-                &file.wire_gateway_user,
-                DEFAULT_WIRE_GATEWAY_USER,
-            )?
-            .into(),
-            wire_gateway_auth,
-            subject_formats: pick(
-                "subject_formats",
-                &args.subject_formats,
-                &file.subject_formats,
-                DEFAULT_SUBJECT_FORMATS,
-            )?
-            .into(),
-            simple_subject: pick(
-                "simple_subject",
-                &args.simple_subject,
-                &file.simple_subject,
-                DEFAULT_SIMPLE_SUBJECT,
-            )?,
-            short_subject_length: pick(
-                "short_subject_length",
-                &args.short_subject_length,
-                &file.short_subject_length,
-                DEFAULT_SHORT_SUBJECT_LENGTH,
-            )?
-            .into(),
-            qr_reference_prefix: pick(
-                "qr_reference_prefix",
-                &args.qr_reference_prefix,
-                &file.qr_reference_prefix,
-                DEFAULT_QR_REFERENCE_PREFIX,
-            )?
-            .into(),
-            qr_creditor_postcode: pick(
-                "qr_creditor_postcode",
-                &args.qr_creditor_postcode,
-                &file.qr_creditor_postcode,
-                DEFAULT_QR_CREDITOR_POSTCODE,
-            )?
-            .into(),
-            qr_creditor_town: pick(
-                "qr_creditor_town",
-                &args.qr_creditor_town,
-                &file.qr_creditor_town,
-                DEFAULT_QR_CREDITOR_TOWN,
-            )?
-            .into(),
-            registration_lifetime: pick(
-                "registration_lifetime",
-                &args.registration_lifetime,
-                &file.registration_lifetime,
-                DEFAULT_REGISTRATION_LIFETIME,
-            )?
-            .into(),
-            recurrent_lifetime: pick(
-                "recurrent_lifetime",
-                &args.recurrent_lifetime,
-                &file.recurrent_lifetime,
-                DEFAULT_RECURRENT_LIFETIME,
-            )?
-            .into(),
-            max_upload: pick("max_upload", &args.max_upload, &file.max_upload, DEFAULT_MAX_UPLOAD)?.into(),
-            max_json: pick("max_json", &args.max_json, &file.max_json, DEFAULT_MAX_JSON)?.into(),
-            extern_keys: extern_keys.into_iter().map(|e| (e.key, e.name)).collect(),
-            request_timeout: pick(
-                "request_timeout",
-                &args.request_timeout,
-                &file.request_timeout,
-                DEFAULT_REQUEST_TIMEOUT,
-            )?
-            .into(),
-            clock_offset_s: match (args.clock_offset, args.timetravel) {
-                (Some(_), Some(_)) => {
-                    return Err(bad("timetravel", "conflicts with clock_offset, its newer name: give one"));
-                }
-                (Some(offset), None) => offset.into(),
-                (None, Some(secs)) => secs.into(),
-                (None, None) => file.clock_offset.map_or(0, i64::from),
-            },
-            frozen_clock_us: either(&args.frozen_clock, &file.frozen_clock).map(i64::from),
-            max_db_pages: args.max_db_pages,
-            checkpoints: pick("checkpoints", &args.checkpoints, &file.checkpoints, DEFAULT_CHECKPOINTS)?,
-            ephemeral,
-            exit_on_stdin_eof: switch(&args.exit_on_stdin_eof, &file.exit_on_stdin_eof),
-            dev,
-            fixtures: either(&args.fixtures, &file.fixtures),
-            journal_size: either(&args.journal_size, &file.journal_size)
-                .map_or(DEFAULT_JOURNAL_SIZE, |n| usize::try_from(n).unwrap_or(usize::MAX)),
-            max_snapshots: either(&args.max_snapshots, &file.max_snapshots)
-                .map_or(DEFAULT_MAX_SNAPSHOTS, |n| usize::try_from(n).unwrap_or(usize::MAX)),
-            log_format: global.log_format.unwrap_or_default(),
-            files_beside_database,
-            database,
-        })
-    }
-
-    /// The clock these settings start the server with (`--clock-offset`, `--frozen-clock`).
-    pub fn clock(&self) -> crate::clock::Clock {
-        crate::clock::Clock::starting(self.clock_offset_s.saturating_mul(1_000_000), self.frozen_clock_us)
-    }
-
-    /// These settings with the database, and the key and token files unless given
-    /// explicitly, in `dir` (an ephemeral server's folder).
-    pub fn placed_in(mut self, dir: &Path) -> Settings {
-        let name = Path::new(DEFAULT_DATABASE).file_name().unwrap_or_default();
-        self.database = dir.join(name);
-        let (key_beside, token_beside) = self.files_beside_database;
-        if key_beside {
-            self.master_key_file = dir.join(MASTER_KEY_FILE_NAME);
-        }
-        if token_beside {
-            self.token_file = dir.join(TOKEN_FILE_NAME);
-        }
-        self
-    }
-}
-
-/// Each account's Wire Gateway name: its label, else `exchange` (first) or `exchange-n`;
-/// two accounts with one name are refused.
-fn account_names(accounts: &[CreditAccount]) -> Result<Vec<String>, ConfigError> {
-    let mut names: Vec<String> = Vec::with_capacity(accounts.len());
-    for (i, account) in accounts.iter().enumerate() {
-        let name = match (&account.name, i) {
-            (Some(name), _) => name.clone(),
-            (None, 0) => DEFAULT_ACCOUNT_NAME.to_owned(),
-            (None, i) => format!("{DEFAULT_ACCOUNT_NAME}-{}", i + 1),
-        };
-        if names.contains(&name) {
-            return Err(bad("credit_accounts", format!("two accounts are named '{name}'")));
-        }
-        names.push(name);
-    }
-    Ok(names)
-}
-
-/// An on/off setting: the flag's (or environment's) value, else the file's, else off.
-fn switch(flag: &Option<Switch>, file: &Option<Switch>) -> bool {
-    either(flag, file).is_some_and(bool::from)
-}
-
-/// The flag's value (clap has put the environment's there when no flag was given), else the
-/// file's.
-fn either<T: Clone>(flag: &Option<T>, file: &Option<T>) -> Option<T> {
-    flag.as_ref().or(file.as_ref()).cloned()
-}
-
-/// [`either`], else the default.
-fn pick<T>(setting: &str, flag: &Option<T>, file: &Option<T>, default: &str) -> Result<T, ConfigError>
-where
-    T: Clone + FromStr,
-    T::Err: std::fmt::Display,
-{
-    match either(flag, file) {
-        Some(value) => Ok(value),
-        None => default_value(setting, default),
-    }
-}
-
-/// Defaults are kept as text, in the form the README and `--help` show; the zero-configuration
-/// test parses every one, so this fails only for a wrong constant.
-fn default_value<T>(setting: &str, default: &str) -> Result<T, ConfigError>
-where
-    T: FromStr,
-    T::Err: std::fmt::Display,
-{
-    default.parse().map_err(|e| bad(setting, format!("default '{default}': {e}")))
-}
-
-/// A space-separated list from the environment.
-fn env_list<T>(name: &str, setting: &str) -> Result<Option<Vec<T>>, ConfigError>
-where
-    T: FromStr,
-    T::Err: std::fmt::Display,
-{
-    let Ok(value) = std::env::var(name) else { return Ok(None) };
-    let list = value
-        .split_whitespace()
-        .map(|item| item.parse().map_err(|e| bad(setting, format!("{e} (from {name})"))));
-    list.collect::<Result<Vec<T>, ConfigError>>().map(Some)
-}
-
 /// Where `serve` listens, from the text of a `listen` setting.
 pub fn parse_listen(s: &str) -> Result<ListenAddr, ConfigError> {
     s.parse().map_err(|e| bad("listen", e))
@@ -661,6 +174,8 @@ pub fn parse_listen(s: &str) -> Result<ListenAddr, ConfigError> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use clap::{Args, FromArgMatches};
 
     use super::*;
@@ -1022,5 +537,103 @@ mod tests {
         assert!(toml::from_str::<FileConfig>("curency = \"EUR\"").is_err());
         let empty = file("credit_accounts = []").unwrap();
         assert_eq!(refused(&[], &empty).0, "credit_accounts");
+    }
+
+    /// The flags of `serve` and the global ones, as `taler-lite serve --help` lists them.
+    fn serve_command() -> clap::Command {
+        let cmd = GlobalArgs::augment_args(clap::Command::new("serve"));
+        ServeArgs::augment_args(cmd)
+    }
+
+    /// The `[default: ...]` at the end of a flag's help.
+    fn help_default(arg: &clap::Arg) -> Option<String> {
+        let help = arg.get_help()?.to_string();
+        let (_, shown) = help.rsplit_once("[default: ")?;
+        Some(shown.strip_suffix(']')?.to_owned())
+    }
+
+    #[test]
+    fn help_shows_the_declared_defaults() {
+        let cmd = serve_command();
+        let help = |id: &str| cmd.get_arguments().find(|a| a.get_id() == id).and_then(help_default);
+        assert_eq!(help("max_upload").as_deref(), Some("2GiB"));
+        assert_eq!(help("qr_reference_prefix").as_deref(), Some("empty"));
+        assert_eq!(help("checkpoints").as_deref(), Some(DEFAULT_CHECKPOINTS));
+        assert_eq!(help("timetravel"), None);
+        // Every default given as text is one the setting's parser takes: resolving nothing
+        // parses them all.
+        Settings::resolve(&GlobalArgs::default(), &ServeArgs::default(), &FileConfig::default()).unwrap();
+    }
+
+    /// The README's configuration table against the declaration: one row for each flag
+    /// `serve --help` shows, with its variable, its TOML key and its default.
+    #[test]
+    fn readme_table_matches() {
+        let readme = include_str!("../../README.md");
+        let rows: Vec<Vec<&str>> = readme
+            .split("\n## Configuration\n")
+            .nth(1)
+            .expect("README: ## Configuration")
+            .lines()
+            .skip_while(|l| !l.starts_with("| setting |"))
+            .skip(2)
+            .take_while(|l| l.starts_with('|'))
+            .map(|l| l.trim_matches('|').split(" | ").map(str::trim).collect())
+            .collect();
+        let first_code =
+            |cell: &str| cell.split('`').nth(1).map(|c| c.split(' ').next().unwrap_or(c).to_owned());
+        let cmd = serve_command();
+        let mut seen = Vec::new();
+        for row in &rows {
+            let [_, flag, env, key, default] = row[..] else { panic!("README row {row:?}: five cells") };
+            let long = first_code(flag).unwrap_or_default();
+            let arg = cmd
+                .get_arguments()
+                .find(|a| a.get_long().is_some_and(|l| format!("--{l}") == long))
+                .unwrap_or_else(|| panic!("README row {row:?}: {long} is no flag of serve"));
+            seen.push(arg.get_id().to_string());
+            // The variable: clap's, or for a list the one its help names.
+            let variable = first_code(env).unwrap_or_default();
+            match arg.get_env() {
+                Some(e) => assert_eq!(e.to_str(), Some(variable.as_str()), "README row {row:?}"),
+                None => {
+                    let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
+                    assert!(!variable.is_empty() && help.contains(&variable), "README row {row:?}: {help}");
+                }
+            }
+            // The TOML key: one the file takes (a wrong value is refused under the key's name).
+            match first_code(key) {
+                Some(key) => {
+                    let key = key.trim_start_matches("[[").trim_end_matches("]]");
+                    let err = file(&format!("{key} = {{ x = 1 }}")).unwrap_err();
+                    assert_eq!(err.setting, key, "README row {row:?}: {err}");
+                    assert!(!err.reason.contains("unknown field"), "README row {row:?}: {err}");
+                }
+                None => {
+                    let id = arg.get_id().as_str();
+                    let err = file(&format!("{id} = 1")).unwrap_err();
+                    assert!(err.reason.contains("unknown field"), "README row {row:?}: {id} is a TOML key");
+                }
+            }
+            let shown = help_default(arg).unwrap_or_else(|| "none".to_owned());
+            assert!(default.replace('`', "").starts_with(&shown), "README row {row:?}: default {shown}");
+        }
+        // `--config` names the file itself: the line above the table says it.
+        for arg in
+            cmd.get_arguments().filter(|a| !a.is_hide_set() && a.get_long().is_some_and(|l| l != "config"))
+        {
+            let id = arg.get_id().as_str();
+            let mentioned = rows
+                .iter()
+                .any(|r| r.iter().any(|c| c.contains(&format!("`--{}", arg.get_long().unwrap_or_default()))));
+            assert!(
+                seen.iter().any(|s| s == id) || mentioned,
+                "README's configuration table has no row for --{}: | ... | `--{}` | `{}` | `{id}` | {} |",
+                arg.get_long().unwrap_or_default(),
+                arg.get_long().unwrap_or_default(),
+                arg.get_env().and_then(|e| e.to_str()).unwrap_or("-"),
+                help_default(arg).unwrap_or_default(),
+            );
+        }
     }
 }

@@ -545,6 +545,35 @@ impl TryFrom<ExternTable> for ExternKeySpec {
     }
 }
 
+/// A count (`--journal-size`, `--max-snapshots`): a TOML integer, or digits on the command
+/// line, read as `u64` reads them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Count(u64);
+
+setting_flag!(Count);
+
+impl FromStr for Count {
+    type Err = std::num::ParseIntError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.parse().map(Count)
+    }
+}
+
+impl From<Count> for u64 {
+    fn from(n: Count) -> u64 {
+        n.0
+    }
+}
+
+/// A count beyond memory is as good as no limit.
+impl From<Count> for usize {
+    fn from(n: Count) -> usize {
+        usize::try_from(n.0).unwrap_or(usize::MAX)
+    }
+}
+
 /// A whole number of seconds, possibly negative (`--timetravel`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Seconds(i64);
