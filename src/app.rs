@@ -33,6 +33,8 @@ pub struct AppContext {
     pub started: Instant,
     /// Recorded by the dispatcher, exposed by `GET /metrics`.
     pub metrics: Metrics,
+    /// The schedule that holds requests with wrong credentials (README "Operator access").
+    pub auth_failures: std::sync::Arc<crate::auth_failures::AuthFailures>,
     /// The operator console's logins (in memory: a restart logs everyone out).
     pub sessions: Sessions,
     /// The long polls of the Wire Gateway's histories, woken by the commits they wait for.

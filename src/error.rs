@@ -60,6 +60,7 @@ pub enum ErrorCode {
     DevSnapshotUnknown,
     DevSnapshotLimit,
     DevStateRestored,
+    ServerBusy,
 }
 
 impl ErrorCode {
@@ -165,6 +166,10 @@ impl ErrorCode {
             DevStateRestored => {
                 (9905, "The database was restored from a snapshot while this request was writing; retry it.")
             }
+            // Decision: taler-lite's own, with 503 and `Retry-After` when one of the server's
+            // bounds is reached (connections, staged bytes, held failed logins, shutdown);
+            // README "Known limits".
+            ServerBusy => (9920, "The server is at one of its limits; retry after the time it says."),
         }
     }
 
@@ -329,6 +334,10 @@ pub enum ApiError {
         "the database was restored from a snapshot while this upload was streaming in; nothing of it was kept"
     )]
     StateRestored,
+    /// One of the server's bounds is reached: 503 with `Retry-After` (and `Connection: close`
+    /// when `close`), before anything of the request is read or stored.
+    #[error("{what}")]
+    Busy { what: String, retry_after_s: u64, close: bool },
     /// A health probe found part of the database not answering in time: 503.
     #[error("the database's {part} is not answering: {detail}")]
     Unavailable { part: Unresponsive, detail: String },
@@ -435,6 +444,7 @@ impl ApiError {
             SnapshotUnknown(_) => (StatusCode::NOT_FOUND, C::DevSnapshotUnknown),
             SnapshotLimit(_) => (StatusCode::CONFLICT, C::DevSnapshotLimit),
             StateRestored => (StatusCode::SERVICE_UNAVAILABLE, C::DevStateRestored),
+            Busy { .. } => (StatusCode::SERVICE_UNAVAILABLE, C::ServerBusy),
             Unavailable { part: Unresponsive::ReadPool, .. } => {
                 (StatusCode::SERVICE_UNAVAILABLE, C::GenericDbFetchFailed)
             }
@@ -490,6 +500,7 @@ impl ApiError {
             | KycBulkAlreadyKnown
             | FaultInjected { .. }
             | StateRestored
+            | Busy { .. }
             | Unavailable { .. } => None,
         }
     }
@@ -547,6 +558,12 @@ impl warp::Reply for ApiError {
             && let Ok(v) = HeaderValue::from_str(allow)
         {
             response.headers_mut().insert(header::ALLOW, v);
+        }
+        if let ApiError::Busy { retry_after_s, close, .. } = &self {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_s));
+            if *close {
+                response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
         }
         if let ApiError::GatewayUnauthorized = &self {
             response.headers_mut().insert(
@@ -625,6 +642,7 @@ mod tests {
             (ErrorCode::DevSnapshotUnknown, 9903),
             (ErrorCode::DevSnapshotLimit, 9904),
             (ErrorCode::DevStateRestored, 9905),
+            (ErrorCode::ServerBusy, 9920),
         ];
         for (code, number) in table {
             assert_eq!(code.number(), number, "{code:?}");

@@ -4,7 +4,7 @@
 //! to this line):
 //!
 //! ```text
-//! main -> cli -> server -> api -> domain -> http, app, error, config, metrics -> store -> session, wakeup, journal, faults -> primitives
+//! main -> cli -> server -> api -> domain -> http, app, error, config, metrics -> store -> session, auth_failures, wakeup, journal, faults -> primitives
 //! ```
 //!
 //! - Primitives, small and pure: [`base32`], [`crypto`] (keys, signatures,
@@ -14,8 +14,8 @@
 //!   server's one clock, movable on a development server), [`regular_file`] (opening a file
 //!   an operator names without hanging on a FIFO).
 //! - In-memory state the server holds, below the store and the dispatcher that both use it:
-//!   [`session`] (the console's logins), [`wakeup`] (the channels that wake the Wire Gateway's
-//!   long polls after a commit), [`journal`] (the development server's bounded journal of
+//!   [`session`] (the console's logins), [`auth_failures`] (the budget of wrong credentials),
+//!   [`wakeup`] (the channels that wake the Wire Gateway's long polls after a commit), [`journal`] (the development server's bounded journal of
 //!   requests), [`faults`] (faults on demand).
 //! - [`store`]: the SQLite file and *all* SQL (`schema.sql`, migrations, a read
 //!   pool, one group-committing writer), one module per table group with typed
@@ -55,6 +55,7 @@
 pub mod amount;
 pub mod api;
 pub mod app;
+pub mod auth_failures;
 pub mod base32;
 pub mod cli;
 pub mod clock;

@@ -34,6 +34,7 @@ use warp::reply::Response;
 use warp::{Filter, Reply};
 
 use crate::app::{AppContext, AppState};
+use crate::auth_failures::{AuthFailures, Peer};
 use crate::clock::Clock;
 use crate::config::{self, ListenAddr, Settings};
 use crate::domain::exchange::{kyc_uploads, third_parties};
@@ -46,6 +47,9 @@ mod lifecycle;
 
 /// How long in-flight requests may take to finish after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// Requests with wrong credentials held at once ([`crate::auth_failures`]).
+const MAX_HELD_FAILURES: usize = 4096;
 
 /// The whole application as one warp filter: the route table's dispatcher
 /// behind the request extractor. Nothing rejects: every answer is made here.
@@ -100,17 +104,17 @@ impl Listener {
         }
     }
 
-    async fn accept(&self, write_idle: Duration) -> io::Result<Connection> {
-        let stream = match self {
+    async fn accept(&self, write_idle: Duration) -> io::Result<(Connection, Peer)> {
+        let (stream, peer) = match self {
             Listener::Tcp(l) => {
-                let (s, _) = l.accept().await?;
+                let (s, addr) = l.accept().await?;
                 // Answers are small and latency matters more than packet count.
                 s.set_nodelay(true)?;
-                Stream::Tcp(s)
+                (Stream::Tcp(s), Peer(Some(addr.ip())))
             }
-            Listener::Unix(l, _) => Stream::Unix(l.accept().await?.0),
+            Listener::Unix(l, _) => (Stream::Unix(l.accept().await?.0), Peer(None)),
         };
-        Ok(Connection { stream, write_idle, write_stalled: None })
+        Ok((Connection { stream, write_idle, write_stalled: None }, peer))
     }
 }
 
@@ -366,46 +370,51 @@ pub async fn run(listener: Listener, state: AppState, shutdown: impl Future<Outp
     let warp_service = TowerToHyperService::new(warp::service(app_filter(state.clone())));
     let idle = state.settings.request_timeout;
     let linger = linger::Limits { idle, total: linger::MAX_LINGER };
-    let service = service_fn(move |req: hyper::Request<Incoming>| {
-        // warp cannot route a request without a path (authority-form, as
-        // `CONNECT host:443` or `GET foo` parse) and would panic: refuse it here.
-        let target_refused = unroutable(&req);
-        // An answer given before the body was read (the early 4xx of an
-        // upload) closes the connection once the rest of the body is drained
-        // (or, when the client waits for `100 Continue`, at once); saying so in
-        // the answer keeps clients from reusing it.
-        let has_body = !req.body().is_end_stream();
-        let read_to_end = Arc::new(AtomicBool::new(false));
-        let expects_continue = expects_continue(&req);
-        let req = req.map(|inner| TrackedBody::new(inner, read_to_end.clone(), expects_continue, linger));
-        let response = target_refused.is_none().then(|| hyper::service::Service::call(&warp_service, req));
-        async move {
-            let mut response = match (response, target_refused) {
-                (Some(response), _) => match response.await {
-                    Ok(response) => response,
-                    Err(never) => match never {},
-                },
-                (None, Some(error)) => {
-                    // Whatever the client meant, this connection carries nothing more we can route.
-                    let mut response = error.into_response();
-                    response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
-                    response
+    let service = move |peer: Peer| {
+        let warp_service = warp_service.clone();
+        service_fn(move |mut req: hyper::Request<Incoming>| {
+            req.extensions_mut().insert(peer);
+            // warp cannot route a request without a path (authority-form, as
+            // `CONNECT host:443` or `GET foo` parse) and would panic: refuse it here.
+            let target_refused = unroutable(&req);
+            // An answer given before the body was read (the early 4xx of an
+            // upload) closes the connection once the rest of the body is drained
+            // (or, when the client waits for `100 Continue`, at once); saying so in
+            // the answer keeps clients from reusing it.
+            let has_body = !req.body().is_end_stream();
+            let read_to_end = Arc::new(AtomicBool::new(false));
+            let expects_continue = expects_continue(&req);
+            let req = req.map(|inner| TrackedBody::new(inner, read_to_end.clone(), expects_continue, linger));
+            let response =
+                target_refused.is_none().then(|| hyper::service::Service::call(&warp_service, req));
+            async move {
+                let mut response = match (response, target_refused) {
+                    (Some(response), _) => match response.await {
+                        Ok(response) => response,
+                        Err(never) => match never {},
+                    },
+                    (None, Some(error)) => {
+                        // Whatever the client meant, this connection carries nothing more we can route.
+                        let mut response = error.into_response();
+                        response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+                        response
+                    }
+                    (None, None) => ApiError::Internal("no answer".into()).into_response(),
+                };
+                if response.extensions().get::<crate::faults::ResetConnection>().is_some() {
+                    // An error from the service makes hyper close the connection without an answer.
+                    return Err(io::Error::new(
+                        io::ErrorKind::ConnectionReset,
+                        "fault injected: connection reset",
+                    ));
                 }
-                (None, None) => ApiError::Internal("no answer".into()).into_response(),
-            };
-            if response.extensions().get::<crate::faults::ResetConnection>().is_some() {
-                // An error from the service makes hyper close the connection without an answer.
-                return Err(io::Error::new(
-                    io::ErrorKind::ConnectionReset,
-                    "fault injected: connection reset",
-                ));
+                if has_body && !read_to_end.load(Ordering::Acquire) {
+                    response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+                }
+                Ok::<_, io::Error>(response)
             }
-            if has_body && !read_to_end.load(Ordering::Acquire) {
-                response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
-            }
-            Ok::<_, io::Error>(response)
-        }
-    });
+        })
+    };
     let mut builder = http1::Builder::new();
     builder.timer(TokioTimer::new()).header_read_timeout(state.settings.request_timeout).keep_alive(true);
     let graceful = GracefulShutdown::new();
@@ -413,8 +422,8 @@ pub async fn run(listener: Listener, state: AppState, shutdown: impl Future<Outp
     loop {
         tokio::select! {
             accepted = listener.accept(idle) => match accepted {
-                Ok(stream) => {
-                    let conn = builder.serve_connection(TokioIo::new(stream), service.clone());
+                Ok((stream, peer)) => {
+                    let conn = builder.serve_connection(TokioIo::new(stream), service(peer));
                     let conn = graceful.watch(conn);
                     tokio::spawn(async move {
                         if let Err(e) = conn.await {
@@ -605,6 +614,7 @@ pub async fn start(settings: Settings, clock: Clock) -> Result<Started, ServeErr
     };
     let state = Arc::new(AppContext {
         sessions: crate::session::Sessions::new(clock.clone()),
+        auth_failures: AuthFailures::new(MAX_HELD_FAILURES),
         journal: (settings.dev && settings.journal_size > 0)
             .then(|| crate::journal::Journal::new(settings.journal_size, crate::journal::MAX_BYTES)),
         faults: Default::default(),

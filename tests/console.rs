@@ -131,12 +131,11 @@ async fn login_pages_csrf_and_logout() {
     let page = anonymous.get("/console/").await;
     assert_eq!((page.status, page.headers["location"].to_str().unwrap()), (303, "/console/login"));
 
-    // A wrong token: the form again, after a delay.
-    let started = Instant::now();
+    // A wrong token: the form again (answered within the budget of failed authentications,
+    // which tests/robustness_auth_budget.rs measures).
     let wrong = anonymous.post_form("/console/login", &[("token", "secret-token:wrong")]).await;
     assert_eq!(wrong.status, 401);
     assert!(wrong.text.contains("not the operator token"));
-    assert!(started.elapsed() >= Duration::from_millis(900));
     assert_console_headers(&wrong, "wrong login");
 
     let c = Console::login(&app).await;

@@ -27,8 +27,11 @@ use warp::http::{HeaderMap, Method};
 use warp::reply::Response;
 use warp::{Buf, Filter, Rejection, Reply};
 
-pub use router::{Access, CONSOLE_CSP, CONSOLE_LOGIN, JOURNAL_ROUTE, PathParams, Route, Router, see_other};
+pub use router::{
+    Access, CONSOLE_CSP, CONSOLE_LOGIN, JOURNAL_ROUTE, PathParams, Route, Router, hold_failure, see_other,
+};
 
+use crate::auth_failures::Peer;
 use crate::error::ApiError;
 use crate::store::Page;
 use crate::store::page::MAX_PAGE;
@@ -47,14 +50,26 @@ pub struct Request {
     pub body: BodyStream,
     /// The longest pause allowed in the body (`--request-timeout`).
     pub idle: Duration,
+    /// Who sent it (the budget of failed authentications is per address).
+    pub peer: Peer,
 }
 
 /// Extracts a [`Request`] whose body may pause at most `idle`; never rejects
 /// once the path has matched.
 pub fn request(idle: Duration) -> impl Filter<Extract = (Request,), Error = Rejection> + Clone {
-    warp::method().and(warp::header::headers_cloned()).and(raw_query()).and(warp::body::stream()).map(
-        move |method, headers, query, body| Request { method, headers, query, body: boxed_body(body), idle },
-    )
+    warp::method()
+        .and(warp::header::headers_cloned())
+        .and(raw_query())
+        .and(warp::body::stream())
+        .and(warp::ext::optional::<Peer>())
+        .map(move |method, headers, query, body, peer: Option<Peer>| Request {
+            method,
+            headers,
+            query,
+            body: boxed_body(body),
+            idle,
+            peer: peer.unwrap_or_default(),
+        })
 }
 
 /// Buffers come as `impl Buf`; copying to `Bytes` is free for hyper's own.

@@ -441,10 +441,12 @@ impl Router {
         }
         match access {
             Access::Operator if !authorized(&req, &state.token) => {
-                return ApiError::Unauthorized.into_response();
+                return failed_authentication(&state, &req, ApiError::Unauthorized).await.into_response();
             }
             Access::WireGateway if !gateway_authorized(&req, &state) => {
-                return ApiError::GatewayUnauthorized.into_response();
+                return failed_authentication(&state, &req, ApiError::GatewayUnauthorized)
+                    .await
+                    .into_response();
             }
             Access::Console if !state.sessions.is_valid(&req.headers) => {
                 return console_headers(see_other(CONSOLE_LOGIN));
@@ -479,6 +481,32 @@ impl Router {
             Access::Operator | Access::WireGateway => response,
             Access::Console | Access::ConsoleLogin => console_headers(response),
         }
+    }
+}
+
+/// The answer to wrong credentials, given when the budget of failed authentications has
+/// room for it ([`crate::auth_failures`]). A request without `Authorization` guessed
+/// nothing and is answered at once.
+fn failed_authentication(
+    state: &AppState,
+    req: &Request,
+    refusal: ApiError,
+) -> impl Future<Output = ApiError> + Send + 'static {
+    let (state, peer, guessed) = (state.clone(), req.peer, req.headers.contains_key(header::AUTHORIZATION));
+    async move { if guessed { hold_failure(&state, peer, refusal).await } else { refusal } }
+}
+
+/// Holds a request whose credentials were wrong until the budget of failed
+/// authentications has room for `refusal`; a full queue answers 503 at once.
+pub async fn hold_failure(state: &AppState, peer: crate::auth_failures::Peer, refusal: ApiError) -> ApiError {
+    use crate::auth_failures::Held;
+    match state.auth_failures.hold(peer).await {
+        Held::Released => refusal,
+        Held::Full => ApiError::Busy {
+            what: "too many requests with wrong credentials are waiting for their answer".into(),
+            retry_after_s: 1,
+            close: true,
+        },
     }
 }
 

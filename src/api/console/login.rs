@@ -9,11 +9,7 @@ use crate::app::AppState;
 use crate::error::ApiError;
 use crate::http::{PathParams, Request, see_other};
 use crate::session::{COOKIE, LIFETIME};
-use std::time::Duration;
 use subtle::ConstantTimeEq;
-
-/// Slows down guessing the token through the form.
-const WRONG_TOKEN_DELAY: Duration = Duration::from_secs(1);
 
 /// `GET /console/login`: the login form.
 pub(super) async fn login_form(_: AppState, _: PathParams, _: Request) -> Result<Response, ApiError> {
@@ -29,7 +25,12 @@ pub(super) async fn login(state: AppState, _: PathParams, mut req: Request) -> R
         .unwrap_or_default();
     if !bool::from(token.trim().as_bytes().ct_eq(state.token.as_bytes())) {
         log::warn!("console: a login with a wrong token");
-        tokio::time::sleep(WRONG_TOKEN_DELAY).await;
+        // Held until the budget of wrong credentials has room (as a wrong bearer token is).
+        if let busy @ ApiError::Busy { .. } =
+            crate::http::hold_failure(&state, req.peer, ApiError::Unauthorized).await
+        {
+            return Err(busy);
+        }
         return Ok(html_response(
             StatusCode::UNAUTHORIZED,
             templates::login(Some("That is not the operator token.")),
