@@ -305,6 +305,29 @@ fn spawn_poll(server: &Http, path: &str) -> tokio::task::JoinHandle<Answer> {
     })
 }
 
+/// The server's `taler_lite_long_polls_waiting` gauge.
+async fn polls_waiting(server: &Http) -> u64 {
+    let text = String::from_utf8(server.get_private("metrics").await.body).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("taler_lite_long_polls_waiting "))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// Waits until the server counts `n` waiting polls (a bound on how long is only a guard against
+/// hanging forever, not a timing assertion).
+async fn until_waiting(server: &Http, n: u64) {
+    for _ in 0..2000 {
+        if polls_waiting(server).await == n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("the server never counted {n} waiting polls (it counts {})", polls_waiting(server).await);
+}
+
 /// Gives a spawned poll the time to reach its wait (no assertion depends on this being long
 /// enough: a poll that reads after the commit finds the row without waiting).
 async fn settle() {
@@ -401,6 +424,28 @@ async fn a_registration_credit_reaches_a_poll_that_was_already_waiting() {
     assert_eq!(entry["authorization_pub"], auth.public_key().to_string());
 }
 
+#[tokio::test]
+async fn add_incoming_subject_wants_full_payto_uris() {
+    let server = spawn_app(&[]).await;
+    let good = json!({"amount": "KUDOS:1", "subject": "anything", "debit_account": CUSTOMER});
+    for (field, nameless) in [
+        ("debit_account", "payto://iban/DE89370400440532013000"),
+        ("credit_account", "payto://iban/CH4431999123000889012"),
+    ] {
+        let mut body = good.clone();
+        body[field] = json!(nameless);
+        let answer = post_gateway(&server, "admin/add-incoming-subject", &body).await;
+        let detail = answer.expect_error(400, 24);
+        assert_eq!(answer.json()["parameter"], field, "{detail}");
+        assert!(detail.contains("receiver-name"), "{detail}");
+    }
+    assert_eq!(server.count("incoming_transfers"), 0);
+    // With the names, the same transfer is taken (and bounced: its subject names nothing).
+    let mut named = good.clone();
+    named["credit_account"] = json!(EXCHANGE);
+    assert_eq!(post_gateway(&server, "admin/add-incoming-subject", &named).await.json()["status"], "bounced");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_answers_waiting_polls_at_once() {
     let server = spawn_app(&[]).await;
@@ -413,7 +458,7 @@ async fn shutdown_answers_waiting_polls_at_once() {
             )
         })
         .collect();
-    settle().await;
+    until_waiting(&server, 5).await;
     assert!(polls.iter().all(|p| !p.is_finished()));
     // Stopping waits for in-flight requests: it returns only once every poll has answered.
     server.stop().await;
@@ -608,4 +653,26 @@ fn base64(bytes: &[u8]) -> String {
         }
     }
     out
+}
+
+async fn operator(server: &Http, method: Method, path: &str) -> Answer {
+    server.send(server.client.request(method, server.endpoint(path)).bearer_auth(&server.token)).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_restored_wakes_the_polls_waiting() {
+    let server = spawn_app(&["--dev"]).await;
+    assert_eq!(operator(&server, Method::PUT, "private/snapshots/empty").await.status, 201);
+    let (row, reserve) = add_incoming(&server, "KUDOS:1").await;
+    assert_eq!(operator(&server, Method::PUT, "private/snapshots/one").await.status, 201);
+    assert_eq!(operator(&server, Method::POST, "private/snapshots/empty/restore").await.status, 204);
+    // Nothing in the history now: a poll from the oldest row waits.
+    let poll = spawn_poll(&server, "taler-wire-gateway/history/incoming?limit=5&timeout_ms=60000");
+    until_waiting(&server, 1).await;
+    // The restored snapshot has the credit: the waiting poll reads it.
+    assert_eq!(operator(&server, Method::POST, "private/snapshots/one/restore").await.status, 204);
+    let answer = poll.await.unwrap();
+    assert_eq!(answer.status, 200);
+    assert_eq!(row_ids(&answer.json(), "incoming_transactions"), vec![row]);
+    assert_eq!(answer.json()["incoming_transactions"][0]["reserve_pub"], reserve);
 }
