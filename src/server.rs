@@ -45,6 +45,9 @@ use crate::{api, http};
 
 mod lifecycle;
 
+/// What stops `serve`, also for the client commands that run until stopped.
+pub use lifecycle::Shutdown;
+
 /// How long in-flight requests may take to finish after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 

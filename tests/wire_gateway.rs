@@ -676,3 +676,132 @@ async fn a_snapshot_restored_wakes_the_polls_waiting() {
     assert_eq!(row_ids(&answer.json(), "incoming_transactions"), vec![row]);
     assert_eq!(answer.json()["incoming_transactions"][0]["reserve_pub"], reserve);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_wakes_the_polls_waiting_with_the_fixtures_credits() {
+    let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    let fixtures = dir.path().join("fixtures.toml");
+    std::fs::write(&fixtures, "").unwrap();
+    let server =
+        common::spawn_app_in(dir.clone(), &["--dev", "--fixtures", fixtures.to_str().unwrap()]).await;
+    let poll = spawn_poll(&server, "taler-wire-gateway/history/incoming?delta=1024&long_poll_ms=60000");
+    until_waiting(&server, 1).await;
+    // The fixture file edited, then the reset that applies it again: a credit of a plain key.
+    let reserve = reserve_pub();
+    std::fs::write(
+        &fixtures,
+        format!(
+            "[[incoming]]\namount = \"KUDOS:5\"\nsubject = \"{reserve}\"\ndebit_account = \"{CUSTOMER}\"\n"
+        ),
+    )
+    .unwrap();
+    assert_eq!(operator(&server, Method::POST, "private/reset").await.status, 204);
+    let answer = poll.await.unwrap();
+    assert_eq!(answer.status, 200);
+    let entry = &answer.json()["incoming_transactions"][0];
+    assert_eq!(entry["reserve_pub"], reserve);
+    assert_eq!(entry["amount"], "KUDOS:5");
+}
+
+/// `taler-lite client history` of the real binary against `server`, its stdout read line by line.
+struct Follower {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Follower {
+    fn start(server: &common::TestServer, args: &[&str]) -> Follower {
+        use std::io::BufRead;
+        let token_file = server.path().join("taler-lite-operator.token");
+        let mut child = std::process::Command::new(common::BIN)
+            .args(["client", "history", "--url", &server.url, "--token-file", token_file.to_str().unwrap()])
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        Follower { child, lines }
+    }
+
+    /// The next line printed (a minute is only a guard against hanging).
+    fn line(&self) -> String {
+        self.lines.recv_timeout(Duration::from_secs(60)).expect("a line from client history")
+    }
+
+    /// Waits for the process's exit (a minute is only a guard against hanging).
+    fn exit(mut self) -> std::process::ExitStatus {
+        for _ in 0..6000 {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = self.child.kill();
+        panic!("client history did not exit");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_history_follows_rows_as_they_commit() {
+    let server = common::TestServer::start(&[]);
+    let (first, first_reserve) = add_incoming(&server, "KUDOS:1").await;
+    let (second, _) = add_incoming(&server, "KUDOS:2").await;
+
+    // Without --follow: the rows after --start, then exit 0.
+    let all = Follower::start(&server, &["--json"]);
+    let rows: Vec<Value> =
+        [all.line(), all.line()].iter().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(rows.iter().map(|r| r["row_id"].as_i64().unwrap()).collect::<Vec<_>>(), vec![first, second]);
+    assert_eq!(rows[0]["reserve_pub"], first_reserve);
+    assert!(all.exit().success());
+    let after = Follower::start(&server, &["--start", &first.to_string()]);
+    let line = after.line();
+    assert!(line.starts_with(&format!("{second} ")) && line.contains("KUDOS:2 RESERVE"), "{line}");
+    assert!(after.exit().success());
+
+    // --follow with the parameters the exchange's C client sends: the rows there are, then each
+    // new one as it commits; SIGINT ends it with status 0.
+    let incoming =
+        Follower::start(&server, &["--follow", "--deprecated-params", "--start", &first.to_string()]);
+    assert!(incoming.line().starts_with(&format!("{second} ")));
+    until_waiting(&server, 1).await;
+    let (third, third_reserve) = add_incoming(&server, "KUDOS:3").await;
+    let line = incoming.line();
+    assert!(line.starts_with(&format!("{third} ")), "{line}");
+    assert!(line.contains(&third_reserve) && line.contains(CUSTOMER), "{line}");
+    until_waiting(&server, 1).await;
+    let pid = incoming.child.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    assert!(incoming.exit().success(), "SIGINT is a clean stop");
+
+    // --outgoing with the new parameters; the end of standard input ends it with status 0.
+    let mut outgoing = Follower::start(&server, &["--follow", "--outgoing", "--exit-on-stdin-eof"]);
+    until_waiting(&server, 1).await;
+    let body = transfer_body("KUDOS:4");
+    let row = post_gateway(&server, "transfer", &body).await.json()["row_id"].as_i64().unwrap();
+    let line = outgoing.line();
+    assert!(line.starts_with(&format!("{row} ")), "{line}");
+    assert!(
+        line.contains(&format!("KUDOS:4 to {MERCHANT} wtid {}", body["wtid"].as_str().unwrap())),
+        "{line}"
+    );
+    drop(outgoing.child.stdin.take());
+    assert!(outgoing.exit().success(), "the end of standard input is a clean stop");
+
+    // A wrong token: a one-line error naming the answer, status 1.
+    std::fs::write(server.path().join("wrong.token"), "secret-token:wrong").unwrap();
+    let wrong = common::run_cli(
+        server.path(),
+        &["client", "history", "--url", &server.url, "--token-file", "wrong.token"],
+    );
+    assert_eq!(wrong.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("401"), "{wrong:?}");
+}
