@@ -53,7 +53,7 @@ use crate::http::{PathParams, Request, Route, no_content};
 use crate::payto::Payto;
 use crate::regular_file::open_regular;
 use crate::store::auditors;
-use crate::store::gateway::NewOutgoing;
+use crate::store::gateway::Outgoing as NewOutgoing;
 use crate::store::registrations::{self, Held, NewRegistration};
 use crate::store::transfers::Incoming;
 use crate::store::{Durability, Store, StoreError, WriteTx, extern_keys, fixtures as stored};
