@@ -53,7 +53,7 @@ use crate::http::{PathParams, Request, Route, no_content};
 use crate::payto::Payto;
 use crate::regular_file::open_regular;
 use crate::store::auditors;
-use crate::store::gateway::Outgoing as NewOutgoing;
+use crate::store::gateway::Outgoing;
 use crate::store::registrations::{self, Held, NewRegistration};
 use crate::store::transfers::Incoming;
 use crate::store::{Durability, Store, StoreError, WriteTx, extern_keys, fixtures as stored};
@@ -245,7 +245,7 @@ pub struct Prepared {
     uploads: Vec<(Entry, FileUpload)>,
     registrations: Vec<(Entry, NewRegistration)>,
     incoming: Vec<(Entry, PreparedIncoming)>,
-    outgoing: Vec<(Entry, NewOutgoing)>,
+    outgoing: Vec<(Entry, Outgoing)>,
 }
 
 /// Checks every entry as the API would and makes what the API's clients would send
