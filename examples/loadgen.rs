@@ -54,6 +54,18 @@
 //!   one with the journal of requests off (`--dev --journal-size 0`) and one with it on
 //!   (`--dev`, 1000 entries), driven alternately in four rounds each so that both see the
 //!   same machine. Figure: registrations/s with the journal on / off. Target: >= 0.8.
+//! - `longpoll` (not in `all`; issue 19): `--polls` (1000) Wire Gateway `history/incoming` long
+//!   polls, as wirewatch makes them (half with the deprecated `delta`/`start`/`long_poll_ms`), spread
+//!   over 10 accounts of a server started with 10 `--credit-account`s; every answered poll asks again
+//!   after the row it got. The server's `taler_lite_long_polls_waiting` gauge says when all wait.
+//!   Figures: the server's RSS (`VmRSS`) and its CPU over 5 idle seconds with no poll and with all
+//!   waiting; registrations/s (`--requests`/4 per phase) with no poll and then with all waiting, and
+//!   their ratio; then 200 rounds of one `admin/add-incoming` to one account in turn: the time from
+//!   its 200 (and from sending it) to the last of that account's polls answered with its row, p50 and
+//!   p99. Answers of other accounts' polls count as failures. Targets: CPU while the polls wait <= 1%
+//!   of one core; registrations/s with them / without >= 0.8. Each waiting poll holds a socket on both
+//!   sides: a soft limit on open files below polls + clients + 256 is raised with `prlimit` (up to
+//!   the hard limit; else run `ulimit -n` first). The server inherits it.
 //! - `replicate` (not in `all`; needs `litestream` and `moto_server`): the `registration` load
 //!   against a plain server and two under `litestream replicate -exec` (checkpoints `external`
 //!   and `auto`) replicating to a local S3 server, in alternating rounds for `--seconds`; WAL
@@ -118,6 +130,8 @@ use taler_lite::timestamp::Timestamp;
 mod common;
 use common::TestServer;
 
+#[path = "loadgen/longpoll.rs"]
+mod longpoll;
 /// `replicate`: the registration load with Litestream replicating (its own file: it brings
 /// moto and Litestream along).
 #[path = "loadgen/replicate.rs"]
@@ -138,7 +152,7 @@ const MIXED_LIMIT: Duration = Duration::from_secs(90);
 #[derive(Parser, Debug)]
 #[command(about = "taler-lite load generator (issue 6); prints one JSON line per scenario")]
 struct Options {
-    /// registration, auditors, upload, mixed, startup, scale, journal, replicate or all (several may be given).
+    /// registration, auditors, upload, mixed, startup, scale, journal, longpoll, replicate or all (several may be given).
     #[arg(default_value = "all")]
     scenarios: Vec<String>,
     /// Drive an already running server at this loopback URL instead of starting one.
@@ -174,6 +188,9 @@ struct Options {
     /// Starts in the startup scenario.
     #[arg(long, default_value_t = 20)]
     starts: usize,
+    /// Waiting history requests in the longpoll scenario.
+    #[arg(long, default_value_t = 1000)]
+    polls: usize,
     /// Length of the replicate scenario's measured load, in seconds.
     #[arg(long, default_value_t = 30)]
     seconds: u64,
@@ -1570,10 +1587,10 @@ fn main() {
                 scenarios.extend(["registration", "auditors", "upload", "mixed", "startup"].map(String::from))
             }
             "registration" | "auditors" | "upload" | "mixed" | "startup" | "scale" | "journal"
-            | "replicate" => scenarios.push(s.clone()),
+            | "longpoll" | "replicate" => scenarios.push(s.clone()),
             other => {
                 panic!(
-                    "unknown scenario {other}: registration, auditors, upload, mixed, startup, scale, journal, replicate or all"
+                    "unknown scenario {other}: registration, auditors, upload, mixed, startup, scale, journal, longpoll, replicate or all"
                 )
             }
         }
@@ -1619,6 +1636,7 @@ fn main() {
             "upload" => runtime.block_on(upload_scenario(&mut ctx)),
             "mixed" => runtime.block_on(mixed_scenario(&mut ctx)),
             "journal" => runtime.block_on(journal_scenario(&mut ctx)),
+            "longpoll" => runtime.block_on(longpoll::longpoll_scenario(&mut ctx)),
             "replicate" => runtime.block_on(replicate::replicate_scenario(&mut ctx)),
             _ => startup_scenario(&ctx),
         };
@@ -1626,7 +1644,7 @@ fn main() {
         let mut out = std::io::stdout().lock();
         writeln!(out, "{line}").expect("stdout");
         out.flush().expect("stdout");
-        eprint!("{}", table(&line));
+        eprint!("{}", if scenario == "longpoll" { longpoll::longpoll_table(&line) } else { table(&line) });
     }
     if !all_met {
         eprintln!("loadgen: at least one target was missed or a request failed (see \"met\")");

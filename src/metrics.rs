@@ -176,7 +176,12 @@ impl Metrics {
 
     /// The exposition: the request metrics, the writer's (`None` for a store
     /// without one) and the file's.
-    pub fn encode(&self, writer: Option<&WriterStats>, db: &DbSnapshot) -> Result<String, fmt::Error> {
+    pub fn encode(
+        &self,
+        writer: Option<&WriterStats>,
+        db: &DbSnapshot,
+        long_polls_waiting: usize,
+    ) -> Result<String, fmt::Error> {
         let mut registry = Registry::default();
         registry.register(
             "taler_lite_http_requests",
@@ -230,6 +235,11 @@ impl Metrics {
             "Prepared-transfer registrations that have not expired",
             ConstGauge::new(gauge_value(db.registrations_live)),
         );
+        registry.register(
+            "taler_lite_long_polls_waiting",
+            "Wire Gateway history requests parked until a commit wakes them or they time out",
+            ConstGauge::new(gauge_value(long_polls_waiting as u64)),
+        );
         let mut text = String::new();
         prometheus_client::encoding::prometheus_text::encode(&mut text, &registry)?;
         Ok(text)
@@ -250,13 +260,15 @@ mod tests {
         stats.jobs.store(5, Ordering::Relaxed);
         stats.group_sizes[0].store(2, Ordering::Relaxed);
         stats.group_sizes[2].store(1, Ordering::Relaxed);
-        let text = m.encode(Some(&stats), &DbSnapshot { size_bytes: 4096, registrations_live: 7 }).unwrap();
+        let text =
+            m.encode(Some(&stats), &DbSnapshot { size_bytes: 4096, registrations_live: 7 }, 2).unwrap();
         assert!(
             text.contains(r#"taler_lite_http_requests_total{route="/config",method="GET",status="200"} 1"#),
             "{text}"
         );
         assert!(text.contains(r#"method="other",status="405""#), "{text}");
         assert!(text.contains("taler_lite_db_commits_total 3\n"), "{text}");
+        assert!(text.contains("taler_lite_long_polls_waiting 2\n"), "{text}");
         assert!(text.contains("taler_lite_db_commit_group_jobs_bucket{le=\"1\"} 2\n"), "{text}");
         assert!(text.contains("taler_lite_db_commit_group_jobs_bucket{le=\"4\"} 3\n"), "{text}");
         assert!(text.contains("taler_lite_db_commit_group_jobs_bucket{le=\"+Inf\"} 3\n"), "{text}");

@@ -45,6 +45,9 @@ use crate::{api, http};
 mod connections;
 mod lifecycle;
 
+/// What stops `serve`, also for the client commands that run until stopped.
+pub use lifecycle::Shutdown;
+
 /// Requests with wrong credentials held at once ([`crate::auth_failures`]).
 const MAX_HELD_FAILURES: usize = 4096;
 

@@ -5,7 +5,8 @@
 //! every waiter at once (the server's shutdown), instead of letting them run to their timeouts.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -14,11 +15,18 @@ use tokio::time::Instant;
 pub struct Wakeups {
     channels: Mutex<HashMap<String, watch::Sender<u64>>>,
     closed: watch::Sender<bool>,
+    /// Requests parked in [`Waiter::wait`] now (the `/metrics` gauge, and how the load generator
+    /// knows its polls are all waiting).
+    waiting: Arc<AtomicUsize>,
 }
 
 impl Default for Wakeups {
     fn default() -> Self {
-        Wakeups { channels: Mutex::new(HashMap::new()), closed: watch::Sender::new(false) }
+        Wakeups {
+            channels: Mutex::new(HashMap::new()),
+            closed: watch::Sender::new(false),
+            waiting: Arc::new(AtomicUsize::new(0)),
+        }
     }
 }
 
@@ -38,6 +46,17 @@ pub enum Woken {
 pub struct Waiter {
     changes: watch::Receiver<u64>,
     closed: watch::Receiver<bool>,
+    waiting: Arc<AtomicUsize>,
+}
+
+/// Counts one parked wait for as long as it lives (also when its request is dropped mid-wait,
+/// as when the client goes away).
+struct Parked<'a>(&'a AtomicUsize);
+
+impl Drop for Parked<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Wakeups {
@@ -47,7 +66,7 @@ impl Wakeups {
             let mut channels = self.channels.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             channels.entry(channel.to_owned()).or_insert_with(|| watch::Sender::new(0)).subscribe()
         };
-        Waiter { changes, closed: self.closed.subscribe() }
+        Waiter { changes, closed: self.closed.subscribe(), waiting: self.waiting.clone() }
     }
 
     /// Wakes everyone subscribed to `channel` (call after the commit is durable).
@@ -56,6 +75,11 @@ impl Wakeups {
         if let Some(sender) = channels.get(channel) {
             sender.send_modify(|n| *n = n.wrapping_add(1));
         }
+    }
+
+    /// How many requests are waiting now.
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::Relaxed)
     }
 
     /// Wakes every waiter now and every later one at once: the server is stopping.
@@ -76,6 +100,8 @@ impl Waiter {
         if *self.closed.borrow() {
             return Woken::Closed;
         }
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        let _parked = Parked(&self.waiting);
         tokio::select! {
             changed = self.changes.changed() => match changed {
                 Ok(()) => Woken::Changed,
@@ -98,6 +124,7 @@ mod tests {
     async fn a_wake_after_subscribing_is_seen_even_before_waiting() {
         let w = Wakeups::default();
         let mut waiter = w.subscribe("a/incoming");
+        assert_eq!(w.waiting(), 0);
         w.wake("a/outgoing");
         w.wake("a/incoming");
         let far = Instant::now() + Duration::from_secs(60);
@@ -106,5 +133,27 @@ mod tests {
         w.close();
         assert_eq!(waiter.wait(far).await, Woken::Closed);
         assert_eq!(w.subscribe("b").wait(far).await, Woken::Closed);
+        assert_eq!(w.waiting(), 0);
+    }
+
+    #[tokio::test]
+    async fn waits_are_counted_while_parked() {
+        let w = std::sync::Arc::new(Wakeups::default());
+        let far = Instant::now() + Duration::from_secs(60);
+        let mut tasks = Vec::new();
+        for channel in ["a/incoming", "b/outgoing"] {
+            let mut waiter = w.subscribe(channel);
+            tasks.push(tokio::spawn(async move { waiter.wait(far).await }));
+        }
+        while w.waiting() < 2 {
+            tokio::task::yield_now().await;
+        }
+        w.wake("a/incoming");
+        let second = tasks.pop().unwrap();
+        assert_eq!(tasks.pop().unwrap().await.unwrap(), Woken::Changed);
+        assert_eq!(w.waiting(), 1);
+        w.close();
+        assert_eq!(second.await.unwrap(), Woken::Closed);
+        assert_eq!(w.waiting(), 0);
     }
 }

@@ -699,6 +699,7 @@ async fn metrics_parse_move_with_requests_and_need_the_token() {
         ("taler_lite_kyc_bulk_received_bytes_total", "counter"),
         ("taler_lite_kyc_bulk_uploads_in_progress", "gauge"),
         ("taler_lite_registrations_live", "gauge"),
+        ("taler_lite_long_polls_waiting", "gauge"),
     ] {
         assert_eq!(m.types.get(family).map(String::as_str), Some(kind), "{family}");
     }

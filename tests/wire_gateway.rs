@@ -305,6 +305,29 @@ fn spawn_poll(server: &Http, path: &str) -> tokio::task::JoinHandle<Answer> {
     })
 }
 
+/// The server's `taler_lite_long_polls_waiting` gauge.
+async fn polls_waiting(server: &Http) -> u64 {
+    let text = String::from_utf8(server.get_private("metrics").await.body).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("taler_lite_long_polls_waiting "))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// Waits until the server counts `n` waiting polls (a bound on how long is only a guard against
+/// hanging forever, not a timing assertion).
+async fn until_waiting(server: &Http, n: u64) {
+    for _ in 0..2000 {
+        if polls_waiting(server).await == n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("the server never counted {n} waiting polls (it counts {})", polls_waiting(server).await);
+}
+
 /// Gives a spawned poll the time to reach its wait (no assertion depends on this being long
 /// enough: a poll that reads after the commit finds the row without waiting).
 async fn settle() {
@@ -401,6 +424,28 @@ async fn a_registration_credit_reaches_a_poll_that_was_already_waiting() {
     assert_eq!(entry["authorization_pub"], auth.public_key().to_string());
 }
 
+#[tokio::test]
+async fn add_incoming_subject_wants_full_payto_uris() {
+    let server = spawn_app(&[]).await;
+    let good = json!({"amount": "KUDOS:1", "subject": "anything", "debit_account": CUSTOMER});
+    for (field, nameless) in [
+        ("debit_account", "payto://iban/DE89370400440532013000"),
+        ("credit_account", "payto://iban/CH4431999123000889012"),
+    ] {
+        let mut body = good.clone();
+        body[field] = json!(nameless);
+        let answer = post_gateway(&server, "admin/add-incoming-subject", &body).await;
+        let detail = answer.expect_error(400, 24);
+        assert_eq!(answer.json()["parameter"], field, "{detail}");
+        assert!(detail.contains("receiver-name"), "{detail}");
+    }
+    assert_eq!(server.count("incoming_transfers"), 0);
+    // With the names, the same transfer is taken (and bounced: its subject names nothing).
+    let mut named = good.clone();
+    named["credit_account"] = json!(EXCHANGE);
+    assert_eq!(post_gateway(&server, "admin/add-incoming-subject", &named).await.json()["status"], "bounced");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_answers_waiting_polls_at_once() {
     let server = spawn_app(&[]).await;
@@ -413,7 +458,7 @@ async fn shutdown_answers_waiting_polls_at_once() {
             )
         })
         .collect();
-    settle().await;
+    until_waiting(&server, 5).await;
     assert!(polls.iter().all(|p| !p.is_finished()));
     // Stopping waits for in-flight requests: it returns only once every poll has answered.
     server.stop().await;
@@ -608,4 +653,155 @@ fn base64(bytes: &[u8]) -> String {
         }
     }
     out
+}
+
+async fn operator(server: &Http, method: Method, path: &str) -> Answer {
+    server.send(server.client.request(method, server.endpoint(path)).bearer_auth(&server.token)).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_restored_wakes_the_polls_waiting() {
+    let server = spawn_app(&["--dev"]).await;
+    assert_eq!(operator(&server, Method::PUT, "private/snapshots/empty").await.status, 201);
+    let (row, reserve) = add_incoming(&server, "KUDOS:1").await;
+    assert_eq!(operator(&server, Method::PUT, "private/snapshots/one").await.status, 201);
+    assert_eq!(operator(&server, Method::POST, "private/snapshots/empty/restore").await.status, 204);
+    // Nothing in the history now: a poll from the oldest row waits.
+    let poll = spawn_poll(&server, "taler-wire-gateway/history/incoming?limit=5&timeout_ms=60000");
+    until_waiting(&server, 1).await;
+    // The restored snapshot has the credit: the waiting poll reads it.
+    assert_eq!(operator(&server, Method::POST, "private/snapshots/one/restore").await.status, 204);
+    let answer = poll.await.unwrap();
+    assert_eq!(answer.status, 200);
+    assert_eq!(row_ids(&answer.json(), "incoming_transactions"), vec![row]);
+    assert_eq!(answer.json()["incoming_transactions"][0]["reserve_pub"], reserve);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_wakes_the_polls_waiting_with_the_fixtures_credits() {
+    let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    let fixtures = dir.path().join("fixtures.toml");
+    std::fs::write(&fixtures, "").unwrap();
+    let server =
+        common::spawn_app_in(dir.clone(), &["--dev", "--fixtures", fixtures.to_str().unwrap()]).await;
+    let poll = spawn_poll(&server, "taler-wire-gateway/history/incoming?delta=1024&long_poll_ms=60000");
+    until_waiting(&server, 1).await;
+    // The fixture file edited, then the reset that applies it again: a credit of a plain key.
+    let reserve = reserve_pub();
+    std::fs::write(
+        &fixtures,
+        format!(
+            "[[incoming]]\namount = \"KUDOS:5\"\nsubject = \"{reserve}\"\ndebit_account = \"{CUSTOMER}\"\n"
+        ),
+    )
+    .unwrap();
+    assert_eq!(operator(&server, Method::POST, "private/reset").await.status, 204);
+    let answer = poll.await.unwrap();
+    assert_eq!(answer.status, 200);
+    let entry = &answer.json()["incoming_transactions"][0];
+    assert_eq!(entry["reserve_pub"], reserve);
+    assert_eq!(entry["amount"], "KUDOS:5");
+}
+
+/// `taler-lite client history` of the real binary against `server`, its stdout read line by line.
+struct Follower {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Follower {
+    fn start(server: &common::TestServer, args: &[&str]) -> Follower {
+        use std::io::BufRead;
+        let token_file = server.path().join("taler-lite-operator.token");
+        let mut child = std::process::Command::new(common::BIN)
+            .args(["client", "history", "--url", &server.url, "--token-file", token_file.to_str().unwrap()])
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        Follower { child, lines }
+    }
+
+    /// The next line printed (a minute is only a guard against hanging).
+    fn line(&self) -> String {
+        self.lines.recv_timeout(Duration::from_secs(60)).expect("a line from client history")
+    }
+
+    /// Waits for the process's exit (a minute is only a guard against hanging).
+    fn exit(mut self) -> std::process::ExitStatus {
+        for _ in 0..6000 {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = self.child.kill();
+        panic!("client history did not exit");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_history_follows_rows_as_they_commit() {
+    let server = common::TestServer::start(&[]);
+    let (first, first_reserve) = add_incoming(&server, "KUDOS:1").await;
+    let (second, _) = add_incoming(&server, "KUDOS:2").await;
+
+    // Without --follow: the rows after --start, then exit 0.
+    let all = Follower::start(&server, &["--json"]);
+    let rows: Vec<Value> =
+        [all.line(), all.line()].iter().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(rows.iter().map(|r| r["row_id"].as_i64().unwrap()).collect::<Vec<_>>(), vec![first, second]);
+    assert_eq!(rows[0]["reserve_pub"], first_reserve);
+    assert!(all.exit().success());
+    let after = Follower::start(&server, &["--start", &first.to_string()]);
+    let line = after.line();
+    assert!(line.starts_with(&format!("{second} ")) && line.contains("KUDOS:2 RESERVE"), "{line}");
+    assert!(after.exit().success());
+
+    // --follow with the parameters the exchange's C client sends: the rows there are, then each
+    // new one as it commits; SIGINT ends it with status 0.
+    let incoming =
+        Follower::start(&server, &["--follow", "--deprecated-params", "--start", &first.to_string()]);
+    assert!(incoming.line().starts_with(&format!("{second} ")));
+    until_waiting(&server, 1).await;
+    let (third, third_reserve) = add_incoming(&server, "KUDOS:3").await;
+    let line = incoming.line();
+    assert!(line.starts_with(&format!("{third} ")), "{line}");
+    assert!(line.contains(&third_reserve) && line.contains(CUSTOMER), "{line}");
+    until_waiting(&server, 1).await;
+    let pid = incoming.child.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    assert!(incoming.exit().success(), "SIGINT is a clean stop");
+
+    // --outgoing with the new parameters; the end of standard input ends it with status 0.
+    let mut outgoing = Follower::start(&server, &["--follow", "--outgoing", "--exit-on-stdin-eof"]);
+    until_waiting(&server, 1).await;
+    let body = transfer_body("KUDOS:4");
+    let row = post_gateway(&server, "transfer", &body).await.json()["row_id"].as_i64().unwrap();
+    let line = outgoing.line();
+    assert!(line.starts_with(&format!("{row} ")), "{line}");
+    assert!(
+        line.contains(&format!("KUDOS:4 to {MERCHANT} wtid {}", body["wtid"].as_str().unwrap())),
+        "{line}"
+    );
+    drop(outgoing.child.stdin.take());
+    assert!(outgoing.exit().success(), "the end of standard input is a clean stop");
+
+    // A wrong token: a one-line error naming the answer, status 1.
+    std::fs::write(server.path().join("wrong.token"), "secret-token:wrong").unwrap();
+    let wrong = common::run_cli(
+        server.path(),
+        &["client", "history", "--url", &server.url, "--token-file", "wrong.token"],
+    );
+    assert_eq!(wrong.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("401"), "{wrong:?}");
 }

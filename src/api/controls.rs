@@ -113,6 +113,8 @@ async fn restore_snapshot(state: AppState, params: PathParams, _: Request) -> Re
     }
     let path = shelf.path_of(&name)?;
     snapshots::restore(&state.store, &path).await?;
+    // The histories may hold other rows now: waiting long polls read them again.
+    crate::domain::bank::gateway::wake_all(&state.settings, &state.wakeups);
     log::info!("restored snapshot {name}");
     Ok(no_content())
 }

@@ -76,6 +76,8 @@ async fn reset(state: AppState, _: PathParams, _: Request) -> Result<Response, A
         ApplyError::Entry(e) => ApiError::Fixtures(e.to_string()),
         ApplyError::Store(source) => ApiError::Database { source },
     })?;
+    // The histories changed under any waiting long poll: each reads again.
+    crate::domain::bank::gateway::wake_all(&state.settings, &state.wakeups);
     log::info!("reset: every table emptied, {} fixture entries applied again", applied.applied);
     Ok(no_content())
 }

@@ -65,7 +65,7 @@ async fn get_metrics(state: AppState, _: PathParams, _: Request) -> Result<Respo
         .await?;
     let text = state
         .metrics
-        .encode(state.store.writer_stats(), &db)
+        .encode(state.store.writer_stats(), &db, state.wakeups.waiting())
         .map_err(|e| ApiError::Internal(format!("cannot encode the metrics: {e}")))?;
     let mut response = Response::new(text.into());
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(metrics::CONTENT_TYPE));

@@ -33,6 +33,16 @@ struct AddMapped {
     debit_account: String,
 }
 
+/// `add-incoming-subject`'s body as it arrives: the accounts are checked as full payto URIs
+/// (400, code 24, naming the field) before they become [`AddIncomingSubject`]'s.
+#[derive(Deserialize)]
+struct AddIncomingSubjectRequest {
+    amount: Amount,
+    subject: String,
+    debit_account: String,
+    credit_account: Option<String>,
+}
+
 #[derive(Serialize)]
 struct AddedTransfer {
     row_id: i64,
@@ -218,7 +228,16 @@ async fn add_incoming_subject(
     mut req: Request,
 ) -> Result<Response, ApiError> {
     let account = path_account(&state, &params)?;
-    let body: AddIncomingSubject = req.json(state.settings.max_json).await?;
+    let request: AddIncomingSubjectRequest = req.json(state.settings.max_json).await?;
+    let body = AddIncomingSubject {
+        amount: request.amount,
+        subject: request.subject,
+        debit_account: gateway::full_payto("debit_account", &request.debit_account)?,
+        credit_account: request
+            .credit_account
+            .map(|text| gateway::full_payto("credit_account", &text))
+            .transpose()?,
+    };
     let outcome = transfers::add_gateway_incoming(
         &state.store,
         &state.settings,

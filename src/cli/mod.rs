@@ -5,6 +5,7 @@
 //! readers and the server's writer work side by side).
 
 pub mod auditors;
+pub mod history;
 pub mod kyc;
 mod logging;
 pub mod ops;
@@ -82,6 +83,8 @@ pub enum ClientCommand {
     Register(registrations::RegisterArgs),
     /// Remove a registration
     Unregister(registrations::UnregisterArgs),
+    /// Print a Wire Gateway history; with --follow, each new row as it commits
+    History(history::HistoryArgs),
 }
 
 /// Why a command failed: one line for the operator. Every variant is shown
@@ -171,6 +174,7 @@ pub async fn execute(cli: Cli) -> Result<(), CliError> {
         Command::Client(ClientCommand::KycBulk(args)) => kyc::client_upload(args).await,
         Command::Client(ClientCommand::Register(args)) => registrations::client_register(args).await,
         Command::Client(ClientCommand::Unregister(args)) => registrations::client_unregister(args).await,
+        Command::Client(ClientCommand::History(args)) => history::client_history(args).await,
         Command::KycBulk(cmd) => kyc::kyc_bulk_command(&cli.global, &file, cmd).await,
         Command::Registrations(cmd) => registrations::registrations_command(&cli.global, &file, cmd).await,
         Command::Auditors(cmd) => auditors::auditors_command(&cli.global, &file, cmd).await,
@@ -313,6 +317,11 @@ fn json_for_terminal(json: &str) -> Cow<'_, str> {
             .map(|c| if c1(c) { format!("\\u{:04x}", u32::from(c)) } else { c.to_string() })
             .collect(),
     )
+}
+
+/// One JSON value on one line, safe for a terminal (see [`json_for_terminal`]).
+pub fn json_line(value: &serde_json::Value) -> String {
+    json_for_terminal(&value.to_string()).into_owned()
 }
 
 /// The base URL of a running server, with a trailing slash.
