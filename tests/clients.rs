@@ -19,14 +19,13 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use common::TestServer;
-use serde_json::{Value, json};
+use common::bank::{EXCHANGE_ACCOUNT as ACCOUNT, reserve_registration};
+use common::kyc::{CUSTOMER as PAYTO, upload_signature};
+use serde_json::Value;
 use sha2::{Digest, Sha512};
-use taler_lite::crypto::{EddsaPrivateKey, ExternKycDataBulkBindingPS, HashCode, SignedStruct};
-use taler_lite::payto::Payto;
+use taler_lite::crypto::{EddsaPrivateKey, HashCode};
 
-const PAYTO: &str = "payto://iban/DE89370400440532013000?receiver-name=Erika%20Mustermann";
 const OTHER_PAYTO: &str = "payto://iban/CH4431999123000889012?receiver-name=Other";
-const ACCOUNT: &str = "payto://iban/CH4431999123000889012?receiver-name=Exchange";
 
 /// Large enough that every client is still sending when the answer comes.
 const UPLOAD_SIZE: u64 = 64 << 20;
@@ -293,16 +292,11 @@ fn write_if_changed(path: &Path, content: &[u8]) {
     std::fs::rename(&tmp, path).expect("rename a body file");
 }
 
-fn sign(key: &EddsaPrivateKey, h_body: HashCode, payto: &str) -> String {
-    let payto: Payto = payto.parse().unwrap();
-    ExternKycDataBulkBindingPS { h_body, h_payto: payto.full_hash() }.sign(key).to_string()
-}
-
 fn upload_headers(signer: &EddsaPrivateKey, payto: &str, h: HashCode) -> Vec<(String, String)> {
     vec![
         ("Content-Type".into(), "application/pdf".into()),
         ("Taler-Customer-Payto".into(), payto.into()),
-        ("Taler-Extern-Signature".into(), sign(signer, h, payto)),
+        ("Taler-Extern-Signature".into(), upload_signature(signer, h, payto)),
         ("If-None-Match".into(), h.to_string()),
     ]
 }
@@ -591,13 +585,7 @@ async fn a_browser_may_register_from_another_origin() {
     assert!(methods.split(',').any(|m| m.trim() == "POST"), "{methods}");
 
     let auth = EddsaPrivateKey::generate().unwrap();
-    let body = json!({
-        "credit_account": ACCOUNT, "type": "reserve", "recurrent": false, "credit_amount": "KUDOS:1",
-        "alg": "EdDSA",
-        "account_pub": auth.public_key().to_string(),
-        "authorization_pub": auth.public_key().to_string(),
-        "authorization_sig": auth.sign(auth.public_key().as_bytes()).to_string(),
-    });
+    let body = reserve_registration(&auth, ACCOUNT, "KUDOS:1");
     let answer = server
         .send(
             server

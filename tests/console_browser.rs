@@ -281,14 +281,12 @@ async fn qr_codes_survive_a_real_browser() {
 mod common;
 
 use common::TestApp;
-use common::kyc::{body_hash, upload_signature, zip_of};
+use common::bank::{EXCHANGE_ACCOUNT as SWISS_ACCOUNT, reserve_registration};
+use common::kyc::{CUSTOMER, body_hash, signed_upload, zip_of};
 use fantoccini::Locator;
-use serde_json::json;
 use taler_lite::crypto::{EddsaPrivateKey, HashCode};
 
-const SWISS_ACCOUNT: &str = "payto://iban/CH4431999123000889012?receiver-name=Exchange";
 const EPC_ACCOUNT: &str = "payto://iban/DE89370400440532013000?receiver-name=Exchange";
-const CUSTOMER: &str = "payto://iban/DE89370400440532013000?receiver-name=Erika%20Mustermann";
 const JPEG: &[u8] = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00\xff\xd9";
 
 /// A small real PNG (a blue square), so that the preview shows something.
@@ -301,13 +299,7 @@ fn png() -> Vec<u8> {
 
 async fn upload(app: &TestApp, party: &EddsaPrivateKey, content_type: &str, body: &[u8]) -> HashCode {
     let h_body = body_hash(body);
-    let sig = upload_signature(party, h_body, CUSTOMER);
-    let r = app
-        .client
-        .post(app.endpoint(&format!("kyc-bulk/{}", party.public_key())))
-        .header("Content-Type", content_type)
-        .header("Taler-Customer-Payto", CUSTOMER)
-        .header("Taler-Extern-Signature", sig)
+    let r = signed_upload(&app.client, &app.url, party, CUSTOMER, content_type, h_body)
         .body(body.to_vec())
         .send()
         .await
@@ -319,13 +311,7 @@ async fn upload(app: &TestApp, party: &EddsaPrivateKey, content_type: &str, body
 /// Registers a reserve against `account`; the key and the registration's subjects.
 async fn register(app: &TestApp, account: &str) -> (EddsaPrivateKey, serde_json::Value) {
     let auth = EddsaPrivateKey::generate().unwrap();
-    let body = json!({
-        "credit_account": account, "type": "reserve", "recurrent": false, "credit_amount": "KUDOS:5",
-        "alg": "EdDSA", "account_pub": auth.public_key().to_string(),
-        "authorization_pub": auth.public_key().to_string(),
-        "authorization_sig": auth.sign(auth.public_key().as_bytes()).to_string(),
-    });
-    let answer = app.post_json("taler-prepared-transfer/registration", &body).await;
+    let answer = app.register(&reserve_registration(&auth, account, "KUDOS:5")).await;
     assert_eq!(answer.status, 200);
     (auth, answer.json()["subjects"].clone())
 }

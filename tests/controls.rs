@@ -3,28 +3,15 @@
 
 mod common;
 
+use common::bank::{EXCHANGE_ACCOUNT as ACCOUNT, reserve_registration, unregistration};
 use common::{Http, spawn_app};
 use serde_json::{Value, json};
 use taler_lite::crypto::EddsaPrivateKey;
 
-const ACCOUNT: &str = "payto://iban/CH4431999123000889012?receiver-name=Exchange";
 const CUSTOMER: &str = "payto://iban/DE89370400440532013000?receiver-name=Customer";
 
 fn one_shot(auth: &EddsaPrivateKey) -> Value {
-    json!({
-        "credit_account": ACCOUNT,
-        "type": "reserve",
-        "recurrent": false,
-        "credit_amount": "KUDOS:10",
-        "alg": "EdDSA",
-        "account_pub": auth.public_key().to_string(),
-        "authorization_pub": auth.public_key().to_string(),
-        "authorization_sig": auth.sign(auth.public_key().as_bytes()).to_string(),
-    })
-}
-
-async fn register(server: &Http, body: &Value) -> common::Answer {
-    server.post_json("taler-prepared-transfer/registration", body).await
+    reserve_registration(auth, ACCOUNT, "KUDOS:10")
 }
 
 async fn clock(server: &Http, body: Value) -> common::Answer {
@@ -65,7 +52,7 @@ async fn console_page(server: &Http, path: &str) -> String {
 async fn a_registration_advanced_past_its_expiration_is_gone_everywhere() {
     let server = spawn_app(&["--dev", "--subject-formats", "SIMPLE", "--simple-subject", "short"]).await;
     let auth = EddsaPrivateKey::generate().unwrap();
-    let answer = register(&server, &one_shot(&auth)).await;
+    let answer = server.register(&one_shot(&auth)).await;
     assert_eq!(answer.status, 200);
     let subject = answer.json()["subjects"][0]["subject"].as_str().unwrap().to_owned();
     let key = auth.public_key().to_string();
@@ -92,14 +79,10 @@ async fn a_registration_advanced_past_its_expiration_is_gone_everywhere() {
     assert_eq!(credit.json()["status"], "bounced", "{}", credit.json());
     // Unregistration, signed at the server's (moved) time: nothing live to remove.
     let timestamp = rfc3339(server_now_s(&server).await);
-    let unregister = json!({
-        "timestamp": timestamp,
-        "authorization_pub": key,
-        "authorization_sig": auth.sign(timestamp.as_bytes()).to_string(),
-    });
+    let unregister = unregistration(&auth, &timestamp);
     server.post_json("taler-prepared-transfer/unregistration", &unregister).await.expect_error(404, 5162);
     // And the key may register anew, as after a real month.
-    assert_eq!(register(&server, &one_shot(&auth)).await.status, 200);
+    assert_eq!(server.register(&one_shot(&auth)).await.status, 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -149,7 +132,7 @@ async fn a_frozen_clock_at_start_dates_everything() {
     let server = spawn_app(&["--dev", "--frozen-clock", "2030-01-01T00:00:00Z"]).await;
     let at = 1_893_456_000i64;
     assert_eq!(server_now_s(&server).await, at);
-    let answer = register(&server, &one_shot(&EddsaPrivateKey::generate().unwrap())).await;
+    let answer = server.register(&one_shot(&EddsaPrivateKey::generate().unwrap())).await;
     assert_eq!(answer.json()["expiration"]["t_s"], at + 30 * 86_400);
     let state = server.get_private("private/clock").await.json();
     assert_eq!(state["frozen"], true);
@@ -203,7 +186,7 @@ async fn faults_count_down_in_order_and_store_nothing() {
     let auth = EddsaPrivateKey::generate().unwrap();
     let before = common::robust::fingerprint(&server.db());
     for status in [503, 503, 502] {
-        let answer = register(&server, &one_shot(&auth)).await;
+        let answer = server.register(&one_shot(&auth)).await;
         answer.expect_error(status, 9902);
         assert!(answer.headers.get("access-control-allow-origin").is_some(), "a public route keeps its CORS");
         assert_eq!(common::robust::fingerprint(&server.db()), before, "a faulted request changed the state");
@@ -216,7 +199,7 @@ async fn faults_count_down_in_order_and_store_nothing() {
     refused.expect_error(500, 9902);
     assert_eq!(common::robust::fingerprint(&server.db()), before, "a faulted request changed the state");
     assert_eq!(server.get_private("private/faults").await.json()["faults"], json!([]));
-    assert_eq!(register(&server, &one_shot(&auth)).await.status, 200);
+    assert_eq!(server.register(&one_shot(&auth)).await.status, 200);
     // Other routes were never touched; a reset closes the connection without an answer.
     add_fault(&server, json!({"method": "GET", "route": "/taler-prepared-transfer/config", "reset": true}))
         .await;
@@ -267,7 +250,7 @@ async fn the_journal_keeps_bodies_and_redacts_secrets() {
     let server = spawn_app(&["--dev"]).await;
     let auth = EddsaPrivateKey::generate().unwrap();
     let body = one_shot(&auth);
-    assert_eq!(register(&server, &body).await.status, 200);
+    assert_eq!(server.register(&body).await.status, 200);
     let secret_cookie = "taler_lite_console=SECRETCOOKIEVALUE";
     let listing = server
         .client
@@ -356,7 +339,7 @@ async fn a_long_poll_on_the_journal_is_woken_by_the_request() {
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     assert!(!waiting.is_finished(), "the poll answered a request it did not ask for");
     let auth = EddsaPrivateKey::generate().unwrap();
-    assert_eq!(register(&server, &one_shot(&auth)).await.status, 200);
+    assert_eq!(server.register(&one_shot(&auth)).await.status, 200);
     let got = waiting.await.unwrap();
     let entries = got["requests"].as_array().unwrap();
     assert_eq!(entries.len(), 1, "{got}");
@@ -407,7 +390,7 @@ async fn snapshot(server: &Http, method: reqwest::Method, path: &str) -> common:
 async fn a_restore_brings_back_exactly_the_snapshot() {
     let server = spawn_app(&["--dev", "--max-snapshots", "2"]).await;
     for _ in 0..3 {
-        assert_eq!(register(&server, &one_shot(&EddsaPrivateKey::generate().unwrap())).await.status, 200);
+        assert_eq!(server.register(&one_shot(&EddsaPrivateKey::generate().unwrap())).await.status, 200);
     }
     let before = common::robust::fingerprint(&server.db());
     let taken = snapshot(&server, reqwest::Method::PUT, "private/snapshots/three").await;
@@ -417,7 +400,7 @@ async fn a_restore_brings_back_exactly_the_snapshot() {
     assert!(taken.json()["taken"]["t_s"].is_number());
     // Changes of every kind, then back.
     for _ in 0..2 {
-        register(&server, &one_shot(&EddsaPrivateKey::generate().unwrap())).await;
+        server.register(&one_shot(&EddsaPrivateKey::generate().unwrap())).await;
     }
     let party = EddsaPrivateKey::generate().unwrap().public_key().to_string();
     let added = server.post_private("private/extern-keys", &json!({"extern_pub": party, "name": "P"})).await;
@@ -469,7 +452,7 @@ async fn a_restore_under_concurrent_registrations_fails_none() {
         let mut keys = Vec::new();
         for _ in 0..5 {
             let auth = EddsaPrivateKey::generate().unwrap();
-            assert_eq!(register(&server, &one_shot(&auth)).await.status, 200);
+            assert_eq!(server.register(&one_shot(&auth)).await.status, 200);
             keys.push(auth.public_key().to_string());
         }
         keys
@@ -627,7 +610,7 @@ fn the_real_binary_expires_a_registration_by_advance() {
         common::TestServer::start(&["--dev", "--simple-subject", "short", "--subject-formats", "SIMPLE"]);
     rt.block_on(async {
         let auth = EddsaPrivateKey::generate().unwrap();
-        let answer = register(&server, &one_shot(&auth)).await;
+        let answer = server.register(&one_shot(&auth)).await;
         assert_eq!(answer.status, 200);
         let subject = answer.json()["subjects"][0]["subject"].as_str().unwrap().to_owned();
         assert_eq!(clock(&server, json!({"advance": "31d"})).await.status, 200);
@@ -641,11 +624,7 @@ fn the_real_binary_expires_a_registration_by_advance() {
             .await;
         assert_eq!(credit.json()["status"], "bounced", "{}", credit.json());
         let timestamp = rfc3339(server_now_s(&server).await);
-        let unregister = json!({
-            "timestamp": timestamp,
-            "authorization_pub": auth.public_key().to_string(),
-            "authorization_sig": auth.sign(timestamp.as_bytes()).to_string(),
-        });
+        let unregister = unregistration(&auth, &timestamp);
         server.post_json("taler-prepared-transfer/unregistration", &unregister).await.expect_error(404, 5162);
     });
 }

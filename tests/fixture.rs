@@ -4,14 +4,15 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
+use common::bank::{EXCHANGE_ACCOUNT, registration_of};
 use common::kyc::zip_of;
-use common::{BIN, TestServer, open_db, run_cli};
+use common::{BIN, Ready, TestServer, clean_command, open_db, run_cli, spawn_until_ready};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha512};
 use taler_lite::crypto::{EddsaPrivateKey, EddsaPublicKey, EddsaSignature, MasterAddAuditorPS, SignedStruct};
@@ -26,12 +27,7 @@ const DEBTOR: &str = "payto://iban/DE89370400440532013000?receiver-name=Erika";
 /// The binary, with none of the developer's `TALER_LITE_*` settings, its temporary
 /// folders in `tmp` (so that a test sees what an ephemeral server leaves there).
 fn command(tmp: &Path) -> Command {
-    let mut command = Command::new(BIN);
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("TALER_LITE_") {
-            command.env_remove(name);
-        }
-    }
+    let mut command = clean_command();
     command.env("TMPDIR", tmp).env("RUST_LOG", "info");
     command
 }
@@ -48,44 +44,11 @@ struct Harnessed {
 }
 
 impl Harnessed {
-    /// Spawns `command`, whose stdout and stderr must be pipes, and reads the ready line.
-    fn spawn(mut command: Command) -> Harnessed {
-        let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
-        let stdout = child.stdout.take().expect("stdout");
-        let stderr = child.stderr.take().expect("stderr");
-        let log = Arc::new(Mutex::new(String::new()));
-        let stderr_done = {
-            let log = log.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    let mut log = log.lock().unwrap();
-                    log.push_str(&line);
-                    log.push('\n');
-                }
-            })
-        };
-        let (line_tx, line_rx) = mpsc::channel();
-        let (rest_tx, rest) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut stdout = BufReader::new(stdout);
-            let mut line = String::new();
-            let _ = stdout.read_line(&mut line);
-            let _ = line_tx.send(line);
-            let mut more = String::new();
-            let _ = stdout.read_to_string(&mut more);
-            let _ = rest_tx.send(more);
-        });
-        let line = match line_rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(line) if !line.is_empty() => line,
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                let _ = stderr_done.join();
-                panic!("no ready line; stderr:\n{}", log.lock().unwrap());
-            }
-        };
+    /// Spawns `command` and reads the ready line.
+    fn spawn(command: Command) -> Harnessed {
+        let Ready { child, line, ready, log, stderr_done, rest } =
+            spawn_until_ready(command).unwrap_or_else(|log| panic!("no ready line; stderr:\n{log}"));
         assert!(line.ends_with('\n'), "{line:?}");
-        let ready: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line:?}: {e}"));
         Harnessed { child, ready, log, stderr_done: Some(stderr_done), rest, client: reqwest::Client::new() }
     }
 
@@ -492,16 +455,7 @@ debit_account = "{DEBTOR}"
         } else {
             (self.kyc_account, "kyc", true, "KUDOS:0.01")
         };
-        json!({
-            "credit_account": "payto://iban/CH4431999123000889012?receiver-name=Exchange",
-            "type": kind,
-            "recurrent": recurrent,
-            "credit_amount": amount,
-            "alg": "EdDSA",
-            "account_pub": account_pub.to_string(),
-            "authorization_pub": which.public_key().to_string(),
-            "authorization_sig": which.sign(account_pub.as_bytes()).to_string(),
-        })
+        registration_of(which, &account_pub, EXCHANGE_ACCOUNT, kind, recurrent, amount)
     }
 }
 

@@ -8,14 +8,12 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::kyc::{body_hash as hash, upload_signature as sign};
+use common::bank::{EXCHANGE_ACCOUNT as CREDIT, reserve_registration, unregistration};
+use common::kyc::{CUSTOMER as PAYTO, body_hash as hash, signed_upload};
 use common::{Http, TestApp, spawn_app};
 use serde_json::{Value, json};
 use taler_lite::crypto::{EddsaPrivateKey, HashCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-const PAYTO: &str = "payto://iban/DE89370400440532013000?receiver-name=Erika%20Mustermann";
-const CREDIT: &str = "payto://iban/CH4431999123000889012?receiver-name=Exchange";
 
 /// A PDF of `len` bytes (a valid header, then filler).
 fn pdf(len: usize) -> Vec<u8> {
@@ -37,13 +35,8 @@ async fn upload(
     hash_header: Option<&str>,
 ) -> common::Answer {
     let h = hash(&body);
-    let mut request = server
-        .client
-        .post(server.endpoint(&format!("kyc-bulk/{}", party.public_key())))
-        .header("Content-Type", "application/pdf")
-        .header("Taler-Customer-Payto", PAYTO)
-        .header("Taler-Extern-Signature", sign(party, h, PAYTO))
-        .body(body);
+    let mut request =
+        signed_upload(&server.client, &server.url, party, PAYTO, "application/pdf", h).body(body);
     if let Some(name) = hash_header {
         request = request.header(name, h.to_string());
     }
@@ -51,13 +44,7 @@ async fn upload(
 }
 
 fn registration(auth: &EddsaPrivateKey) -> Value {
-    json!({
-        "credit_account": CREDIT, "type": "reserve", "recurrent": false, "credit_amount": "KUDOS:1",
-        "alg": "EdDSA",
-        "account_pub": auth.public_key().to_string(),
-        "authorization_pub": auth.public_key().to_string(),
-        "authorization_sig": auth.sign(auth.public_key().as_bytes()).to_string(),
-    })
+    reserve_registration(auth, CREDIT, "KUDOS:1")
 }
 
 /// A client that asks for a download, reads its first bytes and then stops
@@ -202,12 +189,7 @@ async fn the_hash_mismatch_names_the_header_the_client_sent() {
         let wrong = hash(b"not the body");
         let answer = server
             .send(
-                server
-                    .client
-                    .post(server.endpoint(&format!("kyc-bulk/{}", party.public_key())))
-                    .header("Content-Type", "application/pdf")
-                    .header("Taler-Customer-Payto", PAYTO)
-                    .header("Taler-Extern-Signature", sign(&party, wrong, PAYTO))
+                signed_upload(&server.client, &server.url, &party, PAYTO, "application/pdf", wrong)
                     .header(name, wrong.to_string())
                     .body(body),
             )
@@ -248,12 +230,16 @@ async fn every_single_field_error_names_its_parameter() {
     let body = pdf(100);
     let a = server
         .send(
+            // The path names `party`, the signature is `stranger`'s.
             server
                 .client
                 .post(server.endpoint(&format!("kyc-bulk/{}", party.public_key())))
                 .header("Content-Type", "application/pdf")
                 .header("Taler-Customer-Payto", PAYTO)
-                .header("Taler-Extern-Signature", sign(&stranger, hash(&body), PAYTO))
+                .header(
+                    "Taler-Extern-Signature",
+                    common::kyc::upload_signature(&stranger, hash(&body), PAYTO),
+                )
                 .header("If-None-Match", hash(&body).to_string())
                 .body(body),
         )
@@ -273,18 +259,9 @@ async fn every_single_field_error_names_its_parameter() {
     a.expect_error(409, 5124);
     assert_eq!(parameter(&a), "credit_account");
     // 5161: a stale unregistration.
-    assert_eq!(
-        server.post_json("taler-prepared-transfer/registration", &registration(&auth)).await.status,
-        200
-    );
+    assert_eq!(server.register(&registration(&auth)).await.status, 200);
     let old = "2000-01-01T00:00:00Z";
-    let a = server
-        .post_json(
-            "taler-prepared-transfer/unregistration",
-            &json!({"timestamp": old, "authorization_pub": auth.public_key().to_string(),
-                    "authorization_sig": auth.sign(old.as_bytes()).to_string()}),
-        )
-        .await;
+    let a = server.post_json("taler-prepared-transfer/unregistration", &unregistration(&auth, old)).await;
     a.expect_error(409, 5161);
     assert_eq!(parameter(&a), "timestamp");
     // A missing token.
@@ -299,10 +276,7 @@ async fn register_then_unregister_in_the_same_second() {
     let server = spawn_app(&[]).await;
     for _ in 0..5 {
         let auth = EddsaPrivateKey::generate().unwrap();
-        assert_eq!(
-            server.post_json("taler-prepared-transfer/registration", &registration(&auth)).await.status,
-            200
-        );
+        assert_eq!(server.register(&registration(&auth)).await.status, 200);
         // The second of the registration's last change, exactly.
         let last_change_us: i64 = server
             .db()
@@ -316,11 +290,7 @@ async fn register_then_unregister_in_the_same_second() {
         let timestamp = at.format(&time::format_description::well_known::Rfc3339).unwrap();
         assert!(timestamp.ends_with(":00Z") || !timestamp.contains('.'), "{timestamp}");
         let answer = server
-            .post_json(
-                "taler-prepared-transfer/unregistration",
-                &json!({"timestamp": timestamp, "authorization_pub": auth.public_key().to_string(),
-                        "authorization_sig": auth.sign(timestamp.as_bytes()).to_string()}),
-            )
+            .post_json("taler-prepared-transfer/unregistration", &unregistration(&auth, &timestamp))
             .await;
         assert_eq!(answer.status, 204, "{}", String::from_utf8_lossy(&answer.body));
     }

@@ -7,13 +7,13 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::kyc::{body_hash as hash, upload_signature as sign, zip_of};
+use common::bank::{EXCHANGE_ACCOUNT, reserve_registration};
+use common::kyc::{CUSTOMER as PAYTO, body_hash as hash, signed_upload, upload_signature as sign, zip_of};
 use common::{Answer, TestServer, open_db, vectors};
 use serde_json::json;
 use sha2::{Digest, Sha512};
 use taler_lite::crypto::{EddsaPrivateKey, HashCode};
 
-const PAYTO: &str = "payto://iban/DE89370400440532013000?receiver-name=Erika%20Mustermann";
 const OTHER_PAYTO: &str = "payto://iban/CH4431999123000889012?receiver-name=Other";
 const PDF: &[u8] = b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog >>\nendobj\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n";
 const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89";
@@ -41,13 +41,8 @@ impl Upload<'_> {
 
 async fn send(server: &TestServer, party: &EddsaPrivateKey, u: &Upload<'_>) -> Answer {
     let h = hash(&u.body);
-    let mut request = server
-        .client
-        .post(server.endpoint(&format!("kyc-bulk/{}", party.public_key())))
-        .header("Content-Type", u.content_type)
-        .header("Taler-Customer-Payto", u.payto)
-        .header("Taler-Extern-Signature", sign(party, h, u.payto))
-        .body(u.body.clone());
+    let mut request =
+        signed_upload(&server.client, &server.url, party, u.payto, u.content_type, h).body(u.body.clone());
     if u.with_hash {
         request = request.header("If-None-Match", h.to_string());
     }
@@ -454,13 +449,8 @@ fn peak_rss_kib(pid: u32) -> u64 {
 async fn a_large_upload_streams_in_bounded_memory_while_others_are_served() {
     let (server, party) = server_with_party(&[]);
     let (parts, h, size) = big_pdf(384);
-    let request = server
-        .client
-        .post(server.endpoint(&format!("kyc-bulk/{}", party.public_key())))
-        .header("Content-Type", "application/pdf")
+    let request = signed_upload(&server.client, &server.url, &party, PAYTO, "application/pdf", h)
         .header("Content-Length", size)
-        .header("Taler-Customer-Payto", PAYTO)
-        .header("Taler-Extern-Signature", sign(&party, h, PAYTO))
         .header("If-None-Match", h.to_string())
         .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
             parts.into_iter().map(Ok::<_, std::io::Error>),
@@ -470,14 +460,8 @@ async fn a_large_upload_streams_in_bounded_memory_while_others_are_served() {
     let mut answered = 0;
     while !upload.is_finished() {
         let auth = EddsaPrivateKey::generate().unwrap();
-        let body = json!({
-            "credit_account": "payto://iban/CH4431999123000889012?receiver-name=Exchange",
-            "type": "reserve", "recurrent": false, "credit_amount": "KUDOS:1", "alg": "EdDSA",
-            "account_pub": auth.public_key().to_string(),
-            "authorization_pub": auth.public_key().to_string(),
-            "authorization_sig": auth.sign(auth.public_key().as_bytes()).to_string(),
-        });
-        assert_eq!(server.post_json("taler-prepared-transfer/registration", &body).await.status, 200);
+        let body = reserve_registration(&auth, EXCHANGE_ACCOUNT, "KUDOS:1");
+        assert_eq!(server.register(&body).await.status, 200);
         assert_eq!(server.get("config").await.status, 200);
         answered += 1;
         tokio::time::sleep(Duration::from_millis(20)).await;

@@ -10,14 +10,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use common::bank::{EXCHANGE_ACCOUNT as ACCOUNT, reserve_registration};
+use common::kyc::{CUSTOMER as PAYTO, signed_upload};
 use common::{Answer, Http, TestServer, run_cli};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha512};
-use taler_lite::crypto::{EddsaPrivateKey, ExternKycDataBulkBindingPS, HashCode, SignedStruct};
-use taler_lite::payto::Payto;
-
-const PAYTO: &str = "payto://iban/DE89370400440532013000?receiver-name=Erika%20Mustermann";
-const ACCOUNT: &str = "payto://iban/CH4431999123000889012?receiver-name=Exchange";
+use taler_lite::crypto::{EddsaPrivateKey, HashCode};
 
 fn hash(parts: &[Bytes]) -> HashCode {
     let mut h = Sha512::new();
@@ -50,20 +48,13 @@ fn pdf(mib: usize, seed: u64) -> Vec<Bytes> {
 async fn upload(server: &Http, party: &EddsaPrivateKey, parts: Vec<Bytes>, pause: Duration) -> u16 {
     let h = hash(&parts);
     let size: u64 = parts.iter().map(|p| p.len() as u64).sum();
-    let payto: Payto = PAYTO.parse().unwrap();
-    let signature = ExternKycDataBulkBindingPS { h_body: h, h_payto: payto.full_hash() }.sign(party);
     let body = futures_util::stream::unfold(parts.into_iter(), move |mut parts| async move {
         let part = parts.next()?;
         tokio::time::sleep(pause).await;
         Some((Ok::<_, std::io::Error>(part), parts))
     });
-    let response = server
-        .client
-        .post(server.endpoint(&format!("kyc-bulk/{}", party.public_key())))
-        .header("Content-Type", "application/pdf")
+    let response = signed_upload(&server.client, &server.url, party, PAYTO, "application/pdf", h)
         .header("Content-Length", size)
-        .header("Taler-Customer-Payto", PAYTO)
-        .header("Taler-Extern-Signature", signature.to_string())
         .header("If-None-Match", h.to_string())
         .body(reqwest::Body::wrap_stream(body))
         .send()
@@ -75,13 +66,7 @@ async fn upload(server: &Http, party: &EddsaPrivateKey, parts: Vec<Bytes>, pause
 /// Registers a fresh key; returns it and the answer.
 async fn register(server: &Http) -> (EddsaPrivateKey, Answer) {
     let auth = EddsaPrivateKey::generate().unwrap();
-    let body = json!({
-        "credit_account": ACCOUNT, "type": "reserve", "recurrent": false, "credit_amount": "KUDOS:1",
-        "alg": "EdDSA", "account_pub": auth.public_key().to_string(),
-        "authorization_pub": auth.public_key().to_string(),
-        "authorization_sig": auth.sign(auth.public_key().as_bytes()).to_string(),
-    });
-    let answer = server.post_json("taler-prepared-transfer/registration", &body).await;
+    let answer = server.register(&reserve_registration(&auth, ACCOUNT, "KUDOS:1")).await;
     (auth, answer)
 }
 

@@ -4,6 +4,7 @@ mod common;
 
 use std::collections::HashSet;
 
+use common::bank::{EXCHANGE_ACCOUNT as ACCOUNT, registration_of, unregistration};
 use common::{Http, vectors};
 use serde_json::{Value, json};
 use taler_lite::crypto::{EddsaPrivateKey, EddsaPublicKey};
@@ -11,8 +12,6 @@ use taler_lite::crypto::{EddsaPrivateKey, EddsaPublicKey};
 /// Short SIMPLE subjects of one character: 36 possible, so collisions are easy to make.
 const ONE_CHARACTER_SUBJECTS: [&str; 6] =
     ["--simple-subject", "short", "--short-subject-length", "1", "--subject-formats", "SIMPLE"];
-
-const ACCOUNT: &str = "payto://iban/CH4431999123000889012?receiver-name=Exchange";
 
 fn key(seed: &str) -> EddsaPrivateKey {
     seed.parse().unwrap()
@@ -29,28 +28,11 @@ fn registration(
     recurrent: bool,
     amount: &str,
 ) -> Value {
-    json!({
-        "credit_account": ACCOUNT,
-        "type": kind,
-        "recurrent": recurrent,
-        "credit_amount": amount,
-        "alg": "EdDSA",
-        "account_pub": account_pub.to_string(),
-        "authorization_pub": auth.public_key().to_string(),
-        "authorization_sig": auth.sign(account_pub.as_bytes()).to_string(),
-    })
+    registration_of(auth, account_pub, ACCOUNT, kind, recurrent, amount)
 }
 
 fn one_shot(auth: &EddsaPrivateKey) -> Value {
     registration(auth, &auth.public_key(), "reserve", false, "KUDOS:10")
-}
-
-fn unregistration(auth: &EddsaPrivateKey, timestamp: &str) -> Value {
-    json!({
-        "timestamp": timestamp,
-        "authorization_pub": auth.public_key().to_string(),
-        "authorization_sig": auth.sign(timestamp.as_bytes()).to_string(),
-    })
 }
 
 fn rfc3339(offset_s: i64) -> String {
@@ -60,10 +42,6 @@ fn rfc3339(offset_s: i64) -> String {
 
 fn subject_of(answer: &Value, kind: &str) -> Option<Value> {
     answer["subjects"].as_array().unwrap().iter().find(|s| s["type"] == kind).cloned()
-}
-
-async fn register(server: &Http, body: &Value) -> common::Answer {
-    server.post_json("taler-prepared-transfer/registration", body).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -87,7 +65,7 @@ async fn vectors_give_exactly_their_subjects() {
         let mut body = registration(&auth, &account, "reserve", false, "KUDOS:10");
         assert_eq!(body["authorization_sig"], r["authorization_sig"], "Ed25519 is deterministic");
 
-        let answer = register(&full, &body).await;
+        let answer = full.register(&body).await;
         assert_eq!(answer.status, 200, "{}", String::from_utf8_lossy(&answer.body));
         let a = answer.json();
         let kinds: Vec<&str> =
@@ -102,7 +80,7 @@ async fn vectors_give_exactly_their_subjects() {
             format!("{ACCOUNT}&amount=KUDOS%3A10&message={}", r["simple_full_reserve"].as_str().unwrap())
         );
 
-        let answer = register(&short, &body).await;
+        let answer = short.register(&body).await;
         assert_eq!(answer.status, 200);
         let a = answer.json();
         assert_eq!(subject_of(&a, "SIMPLE").unwrap()["subject"], r["simple_short_12"]);
@@ -113,7 +91,7 @@ async fn vectors_give_exactly_their_subjects() {
 
         // The kyc type, on a server with full subjects (a replacement of the reserve one).
         body = registration(&auth, &account, "kyc", false, "KUDOS:10");
-        let answer = register(&full, &body).await;
+        let answer = full.register(&body).await;
         assert_eq!(answer.status, 200);
         assert_eq!(subject_of(&answer.json(), "SIMPLE").unwrap()["subject"], r["simple_full_kyc"]);
     }
@@ -133,7 +111,7 @@ async fn the_unregistration_vector_is_accepted() {
     let shift = signed_at - 60 - time::OffsetDateTime::now_utc().unix_timestamp();
     let server = common::spawn_app(&["--timetravel", &shift.to_string()]).await;
     let auth = key(u["authorization_seed"].as_str().unwrap());
-    assert_eq!(register(&server, &one_shot(&auth)).await.status, 200);
+    assert_eq!(server.register(&one_shot(&auth)).await.status, 200);
     let body = json!({
         "timestamp": u["timestamp"],
         "authorization_pub": u["authorization_pub"],
@@ -163,7 +141,7 @@ async fn registration_statuses() {
     ] {
         let mut body = good.clone();
         body.as_object_mut().unwrap().remove(field);
-        let answer = register(&server, &body).await;
+        let answer = server.register(&body).await;
         answer.expect_error(400, 22);
         assert_eq!(answer.json()["parameter"], field);
     }
@@ -181,27 +159,27 @@ async fn registration_statuses() {
     ] {
         let mut body = good.clone();
         body[field] = value.clone();
-        let answer = register(&server, &body).await;
+        let answer = server.register(&body).await;
         answer.expect_error(400, 26);
         assert_eq!(answer.json()["parameter"], field, "{field} = {value}");
     }
     // A signature over something else.
     let mut body = good.clone();
     body["authorization_sig"] = json!(auth.sign(b"other").to_string());
-    register(&server, &body).await.expect_error(409, 5160);
+    server.register(&body).await.expect_error(409, 5160);
     // Not our account, even though valid (compared normalized).
     let mut body = good.clone();
     body["credit_account"] = json!("payto://iban/DE89370400440532013000?receiver-name=Exchange");
-    register(&server, &body).await.expect_error(409, 5124);
+    server.register(&body).await.expect_error(409, 5124);
     assert_eq!(server.count("registrations"), 0);
     // Normalized comparison: a BIC and another receiver name are the same account.
     let mut body = good.clone();
     body["credit_account"] = json!("PAYTO://IBAN/POFICHBEXXX/CH4431999123000889012?receiver-name=Someone");
-    let first = register(&server, &body).await;
+    let first = server.register(&body).await;
     assert_eq!(first.status, 200);
 
     // Idempotent: byte-identical answers.
-    let again = register(&server, &body).await;
+    let again = server.register(&body).await;
     assert_eq!(again.status, 200);
     assert_eq!(again.body, first.body);
 
@@ -209,7 +187,7 @@ async fn registration_statuses() {
     let mut changed = good.clone();
     changed["credit_amount"] = json!("KUDOS:20");
     server.advance(std::time::Duration::from_secs(2));
-    let replaced = register(&server, &changed).await;
+    let replaced = server.register(&changed).await;
     assert_eq!(replaced.status, 200);
     let (a, b) = (first.json(), replaced.json());
     assert_eq!(subject_of(&b, "SIMPLE").unwrap()["credit_amount"], "KUDOS:20");
@@ -219,12 +197,13 @@ async fn registration_statuses() {
 
     // A reserve key registered by another authorization key.
     let other = fresh();
-    register(&server, &registration(&other, &auth.public_key(), "reserve", false, "KUDOS:1"))
+    server
+        .register(&registration(&other, &auth.public_key(), "reserve", false, "KUDOS:1"))
         .await
         .expect_error(409, 5114);
     // A kyc registration may share it.
     assert_eq!(
-        register(&server, &registration(&other, &auth.public_key(), "kyc", false, "KUDOS:1")).await.status,
+        server.register(&registration(&other, &auth.public_key(), "kyc", false, "KUDOS:1")).await.status,
         200
     );
 }
@@ -235,7 +214,7 @@ async fn unregistration_statuses() {
     let auth = fresh();
     let path = "taler-prepared-transfer/unregistration";
     server.post_json(path, &unregistration(&auth, &rfc3339(0))).await.expect_error(404, 5162);
-    assert_eq!(register(&server, &one_shot(&auth)).await.status, 200);
+    assert_eq!(server.register(&one_shot(&auth)).await.status, 200);
 
     server.post_json(path, &json!({"timestamp": "yesterday", "authorization_pub": auth.public_key().to_string(), "authorization_sig": auth.sign(b"yesterday").to_string()})).await.expect_error(400, 26);
     let mut bad = unregistration(&auth, &rfc3339(0));
@@ -261,7 +240,7 @@ async fn concurrent_colliding_registrations_never_share_a_subject() {
     // One character: 36 possible short subjects, so collisions are certain.
     let server = common::spawn_app(&ONE_CHARACTER_SUBJECTS).await;
     let bodies: Vec<Value> = (0..120).map(|_| one_shot(&fresh())).collect();
-    let answers = futures_util::future::join_all(bodies.iter().map(|b| register(&server, b))).await;
+    let answers = futures_util::future::join_all(bodies.iter().map(|b| server.register(b))).await;
     let mut winners = HashSet::new();
     let mut losers = 0;
     for a in &answers {
@@ -304,7 +283,7 @@ async fn one_shot_end_to_end() {
     let server = common::spawn_app(&["--simple-subject", "short"]).await;
     let auth = fresh();
     let account = fresh().public_key();
-    let answer = register(&server, &registration(&auth, &account, "reserve", false, "KUDOS:10")).await;
+    let answer = server.register(&registration(&auth, &account, "reserve", false, "KUDOS:10")).await;
     let a = answer.json();
     let short = subject_of(&a, "SIMPLE").unwrap()["subject"].as_str().unwrap().to_owned();
     let qr = subject_of(&a, "CH_QR_BILL").unwrap()["qr_reference_number"].as_str().unwrap().to_owned();
@@ -335,7 +314,8 @@ async fn one_shot_end_to_end() {
         .await;
     mapped.expect_error(409, 5163);
     // Registering the credited reserve key again is refused.
-    register(&server, &registration(&fresh(), &account, "reserve", false, "KUDOS:10"))
+    server
+        .register(&registration(&fresh(), &account, "reserve", false, "KUDOS:10"))
         .await
         .expect_error(409, 5114);
     assert_eq!(history(&server).await.len(), 1);
@@ -353,7 +333,7 @@ async fn recurrent_registrations_follow_the_current_account() {
     let auth = fresh();
     for round in 0..3 {
         let account = fresh().public_key();
-        let a = register(&server, &registration(&auth, &account, "reserve", true, "KUDOS:5")).await;
+        let a = server.register(&registration(&auth, &account, "reserve", true, "KUDOS:5")).await;
         assert_eq!(a.status, 200);
         let qr =
             subject_of(&a.json(), "CH_QR_BILL").unwrap()["qr_reference_number"].as_str().unwrap().to_owned();
@@ -384,7 +364,7 @@ async fn expiry_frees_subjects_and_bounces_late_transfers() {
     let server =
         common::spawn_app(&[&ONE_CHARACTER_SUBJECTS[..], &["--registration-lifetime", "2s"]].concat()).await;
     let first = fresh();
-    let a = register(&server, &one_shot(&first)).await.json();
+    let a = server.register(&one_shot(&first)).await.json();
     let subject = subject_of(&a, "SIMPLE").unwrap()["subject"].as_str().unwrap().to_owned();
     // Another key deriving the same one-character subject.
     let second = loop {
@@ -393,11 +373,11 @@ async fn expiry_frees_subjects_and_bounces_late_transfers() {
             break k;
         }
     };
-    register(&server, &one_shot(&second)).await.expect_error(409, 5159);
+    server.register(&one_shot(&second)).await.expect_error(409, 5159);
     server.advance(std::time::Duration::from_secs(3));
     let late = credit_by_subject(&server, &subject).await;
     assert_eq!(late["status"], "bounced", "{late}");
-    let b = register(&server, &one_shot(&second)).await;
+    let b = server.register(&one_shot(&second)).await;
     assert_eq!(b.status, 200, "the expired registration's subject was not freed");
     assert_eq!(subject_of(&b.json(), "SIMPLE").unwrap()["subject"], subject);
 }
@@ -416,7 +396,7 @@ async fn operator_routes_need_the_token() {
     let body = json!({"amount": "KUDOS:1", "subject": "x", "debit_account": "payto://iban/DE89370400440532013000?receiver-name=C"});
     server.post_json("taler-wire-gateway/admin/add-incoming-subject", &body).await.expect_error(401, 40);
     assert_eq!(server.count("incoming_transfers"), 0);
-    assert_eq!(register(&server, &one_shot(&fresh())).await.status, 200);
+    assert_eq!(server.register(&one_shot(&fresh())).await.status, 200);
     let list = server.get_private("private/registrations").await.json();
     assert_eq!(list["registrations"].as_array().unwrap().len(), 1);
     assert_eq!(list["registrations"][0]["live"], true);

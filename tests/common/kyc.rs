@@ -6,6 +6,9 @@ use sha2::{Digest, Sha512};
 use taler_lite::crypto::{EddsaPrivateKey, ExternKycDataBulkBindingPS, HashCode, SignedStruct};
 use taler_lite::payto::Payto;
 
+/// The customer most uploads are about.
+pub const CUSTOMER: &str = "payto://iban/DE89370400440532013000?receiver-name=Erika%20Mustermann";
+
 /// SHA-512 of a body, as `h_body`.
 pub fn body_hash(body: &[u8]) -> HashCode {
     let digest: [u8; 64] = Sha512::digest(body).into();
@@ -16,6 +19,23 @@ pub fn body_hash(body: &[u8]) -> HashCode {
 pub fn upload_signature(key: &EddsaPrivateKey, h_body: HashCode, payto: &str) -> String {
     let payto: Payto = payto.parse().unwrap();
     ExternKycDataBulkBindingPS { h_body, h_payto: payto.full_hash() }.sign(key).to_string()
+}
+
+/// POST /kyc-bulk/{party} at `base_url`, signed by `party` over `h_body` about `customer`;
+/// the caller adds the body and any other header (`If-None-Match`, `Content-Length`).
+pub fn signed_upload(
+    client: &reqwest::Client,
+    base_url: &str,
+    party: &EddsaPrivateKey,
+    customer: &str,
+    content_type: &str,
+    h_body: HashCode,
+) -> reqwest::RequestBuilder {
+    client
+        .post(format!("{base_url}kyc-bulk/{}", party.public_key()))
+        .header("Content-Type", content_type)
+        .header("Taler-Customer-Payto", customer)
+        .header("Taler-Extern-Signature", upload_signature(party, h_body, customer))
 }
 
 /// A ZIP archive of `entries` (name, bytes), deflated.

@@ -8,7 +8,7 @@
 //! Both offer the same client, [`Http`], through `Deref`.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
@@ -200,50 +200,15 @@ impl TestServer {
         client: Option<reqwest::Client>,
     ) -> Result<TestServer, String> {
         let db = dir.path().join("taler-lite.sqlite3");
-        let mut child = clean_command_for(bin)
+        let mut command = clean_command_for(bin);
+        command
             .current_dir(dir.path())
             .env("RUST_LOG", "info")
             .args(["serve", "--listen", "127.0.0.1:0", "--database"])
             .arg(&db)
             .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
-        let stdout = child.stdout.take().expect("stdout");
-        let stderr = child.stderr.take().expect("stderr");
-        let log = Arc::new(Mutex::new(String::new()));
-        // Drains the server's stderr for its whole life, so it never blocks on a full pipe.
-        let draining = {
-            let log = log.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    let mut log = log.lock().unwrap();
-                    log.push_str(&line);
-                    log.push('\n');
-                }
-            })
-        };
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut stdout = BufReader::new(stdout);
-            let mut line = String::new();
-            let _ = stdout.read_line(&mut line);
-            let _ = tx.send(line);
-            // Nothing else may come; whatever does is kept out of the pipe's way.
-            let _ = std::io::copy(&mut stdout, &mut std::io::sink());
-        });
-        let ready: Option<Value> =
-            rx.recv_timeout(Duration::from_secs(60)).ok().filter(|line| !line.is_empty()).map(|line| {
-                serde_json::from_str(&line).unwrap_or_else(|e| panic!("ready line {line:?}: {e}"))
-            });
-        let Some(ready) = ready else {
-            let _ = child.kill();
-            let _ = child.wait();
-            let _ = draining.join();
-            return Err(log.lock().unwrap().clone());
-        };
+            .stdin(Stdio::null());
+        let Ready { child, ready, log, .. } = spawn_until_ready(command)?;
         // The summary was written before the ready line; wait until the log has caught up
         // with its last line, so that `log()` holds it.
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -286,6 +251,67 @@ impl TestServer {
         let status = self.child.wait().expect("wait");
         (status, self.dir.clone())
     }
+}
+
+/// A `serve` child process that has written its ready line.
+pub struct Ready {
+    pub child: Child,
+    /// The ready line as written, newline included.
+    pub line: String,
+    pub ready: Value,
+    /// Everything the server wrote to stderr so far (drained for its whole life, so that it
+    /// never blocks on a full pipe).
+    pub log: Arc<Mutex<String>>,
+    /// The thread draining stderr: it ends when the server has exited.
+    pub stderr_done: std::thread::JoinHandle<()>,
+    /// Whatever the server writes to stdout after the ready line, once it has closed stdout.
+    pub rest: mpsc::Receiver<String>,
+}
+
+/// Spawns `command` with stdout and stderr as pipes and waits (at most 60 s) for the ready
+/// line, as a harness does; the server's stderr when it exits (or stalls) instead.
+pub fn spawn_until_ready(mut command: Command) -> Result<Ready, String> {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {:?}: {e}", command.get_program()));
+    let stdout = child.stdout.take().expect("stdout");
+    let stderr = child.stderr.take().expect("stderr");
+    let log = Arc::new(Mutex::new(String::new()));
+    let stderr_done = {
+        let log = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut log = log.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        })
+    };
+    let (line_tx, line_rx) = mpsc::channel();
+    let (rest_tx, rest) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut stdout = BufReader::new(stdout);
+        let mut line = String::new();
+        let _ = stdout.read_line(&mut line);
+        let _ = line_tx.send(line);
+        // Nothing else may come; whatever does is kept, out of the pipe's way.
+        let mut more = Vec::new();
+        let _ = stdout.read_to_end(&mut more);
+        let _ = rest_tx.send(String::from_utf8_lossy(&more).into_owned());
+    });
+    let line = match line_rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(line) if !line.is_empty() => line,
+        _ => {
+            let _ = child.kill();
+            let _ = child.wait();
+            let _ = stderr_done.join();
+            return Err(log.lock().unwrap().clone());
+        }
+    };
+    let ready: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("ready line {line:?}: {e}"));
+    Ok(Ready { child, line, ready, log, stderr_done, rest })
 }
 
 impl Http {
@@ -347,7 +373,7 @@ pub fn open_db(path: &Path) -> rusqlite::Connection {
 }
 
 /// The binary, with none of the developer's `TALER_LITE_*` settings.
-fn clean_command() -> Command {
+pub fn clean_command() -> Command {
     clean_command_for(Path::new(BIN))
 }
 
@@ -372,5 +398,6 @@ pub fn vectors(name: &str) -> Value {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("test-data").join(name);
     serde_json::from_str(&std::fs::read_to_string(&path).expect("vector file")).expect("vector JSON")
 }
+pub mod bank;
 pub mod kyc;
 pub mod robust;

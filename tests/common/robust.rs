@@ -6,16 +6,17 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use sha2::{Digest, Sha512};
-use taler_lite::crypto::{
-    EddsaPrivateKey, EddsaPublicKey, ExternKycDataBulkBindingPS, HashCode, MasterAddAuditorPS, SignedStruct,
-};
-use taler_lite::payto::Payto;
+use taler_lite::crypto::{EddsaPrivateKey, EddsaPublicKey, HashCode, MasterAddAuditorPS, SignedStruct};
 use taler_lite::timestamp::Timestamp;
 
 use super::TestServer;
 
-pub const ACCOUNT: &str = "payto://iban/CH4431999123000889012?receiver-name=Exchange";
-pub const PAYTO: &str = "payto://iban/DE89370400440532013000?receiver-name=Erika%20Mustermann";
+pub use super::bank::EXCHANGE_ACCOUNT as ACCOUNT;
+use super::bank::reserve_registration;
+// Re-exported for the robustness tests, which take these from here.
+use super::kyc::signed_upload;
+#[allow(unused_imports)]
+pub use super::kyc::{CUSTOMER as PAYTO, body_hash as hash, upload_signature};
 
 /// Unique bytes with a PDF magic, so they pass the content sniffing.
 pub fn pdf_body(seed: u64, len: usize) -> Vec<u8> {
@@ -29,16 +30,6 @@ pub fn pdf_body(seed: u64, len: usize) -> Vec<u8> {
     }
     body.truncate(len.max(16));
     body
-}
-
-pub fn hash(body: &[u8]) -> HashCode {
-    let digest: [u8; 64] = Sha512::digest(body).into();
-    HashCode::from_bytes(digest)
-}
-
-pub fn upload_signature(party: &EddsaPrivateKey, h_body: HashCode, payto: &str) -> String {
-    let payto: Payto = payto.parse().unwrap();
-    ExternKycDataBulkBindingPS { h_body, h_payto: payto.full_hash() }.sign(party).to_string()
 }
 
 pub fn upload_request(
@@ -57,25 +48,11 @@ pub fn upload_headers(
     party: &EddsaPrivateKey,
     h: HashCode,
 ) -> reqwest::RequestBuilder {
-    client
-        .post(format!("{url}kyc-bulk/{}", party.public_key()))
-        .header("Content-Type", "application/pdf")
-        .header("Taler-Customer-Payto", PAYTO)
-        .header("Taler-Extern-Signature", upload_signature(party, h, PAYTO))
-        .header("If-None-Match", h.to_string())
+    signed_upload(client, url, party, PAYTO, "application/pdf", h).header("If-None-Match", h.to_string())
 }
 
 pub fn registration(auth: &EddsaPrivateKey) -> Value {
-    json!({
-        "credit_account": ACCOUNT,
-        "type": "reserve",
-        "recurrent": false,
-        "credit_amount": "KUDOS:1",
-        "alg": "EdDSA",
-        "account_pub": auth.public_key().to_string(),
-        "authorization_pub": auth.public_key().to_string(),
-        "authorization_sig": auth.sign(auth.public_key().as_bytes()).to_string(),
-    })
+    reserve_registration(auth, ACCOUNT, "KUDOS:1")
 }
 
 pub fn auditor_enable(master: &EddsaPrivateKey, auditor: &EddsaPublicKey) -> Value {
