@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::auditors::enable_auditor_cli;
+use common::kyc::party_arg;
 use common::{TestServer, run_cli};
 use sha2::{Digest, Sha512};
 use taler_lite::crypto::{EddsaPrivateKey, HashCode};
@@ -47,8 +48,7 @@ fn party_key(dir: &Path, name: &str) -> EddsaPrivateKey {
 fn server_with_party(extra: &[&str]) -> TestServer {
     let dir = Arc::new(tempfile::tempdir().unwrap());
     let key = party_key(dir.path(), "party.key");
-    let arg = format!("{}=Test Party", key.public_key());
-    TestServer::start_in(dir, &[&["--extern-key", &arg][..], extra].concat())
+    TestServer::start_in(dir, &[&["--extern-key", &party_arg(&key)][..], extra].concat())
 }
 
 /// `client kyc-bulk` of `file` with `key`, off the async threads (the test's

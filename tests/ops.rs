@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use common::auditors::enable_auditor_cli;
 use common::bank::{EXCHANGE_ACCOUNT as ACCOUNT, reserve_registration};
-use common::kyc::{CUSTOMER as PAYTO, signed_upload};
+use common::kyc::{CUSTOMER as PAYTO, party_arg, signed_upload};
 use common::{Answer, Http, TestServer, run_cli};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha512};
@@ -79,10 +79,6 @@ fn cli(dir: &Path, db: &Path, args: &[&str]) -> std::process::Output {
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn party_arg(party: &EddsaPrivateKey) -> String {
-    format!("{}=Test Party", party.public_key())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
