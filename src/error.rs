@@ -15,7 +15,8 @@ use warp::reply::Response;
 
 use crate::store::StoreError;
 
-/// The Taler error codes this server answers with (`wire-formats.md`).
+/// The Taler error codes this server answers with: upstream's numbers (`TALER_ErrorCode` of
+/// GNU Taler's `taler_error_codes.h`), and the HTTP status that goes with each.
 ///
 /// Numbers marked **Decision** are not (yet) registered upstream; they are here,
 /// and only here, so that they can follow upstream with a one-line change.

@@ -1,5 +1,5 @@
-//! Content checks for `POST /kyc-bulk/$EXTERN_PUB` bodies (steps 4, 10 and 11 of
-//! `spec/kyc-bulk.md`).
+//! Content checks for `POST /kyc-bulk/$EXTERN_PUB` bodies (checks 4, 10 and 11 of
+//! `docs/kyc-bulk.md`).
 //!
 //! The upstream API only accepts PDF, audio, image and video files, or ZIP archives holding
 //! only those. A third party could otherwise park arbitrary data (executables, nested archives,
@@ -7,10 +7,10 @@
 //! `Content-Type`. This module decides, from as few bytes as possible, whether a body is what
 //! it claims to be:
 //!
-//! - [`parse_content_type`] checks the header before any body byte is read (step 4);
-//! - [`check_magic`] sniffs the first [`SNIFF_LEN`] bytes against the declared family (step 10);
+//! - [`parse_content_type`] checks the header before any body byte is read (check 4);
+//! - [`check_magic`] sniffs the first [`SNIFF_LEN`] bytes against the declared family (check 10);
 //! - [`check_zip`] walks an archive's central directory and sniffs the first bytes of every
-//!   entry (step 11). It never extracts an entry: every read is bounded, so a zip bomb costs no
+//!   entry (check 11). It never extracts an entry: every read is bounded, so a zip bomb costs no
 //!   more than a well-behaved archive of the same size.
 //!
 //! Everything here is pure (no I/O beyond the reader handed in) and never panics on input;
@@ -32,7 +32,7 @@ use thiserror::Error;
 /// decompression at most.
 pub const SNIFF_LEN: usize = 4096;
 
-/// The most entries (files and directories) an uploaded archive may hold (spec step 11).
+/// The most entries (files and directories) an uploaded archive may hold (check 11 of `docs/kyc-bulk.md`).
 pub const MAX_ZIP_ENTRIES: usize = 10_000;
 
 /// How many bytes of an archive may be read to obtain the first [`SNIFF_LEN`] decompressed
@@ -66,7 +66,7 @@ pub enum DeclaredType {
 }
 
 impl DeclaredType {
-    /// The family as written in the spec (`image/*`, `application/pdf`, ...), for messages.
+    /// The family as `docs/kyc-bulk.md` writes it (`image/*`, `application/pdf`, ...), for messages.
     pub fn family(self) -> &'static str {
         match self {
             DeclaredType::Pdf => "application/pdf",
@@ -247,7 +247,7 @@ pub enum EntryProblem {
     Unreadable(String),
 }
 
-/// Parses a `Content-Type` header value for `POST /kyc-bulk` (spec step 4).
+/// Parses a `Content-Type` header value for `POST /kyc-bulk` (check 4 of `docs/kyc-bulk.md`).
 ///
 /// Accepts `application/pdf`, `audio/*`, `image/*`, `video/*` and `application/zip`,
 /// case-insensitively, ignoring parameters (`; name=x.pdf`) and surrounding whitespace.
@@ -259,7 +259,7 @@ pub enum EntryProblem {
 /// characters not allowed in a media type, a `*` wildcard) or
 /// [`ContentError::UnsupportedContentType`].
 pub fn parse_content_type(value: &str) -> Result<(DeclaredType, String), ContentError> {
-    // Parameters are ignored by the spec, so they are not even validated: a client sending
+    // Parameters are ignored (`docs/kyc-bulk.md`, check 4), so they are not even validated: a client sending
     // `; name="résumé.pdf"` should not be refused for an encoding nobody looks at.
     let essence = value.split(';').next().unwrap_or_default().trim();
     if essence.is_empty() {
@@ -284,7 +284,7 @@ pub fn parse_content_type(value: &str) -> Result<(DeclaredType, String), Content
     Ok((declared, lower))
 }
 
-/// Checks that a body's first bytes are of the declared family (spec step 10).
+/// Checks that a body's first bytes are of the declared family (check 10 of `docs/kyc-bulk.md`).
 ///
 /// Pass the first [`SNIFF_LEN`] bytes of the body (or all of it, if shorter); bytes beyond
 /// `SNIFF_LEN` are ignored. Rules:
@@ -307,7 +307,7 @@ pub fn check_magic(declared: DeclaredType, first_bytes: &[u8]) -> Result<(), Con
     })
 }
 
-/// Checks an uploaded `application/zip` body (spec step 11).
+/// Checks an uploaded `application/zip` body (check 11 of `docs/kyc-bulk.md`).
 ///
 /// Reads the central directory and, for each file entry, at most [`SNIFF_LEN`] decompressed
 /// bytes (and at most `ENTRY_READ_BUDGET` bytes of the archive): nothing is extracted. The

@@ -3,7 +3,8 @@
 //! Accounts are identified by hashes of payto strings: the *full* hash over the URI exactly as
 //! sent (signed by clients, e.g. in bulk KYC uploads) and the *normalized* hash over a canonical
 //! form (used to compare accounts). Both must match the C exchange byte for byte, so validation
-//! and normalization follow `wire-formats.md` exactly.
+//! and normalization are the exchange's, pinned by the vectors of `test-data/payto.json` (the
+//! tests at the end of this file).
 
 use std::fmt;
 use std::str::FromStr;

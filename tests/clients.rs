@@ -3,8 +3,8 @@
 //! and `curl` with and without `Expect: 100-continue` (scripts in
 //! `tests/clients/`). Every early answer (an upload refused from its headers, a
 //! JSON body over the limit) must reach every client intact, although most of
-//! them send the whole body before reading the answer (http-edge.md, "Every
-//! answer can be read").
+//! them send the whole body before reading the answer (README, "Lingering
+//! close").
 //!
 //! A missing client is a failure, never a skip: a matrix that silently shrinks
 //! proves nothing.
@@ -557,7 +557,7 @@ fn with_expect_100_continue_an_early_answer_asks_for_no_body_and_closes_at_once(
 }
 
 // ---------------------------------------------------------------------------
-// Browsers: CORS and HEAD (http-edge.md, "Browsers" and "Methods")
+// Browsers: CORS and HEAD on every GET route (`src/http/router.rs`)
 
 const WEB_ORIGIN: &str = "https://wallet.example";
 

@@ -1,4 +1,4 @@
-//! taler-lite as a CI fixture (`operations.md`, "As a CI fixture"), with the real binary:
+//! taler-lite as a CI fixture (README, "Use it in CI"), with the real binary:
 //! the ready line, ephemeral servers, stopping when the harness goes away, fixture files
 //! (every section, idempotent, contradictions), `POST /private/reset`, and JSON logs.
 

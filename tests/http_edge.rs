@@ -1,4 +1,4 @@
-//! What every client relies on at the HTTP layer (`http-edge.md`), over real
+//! What every client relies on at the HTTP layer (README, "Decisions where the specification is silent"), over real
 //! HTTP against the in-process server: downloads nobody can hold hostage,
 //! bounds on free text, `parameter` on every 4xx about one field, RFC 9110's
 //! `If-None-Match`, and the whole-second unregistration rule. (The parser's

@@ -132,7 +132,7 @@ fn urlencode(s: &str) -> String {
 }
 
 #[tokio::test]
-async fn every_status_of_the_spec() {
+async fn every_status_of_docs_kyc_bulk() {
     let (server, party) = server_with_party(&["--max-upload", "64KiB"]);
     let path = format!("kyc-bulk/{}", party.public_key());
 
@@ -275,7 +275,7 @@ async fn every_status_of_the_spec() {
     };
     server.send(request(true)).await.expect_error(403, 1903);
     server.send(request(false)).await.expect_error(403, 1903);
-    // In the spec's order the archive is checked (11) before a late signature (12).
+    // In the order of `docs/kyc-bulk.md` the archive is checked (11) before a late signature (12).
     let bad_zip = zip_of(&[("scan.pdf", PDF), ("notes.txt", b"hello")]);
     let forged_zip = server
         .client

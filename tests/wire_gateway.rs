@@ -805,3 +805,51 @@ async fn client_history_follows_rows_as_they_commit() {
     assert_eq!(wrong.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&wrong.stderr).contains("401"), "{wrong:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outgoing_fixtures_are_transfers_applied_once() {
+    let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    let fixtures = dir.path().join("fixtures.toml");
+    let (wtid, second_wtid, request_uid) = (base32(&random(32)), base32(&random(32)), base32(&random(64)));
+    let file = |amount: &str| {
+        format!(
+            "[[outgoing]]\namount = \"{amount}\"\nexchange_base_url = \"https://exchange.example/\"\nwtid = \"{wtid}\"\ncredit_account = \"{MERCHANT}\"\n\n\
+             [[outgoing]]\naccount = \"second\"\nrequest_uid = \"{request_uid}\"\namount = \"KUDOS:2\"\nexchange_base_url = \"https://exchange.example/\"\nwtid = \"{second_wtid}\"\ncredit_account = \"{CUSTOMER}\"\nmetadata = \"fixture:1\"\n"
+        )
+    };
+    std::fs::write(&fixtures, file("KUDOS:1")).unwrap();
+    let args = [
+        "--fixtures",
+        fixtures.to_str().unwrap(),
+        "--credit-account",
+        EXCHANGE,
+        "--credit-account",
+        &format!("second={SECOND}"),
+    ];
+    let server = common::TestServer::start_in(dir.clone(), &args);
+    let first = get_gateway(&server, "history/outgoing").await.json();
+    assert_eq!(first["debit_account"], EXCHANGE);
+    let entry = &first["outgoing_transactions"][0];
+    assert_eq!((entry["amount"].as_str(), entry["wtid"].as_str()), (Some("KUDOS:1"), Some(wtid.as_str())));
+    assert_eq!(entry["credit_account"], MERCHANT);
+    let second = server.get_private("accounts/second/taler-wire-gateway/history/outgoing").await.json();
+    let row = second["outgoing_transactions"][0]["row_id"].as_i64().unwrap();
+    assert_eq!(second["outgoing_transactions"][0]["wtid"], second_wtid);
+    // The exchange retrying the fixture's transfer gets its row.
+    let retry = json!({
+        "request_uid": request_uid, "amount": "KUDOS:2", "exchange_base_url": "https://exchange.example/",
+        "wtid": second_wtid, "credit_account": CUSTOMER, "metadata": "fixture:1",
+    });
+    let answer = server.post_private("accounts/second/taler-wire-gateway/transfer", &retry).await.json();
+    assert_eq!(answer["row_id"], row);
+    // The same file again: nothing new.
+    let (_, dir) = server.terminate();
+    let server = common::TestServer::start_in(dir.clone(), &args);
+    assert!(server.log().contains("fixtures: 0 applied, 2 stored already"), "{}", server.log());
+    assert_eq!(server.count("outgoing_transfers"), 2);
+    // A file that contradicts what is stored (another amount for the same transfer) stops start-up.
+    let (_, dir) = server.terminate();
+    std::fs::write(&fixtures, file("KUDOS:3")).unwrap();
+    let log = common::TestServer::try_start_in(dir, &args).err().expect("a contradicting fixture is refused");
+    assert!(log.contains("[[outgoing]] #1"), "{log}");
+}

@@ -6,15 +6,18 @@
 //! an enable with a master signature made here and checked as `POST /management/auditors`
 //! checks it; an `[[upload]]` gets an upload's content checks and its commit; a
 //! `[[registration]]` runs `POST /registration`'s checks, derivation and statements; an
-//! `[[incoming]]` is `add-incoming-subject`. All entries of a file are applied in one durable
-//! write job, so a file is applied whole or not at all, in the order third parties,
-//! auditors, uploads, registrations, incoming transfers (each section in file order).
+//! `[[incoming]]` is `add-incoming-subject`; an `[[outgoing]]` is the Wire Gateway's `POST
+//! transfer`. All entries of a file are applied in one durable write job, so a file is applied
+//! whole or not at all, in the order third parties, auditors, uploads, registrations, incoming
+//! transfers, outgoing transfers (each section in file order).
 //!
 //! Applying is idempotent: an entry already stored as the file says is left alone, so the
 //! same file applied again changes nothing; an entry that contradicts what is stored (a
 //! third party under another name, a live registration of the key with other fields) stops
 //! start-up with one line naming it, `fixtures: [[registration]] #2: ...`. Incoming
-//! transfers have no key of their own: see `crate::store::fixtures` for their rule.
+//! transfers have no key of their own: see `crate::store::fixtures` for their rule. An outgoing
+//! transfer's key is its `request_uid` (by default derived from its `wtid`), as for the
+//! exchange's retries: the same details again are left alone, other details are refused.
 //!
 //! What reads files or signs runs before the job ([`prepare`], on a blocking thread), except
 //! the upload bodies: the job streams each into the database a chunk at a time (a large
@@ -32,7 +35,10 @@ use crate::amount::Amount;
 use crate::app::AppState;
 use crate::config::{self, ConfigError, Settings};
 use crate::crypto::{EddsaPrivateKey, EddsaPublicKey, MasterAddAuditorPS, SignedStruct};
+use crate::crypto::{HashCode, ShortHashCode, sha512};
 use crate::domain::bank::TransferType;
+use crate::domain::bank::gateway;
+use crate::domain::bank::outgoing::{self as bank_outgoing, Recorded, TransferRequest};
 use crate::domain::bank::registrations::{self as bank_registrations, Alg, RegistrationRequest};
 use crate::domain::bank::transfers::{
     AddIncomingSubject, PreparedIncoming, prepare_incoming, record_incoming,
@@ -47,6 +53,7 @@ use crate::http::{PathParams, Request, Route, no_content};
 use crate::payto::Payto;
 use crate::regular_file::open_regular;
 use crate::store::auditors;
+use crate::store::gateway::Outgoing;
 use crate::store::registrations::{self, Held, NewRegistration};
 use crate::store::transfers::Incoming;
 use crate::store::{Durability, Store, StoreError, WriteTx, extern_keys, fixtures as stored};
@@ -96,6 +103,8 @@ pub struct Fixtures {
     registration: Vec<RegistrationFixture>,
     #[serde(default)]
     incoming: Vec<IncomingFixture>,
+    #[serde(default)]
+    outgoing: Vec<OutgoingFixture>,
     /// The file's folder: `[[upload]]` files are named relative to it.
     #[serde(skip)]
     base: PathBuf,
@@ -149,6 +158,20 @@ struct IncomingFixture {
     subject: String,
     debit_account: Payto,
     credit_account: Option<Payto>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OutgoingFixture {
+    /// The Wire Gateway account debited, by name; default: the first.
+    account: Option<String>,
+    /// Default: the SHA-512 of the `wtid`'s bytes (one transfer per `wtid` anyway).
+    request_uid: Option<HashCode>,
+    amount: Amount,
+    exchange_base_url: String,
+    wtid: ShortHashCode,
+    credit_account: String,
+    metadata: Option<String>,
 }
 
 /// Names an entry as the file does: `[[registration]] #2` is the second `[[registration]]`.
@@ -222,6 +245,7 @@ pub struct Prepared {
     uploads: Vec<(Entry, FileUpload)>,
     registrations: Vec<(Entry, NewRegistration)>,
     incoming: Vec<(Entry, PreparedIncoming)>,
+    outgoing: Vec<(Entry, Outgoing)>,
 }
 
 /// Checks every entry as the API would and makes what the API's clients would send
@@ -307,6 +331,22 @@ pub fn prepare(
         };
         incoming.push((at, prepare_incoming(settings, body, now_us).map_err(|e| refused(at, e))?));
     }
+    let mut outgoing = Vec::new();
+    for (i, t) in fixtures.outgoing.iter().enumerate() {
+        let at = entry("outgoing", i);
+        let account = gateway::account(settings, t.account.as_deref()).map_err(|e| refused(at, e))?;
+        let request = TransferRequest {
+            request_uid: t.request_uid.unwrap_or_else(|| sha512(t.wtid.as_bytes())),
+            amount: t.amount.clone(),
+            exchange_base_url: t.exchange_base_url.clone(),
+            wtid: t.wtid,
+            credit_account: t.credit_account.clone(),
+            metadata: t.metadata.clone(),
+        };
+        let new =
+            bank_outgoing::prepare(settings, &account, request, now_us, true).map_err(|e| refused(at, e))?;
+        outgoing.push((at, new));
+    }
     Ok(Prepared {
         now_us,
         configured_externs: settings.extern_keys.clone(),
@@ -315,6 +355,7 @@ pub fn prepare(
         uploads,
         registrations,
         incoming,
+        outgoing,
     })
 }
 
@@ -493,6 +534,14 @@ fn apply_in(tx: &WriteTx<'_>, p: &Prepared, reset: bool) -> Result<Applied, Appl
         let outcome = record_incoming(tx, transfer)?;
         stored::mark_fixture_transfer(tx, outcome.row_id())?;
         count(true);
+    }
+    for (at, transfer) in &p.outgoing {
+        match bank_outgoing::record(tx, transfer) {
+            Ok(Recorded::New { .. }) => count(true),
+            Ok(Recorded::Replayed { .. }) => count(false),
+            Err(ApiError::Database { source }) => return Err(ApplyError::Store(source)),
+            Err(e) => return Err(contradiction(*at, e)),
+        }
     }
     Ok(done)
 }

@@ -1,8 +1,8 @@
 //! Third-party bulk KYC uploads: `POST /kyc-bulk/$EXTERN_PUB`, the operator's
 //! third-party keys and read-back under `/private/`.
 //!
-//! The upload answers every check it can from the headers alone (steps 1-8 of
-//! `kyc-bulk.md`) before it touches the body, so a client with
+//! The upload answers every check it can from the headers alone (checks 1-8 of
+//! `docs/kyc-bulk.md`, whose numbers the comments below carry) before it touches the body, so a client with
 //! `Expect: 100-continue` never sends a body that would be refused. The body is
 //! then hashed as it arrives and staged in 1 MiB chunks ([`crate::store::kyc`]): memory
 //! stays flat whatever the size, and the write lock is held per chunk, not per
@@ -61,7 +61,7 @@ struct GivenHash {
     header: &'static str,
 }
 
-/// What the headers say about an upload, checked (steps 3-7).
+/// What the headers say about an upload, checked (checks 3-7 of `docs/kyc-bulk.md`).
 struct UploadHeaders {
     declared_size: u64,
     declared: DeclaredType,
@@ -165,7 +165,7 @@ struct Received {
 }
 
 /// `POST /kyc-bulk/$EXTERN_PUB`: a third party uploads a document about a
-/// customer (steps 1-14 of `kyc-bulk.md`).
+/// customer (checks 1-14 of `docs/kyc-bulk.md`).
 async fn upload(state: AppState, params: PathParams, mut req: Request) -> Result<Response, ApiError> {
     // 1-2. The third party.
     let extern_pub = parse_key("EXTERN_PUB", params.get("extern_pub"))?;
@@ -210,7 +210,7 @@ async fn upload(state: AppState, params: PathParams, mut req: Request) -> Result
             Destination::Stage(staged) => {
                 staged.content.map(|s| StoredBody { content_id: s.content, size: received.size })
             }
-            // The stored body is this one if the hashes agree; otherwise step
+            // The stored body is this one if the hashes agree; otherwise check
             // 12 refuses the upload (400) anyway.
             Destination::Compare(body) => {
                 (headers.given.map(|g| g.h_body) == Some(received.h_body)).then_some(*body)
@@ -270,7 +270,7 @@ async fn upload(state: AppState, params: PathParams, mut req: Request) -> Result
         (Recorded::AlreadyKnown, _) if headers.given.is_some() => return Err(ApiError::KycBulkAlreadyKnown),
         (Recorded::AlreadyKnown, _) => {}
     }
-    // 14.
+    // 14. Stored and durable: 204, no body.
     Ok(no_content())
 }
 

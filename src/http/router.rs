@@ -13,7 +13,8 @@
 //! browser without one to the login form; console answers carry the console's
 //! security headers and never CORS.
 //!
-//! The HTTP edge that every route shares lives here too (`http-edge.md`):
+//! The HTTP edge that every route shares lives here too (README, "Decisions where the
+//! specification is silent"):
 //! `405` with `Allow`, `HEAD` on every `GET` route, the CORS answers of public
 //! routes (Taler's servers send `Access-Control-Allow-Origin: *` because the
 //! wallet runs as a browser extension) and none on operator routes.

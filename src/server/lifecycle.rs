@@ -2,7 +2,7 @@
 //! the events that stop it.
 //!
 //! A test harness starts a server and must learn its port without polling, and must never
-//! leave one behind: it reads the one ready line (`operations.md`, "As a CI fixture"), and
+//! leave one behind: it reads the one ready line (README, "Use it in CI"), and
 //! closing the server's stdin (`--exit-on-stdin-eof`) or a signal stops it.
 
 use std::io::{self, IsTerminal, Read, Write};
@@ -181,7 +181,7 @@ fn absolute(path: &std::path::Path) -> String {
     std::path::absolute(path).unwrap_or_else(|_| path.to_owned()).display().to_string()
 }
 
-/// The ready line (`operations.md`): one JSON object on stdout.
+/// The ready line (README, "Use it in CI"): one JSON object on stdout.
 #[derive(Serialize)]
 struct Ready<'a> {
     ready: bool,

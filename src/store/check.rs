@@ -338,18 +338,18 @@ fn check_registrations(
     summary: &mut Summary,
 ) -> Result<(), StoreError> {
     let now_s = options.now_us.div_euclid(1_000_000);
-    let mut stmt = conn.prepare(
-        "SELECT registration_id, authorization_pub, short_subject, qr_reference FROM registrations
-         WHERE expiration_s > ?1 ORDER BY registration_id",
-    )?;
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {} FROM registrations WHERE expiration_s > ?1 ORDER BY registration_id",
+        super::registrations::COLUMNS
+    ))?;
     let mut rows = stmt.query([now_s])?;
     while let Some(r) = rows.next()? {
         summary.live_registrations += 1;
-        let registration_id: i64 = r.get(0)?;
-        let authorization_pub: EddsaPublicKey = r.get(1)?;
+        let row = super::registrations::row(r)?;
+        let (registration_id, authorization_pub) = (row.registration_id, row.authorization_pub);
         let key = authorization_pub.as_bytes();
         // A NULL subject is a format the server's settings do not use: nothing to compare.
-        if let Some(stored) = r.get::<_, Option<String>>(2)? {
+        if let Some(stored) = row.short_subject {
             let derived = subject::short_subject(key, options.short_subject_length);
             if stored != derived {
                 out.report(Finding::Subject {
@@ -361,7 +361,7 @@ fn check_registrations(
                 });
             }
         }
-        if let Some(stored) = r.get::<_, Option<String>>(3)? {
+        if let Some(stored) = row.qr_reference {
             let derived = subject::qr_reference(key, &options.qr_reference_prefix)
                 .map_err(|e| StoreError::Invariant(format!("--qr-reference-prefix: {e}")))?;
             if stored != derived {

@@ -4,6 +4,7 @@
 
 use rusqlite::params;
 
+use super::registrations::{self, COLUMNS, RegistrationRow};
 use super::{Db, StoreError};
 use crate::crypto::{EddsaPublicKey, HashCode};
 use crate::timestamp::Timestamp;
@@ -139,47 +140,6 @@ pub enum RegistrationState {
     All,
 }
 
-/// A registration as the console shows it.
-#[derive(Debug, Clone)]
-pub struct Registration {
-    pub row_id: i64,
-    pub authorization_pub: EddsaPublicKey,
-    pub account_pub: EddsaPublicKey,
-    pub transfer_type: String,
-    pub recurrent: bool,
-    pub credit_amount: String,
-    pub credit_account: String,
-    pub short_subject: Option<String>,
-    pub qr_reference: Option<String>,
-    /// The RegistrationResponse as sent (it lists every subject).
-    pub response: String,
-    pub created: Timestamp,
-    pub expiration_s: i64,
-    pub used: bool,
-}
-
-const REGISTRATION_COLUMNS: &str =
-    "registration_id, authorization_pub, account_pub, type, recurrent, credit_amount,
-    credit_account, short_subject, qr_reference, response, created_us, expiration_s, used_us IS NOT NULL";
-
-fn registration(r: &rusqlite::Row<'_>) -> rusqlite::Result<Registration> {
-    Ok(Registration {
-        row_id: r.get(0)?,
-        authorization_pub: r.get(1)?,
-        account_pub: r.get(2)?,
-        transfer_type: r.get(3)?,
-        recurrent: r.get(4)?,
-        credit_amount: r.get(5)?,
-        credit_account: r.get(6)?,
-        short_subject: r.get(7)?,
-        qr_reference: r.get(8)?,
-        response: r.get(9)?,
-        created: Timestamp::from_unix_micros(r.get(10)?),
-        expiration_s: r.get(11)?,
-        used: r.get(12)?,
-    })
-}
-
 /// Up to `limit` registrations in `state` with a row id below `before`, newest first.
 pub fn registrations(
     db: &Db<'_>,
@@ -187,7 +147,7 @@ pub fn registrations(
     before: i64,
     limit: i64,
     now_s: i64,
-) -> Result<Vec<Registration>, StoreError> {
+) -> Result<Vec<RegistrationRow>, StoreError> {
     let filter = match state {
         RegistrationState::Live => "expiration_s > ?2",
         RegistrationState::Expired => "expiration_s <= ?2",
@@ -195,23 +155,11 @@ pub fn registrations(
     };
     db.query_all(
         &format!(
-            "SELECT {REGISTRATION_COLUMNS} FROM registrations WHERE registration_id < ?1 AND {filter}
+            "SELECT {COLUMNS} FROM registrations WHERE registration_id < ?1 AND {filter}
              ORDER BY registration_id DESC LIMIT ?3"
         ),
         params![before, now_s, limit],
-        registration,
-    )
-}
-
-/// One registration, live or expired.
-pub fn registration_by_key(
-    db: &Db<'_>,
-    authorization_pub: &EddsaPublicKey,
-) -> Result<Option<Registration>, StoreError> {
-    db.query_optional(
-        &format!("SELECT {REGISTRATION_COLUMNS} FROM registrations WHERE authorization_pub = ?1"),
-        [authorization_pub],
-        registration,
+        registrations::row,
     )
 }
 

@@ -14,48 +14,49 @@ use super::{Db, Page, StoreError, WriteTx};
 use crate::crypto::{EddsaPublicKey, HashCode, ShortHashCode};
 use crate::timestamp::Timestamp;
 
-/// An outgoing transfer to record.
-#[derive(Debug, Clone)]
-pub struct NewOutgoing {
+/// An outgoing transfer: what `POST transfer` (or an `[[outgoing]]` fixture) records, and,
+/// with its row id, what every read of `outgoing_transfers` gives ([`OutgoingRow`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
     pub request_uid: HashCode,
     pub wtid: ShortHashCode,
     pub date_us: i64,
     pub amount: String,
     pub exchange_base_url: String,
     pub metadata: Option<String>,
+    /// The exchange's account as configured.
     pub debit_account: String,
+    /// The payee as sent.
     pub credit_account: String,
+    /// Made by an `[[outgoing]]` fixture.
     pub fixture: bool,
 }
 
-/// A recorded outgoing transfer.
+/// A row of `outgoing_transfers`.
 #[derive(Debug, Clone)]
 pub struct OutgoingRow {
     pub row_id: i64,
-    pub request_uid: HashCode,
-    pub wtid: ShortHashCode,
-    pub date_us: i64,
-    pub amount: String,
-    pub exchange_base_url: String,
-    pub metadata: Option<String>,
-    pub debit_account: String,
-    pub credit_account: String,
+    pub transfer: Outgoing,
 }
 
 const OUTGOING_COLUMNS: &str = "row_id, request_uid, wtid, date_us, amount, exchange_base_url, metadata,
-  debit_account, credit_account";
+  debit_account, credit_account, fixture";
 
+/// A row of [`OUTGOING_COLUMNS`], its columns read by name.
 fn outgoing_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OutgoingRow> {
     Ok(OutgoingRow {
-        row_id: r.get(0)?,
-        request_uid: r.get(1)?,
-        wtid: r.get(2)?,
-        date_us: r.get(3)?,
-        amount: r.get(4)?,
-        exchange_base_url: r.get(5)?,
-        metadata: r.get(6)?,
-        debit_account: r.get(7)?,
-        credit_account: r.get(8)?,
+        row_id: r.get("row_id")?,
+        transfer: Outgoing {
+            request_uid: r.get("request_uid")?,
+            wtid: r.get("wtid")?,
+            date_us: r.get("date_us")?,
+            amount: r.get("amount")?,
+            exchange_base_url: r.get("exchange_base_url")?,
+            metadata: r.get("metadata")?,
+            debit_account: r.get("debit_account")?,
+            credit_account: r.get("credit_account")?,
+            fixture: r.get("fixture")?,
+        },
     })
 }
 
@@ -89,7 +90,7 @@ pub fn outgoing(db: &Db<'_>, debit_account: &str, row_id: i64) -> Result<Option<
 }
 
 /// Records an outgoing transfer; returns its row id.
-pub fn insert_outgoing(tx: &WriteTx<'_>, t: &NewOutgoing) -> Result<i64, StoreError> {
+pub fn insert_outgoing(tx: &WriteTx<'_>, t: &Outgoing) -> Result<i64, StoreError> {
     let row_id = next_row_id(tx)?;
     tx.execute(
         "INSERT INTO outgoing_transfers (row_id, request_uid, wtid, date_us, amount, exchange_base_url, metadata,

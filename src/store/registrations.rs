@@ -68,39 +68,77 @@ pub enum Registered {
     SubjectTaken { format: &'static str, subject: String },
 }
 
-/// The stored registration of an authorization key, live or not.
-struct Existing {
-    registration_id: i64,
-    account_pub: EddsaPublicKey,
-    transfer_type: String,
-    recurrent: bool,
-    credit_amount: String,
-    credit_account: String,
-    response: String,
-    expiration_s: i64,
+/// A row of `registrations`. Every read of the table gives this, its columns read by name
+/// ([`row`]); what the operator API, the console and a transfer show of a registration is built
+/// from it.
+#[derive(Debug, Clone)]
+pub struct RegistrationRow {
+    pub registration_id: i64,
+    pub authorization_pub: EddsaPublicKey,
+    pub account_pub: EddsaPublicKey,
+    /// The column's name of the type (`reserve`, `kyc`).
+    pub transfer_type: String,
+    pub recurrent: bool,
+    pub credit_amount: String,
+    /// Normalized: what is compared.
+    pub credit_account: String,
+    pub authorization_sig: EddsaSignature,
+    pub short_subject: Option<String>,
+    pub qr_reference: Option<String>,
+    /// The RegistrationResponse as sent (it lists every subject).
+    pub response: String,
+    pub created_us: i64,
+    pub last_change_us: i64,
+    pub expiration_s: i64,
+    /// When a one-shot registration was credited.
+    pub used_us: Option<i64>,
 }
 
-fn existing(db: &Db<'_>, authorization_pub: &EddsaPublicKey) -> Result<Option<Existing>, StoreError> {
-    db.query_optional(
-        "SELECT registration_id, account_pub, type, recurrent, credit_amount, credit_account, response, expiration_s
-         FROM registrations WHERE authorization_pub = ?1",
-        [authorization_pub],
-        |r| {
-            Ok(Existing {
-                registration_id: r.get(0)?,
-                account_pub: r.get(1)?,
-                transfer_type: r.get(2)?,
-                recurrent: r.get(3)?,
-                credit_amount: r.get(4)?,
-                credit_account: r.get(5)?,
-                response: r.get(6)?,
-                expiration_s: r.get(7)?,
-            })
-        },
-    )
+/// The columns [`row`] reads, for a `SELECT`.
+pub const COLUMNS: &str = "registration_id, authorization_pub, account_pub, type, recurrent, credit_amount,
+  credit_account, authorization_sig, short_subject, qr_reference, response, created_us, last_change_us,
+  expiration_s, used_us";
+
+/// A row of [`COLUMNS`].
+pub fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RegistrationRow> {
+    Ok(RegistrationRow {
+        registration_id: r.get("registration_id")?,
+        authorization_pub: r.get("authorization_pub")?,
+        account_pub: r.get("account_pub")?,
+        transfer_type: r.get("type")?,
+        recurrent: r.get("recurrent")?,
+        credit_amount: r.get("credit_amount")?,
+        credit_account: r.get("credit_account")?,
+        authorization_sig: r.get("authorization_sig")?,
+        short_subject: r.get("short_subject")?,
+        qr_reference: r.get("qr_reference")?,
+        response: r.get("response")?,
+        created_us: r.get("created_us")?,
+        last_change_us: r.get("last_change_us")?,
+        expiration_s: r.get("expiration_s")?,
+        used_us: r.get("used_us")?,
+    })
 }
 
-impl Existing {
+impl RegistrationRow {
+    /// Whether it has not expired at `now_s` (an expired row counts as absent everywhere).
+    pub fn is_live(&self, now_s: i64) -> bool {
+        self.expiration_s > now_s
+    }
+
+    /// Whether a credited transfer used it (one-shot registrations only).
+    pub fn used(&self) -> bool {
+        self.used_us.is_some()
+    }
+
+    pub fn created(&self) -> Timestamp {
+        Timestamp::from_unix_micros(self.created_us)
+    }
+
+    pub fn expiration(&self) -> Timestamp {
+        Timestamp::from_secs(u64::try_from(self.expiration_s).unwrap_or(0))
+    }
+
     /// Whether a registration of the same key asks for the same as this stored one (the
     /// signature and the derived subjects follow from these fields and the key).
     fn same_as(&self, reg: &NewRegistration) -> bool {
@@ -110,6 +148,18 @@ impl Existing {
             && self.credit_amount == reg.credit_amount
             && self.credit_account == reg.credit_account
     }
+}
+
+/// The stored registration of an authorization key, live or not.
+pub fn by_authorization_pub(
+    db: &Db<'_>,
+    authorization_pub: &EddsaPublicKey,
+) -> Result<Option<RegistrationRow>, StoreError> {
+    db.query_optional(
+        &format!("SELECT {COLUMNS} FROM registrations WHERE authorization_pub = ?1"),
+        [authorization_pub],
+        row,
+    )
 }
 
 /// What is stored already for a registration's authorization key.
@@ -126,9 +176,9 @@ pub enum Held {
 /// Whether a live registration of `reg`'s key is stored, and whether it is the same.
 pub fn held(db: &Db<'_>, reg: &NewRegistration) -> Result<Held, StoreError> {
     let now_s = reg.now_us.div_euclid(1_000_000);
-    Ok(match existing(db, &reg.authorization_pub)? {
-        Some(live) if live.expiration_s > now_s && live.same_as(reg) => Held::Identical,
-        Some(live) if live.expiration_s > now_s => Held::Different,
+    Ok(match by_authorization_pub(db, &reg.authorization_pub)? {
+        Some(live) if live.is_live(now_s) && live.same_as(reg) => Held::Identical,
+        Some(live) if live.is_live(now_s) => Held::Different,
         _ => Held::No,
     })
 }
@@ -141,19 +191,16 @@ fn claim(
     own: Option<i64>,
     now_s: i64,
 ) -> Result<bool, StoreError> {
-    let holder: Option<(i64, i64)> = match subject {
-        DerivedSubject::Short(s) => tx.query_optional(
-            "SELECT registration_id, expiration_s FROM registrations WHERE short_subject = ?1",
-            [s],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?,
-        DerivedSubject::QrReference(s) => tx.query_optional(
-            "SELECT registration_id, expiration_s FROM registrations WHERE qr_reference = ?1",
-            [s],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?,
+    let column = match subject {
+        DerivedSubject::Short(_) => "short_subject",
+        DerivedSubject::QrReference(_) => "qr_reference",
     };
-    match holder {
+    let holder = tx.query_optional(
+        &format!("SELECT {COLUMNS} FROM registrations WHERE {column} = ?1"),
+        [subject.text()],
+        row,
+    )?;
+    match holder.map(|h| (h.registration_id, h.expiration_s)) {
         Some((id, _)) if Some(id) == own => Ok(true),
         Some((_, expiration_s)) if expiration_s > now_s => Ok(false),
         Some((id, _)) => {
@@ -193,7 +240,7 @@ pub fn account_pub_held_elsewhere(
 /// from expired holders), then the row inserted or replaced; an identical live one is left.
 pub fn register(tx: &WriteTx<'_>, reg: &NewRegistration) -> Result<Registered, StoreError> {
     let now_s = reg.now_us.div_euclid(1_000_000);
-    let existing = existing(tx, &reg.authorization_pub)?;
+    let existing = by_authorization_pub(tx, &reg.authorization_pub)?;
     let own_id = existing.as_ref().map(|e| e.registration_id);
     let derived = [
         reg.short_subject.as_deref().map(DerivedSubject::Short),
@@ -207,7 +254,7 @@ pub fn register(tx: &WriteTx<'_>, reg: &NewRegistration) -> Result<Registered, S
             });
         }
     }
-    if let Some(live) = existing.filter(|e| e.expiration_s > now_s)
+    if let Some(live) = existing.filter(|e| e.is_live(now_s))
         && live.same_as(reg)
     {
         return Ok(Registered::Identical(live.response));
@@ -240,24 +287,13 @@ pub fn register(tx: &WriteTx<'_>, reg: &NewRegistration) -> Result<Registered, S
     Ok(Registered::Stored(reg.response.clone()))
 }
 
-/// The live registration of an authorization key, for an unregistration:
-/// its id and the time of its last change.
-#[derive(Debug, Clone, Copy)]
-pub struct LiveRow {
-    pub registration_id: i64,
-    pub last_change_us: i64,
-}
-
+/// The live registration of an authorization key (an unregistration deletes it).
 pub fn live_row(
     db: &Db<'_>,
     authorization_pub: &EddsaPublicKey,
     now_s: i64,
-) -> Result<Option<LiveRow>, StoreError> {
-    db.query_optional(
-        "SELECT registration_id, last_change_us FROM registrations WHERE authorization_pub = ?1 AND expiration_s > ?2",
-        params![authorization_pub, now_s],
-        |r| Ok(LiveRow { registration_id: r.get(0)?, last_change_us: r.get(1)? }),
-    )
+) -> Result<Option<RegistrationRow>, StoreError> {
+    Ok(by_authorization_pub(db, authorization_pub)?.filter(|r| r.is_live(now_s)))
 }
 
 /// Deletes a registration, freeing its subjects.
@@ -284,44 +320,35 @@ pub struct RegistrationEntry {
     pub used: bool,
 }
 
+impl RegistrationEntry {
+    /// The view of a row at `now_s`.
+    pub fn of(row: RegistrationRow, now_s: i64) -> RegistrationEntry {
+        RegistrationEntry {
+            row_id: row.registration_id,
+            authorization_pub: row.authorization_pub,
+            account_pub: row.account_pub,
+            expiration: row.expiration(),
+            live: row.is_live(now_s),
+            used: row.used(),
+            transfer_type: row.transfer_type,
+            recurrent: row.recurrent,
+            credit_amount: row.credit_amount,
+            credit_account: row.credit_account,
+            short_subject: row.short_subject,
+            qr_reference_number: row.qr_reference,
+        }
+    }
+}
+
 /// Registrations, live and expired, a page at a time.
 pub fn list(db: &Db<'_>, page: &Page, now_s: i64) -> Result<Vec<RegistrationEntry>, StoreError> {
     let sql = format!(
-        "SELECT registration_id, authorization_pub, account_pub, type, recurrent, credit_amount, credit_account,
-                short_subject, qr_reference, expiration_s, used_us IS NOT NULL
-         FROM registrations WHERE {} ORDER BY registration_id {} LIMIT ?2",
+        "SELECT {COLUMNS} FROM registrations WHERE {} ORDER BY registration_id {} LIMIT ?2",
         page.condition("registration_id", "?1"),
         page.order()
     );
-    db.query_all(&sql, params![page.start, page.limit], |r| {
-        let expiration_s: i64 = r.get(9)?;
-        Ok(RegistrationEntry {
-            row_id: r.get(0)?,
-            authorization_pub: r.get(1)?,
-            account_pub: r.get(2)?,
-            transfer_type: r.get(3)?,
-            recurrent: r.get(4)?,
-            credit_amount: r.get(5)?,
-            credit_account: r.get(6)?,
-            short_subject: r.get(7)?,
-            qr_reference_number: r.get(8)?,
-            expiration: Timestamp::from_secs(u64::try_from(expiration_s).unwrap_or(0)),
-            live: expiration_s > now_s,
-            used: r.get(10)?,
-        })
-    })
-}
-
-/// The live registration a transfer maps to.
-#[derive(Debug, Clone)]
-pub struct LiveRegistration {
-    pub registration_id: i64,
-    pub authorization_pub: EddsaPublicKey,
-    pub account_pub: EddsaPublicKey,
-    /// The column's name of the type (`reserve`, `kyc`).
-    pub transfer_type: String,
-    pub recurrent: bool,
-    pub used: bool,
+    let rows = db.query_all(&sql, params![page.start, page.limit], row)?;
+    Ok(rows.into_iter().map(|r| RegistrationEntry::of(r, now_s)).collect())
 }
 
 /// What identifies a registration in an incoming transfer.
@@ -333,38 +360,17 @@ pub enum LiveKey<'a> {
 }
 
 /// Finds the live registration a transfer names.
-pub fn find_live(db: &Db<'_>, key: LiveKey<'_>, now_s: i64) -> Result<Option<LiveRegistration>, StoreError> {
-    const COLUMNS: &str =
-        "registration_id, authorization_pub, account_pub, type, recurrent, used_us IS NOT NULL";
-    let map = |r: &rusqlite::Row<'_>| {
-        Ok(LiveRegistration {
-            registration_id: r.get(0)?,
-            authorization_pub: r.get(1)?,
-            account_pub: r.get(2)?,
-            transfer_type: r.get(3)?,
-            recurrent: r.get(4)?,
-            used: r.get(5)?,
-        })
+pub fn find_live(db: &Db<'_>, key: LiveKey<'_>, now_s: i64) -> Result<Option<RegistrationRow>, StoreError> {
+    let (column, value): (&str, &dyn rusqlite::ToSql) = match &key {
+        LiveKey::AuthorizationPub(k) => ("authorization_pub", k),
+        LiveKey::ShortSubject(s) => ("short_subject", s),
+        LiveKey::QrReference(s) => ("qr_reference", s),
     };
-    match key {
-        LiveKey::AuthorizationPub(k) => db.query_optional(
-            &format!(
-                "SELECT {COLUMNS} FROM registrations WHERE authorization_pub = ?1 AND expiration_s > ?2"
-            ),
-            params![k, now_s],
-            map,
-        ),
-        LiveKey::ShortSubject(s) => db.query_optional(
-            &format!("SELECT {COLUMNS} FROM registrations WHERE short_subject = ?1 AND expiration_s > ?2"),
-            params![s, now_s],
-            map,
-        ),
-        LiveKey::QrReference(s) => db.query_optional(
-            &format!("SELECT {COLUMNS} FROM registrations WHERE qr_reference = ?1 AND expiration_s > ?2"),
-            params![s, now_s],
-            map,
-        ),
-    }
+    db.query_optional(
+        &format!("SELECT {COLUMNS} FROM registrations WHERE {column} = ?1 AND expiration_s > ?2"),
+        params![value, now_s],
+        row,
+    )
 }
 
 /// Records that a one-shot registration was used by a credited transfer.

@@ -2,7 +2,8 @@
 //! references with their check digit, and `URI` subjects.
 //!
 //! **Decision**: GNU Taler's design document 80 leaves the derivation of short subjects to the
-//! bank, so this project defines it (see `spec/prepared-transfer.md`, "Subjects"):
+//! bank, so this project defines it, here (the README's "Bank: prepared transfers" shows the
+//! subjects a registration gets):
 //!
 //! ```text
 //! h      = SHA-512(format name in ASCII || 0x00 || authorization_pub)   // 64 bytes

@@ -37,7 +37,7 @@
 //! # Cost
 //!
 //! The parser takes text of any length, and a slow parse holds up whatever waits behind it (the
-//! spec asks for a parse linear in the subject's length), so the work is O(n log n) in the length
+//! an attacker picks the text), so the work is O(n log n) in the length
 //! of the text with a small constant, whatever the text:
 //! - the windows of one length are found with one pointer per group that only moves forward;
 //! - the tests on a window's tokens (has a digit, one case, equal lengths, all base32 or all
@@ -72,7 +72,7 @@ use std::ops::Range;
 /// 52-character key it replaces.
 pub const MAX_SHORT_LENGTH: usize = 52;
 
-/// Longest `subject` of `add-incoming-subject`, in characters (`str::chars`): the spec's bound,
+/// Longest `subject` of `add-incoming-subject`, in characters (`str::chars`): taler-lite's bound,
 /// what a bank's subject field holds (SEPA: 140) with room to spare. A longer one is refused
 /// (400, code 26) before it is parsed; the parser itself takes any length, in linear time.
 pub const MAX_SUBJECT_CHARS: usize = 1024;

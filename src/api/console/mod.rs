@@ -1,4 +1,4 @@
-//! The operator console (`console.md`): the database seen in a browser, under
+//! The operator console (README, "The operator console"): the database seen in a browser, under
 //! `/console/` on the same listener. HTML rendered on the server (`templates`),
 //! one stylesheet, no script.
 //!

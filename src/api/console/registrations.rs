@@ -18,6 +18,7 @@ use crate::http::{PathParams, Request};
 use crate::payto::Payto;
 use crate::qr_bill::{CreditorAddress, EpcQrCode, SwissQrBill};
 use crate::store::console::{self as queries, RegistrationState};
+use crate::store::registrations as stored;
 use crate::subject::group_qr_reference;
 
 fn registration_state(q: &ListQuery) -> (RegistrationState, &'static str) {
@@ -39,8 +40,12 @@ pub(super) async fn registrations_page(
     let (start, now_s) = (before(&q), state.clock.now_s());
     let rows =
         state.store.read(move |db| queries::registrations(db, filter, start, PAGE_SIZE, now_s)).await?;
-    let next =
-        next_link("/console/registrations", &[("state", name)], rows.last().map(|r| r.row_id), rows.len());
+    let next = next_link(
+        "/console/registrations",
+        &[("state", name)],
+        rows.last().map(|r| r.registration_id),
+        rows.len(),
+    );
     let body = html! {
         form.box method="get" action="/console/registrations" {
             label { "State" select name="state" {
@@ -62,7 +67,7 @@ pub(super) async fn registrations_page(
                     @if let Some(s) = &r.short_subject { code { (s) } br; }
                     @if let Some(q) = &r.qr_reference { code { (group_qr_reference(q)) } }
                 }
-                td { (date(&crate::timestamp::Timestamp::from_secs(u64::try_from(r.expiration_s).unwrap_or(0)))) }
+                td { (date(&r.expiration())) }
             } } }
         } }
         (pager(next))
@@ -98,13 +103,13 @@ async fn registration_render(
 ) -> Result<Response, ApiError> {
     let key: EddsaPublicKey =
         params.get("authorization_pub").parse().map_err(|e| ApiError::parameter("AUTHORIZATION_PUB", e))?;
-    let Some(r) = state.store.read(move |db| queries::registration_by_key(db, &key)).await? else {
+    let Some(r) = state.store.read(move |db| stored::by_authorization_pub(db, &key)).await? else {
         return Ok(not_found(&state, &req, "No registration with this authorization key."));
     };
     let csrf = csrf(&state, &req);
     let subjects =
         serde_json::from_str::<RegistrationResponse>(&r.response).map(|r| r.subjects).unwrap_or_default();
-    let live = r.expiration_s > state.clock.now_s();
+    let live = r.is_live(state.clock.now_s());
     let amount: Option<Amount> = r.credit_amount.parse().ok();
     let account = credit_account(&state, &r.credit_account);
     let code = match (&account, &amount) {
@@ -123,9 +128,9 @@ async fn registration_render(
             dt { "Type" } dd { (r.transfer_type) @if r.recurrent { ", recurrent" } }
             dt { "Amount" } dd { (r.credit_amount) }
             dt { "Credit account" } dd { code { (r.credit_account) } }
-            dt { "Created" } dd { (date(&r.created)) }
-            dt { "Expiration" } dd { (date(&crate::timestamp::Timestamp::from_secs(u64::try_from(r.expiration_s).unwrap_or(0)))) @if !live { " (expired)" } }
-            dt { "Used" } dd { @if r.used { "yes" } @else { "no" } }
+            dt { "Created" } dd { (date(&r.created())) }
+            dt { "Expiration" } dd { (date(&r.expiration())) @if !live { " (expired)" } }
+            dt { "Used" } dd { @if r.used() { "yes" } @else { "no" } }
         }
         h2 { "Subjects" }
         div.table-wrap { table {
@@ -227,7 +232,7 @@ pub(super) async fn registration_simulate(
     }
     let key: EddsaPublicKey =
         params.get("authorization_pub").parse().map_err(|e| ApiError::parameter("AUTHORIZATION_PUB", e))?;
-    let Some(r) = state.store.read(move |db| queries::registration_by_key(db, &key)).await? else {
+    let Some(r) = state.store.read(move |db| stored::by_authorization_pub(db, &key)).await? else {
         return Ok(not_found(&state, &req, "No registration with this authorization key."));
     };
     let subjects =

@@ -182,14 +182,14 @@ pub struct OutgoingTransaction {
 }
 
 impl From<OutgoingRow> for OutgoingTransaction {
-    fn from(row: OutgoingRow) -> Self {
+    fn from(OutgoingRow { row_id, transfer: t }: OutgoingRow) -> Self {
         OutgoingTransaction {
-            row_id: row.row_id,
-            date: Timestamp::from_unix_micros(row.date_us),
-            amount: row.amount,
-            credit_account: row.credit_account,
-            wtid: row.wtid,
-            exchange_base_url: row.exchange_base_url,
+            row_id,
+            date: Timestamp::from_unix_micros(t.date_us),
+            amount: t.amount,
+            credit_account: t.credit_account,
+            wtid: t.wtid,
+            exchange_base_url: t.exchange_base_url,
         }
     }
 }

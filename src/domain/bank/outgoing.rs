@@ -15,7 +15,7 @@ use crate::amount::Amount;
 use crate::config::Settings;
 use crate::crypto::{HashCode, ShortHashCode};
 use crate::error::ApiError;
-use crate::store::gateway::{self as sql, NewOutgoing, OutgoingRow};
+use crate::store::gateway::{self as sql, Outgoing};
 use crate::store::{Durability, Page, Store, WriteTx};
 use crate::timestamp::Timestamp;
 use crate::wakeup::Wakeups;
@@ -70,14 +70,14 @@ pub fn prepare(
     request: TransferRequest,
     now_us: i64,
     fixture: bool,
-) -> Result<NewOutgoing, ApiError> {
+) -> Result<Outgoing, ApiError> {
     super::accounts::check_gateway_amount(settings, "amount", &request.amount)?;
     check_base_url(&request.exchange_base_url)?;
     let credit_account = gateway::full_payto("credit_account", &request.credit_account)?;
     if let Some(metadata) = &request.metadata {
         check_metadata(metadata)?;
     }
-    Ok(NewOutgoing {
+    Ok(Outgoing {
         request_uid: request.request_uid,
         wtid: request.wtid,
         date_us: now_us,
@@ -106,20 +106,17 @@ impl Recorded {
     }
 }
 
-fn same_request(stored: &OutgoingRow, t: &NewOutgoing) -> bool {
-    stored.amount == t.amount
-        && stored.credit_account == t.credit_account
-        && stored.exchange_base_url == t.exchange_base_url
-        && stored.wtid == t.wtid
-        && stored.metadata == t.metadata
-        && stored.debit_account == t.debit_account
+/// Whether `t` asks for what `stored` recorded (its `request_uid` given again): the same
+/// transfer, whenever and however it was made.
+fn same_request(stored: &Outgoing, t: &Outgoing) -> bool {
+    Outgoing { date_us: t.date_us, fixture: t.fixture, ..stored.clone() } == *t
 }
 
 /// The transaction of `POST transfer` (also of an `[[outgoing]]` fixture).
-pub fn record(tx: &WriteTx<'_>, t: &NewOutgoing) -> Result<Recorded, ApiError> {
+pub fn record(tx: &WriteTx<'_>, t: &Outgoing) -> Result<Recorded, ApiError> {
     if let Some(stored) = sql::by_request_uid(tx, &t.request_uid)? {
-        return if same_request(&stored, t) {
-            Ok(Recorded::Replayed { row_id: stored.row_id, date_us: stored.date_us })
+        return if same_request(&stored.transfer, t) {
+            Ok(Recorded::Replayed { row_id: stored.row_id, date_us: stored.transfer.date_us })
         } else {
             Err(ApiError::BankTransferRequestUidReused(t.request_uid.to_string()))
         };
@@ -219,9 +216,9 @@ pub async fn list(
         .map(|r| TransferListStatus {
             row_id: r.row_id,
             status: SUCCESS,
-            amount: r.amount,
-            credit_account: r.credit_account,
-            timestamp: Timestamp::from_unix_micros(r.date_us),
+            amount: r.transfer.amount,
+            credit_account: r.transfer.credit_account,
+            timestamp: Timestamp::from_unix_micros(r.transfer.date_us),
         })
         .collect())
 }
@@ -238,7 +235,7 @@ pub async fn get(
         return Err(unknown());
     }
     let uri = account.uri().to_owned();
-    let row = store.read(move |db| sql::outgoing(db, &uri, row_id)).await?.ok_or_else(unknown)?;
+    let row = store.read(move |db| sql::outgoing(db, &uri, row_id)).await?.ok_or_else(unknown)?.transfer;
     Ok(TransferStatus {
         status: SUCCESS,
         amount: row.amount,

@@ -18,7 +18,7 @@ use crate::config::Settings;
 use crate::crypto::EddsaPublicKey;
 use crate::error::ApiError;
 use crate::payto::Payto;
-use crate::store::registrations::{self, LiveKey, LiveRegistration};
+use crate::store::registrations::{self, LiveKey, RegistrationRow};
 use crate::store::transfers::{self, Incoming, IncomingTransaction};
 use crate::store::{Db, Durability, Page, Store, StoreError, WriteTx};
 use crate::subject::{self, MAX_SUBJECT_CHARS, SubjectMatch};
@@ -59,7 +59,7 @@ pub fn reserve_refused(
 
 /// A live registration as a transfer sees it: its type read.
 struct Mapped {
-    row: LiveRegistration,
+    row: RegistrationRow,
     transfer_type: TransferType,
 }
 
@@ -76,7 +76,7 @@ pub(super) fn credit(
     incoming: &Incoming,
     transfer_type: TransferType,
     account_pub: &EddsaPublicKey,
-    registration: Option<&LiveRegistration>,
+    registration: Option<&RegistrationRow>,
 ) -> Result<i64, StoreError> {
     let row_id = transfers::credit(
         tx,
@@ -125,7 +125,7 @@ pub async fn add_mapped(
                     conflict: true,
                 });
             };
-            if reg.row.used && !reg.row.recurrent {
+            if reg.row.used() && !reg.row.recurrent {
                 return Err(ApiError::BankTransferMappingReused(auth.to_string()));
             }
             if reserve_spent(tx, reg.transfer_type, &reg.row.account_pub)? {
@@ -178,7 +178,7 @@ impl SubjectOutcome {
 
 /// Where a transfer goes: its type, the key credited, and the registration
 /// that mapped it (none for a plain key).
-type Target = (TransferType, EddsaPublicKey, Option<LiveRegistration>);
+type Target = (TransferType, EddsaPublicKey, Option<RegistrationRow>);
 
 /// A candidate of a subject, decoded before the write transaction.
 enum Candidate {
@@ -233,7 +233,7 @@ fn resolve_subject(
                 None => continue,
             },
         };
-        if registration.row.used && !registration.row.recurrent {
+        if registration.row.used() && !registration.row.recurrent {
             return Ok(Err(format!(
                 "the one-shot registration of {} was already used",
                 registration.row.authorization_pub
