@@ -255,6 +255,11 @@ pub enum ApiError {
     BodyIncomplete { detail: String },
     #[error("the client sent nothing for {idle:?}")]
     RequestTimeout { idle: std::time::Duration },
+    /// A body arriving slower on average than `--min-body-rate`: 408, as a stalled one.
+    #[error(
+        "the body arrived too slowly: {read} bytes in {seconds} s, below the minimum of {minimum} bytes a second"
+    )]
+    BodyTooSlow { read: u64, seconds: u64, minimum: u64 },
     #[error("the body exceeds the limit of {limit} bytes")]
     UploadTooLarge { limit: u64 },
     #[error("the URI exceeds {limit} bytes")]
@@ -397,7 +402,9 @@ impl ApiError {
             NotImplemented(_) => (StatusCode::NOT_IMPLEMENTED, C::GenericEndpointUnknown),
             LengthRequired => (StatusCode::LENGTH_REQUIRED, C::GenericParameterMissing),
             BodyIncomplete { .. } => (StatusCode::BAD_REQUEST, C::GenericParameterMalformed),
-            RequestTimeout { .. } => (StatusCode::REQUEST_TIMEOUT, C::GenericParameterMalformed),
+            RequestTimeout { .. } | BodyTooSlow { .. } => {
+                (StatusCode::REQUEST_TIMEOUT, C::GenericParameterMalformed)
+            }
             UploadTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, C::GenericUploadExceedsLimit),
             UriTooLong { .. } => (StatusCode::URI_TOO_LONG, C::GenericUriTooLong),
             Unauthorized | GatewayUnauthorized => (StatusCode::UNAUTHORIZED, C::GenericUnauthorized),
@@ -493,6 +500,7 @@ impl ApiError {
             | NotImplemented(_)
             | BodyIncomplete { .. }
             | RequestTimeout { .. }
+            | BodyTooSlow { .. }
             | UriTooLong { .. }
             | Database { .. }
             | Internal(_)

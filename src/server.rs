@@ -24,7 +24,6 @@ use hyper::header::{self, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
@@ -43,13 +42,11 @@ use crate::linger;
 use crate::store::{self, Durability, OpenOptions, Store, StoreError};
 use crate::{api, http};
 
+mod connections;
 mod lifecycle;
 
 /// What stops `serve`, also for the client commands that run until stopped.
 pub use lifecycle::Shutdown;
-
-/// How long in-flight requests may take to finish after a shutdown signal.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 /// Requests with wrong credentials held at once ([`crate::auth_failures`]).
 const MAX_HELD_FAILURES: usize = 4096;
@@ -59,8 +56,10 @@ const MAX_HELD_FAILURES: usize = 4096;
 pub fn app_filter(state: AppState) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
     let router = Arc::new(api::router(&state.settings));
     let idle = state.settings.request_timeout;
+    let rate =
+        http::BodyRate { bytes_per_s: state.settings.min_body_rate, grace: state.settings.body_rate_grace };
     warp::path::full()
-        .and(http::request(idle))
+        .and(http::request(idle, rate))
         .then(move |path: FullPath, req| {
             let (router, state) = (router.clone(), state.clone());
             async move { router.dispatch(state, path.as_str(), req).await }
@@ -370,70 +369,123 @@ fn unroutable<B>(req: &hyper::Request<B>) -> Option<ApiError> {
 /// Serves `state` on `listener` until `shutdown` resolves, then lets in-flight
 /// requests finish (up to a grace period). Tests bind port 0 and call this.
 pub async fn run(listener: Listener, state: AppState, shutdown: impl Future<Output = ()>) -> io::Result<()> {
+    let fd_limit = connections::raise_fd_limit();
+    let max_connections = state
+        .settings
+        .max_connections
+        .map(|n| usize::try_from(n).unwrap_or(usize::MAX))
+        .unwrap_or_else(|| connections::default_max_connections(fd_limit));
+    let registry = connections::Registry::new(max_connections);
     let warp_service = TowerToHyperService::new(warp::service(app_filter(state.clone())));
     let idle = state.settings.request_timeout;
     let linger = linger::Limits { idle, total: linger::MAX_LINGER };
-    let service = move |peer: Peer| {
-        let warp_service = warp_service.clone();
-        service_fn(move |mut req: hyper::Request<Incoming>| {
-            req.extensions_mut().insert(peer);
-            // warp cannot route a request without a path (authority-form, as
-            // `CONNECT host:443` or `GET foo` parse) and would panic: refuse it here.
-            let target_refused = unroutable(&req);
-            // An answer given before the body was read (the early 4xx of an
-            // upload) closes the connection once the rest of the body is drained
-            // (or, when the client waits for `100 Continue`, at once); saying so in
-            // the answer keeps clients from reusing it.
-            let has_body = !req.body().is_end_stream();
-            let read_to_end = Arc::new(AtomicBool::new(false));
-            let expects_continue = expects_continue(&req);
-            let req = req.map(|inner| TrackedBody::new(inner, read_to_end.clone(), expects_continue, linger));
-            let response =
-                target_refused.is_none().then(|| hyper::service::Service::call(&warp_service, req));
-            async move {
-                let mut response = match (response, target_refused) {
-                    (Some(response), _) => match response.await {
-                        Ok(response) => response,
-                        Err(never) => match never {},
-                    },
-                    (None, Some(error)) => {
-                        // Whatever the client meant, this connection carries nothing more we can route.
-                        let mut response = error.into_response();
-                        response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
-                        response
+    let service = {
+        let registry = registry.clone();
+        move |peer: Peer, slot: Arc<connections::Slot>| {
+            let (warp_service, registry) = (warp_service.clone(), registry.clone());
+            service_fn(move |mut req: hyper::Request<Incoming>| {
+                let in_request = slot.request();
+                let grace_over = registry.grace_over();
+                req.extensions_mut().insert(peer);
+                // warp cannot route a request without a path (authority-form, as
+                // `CONNECT host:443` or `GET foo` parse) and would panic: refuse it here.
+                let target_refused = unroutable(&req);
+                // An answer given before the body was read (the early 4xx of an
+                // upload) closes the connection once the rest of the body is drained
+                // (or, when the client waits for `100 Continue`, at once); saying so in
+                // the answer keeps clients from reusing it.
+                let has_body = !req.body().is_end_stream();
+                let read_to_end = Arc::new(AtomicBool::new(false));
+                let expects_continue = expects_continue(&req);
+                let req =
+                    req.map(|inner| TrackedBody::new(inner, read_to_end.clone(), expects_continue, linger));
+                let response =
+                    target_refused.is_none().then(|| hyper::service::Service::call(&warp_service, req));
+                async move {
+                    let _in_request = in_request;
+                    let answered = async move {
+                        match (response, target_refused) {
+                            (Some(response), _) => match response.await {
+                                Ok(response) => response,
+                                Err(never) => match never {},
+                            },
+                            (None, Some(error)) => {
+                                // Whatever the client meant, this connection carries nothing more we can route.
+                                let mut response = error.into_response();
+                                response
+                                    .headers_mut()
+                                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                                response
+                            }
+                            (None, None) => ApiError::Internal("no answer".into()).into_response(),
+                        }
+                    };
+                    let mut response = tokio::select! {
+                        biased;
+                        response = answered => response,
+                        // The shutdown's grace ended with this request still running: whatever
+                        // it was doing is dropped (nothing half-done is committed), and the
+                        // client is told.
+                        () = grace_over => ApiError::Busy {
+                            what: "the server is shutting down and this request did not finish in its grace period".into(),
+                            retry_after_s: 5,
+                            close: true,
+                        }
+                        .into_response(),
+                    };
+                    if response.extensions().get::<crate::faults::ResetConnection>().is_some() {
+                        // An error from the service makes hyper close the connection without an answer.
+                        return Err(io::Error::new(
+                            io::ErrorKind::ConnectionReset,
+                            "fault injected: connection reset",
+                        ));
                     }
-                    (None, None) => ApiError::Internal("no answer".into()).into_response(),
-                };
-                if response.extensions().get::<crate::faults::ResetConnection>().is_some() {
-                    // An error from the service makes hyper close the connection without an answer.
-                    return Err(io::Error::new(
-                        io::ErrorKind::ConnectionReset,
-                        "fault injected: connection reset",
-                    ));
+                    if has_body && !read_to_end.load(Ordering::Acquire) {
+                        response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+                    }
+                    Ok::<_, io::Error>(response)
                 }
-                if has_body && !read_to_end.load(Ordering::Acquire) {
-                    response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
-                }
-                Ok::<_, io::Error>(response)
-            }
-        })
+            })
+        }
     };
     let mut builder = http1::Builder::new();
     builder.timer(TokioTimer::new()).header_read_timeout(state.settings.request_timeout).keep_alive(true);
-    let graceful = GracefulShutdown::new();
+    let (stopping, _) = tokio::sync::watch::channel(false);
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             accepted = listener.accept(idle) => match accepted {
-                Ok((stream, peer)) => {
-                    let conn = builder.serve_connection(TokioIo::new(stream), service(peer));
-                    let conn = graceful.watch(conn);
-                    tokio::spawn(async move {
-                        if let Err(e) = conn.await {
-                            log::debug!("connection ended: {e}");
-                        }
-                    });
-                }
+                Ok((stream, peer)) => match registry.admit() {
+                    connections::Admission::Refuse => registry.refuse(stream, max_connections),
+                    connections::Admission::Serve(id, slot) => {
+                        let conn = builder.serve_connection(TokioIo::new(stream), service(peer, slot.clone()));
+                        let (registry, mut stopping) = (registry.clone(), stopping.subscribe());
+                        tokio::spawn(async move {
+                            tokio::pin!(conn);
+                            let mut closing = false;
+                            loop {
+                                tokio::select! {
+                                    ended = conn.as_mut() => {
+                                        if let Err(e) = ended {
+                                            log::debug!("connection ended: {e}");
+                                        }
+                                        break;
+                                    }
+                                    // Closed now if it holds no request, after its answer if it does.
+                                    () = slot.evict.notified(), if !closing => {
+                                        conn.as_mut().graceful_shutdown();
+                                        closing = true;
+                                    }
+                                    _ = stopping.wait_for(|s| *s), if !closing => {
+                                        conn.as_mut().graceful_shutdown();
+                                        closing = true;
+                                    }
+                                }
+                            }
+                            registry.remove(id);
+                        });
+                    }
+                },
                 Err(e) => {
                     // Out of file descriptors and the like: wait instead of spinning.
                     log::warn!("accept failed: {e}");
@@ -446,12 +498,30 @@ pub async fn run(listener: Listener, state: AppState, shutdown: impl Future<Outp
     drop(listener);
     // Long polls answer now (204) rather than at their timeouts, which may be minutes away.
     state.wakeups.close();
+    stopping.send_replace(true);
     log::info!("shutting down: finishing in-flight requests");
-    tokio::select! {
-        () = graceful.shutdown() => {}
-        () = tokio::time::sleep(SHUTDOWN_GRACE) => log::warn!("in-flight requests did not finish in {SHUTDOWN_GRACE:?}"),
+    let grace = state.settings.shutdown_grace;
+    if tokio::time::timeout(grace, all_closed(&registry)).await.is_err() {
+        log::warn!(
+            "{} connections did not finish in {grace:?}: their requests are answered 503",
+            registry.len()
+        );
+        registry.end_grace();
+        if tokio::time::timeout(FINAL_ANSWERS, all_closed(&registry)).await.is_err() {
+            log::warn!("{} connections still open {FINAL_ANSWERS:?} later: closed", registry.len());
+        }
     }
     Ok(())
+}
+
+/// How long the 503s at the end of a shutdown's grace get to be written.
+const FINAL_ANSWERS: Duration = Duration::from_secs(5);
+
+/// Resolves when every connection has ended.
+async fn all_closed(registry: &connections::Registry) {
+    while !registry.is_empty() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// Why `serve` could not start.

@@ -116,6 +116,20 @@ settings! {
     /// Idle limit for a client sending headers or body, e.g. 30s
     #[arg(long, env = "TALER_LITE_REQUEST_TIMEOUT", value_name = "DURATION")]
     request_timeout: Option<PositiveDuration> => Duration, default("30s");
+    /// Slowest average rate of a request body after --body-rate-grace (408 below it), e.g.
+    /// 16KiB; 0 turns it off
+    #[arg(long, env = "TALER_LITE_MIN_BODY_RATE", value_name = "SIZE")]
+    min_body_rate: Option<ByteSize> => u64, default("16KiB");
+    /// How long a body may take before --min-body-rate applies
+    #[arg(long, env = "TALER_LITE_BODY_RATE_GRACE", value_name = "DURATION")]
+    body_rate_grace: Option<PositiveDuration> => Duration, default("10s");
+    /// Most connections served at once; one more is answered 503 and closed
+    #[arg(long, env = "TALER_LITE_MAX_CONNECTIONS", value_name = "N")]
+    max_connections: Option<Count> => Option<u64>, optional("from the open-file limit, raised to its hard limit at start");
+    /// How long requests in flight may take to finish after SIGTERM, SIGINT or SIGHUP; those
+    /// still running then are answered 503
+    #[arg(long, env = "TALER_LITE_SHUTDOWN_GRACE", value_name = "DURATION")]
+    shutdown_grace: Option<PositiveDuration> => Duration, default("30s");
     /// Shift the server's clock, e.g. 3d, -2h, 1h 30m or seconds: for testing expirations
     /// and signed timestamps
     #[arg(long, env = "TALER_LITE_CLOCK_OFFSET", allow_hyphen_values = true, value_name = "DURATION")]

@@ -50,13 +50,42 @@ pub struct Request {
     pub body: BodyStream,
     /// The longest pause allowed in the body (`--request-timeout`).
     pub idle: Duration,
+    /// The slowest a body may arrive on average, after its grace period.
+    pub rate: BodyRate,
+    /// When the request reached the handler, and the body bytes read since.
+    pub arrived: tokio::time::Instant,
+    pub body_read: u64,
     /// Who sent it (the budget of failed authentications is per address).
     pub peer: Peer,
 }
 
-/// Extracts a [`Request`] whose body may pause at most `idle`; never rejects
-/// once the path has matched.
-pub fn request(idle: Duration) -> impl Filter<Extract = (Request,), Error = Rejection> + Clone {
+/// The minimum average rate of a body (`--min-body-rate` after `--body-rate-grace`): a
+/// client that sends a byte just before each pause limit would otherwise hold its
+/// connection for as long as it likes.
+#[derive(Clone, Copy, Debug)]
+pub struct BodyRate {
+    /// Bytes a second; 0 turns the limit off.
+    pub bytes_per_s: u64,
+    pub grace: Duration,
+}
+
+impl BodyRate {
+    /// When a body that has `read` bytes after arriving at `arrived` falls below the rate.
+    fn deadline(&self, arrived: tokio::time::Instant, read: u64) -> Option<tokio::time::Instant> {
+        if self.bytes_per_s == 0 {
+            return None;
+        }
+        let earned = Duration::from_secs_f64(read as f64 / self.bytes_per_s as f64);
+        Some(arrived + self.grace.max(earned))
+    }
+}
+
+/// Extracts a [`Request`] whose body may pause at most `idle` and must arrive at `rate`;
+/// never rejects once the path has matched.
+pub fn request(
+    idle: Duration,
+    rate: BodyRate,
+) -> impl Filter<Extract = (Request,), Error = Rejection> + Clone {
     warp::method()
         .and(warp::header::headers_cloned())
         .and(raw_query())
@@ -68,6 +97,9 @@ pub fn request(idle: Duration) -> impl Filter<Extract = (Request,), Error = Reje
             query,
             body: boxed_body(body),
             idle,
+            rate,
+            arrived: tokio::time::Instant::now(),
+            body_read: 0,
             peer: peer.unwrap_or_default(),
         })
 }
@@ -137,9 +169,27 @@ impl Request {
     /// The next piece of the body; 408 when the client pauses longer than the
     /// idle limit (hyper's header timeout does not cover bodies, and a client
     /// that stops mid-body would otherwise hold its connection forever).
+    /// Past the grace period, a body whose average rate falls below the minimum is cut off
+    /// the same way (408), wherever the pauses are.
     pub async fn next_chunk(&mut self) -> Result<Option<Result<Bytes, warp::Error>>, ApiError> {
         let idle = self.idle;
-        tokio::time::timeout(idle, self.body.next()).await.map_err(|_| ApiError::RequestTimeout { idle })
+        let idle_until = tokio::time::Instant::now() + idle;
+        let too_slow_at = self.rate.deadline(self.arrived, self.body_read);
+        let until = too_slow_at.map_or(idle_until, |at| at.min(idle_until));
+        match tokio::time::timeout_at(until, self.body.next()).await {
+            Ok(chunk) => {
+                if let Some(Ok(bytes)) = &chunk {
+                    self.body_read += bytes.len() as u64;
+                }
+                Ok(chunk)
+            }
+            Err(_) if too_slow_at.is_some_and(|at| at < idle_until) => Err(ApiError::BodyTooSlow {
+                read: self.body_read,
+                seconds: self.arrived.elapsed().as_secs(),
+                minimum: self.rate.bytes_per_s,
+            }),
+            Err(_) => Err(ApiError::RequestTimeout { idle }),
+        }
     }
 
     /// Reads and decodes a JSON object body (see [`decode_json`]), inflating a compressed one

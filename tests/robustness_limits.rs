@@ -1,0 +1,251 @@
+//! What a client can hold, bounded (README "Known limits"): bodies sent at a byte every
+//! three seconds are cut off by the minimum body rate; 1100 idle connections under a soft
+//! open-file limit of 1024 (and under a hard one) keep nobody else out; connections beyond
+//! `--max-connections` that all hold a request get a clear 503; and SIGTERM during a slow
+//! upload answers it 503 when the shutdown's grace ends. Against the real binary.
+
+mod common;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::TestServer;
+use common::robust::*;
+use taler_lite::crypto::EddsaPrivateKey;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+fn addr(server: &TestServer) -> String {
+    server.url.trim_start_matches("http://").trim_end_matches('/').to_owned()
+}
+
+/// Reads one answer's head and `Content-Length` body (or until the connection ends).
+async fn read_answer(s: &mut tokio::net::tcp::OwnedReadHalf, limit: Duration) -> String {
+    let deadline = Instant::now() + limit;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&got[..end]).to_ascii_lowercase();
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:").map(|v| v.trim().to_owned()))
+                .and_then(|v| v.parse::<usize>().ok())
+                .unwrap_or(0);
+            if got.len() >= end + 4 + length {
+                break;
+            }
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, s.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => got.extend_from_slice(&buf[..n]),
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+/// Sends `head`, then the body one byte every `every` until an answer comes; the answer
+/// and the body bytes sent.
+async fn trickle(addr: String, head: String, body: Vec<u8>, every: Duration) -> (String, usize) {
+    let s = TcpStream::connect(&addr).await.unwrap();
+    let (mut r, mut w) = s.into_split();
+    w.write_all(head.as_bytes()).await.unwrap();
+    let sender = tokio::spawn(async move {
+        let mut sent = 0;
+        for b in body {
+            if w.write_all(&[b]).await.is_err() {
+                break;
+            }
+            sent += 1;
+            tokio::time::sleep(every).await;
+        }
+        sent
+    });
+    let answer = read_answer(&mut r, Duration::from_secs(120)).await;
+    sender.abort();
+    let sent = sender.await.unwrap_or_default();
+    (answer, sent)
+}
+
+#[test]
+fn bodies_at_a_byte_every_three_seconds_are_cut_off() {
+    let rt = runtime();
+    let party = EddsaPrivateKey::generate().unwrap();
+    let extern_arg = format!("{}=Slow Party", party.public_key());
+    // Pauses of 3 s are well within --request-timeout; only the rate cuts these bodies off.
+    let server = TestServer::start(&["--extern-key", &extern_arg, "--body-rate-grace", "4s"]);
+    let addr = addr(&server);
+    rt.block_on(async {
+        let mut tasks = Vec::new();
+        for i in 0..10u64 {
+            let json = serde_json::to_vec(&registration(&EddsaPrivateKey::generate().unwrap())).unwrap();
+            let head = format!(
+                "POST /taler-prepared-transfer/registration HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                json.len()
+            );
+            tasks.push(("json", json.len(), tokio::spawn(trickle(addr.clone(), head, json, Duration::from_secs(3)))));
+            let body = pdf_body(100 + i, 4096);
+            let h = hash(&body);
+            let head = format!(
+                "POST /kyc-bulk/{} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/pdf\r\nContent-Length: {}\r\nTaler-Customer-Payto: {PAYTO}\r\nTaler-Extern-Signature: {}\r\nIf-None-Match: {h}\r\n\r\n",
+                party.public_key(),
+                body.len(),
+                upload_signature(&party, h, PAYTO)
+            );
+            tasks.push(("upload", body.len(), tokio::spawn(trickle(addr.clone(), head, body, Duration::from_secs(3)))));
+        }
+        // Meanwhile a well-formed request is served.
+        let ok = server
+            .post_json("taler-prepared-transfer/registration", &registration(&EddsaPrivateKey::generate().unwrap()))
+            .await;
+        assert_eq!(ok.status, 200);
+        for (kind, length, task) in tasks {
+            let (answer, sent) = task.await.unwrap();
+            assert!(answer.starts_with("HTTP/1.1 408"), "{kind}: {answer}");
+            assert!(answer.contains("\"code\":26") && answer.contains("too slowly"), "{kind}: {answer}");
+            assert!(sent < length, "{kind}: the whole body was sent ({sent} bytes) before the answer");
+            eprintln!("{kind}: cut off after {sent} of {length} bytes");
+        }
+    });
+    wait_until_no_staged(&server, Duration::from_secs(20));
+    assert_eq!(server.count("kyc_uploads"), 0);
+    assert_eq!(server.count("registrations"), 1);
+}
+
+/// A script that runs the real binary under `ulimit` (`ulimit_args`, e.g. `-S -n 1024`).
+fn under_ulimit(dir: &std::path::Path, ulimit_args: &str) -> PathBuf {
+    let script = dir.join("under-ulimit.sh");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\nulimit {ulimit_args} || exit 97\nexec {} \"$@\"\n", common::BIN),
+    )
+    .unwrap();
+    let mut permissions = std::fs::metadata(&script).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
+    std::fs::set_permissions(&script, permissions).unwrap();
+    script
+}
+
+/// 1100 idle connections, then 30 registrations on new connections: every one is served.
+fn idle_connections_keep_nobody_out(ulimit_args: &str) -> TestServer {
+    let scripts = tempfile::tempdir().unwrap();
+    let script = under_ulimit(scripts.path(), ulimit_args);
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let server = TestServer::try_start_with(&script, dir, &[], None).unwrap_or_else(|log| panic!("{log}"));
+    let addr = addr(&server);
+    let rt = runtime();
+    rt.block_on(async {
+        let mut idle = Vec::new();
+        for _ in 0..1100 {
+            idle.push(TcpStream::connect(&addr).await.unwrap());
+        }
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap();
+        for _ in 0..30 {
+            let answer = client
+                .post(server.endpoint("taler-prepared-transfer/registration"))
+                .json(&registration(&EddsaPrivateKey::generate().unwrap()))
+                .send()
+                .await
+                .unwrap_or_else(|e| {
+                    panic!("beside 1100 idle connections ({ulimit_args}): {e}\n{}", server.log())
+                });
+            assert_eq!(answer.status(), 200);
+            // A new connection for each: the pool would otherwise reuse one.
+            drop(answer);
+        }
+        drop(idle);
+    });
+    assert_eq!(server.count("registrations"), 30);
+    server
+}
+
+#[test]
+fn idle_connections_under_a_soft_limit_of_1024_keep_nobody_out() {
+    let server = idle_connections_keep_nobody_out("-S -n 1024");
+    assert!(server.log().contains("open-file limit raised from 1024"), "{}", server.log());
+}
+
+#[test]
+fn idle_connections_under_a_hard_limit_of_1024_keep_nobody_out() {
+    // The limit cannot be raised: the connection cap (from the limit) closes idle ones for new ones.
+    idle_connections_keep_nobody_out("-n 1024");
+}
+
+#[test]
+fn connections_beyond_the_cap_all_in_a_request_get_503() {
+    let server = TestServer::start(&["--max-connections", "4"]);
+    let addr = addr(&server);
+    let rt = runtime();
+    rt.block_on(async {
+        // Four requests half-sent: each connection holds a request.
+        let mut busy = Vec::new();
+        for _ in 0..4 {
+            let mut s = TcpStream::connect(&addr).await.unwrap();
+            s.write_all(
+                format!("POST /taler-prepared-transfer/registration HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{").as_bytes(),
+            )
+            .await
+            .unwrap();
+            busy.push(s);
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let s = TcpStream::connect(&addr).await.unwrap();
+        let (mut r, mut w) = s.into_split();
+        w.write_all(format!("GET /config HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes()).await.unwrap();
+        let answer = read_answer(&mut r, Duration::from_secs(10)).await;
+        assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+        let lower = answer.to_ascii_lowercase();
+        assert!(lower.contains("retry-after: 1") && lower.contains("connection: close"), "{answer}");
+        assert!(answer.contains("\"code\":9920") && answer.contains("maximum of 4 connections"), "{answer}");
+        // Once one of them is done, new connections are served again.
+        drop(busy.pop());
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(server.get("config").await.status, 200);
+    });
+}
+
+#[test]
+fn sigterm_during_a_slow_upload_answers_it_503_when_the_grace_ends() {
+    let party = EddsaPrivateKey::generate().unwrap();
+    let extern_arg = format!("{}=Slow Party", party.public_key());
+    let server = TestServer::start(&["--extern-key", &extern_arg, "--shutdown-grace", "2s"]);
+    let addr = addr(&server);
+    let rt = runtime();
+    let len: usize = 64 << 20;
+    let answer = rt.block_on(async {
+        let body = pdf_body(7, len);
+        let h = hash(&body);
+        let head = format!(
+            "POST /kyc-bulk/{} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/pdf\r\nContent-Length: {len}\r\nTaler-Customer-Payto: {PAYTO}\r\nTaler-Extern-Signature: {}\r\nIf-None-Match: {h}\r\n\r\n",
+            party.public_key(),
+            upload_signature(&party, h, PAYTO)
+        );
+        let s = TcpStream::connect(&addr).await.unwrap();
+        let (mut r, mut w) = s.into_split();
+        w.write_all(head.as_bytes()).await.unwrap();
+        // 4 MiB/s: 64 KiB every 1/64 s; the whole body would take 16 s.
+        let sender = tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(Duration::from_millis(1000 / 64));
+            for piece in body.chunks(64 << 10) {
+                ticks.tick().await;
+                if w.write_all(piece).await.is_err() {
+                    return;
+                }
+            }
+        });
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let pid = server.pid().to_string();
+        assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+        let answer = read_answer(&mut r, Duration::from_secs(30)).await;
+        sender.abort();
+        answer
+    });
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}\n{}", server.log());
+    let lower = answer.to_ascii_lowercase();
+    assert!(lower.contains("connection: close") && lower.contains("retry-after"), "{answer}");
+    assert!(answer.contains("\"code\":9920") && answer.contains("shutting down"), "{answer}");
+    let (status, _dir) = server.terminate();
+    assert!(status.success(), "{status:?}");
+}
