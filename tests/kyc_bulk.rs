@@ -572,7 +572,11 @@ async fn the_cli_manages_third_parties_uploads_and_exports() {
         String::from_utf8_lossy(&out.stdout).to_string()
     };
     let public = cli(&["keygen", "acme.key"]).trim().to_owned();
-    cli(&["extern", "add", &public, "--name", "Acme KYC"]);
+    // The server holds the file's lock: the third party is added through it (`extern add`
+    // is for a stopped server's file, tests/robustness_durability.rs).
+    let added =
+        server.post_private("private/extern-keys", &json!({"extern_pub": public, "name": "Acme KYC"})).await;
+    assert_eq!(added.status, 204);
     assert!(cli(&["extern", "list"]).contains("Acme KYC"));
     std::fs::write(dir.join("passport.pdf"), PDF).unwrap();
     let upload = [
@@ -595,7 +599,8 @@ async fn the_cli_manages_third_parties_uploads_and_exports() {
     assert!(listing.contains(&h) && listing.contains("application/pdf"), "{listing}");
     cli(&["kyc-bulk", "export", &h, "-o", "copy.pdf"]);
     assert_eq!(std::fs::read(dir.join("copy.pdf")).unwrap(), PDF);
-    cli(&["extern", "disable", &public]);
+    let disabled = server.post_private(&format!("private/extern-keys/{public}/disable"), &json!({})).await;
+    assert_eq!(disabled.status, 204);
     let out = common::run_cli(
         &dir,
         &[
