@@ -8,7 +8,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::bank::{EXCHANGE_ACCOUNT, reserve_registration};
-use common::kyc::{CUSTOMER as PAYTO, body_hash as hash, signed_upload, upload_signature as sign, zip_of};
+use common::kyc::{
+    CUSTOMER as PAYTO, body_hash as hash, party_arg, server_with_party, signed_upload,
+    upload_signature as sign, zip_of,
+};
 use common::{Answer, TestServer, open_db, vectors};
 use serde_json::json;
 use sha2::{Digest, Sha512};
@@ -17,14 +20,6 @@ use taler_lite::crypto::{EddsaPrivateKey, HashCode};
 const OTHER_PAYTO: &str = "payto://iban/CH4431999123000889012?receiver-name=Other";
 const PDF: &[u8] = b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog >>\nendobj\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n";
 const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89";
-
-/// A server that knows one third party.
-fn server_with_party(extra: &[&str]) -> (TestServer, EddsaPrivateKey) {
-    let party = EddsaPrivateKey::generate().unwrap();
-    let arg = format!("{}=Test Party", party.public_key());
-    let server = TestServer::start(&[&["--extern-key", &arg][..], extra].concat());
-    (server, party)
-}
 
 struct Upload<'a> {
     body: Vec<u8>,
@@ -521,7 +516,7 @@ async fn kill_9_during_an_upload_leaves_a_clean_database() {
         assert!(Instant::now() < deadline, "no chunk was staged");
         std::thread::sleep(Duration::from_millis(20));
     }
-    let arg = format!("{}=Test Party", party.public_key());
+    let arg = party_arg(&party);
     let dir = server.kill9();
     drop(s);
     let db = dir.path().join("taler-lite.sqlite3");
@@ -577,7 +572,11 @@ async fn the_cli_manages_third_parties_uploads_and_exports() {
         String::from_utf8_lossy(&out.stdout).to_string()
     };
     let public = cli(&["keygen", "acme.key"]).trim().to_owned();
-    cli(&["extern", "add", &public, "--name", "Acme KYC"]);
+    // The server holds the file's lock: the third party is added through it (`extern add`
+    // is for a stopped server's file, tests/robustness_durability.rs).
+    let added =
+        server.post_private("private/extern-keys", &json!({"extern_pub": public, "name": "Acme KYC"})).await;
+    assert_eq!(added.status, 204);
     assert!(cli(&["extern", "list"]).contains("Acme KYC"));
     std::fs::write(dir.join("passport.pdf"), PDF).unwrap();
     let upload = [
@@ -600,7 +599,8 @@ async fn the_cli_manages_third_parties_uploads_and_exports() {
     assert!(listing.contains(&h) && listing.contains("application/pdf"), "{listing}");
     cli(&["kyc-bulk", "export", &h, "-o", "copy.pdf"]);
     assert_eq!(std::fs::read(dir.join("copy.pdf")).unwrap(), PDF);
-    cli(&["extern", "disable", &public]);
+    let disabled = server.post_private(&format!("private/extern-keys/{public}/disable"), &json!({})).await;
+    assert_eq!(disabled.status, 204);
     let out = common::run_cli(
         &dir,
         &[

@@ -10,7 +10,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::robust::{PAYTO, bodies_are_whole, integrity_ok, runtime, upload_signature};
+use common::kyc::signed_upload;
+use common::robust::{PAYTO, bodies_are_whole, integrity_ok, runtime};
 use common::{TestServer, run_cli};
 use serde_json::json;
 use sha2::{Digest, Sha512};
@@ -63,13 +64,8 @@ fn upload_without_hash(
     h: HashCode,
     len: u64,
 ) -> reqwest::RequestBuilder {
-    server
-        .client
-        .post(format!("{}kyc-bulk/{}", server.url, party.public_key()))
-        .header("Content-Type", "application/pdf")
+    signed_upload(&server.client, &server.url, party, PAYTO, "application/pdf", h)
         .header("Content-Length", len.to_string())
-        .header("Taler-Customer-Payto", PAYTO)
-        .header("Taler-Extern-Signature", upload_signature(party, h, PAYTO))
 }
 
 /// Runs a second `serve` on `db` (its own key and token file names, so that anything it
@@ -140,19 +136,30 @@ fn a_second_server_is_refused_while_the_first_commits_a_large_upload() {
     bodies_are_whole(&again);
 }
 
-/// The lock keeps out a second server only: the CLI's read-outs and its small writing
-/// commands (which go through SQLite's own locking) work beside a running server.
+/// The CLI's read-outs work beside a running server; its writing commands go through the
+/// same lock: refused while the server holds it (naming its pid and the server's route for
+/// the same change), nothing written, and working once the server has stopped.
 #[test]
-fn read_outs_and_writing_commands_work_beside_a_server() {
+fn read_outs_work_beside_a_server_and_writing_commands_are_refused() {
     let server = TestServer::start(&[]);
     let db = server.db.to_str().unwrap().to_owned();
     let key = EddsaPrivateKey::generate().unwrap().public_key().to_string();
-    let out = run_cli(server.path(), &["--database", &db, "extern", "add", &key, "--name", "Acme"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for write in [&["extern", "add", &key, "--name", "Acme"][..], &["extern", "disable", &key]] {
+        let out = run_cli(server.path(), &[&["--database", &db][..], write].concat());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{write:?}: {stderr}");
+        assert!(stderr.contains(&format!("pid {}", server.pid())), "{write:?}: {stderr}");
+        assert!(stderr.contains("POST /private/extern-keys"), "{write:?}: {stderr}");
+    }
+    assert_eq!(server.count("extern_keys"), 0);
     for read_out in [&["extern", "list"][..], &["registrations", "list"], &["auditors", "list"], &["check"]] {
         let out = run_cli(server.path(), &[&["--database", &db][..], read_out].concat());
         assert!(out.status.success(), "{read_out:?}: {}", String::from_utf8_lossy(&out.stderr));
     }
+    let (_, dir) = server.terminate();
+    let out = run_cli(dir.path(), &["--database", &db, "extern", "add", &key, "--name", "Acme"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let server = TestServer::start_in(dir, &[]);
     let listed = runtime().block_on(server.get_private("private/extern-keys")).json();
     assert_eq!(listed["extern_keys"][0]["extern_pub"], key.as_str());
 }

@@ -18,7 +18,8 @@ use crate::domain::exchange::third_parties::{self, Added};
 use crate::error::ApiError;
 use crate::payto::Payto;
 use crate::store::kyc::{self, CHUNK_SIZE};
-use crate::store::{Db, Durability, Page, Store, extern_keys};
+use crate::store::lock::LockError;
+use crate::store::{Db, Durability, Page, Store, StoreError, extern_keys};
 
 #[derive(Subcommand, Debug)]
 pub enum ExternCommand {
@@ -91,7 +92,16 @@ pub async fn extern_command(
 ) -> Result<(), CliError> {
     let store = match cmd {
         ExternCommand::List { .. } => super::open_read_only(global, file)?,
-        ExternCommand::Add { .. } | ExternCommand::Disable { .. } => super::open_for_edit(global, file)?,
+        ExternCommand::Add { .. } | ExternCommand::Disable { .. } => match super::open_for_edit(global, file)
+        {
+            Err(CliError::Store(StoreError::Locked(held @ LockError::Held { .. }))) => {
+                return Err(CliError::Failed(format!(
+                    "database: {held}; while a server runs, change third parties through it: \
+                     POST /private/extern-keys or POST /private/extern-keys/PUB/disable with the operator token"
+                )));
+            }
+            opened => opened?,
+        },
     };
     let result = match cmd {
         ExternCommand::Add { extern_pub, name } => {

@@ -243,12 +243,13 @@ impl Store {
     }
 
     /// Opens an existing database of the current schema version for a CLI
-    /// command that writes; never creates or migrates. It takes no lock: its few small
-    /// transactions go beside a running server's through SQLite's own locking (the
-    /// lock keeps out a second *server*, whose start-up clean-up is what must not meet
-    /// a running one).
+    /// command that writes; never creates or migrates. It takes the file's lock as a server
+    /// does ([`lock`]): one process writes a file at a time, so beside a running server it
+    /// is refused ([`StoreError::Locked`], naming the server's pid), and a server started
+    /// while it writes is refused in turn.
     pub fn open_for_edit(path: &Path, checkpoints: Checkpoints) -> Result<Store, StoreError> {
-        Store::open_as(path, &OpenOptions { checkpoints, ..OpenOptions::default() }, Mode::Edit, None)
+        let lock = lock::acquire(path)?;
+        Store::open_as(path, &OpenOptions { checkpoints, ..OpenOptions::default() }, Mode::Edit, Some(lock))
     }
 
     /// Opens an existing database read-only: no writer, no migration, and a
