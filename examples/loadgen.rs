@@ -58,8 +58,9 @@
 //!   polls, as wirewatch makes them (half with the deprecated `delta`/`start`/`long_poll_ms`), spread
 //!   over 10 accounts of a server started with 10 `--credit-account`s; every answered poll asks again
 //!   after the row it got. The server's `taler_lite_long_polls_waiting` gauge says when all wait.
-//!   Figures: the server's RSS (`VmRSS`) and its CPU over 5 idle seconds with no poll and with all
-//!   waiting; registrations/s (`--requests`/4 per phase) with no poll and then with all waiting, and
+//!   Figures: the server's CPU over 5 idle seconds with no poll and with all waiting; its RSS
+//!   (`VmRSS`) after the registrations with no poll and with all waiting; registrations/s
+//!   (`--requests`/4 per phase) with no poll and then with all waiting, and
 //!   their ratio; then 200 rounds of one `admin/add-incoming` to one account in turn: the time from
 //!   its 200 (and from sending it) to the last of that account's polls answered with its row, p50 and
 //!   p99. Answers of other accounts' polls count as failures. Targets: CPU while the polls wait <= 1%

@@ -194,9 +194,11 @@ pub async fn longpoll_scenario(ctx: &mut Context) -> Value {
     // No poll: warm-up, the idle figures, then the registration rate.
     let n = (ctx.options.requests / 4).max(ctx.options.clients);
     let warmup = registration_rate(ctx, &target, &currency, ctx.options.clients * 4).await;
-    let rss_none = rss_mib(pid);
     let cpu_none = idle_cpu_percent(&target, source, LONGPOLL_IDLE).await;
     let mut without = registration_rate(ctx, &target, &currency, n).await;
+    // After the registrations without polls, so that what they grew (SQLite's cache) is not
+    // counted as the polls'.
+    let rss_none = rss_mib(pid);
 
     // The polls, each on its own connection.
     let poll_client = reqwest::Client::builder()
