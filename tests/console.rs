@@ -445,3 +445,34 @@ async fn the_auditors_page_gives_a_command_that_enables_an_auditor() {
     assert_eq!(auditors["auditors"][0]["auditor_pub"], auditor_pub, "{auditors}");
     assert_eq!(auditors["auditors"][0]["auditor_name"], "Example Auditor");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_transfers_page_shows_the_transfers_out() {
+    let app = spawn_app(&[]).await;
+    let c = Console::login(&app).await;
+    let before = c.get("/console/transfers").await;
+    assert_eq!(before.status, 200);
+    assert!(before.text.contains("Outgoing transfers") && before.text.contains("No transfer out yet"));
+    let merchant = "payto://x-taler-bank/bank.example/merchant?receiver-name=Merchant%20%3Cb%3E";
+    let wtid = taler_lite::base32::encode(EddsaPrivateKey::generate().unwrap().public_key().as_bytes());
+    let mut uid = [0u8; 64];
+    getrandom::fill(&mut uid).unwrap();
+    let sent = app
+        .post_private(
+            "taler-wire-gateway/transfer",
+            &json!({
+                "request_uid": taler_lite::base32::encode(&uid), "amount": "KUDOS:7",
+                "exchange_base_url": "https://exchange.example/", "wtid": wtid, "credit_account": merchant,
+            }),
+        )
+        .await;
+    assert_eq!(sent.status, 200, "{}", String::from_utf8_lossy(&sent.body));
+    let row_id = sent.json()["row_id"].as_i64().unwrap();
+    let page = c.get("/console/transfers").await;
+    assert!(!page.text.contains("No transfer out yet"), "{}", page.text);
+    let outgoing = &page.text[page.text.find("Outgoing transfers").unwrap()..];
+    let row = &outgoing[outgoing.find(&format!(">{row_id}<")).expect("the transfer's row")..];
+    for shown in ["KUDOS:7", &wtid, "https://exchange.example/", "API", merchant] {
+        assert!(row.contains(shown), "{shown} missing from {row}");
+    }
+}
