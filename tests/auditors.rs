@@ -2,28 +2,11 @@
 
 mod common;
 
+use common::auditors::{disable_body, enable_auditor_cli, enable_body};
 use common::{Http, run_cli, vectors};
 use serde_json::{Value, json};
-use taler_lite::crypto::{
-    EddsaPrivateKey, EddsaPublicKey, MasterAddAuditorPS, MasterDelAuditorPS, SignedStruct,
-};
+use taler_lite::crypto::{EddsaPrivateKey, MasterAddAuditorPS, SignedStruct};
 use taler_lite::timestamp::Timestamp;
-
-fn enable_body(master: &EddsaPrivateKey, auditor: &EddsaPublicKey, url: &str, name: &str, t: u64) -> Value {
-    let sig = MasterAddAuditorPS::new(Timestamp::from_secs(t), *auditor, url).sign(master);
-    json!({
-        "auditor_url": url,
-        "auditor_name": name,
-        "auditor_pub": auditor.to_string(),
-        "master_sig": sig.to_string(),
-        "validity_start": {"t_s": t},
-    })
-}
-
-fn disable_body(master: &EddsaPrivateKey, auditor: &EddsaPublicKey, t: u64) -> Value {
-    let sig = MasterDelAuditorPS { end_date: Timestamp::from_secs(t), auditor_pub: *auditor }.sign(master);
-    json!({"master_sig": sig.to_string(), "validity_end": {"t_s": t}})
-}
 
 fn fresh_key() -> EddsaPrivateKey {
     EddsaPrivateKey::generate().unwrap()
@@ -301,25 +284,7 @@ async fn auditors_list_shows_dates_to_people_and_seconds_in_json() {
     let secs = time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
         .unwrap()
         .unix_timestamp();
-    let out = run_cli(
-        server.path(),
-        &[
-            "--database",
-            &db,
-            "offline",
-            "enable-auditor",
-            "--auditor-pub",
-            &auditor,
-            "--url",
-            "https://auditor.example/",
-            "--name",
-            "Dated",
-            "--at",
-            at,
-            "--upload",
-            &server.url,
-        ],
-    );
+    let out = enable_auditor_cli(server.path(), &server.db, &auditor, "Dated", &server.url, &["--at", at]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let out = run_cli(server.path(), &["--database", &db, "auditors", "list"]);
     let table = String::from_utf8_lossy(&out.stdout);

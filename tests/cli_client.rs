@@ -10,6 +10,8 @@ use std::process::Output;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::auditors::enable_auditor_cli;
+use common::kyc::party_arg;
 use common::{TestServer, run_cli};
 use sha2::{Digest, Sha512};
 use taler_lite::crypto::{EddsaPrivateKey, HashCode};
@@ -46,8 +48,7 @@ fn party_key(dir: &Path, name: &str) -> EddsaPrivateKey {
 fn server_with_party(extra: &[&str]) -> TestServer {
     let dir = Arc::new(tempfile::tempdir().unwrap());
     let key = party_key(dir.path(), "party.key");
-    let arg = format!("{}=Test Party", key.public_key());
-    TestServer::start_in(dir, &[&["--extern-key", &arg][..], extra].concat())
+    TestServer::start_in(dir, &[&["--extern-key", &party_arg(&key)][..], extra].concat())
 }
 
 /// `client kyc-bulk` of `file` with `key`, off the async threads (the test's
@@ -271,7 +272,6 @@ async fn a_5xx_is_retried_and_a_silent_server_gets_the_body_after_a_second() {
 async fn list_commands_escape_control_characters() {
     let server = server_with_party(&[]);
     let dir = server.path().to_owned();
-    let db = server.db.to_str().unwrap().to_owned();
     write_pdf(&dir.join("scan.pdf"), 4096);
     let out = run_cli(
         &dir,
@@ -291,23 +291,7 @@ async fn list_commands_escape_control_characters() {
     let out = run_cli(&dir, &["client", "register", "--url", &server.url, "--amount", "KUDOS:7"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let auditor = EddsaPrivateKey::generate().unwrap().public_key().to_string();
-    let out = run_cli(
-        &dir,
-        &[
-            "--database",
-            &db,
-            "offline",
-            "enable-auditor",
-            "--auditor-pub",
-            &auditor,
-            "--url",
-            "https://auditor.example/",
-            "--name",
-            "Auditor",
-            "--upload",
-            &server.url,
-        ],
-    );
+    let out = enable_auditor_cli(&dir, &server.db, &auditor, "Auditor", &server.url, &[]);
     assert!(out.status.success(), "{}", stderr(&out));
 
     // The server refuses control characters; a database edited by hand (or an

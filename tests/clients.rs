@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use common::TestServer;
 use common::bank::{EXCHANGE_ACCOUNT as ACCOUNT, reserve_registration};
-use common::kyc::{CUSTOMER as PAYTO, upload_signature};
+use common::kyc::{CUSTOMER as PAYTO, party_arg, upload_signature};
 use serde_json::Value;
 use sha2::{Digest, Sha512};
 use taler_lite::crypto::{EddsaPrivateKey, HashCode};
@@ -321,7 +321,7 @@ fn row_counts(main: &TestServer, small: &TestServer) -> BTreeMap<&'static str, (
 async fn setup() -> Setup {
     let b = bodies();
     let party = EddsaPrivateKey::generate().unwrap();
-    let known = format!("{}=Test Party", party.public_key());
+    let known = party_arg(&party);
     let main = TestServer::start(&["--extern-key", &known]);
     let small = TestServer::start(&["--extern-key", &known, "--max-upload", SMALL_MAX_UPLOAD]);
 

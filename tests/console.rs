@@ -6,12 +6,12 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::kyc::{body_hash, upload_signature, zip_of};
+use common::bank::reserve_registration;
+use common::kyc::{CUSTOMER as PAYTO, body_hash, party_arg, signed_upload, zip_of};
 use common::{TestApp, spawn_app};
 use serde_json::json;
 use taler_lite::crypto::EddsaPrivateKey;
 
-const PAYTO: &str = "payto://iban/DE89370400440532013000?receiver-name=Erika%20Mustermann";
 const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89";
 const JPEG: &[u8] = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00\xff\xd9";
 
@@ -96,12 +96,7 @@ fn assert_console_headers(page: &Page, what: &str) {
 }
 
 async fn upload(app: &TestApp, party: &EddsaPrivateKey, content_type: &str, body: &[u8]) -> u16 {
-    let sig = upload_signature(party, body_hash(body), PAYTO);
-    app.client
-        .post(app.endpoint(&format!("kyc-bulk/{}", party.public_key())))
-        .header("Content-Type", content_type)
-        .header("Taler-Customer-Payto", PAYTO)
-        .header("Taler-Extern-Signature", sig)
+    signed_upload(&app.client, &app.url, party, PAYTO, content_type, body_hash(body))
         .body(body.to_vec())
         .send()
         .await
@@ -112,14 +107,7 @@ async fn upload(app: &TestApp, party: &EddsaPrivateKey, content_type: &str, body
 
 async fn register(app: &TestApp, account: &str, amount: &str) -> EddsaPrivateKey {
     let auth = EddsaPrivateKey::generate().unwrap();
-    let body = json!({
-        "credit_account": account,
-        "type": "reserve", "recurrent": false, "credit_amount": amount, "alg": "EdDSA",
-        "account_pub": auth.public_key().to_string(),
-        "authorization_pub": auth.public_key().to_string(),
-        "authorization_sig": auth.sign(auth.public_key().as_bytes()).to_string(),
-    });
-    let answer = app.post_json("taler-prepared-transfer/registration", &body).await;
+    let answer = app.register(&reserve_registration(&auth, account, amount)).await;
     assert_eq!(answer.status, 200, "{}", String::from_utf8_lossy(&answer.body));
     auth
 }
@@ -199,7 +187,7 @@ async fn login_pages_csrf_and_logout() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn raw_bodies_and_zip_entries_are_sandboxed_with_their_checked_type() {
     let party = EddsaPrivateKey::generate().unwrap();
-    let arg = format!("{}=Test Party", party.public_key());
+    let arg = party_arg(&party);
     let app = spawn_app(&["--extern-key", &arg]).await;
     assert_eq!(upload(&app, &party, "image/png", PNG).await, 204);
     let archive = zip_of(&[("id/front.jpg", JPEG), ("scan.png", PNG)]);
@@ -456,4 +444,35 @@ async fn the_auditors_page_gives_a_command_that_enables_an_auditor() {
     let auditors = app.get("auditors").await.json();
     assert_eq!(auditors["auditors"][0]["auditor_pub"], auditor_pub, "{auditors}");
     assert_eq!(auditors["auditors"][0]["auditor_name"], "Example Auditor");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_transfers_page_shows_the_transfers_out() {
+    let app = spawn_app(&[]).await;
+    let c = Console::login(&app).await;
+    let before = c.get("/console/transfers").await;
+    assert_eq!(before.status, 200);
+    assert!(before.text.contains("Outgoing transfers") && before.text.contains("No transfer out yet"));
+    let merchant = "payto://x-taler-bank/bank.example/merchant?receiver-name=Merchant%20%3Cb%3E";
+    let wtid = taler_lite::base32::encode(EddsaPrivateKey::generate().unwrap().public_key().as_bytes());
+    let mut uid = [0u8; 64];
+    getrandom::fill(&mut uid).unwrap();
+    let sent = app
+        .post_private(
+            "taler-wire-gateway/transfer",
+            &json!({
+                "request_uid": taler_lite::base32::encode(&uid), "amount": "KUDOS:7",
+                "exchange_base_url": "https://exchange.example/", "wtid": wtid, "credit_account": merchant,
+            }),
+        )
+        .await;
+    assert_eq!(sent.status, 200, "{}", String::from_utf8_lossy(&sent.body));
+    let row_id = sent.json()["row_id"].as_i64().unwrap();
+    let page = c.get("/console/transfers").await;
+    assert!(!page.text.contains("No transfer out yet"), "{}", page.text);
+    let outgoing = &page.text[page.text.find("Outgoing transfers").unwrap()..];
+    let row = &outgoing[outgoing.find(&format!(">{row_id}<")).expect("the transfer's row")..];
+    for shown in ["KUDOS:7", &wtid, "https://exchange.example/", "API", merchant] {
+        assert!(row.contains(shown), "{shown} missing from {row}");
+    }
 }

@@ -282,7 +282,7 @@ mod common;
 
 use common::TestApp;
 use common::bank::{EXCHANGE_ACCOUNT as SWISS_ACCOUNT, reserve_registration};
-use common::kyc::{CUSTOMER, body_hash, signed_upload, zip_of};
+use common::kyc::{CUSTOMER, body_hash, party_arg, signed_upload, zip_of};
 use fantoccini::Locator;
 use taler_lite::crypto::{EddsaPrivateKey, HashCode};
 
@@ -370,7 +370,7 @@ async fn click(browser: &Browser, css: &str) {
 async fn the_console_in_a_real_browser() {
     let started = Instant::now();
     let party = EddsaPrivateKey::generate().unwrap();
-    let party_arg = format!("{}=Test Party", party.public_key());
+    let party_arg = party_arg(&party);
     let app = common::spawn_app(&[
         "--extern-key",
         &party_arg,

@@ -9,8 +9,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::bank::{EXCHANGE_ACCOUNT as CREDIT, reserve_registration, unregistration};
-use common::kyc::{CUSTOMER as PAYTO, body_hash as hash, signed_upload};
-use common::{Http, TestApp, spawn_app};
+use common::kyc::{CUSTOMER as PAYTO, app_with_party, body_hash as hash, signed_upload};
+use common::{Http, spawn_app};
 use serde_json::{Value, json};
 use taler_lite::crypto::{EddsaPrivateKey, HashCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -20,12 +20,6 @@ fn pdf(len: usize) -> Vec<u8> {
     let mut body = b"%PDF-1.4\n".to_vec();
     body.resize(len, b'x');
     body
-}
-
-async fn app_with_party(extra: &[&str]) -> (TestApp, EddsaPrivateKey) {
-    let party = EddsaPrivateKey::generate().unwrap();
-    let arg = format!("{}=Test Party", party.public_key());
-    (spawn_app(&[&["--extern-key", &arg][..], extra].concat()).await, party)
 }
 
 async fn upload(

@@ -8,7 +8,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::bank::{EXCHANGE_ACCOUNT, reserve_registration};
-use common::kyc::{CUSTOMER as PAYTO, body_hash as hash, signed_upload, upload_signature as sign, zip_of};
+use common::kyc::{
+    CUSTOMER as PAYTO, body_hash as hash, party_arg, server_with_party, signed_upload,
+    upload_signature as sign, zip_of,
+};
 use common::{Answer, TestServer, open_db, vectors};
 use serde_json::json;
 use sha2::{Digest, Sha512};
@@ -17,14 +20,6 @@ use taler_lite::crypto::{EddsaPrivateKey, HashCode};
 const OTHER_PAYTO: &str = "payto://iban/CH4431999123000889012?receiver-name=Other";
 const PDF: &[u8] = b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog >>\nendobj\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n";
 const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89";
-
-/// A server that knows one third party.
-fn server_with_party(extra: &[&str]) -> (TestServer, EddsaPrivateKey) {
-    let party = EddsaPrivateKey::generate().unwrap();
-    let arg = format!("{}=Test Party", party.public_key());
-    let server = TestServer::start(&[&["--extern-key", &arg][..], extra].concat());
-    (server, party)
-}
 
 struct Upload<'a> {
     body: Vec<u8>,
@@ -521,7 +516,7 @@ async fn kill_9_during_an_upload_leaves_a_clean_database() {
         assert!(Instant::now() < deadline, "no chunk was staged");
         std::thread::sleep(Duration::from_millis(20));
     }
-    let arg = format!("{}=Test Party", party.public_key());
+    let arg = party_arg(&party);
     let dir = server.kill9();
     drop(s);
     let db = dir.path().join("taler-lite.sqlite3");

@@ -10,8 +10,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use common::auditors::enable_auditor_cli;
 use common::bank::{EXCHANGE_ACCOUNT as ACCOUNT, reserve_registration};
-use common::kyc::{CUSTOMER as PAYTO, signed_upload};
+use common::kyc::{CUSTOMER as PAYTO, party_arg, signed_upload};
 use common::{Answer, Http, TestServer, run_cli};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha512};
@@ -78,10 +79,6 @@ fn cli(dir: &Path, db: &Path, args: &[&str]) -> std::process::Output {
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn party_arg(party: &EddsaPrivateKey) -> String {
-    format!("{}=Test Party", party.public_key())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -205,23 +202,8 @@ async fn populated(dir_for_copies: &Path) -> (TestServer, PathBuf) {
         assert_eq!(register(&server).await.1.status, 200);
     }
     let auditor = EddsaPrivateKey::generate().unwrap().public_key().to_string();
-    let enabled = run_cli(
-        server.path(),
-        &[
-            "--database",
-            server.db.to_str().unwrap(),
-            "offline",
-            "enable-auditor",
-            "--auditor-pub",
-            &auditor,
-            "--url",
-            "https://auditor.example/",
-            "--name",
-            "Example Auditor",
-            "--upload",
-            &server.url,
-        ],
-    );
+    let enabled =
+        enable_auditor_cli(server.path(), &server.db, &auditor, "Example Auditor", &server.url, &[]);
     assert!(enabled.status.success(), "{}", text(&enabled.stderr));
     let sound = dir_for_copies.join("sound.sqlite3");
     let out = cli(server.path(), &server.db, &["backup", sound.to_str().unwrap()]);

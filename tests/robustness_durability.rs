@@ -10,7 +10,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::robust::{PAYTO, bodies_are_whole, integrity_ok, runtime, upload_signature};
+use common::kyc::signed_upload;
+use common::robust::{PAYTO, bodies_are_whole, integrity_ok, runtime};
 use common::{TestServer, run_cli};
 use serde_json::json;
 use sha2::{Digest, Sha512};
@@ -63,13 +64,8 @@ fn upload_without_hash(
     h: HashCode,
     len: u64,
 ) -> reqwest::RequestBuilder {
-    server
-        .client
-        .post(format!("{}kyc-bulk/{}", server.url, party.public_key()))
-        .header("Content-Type", "application/pdf")
+    signed_upload(&server.client, &server.url, party, PAYTO, "application/pdf", h)
         .header("Content-Length", len.to_string())
-        .header("Taler-Customer-Payto", PAYTO)
-        .header("Taler-Extern-Signature", upload_signature(party, h, PAYTO))
 }
 
 /// Runs a second `serve` on `db` (its own key and token file names, so that anything it

@@ -6,6 +6,8 @@ use sha2::{Digest, Sha512};
 use taler_lite::crypto::{EddsaPrivateKey, ExternKycDataBulkBindingPS, HashCode, SignedStruct};
 use taler_lite::payto::Payto;
 
+use super::{TestApp, TestServer, spawn_app};
+
 /// The customer most uploads are about.
 pub const CUSTOMER: &str = "payto://iban/DE89370400440532013000?receiver-name=Erika%20Mustermann";
 
@@ -36,6 +38,24 @@ pub fn signed_upload(
         .header("Content-Type", content_type)
         .header("Taler-Customer-Payto", customer)
         .header("Taler-Extern-Signature", upload_signature(party, h_body, customer))
+}
+
+/// `--extern-key` for `party`, named `Test Party`.
+pub fn party_arg(party: &EddsaPrivateKey) -> String {
+    format!("{}=Test Party", party.public_key())
+}
+
+/// A fresh third party and a server (the binary) that knows it, with `extra` flags.
+pub fn server_with_party(extra: &[&str]) -> (TestServer, EddsaPrivateKey) {
+    let party = EddsaPrivateKey::generate().unwrap();
+    let server = TestServer::start(&[&["--extern-key", &party_arg(&party)][..], extra].concat());
+    (server, party)
+}
+
+/// [`server_with_party`], the server in this process.
+pub async fn app_with_party(extra: &[&str]) -> (TestApp, EddsaPrivateKey) {
+    let party = EddsaPrivateKey::generate().unwrap();
+    (spawn_app(&[&["--extern-key", &party_arg(&party)][..], extra].concat()).await, party)
 }
 
 /// A ZIP archive of `entries` (name, bytes), deflated.

@@ -398,6 +398,7 @@ pub fn vectors(name: &str) -> Value {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("test-data").join(name);
     serde_json::from_str(&std::fs::read_to_string(&path).expect("vector file")).expect("vector JSON")
 }
+pub mod auditors;
 pub mod bank;
 pub mod kyc;
 pub mod robust;

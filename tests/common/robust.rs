@@ -4,13 +4,13 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use sha2::{Digest, Sha512};
-use taler_lite::crypto::{EddsaPrivateKey, EddsaPublicKey, HashCode, MasterAddAuditorPS, SignedStruct};
-use taler_lite::timestamp::Timestamp;
+use taler_lite::crypto::{EddsaPrivateKey, EddsaPublicKey, HashCode};
 
 use super::TestServer;
 
+use super::auditors::enable_body;
 pub use super::bank::EXCHANGE_ACCOUNT as ACCOUNT;
 use super::bank::reserve_registration;
 // Re-exported for the robustness tests, which take these from here.
@@ -56,16 +56,7 @@ pub fn registration(auth: &EddsaPrivateKey) -> Value {
 }
 
 pub fn auditor_enable(master: &EddsaPrivateKey, auditor: &EddsaPublicKey) -> Value {
-    let url = "https://auditor.example.com/";
-    let t = 1_700_000_000;
-    let sig = MasterAddAuditorPS::new(Timestamp::from_secs(t), *auditor, url).sign(master);
-    json!({
-        "auditor_url": url,
-        "auditor_name": "Auditor",
-        "auditor_pub": auditor.to_string(),
-        "master_sig": sig.to_string(),
-        "validity_start": {"t_s": t},
-    })
+    enable_body(master, auditor, "https://auditor.example.com/", "Auditor", 1_700_000_000)
 }
 
 pub fn runtime() -> tokio::runtime::Runtime {

@@ -14,7 +14,7 @@ const NAV: &[(&str, &str)] = &[
     ("/console/extern", "Third parties"),
     ("/console/uploads", "Uploads"),
     ("/console/registrations", "Registrations"),
-    ("/console/transfers", "Incoming transfers"),
+    ("/console/transfers", "Transfers"),
 ];
 
 /// A whole page with the navigation; `csrf` for the logout form.

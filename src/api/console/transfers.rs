@@ -1,5 +1,6 @@
-//! The incoming transfers page, and the simulation of a transfer, which goes through the
-//! Wire Gateway's own operation ([`crate::domain::bank::transfers::add_incoming`]).
+//! The transfers page: the incoming transfers, the simulation of one, which goes through the
+//! Wire Gateway's own operation ([`crate::domain::bank::transfers::add_incoming`]), and the
+//! latest transfers out (the exchange's `POST transfer` and `[[outgoing]]` fixtures).
 
 use maud::{Markup, html};
 use warp::http::StatusCode;
@@ -14,6 +15,8 @@ use crate::error::ApiError;
 use crate::http::{PathParams, Request};
 use crate::payto::Payto;
 use crate::store::console as queries;
+use crate::store::gateway as gateway_queries;
+use crate::timestamp::Timestamp;
 
 /// The debit account of simulated transfers.
 const SIMULATED_DEBTOR: &str = "payto://iban/CH9300762011623852957?receiver-name=Simulated%20customer";
@@ -63,7 +66,15 @@ async fn transfers_render(
         _ => None,
     };
     let start = before(&q);
-    let rows = state.store.read(move |db| queries::transfers(db, status, start, PAGE_SIZE)).await?;
+    let (rows, outgoing) = state
+        .store
+        .read(move |db| {
+            Ok((
+                queries::transfers(db, status, start, PAGE_SIZE)?,
+                gateway_queries::latest_outgoing(db, i64::MAX, PAGE_SIZE)?,
+            ))
+        })
+        .await?;
     let next = next_link(
         "/console/transfers",
         &[("status", status.unwrap_or(""))],
@@ -95,6 +106,25 @@ async fn transfers_render(
             } } }
         } }
         (pager(next))
+        h2 #outgoing { "Outgoing transfers" }
+        @if outgoing.is_empty() {
+            p { "No transfer out yet: the exchange pays through the Wire Gateway's " code { "POST transfer" } "." }
+        } @else {
+            p { "The latest " (outgoing.len()) ", newest first (every one settled at once)." }
+            div.table-wrap { table {
+                thead { tr { th { "#" } th { "Date" } th { "Amount" } th { "Debit account" } th { "Credit account" } th { "WTID" } th { "Exchange" } th { "From" } } }
+                tbody { @for o in &outgoing { tr {
+                    td.num { (o.row_id) }
+                    td { (date(&Timestamp::from_unix_micros(o.transfer.date_us))) }
+                    td { (o.transfer.amount) }
+                    td { code { (o.transfer.debit_account) } }
+                    td { code { (o.transfer.credit_account) } }
+                    td { code { (o.transfer.wtid) } }
+                    td { (o.transfer.exchange_base_url) }
+                    td { @if o.transfer.fixture { "fixture" } @else { "API" } }
+                } } }
+            } }
+        }
         h2 { "Simulate a transfer" }
         form.box method="post" action="/console/transfers/simulate" {
             (csrf_field(&csrf))
@@ -104,7 +134,7 @@ async fn transfers_render(
         }
         p { (stats_line(&state)) }
     };
-    Ok(html_response(StatusCode::OK, page("Incoming transfers", "/console/transfers", &csrf, body)))
+    Ok(html_response(StatusCode::OK, page("Transfers", "/console/transfers", &csrf, body)))
 }
 
 fn stats_line(state: &AppState) -> Markup {
