@@ -47,7 +47,7 @@ impl Harnessed {
     /// Spawns `command` and reads the ready line.
     fn spawn(command: Command) -> Harnessed {
         let Ready { child, line, ready, log, stderr_done, rest } =
-            spawn_until_ready(command).unwrap_or_else(|log| panic!("no ready line; stderr:\n{log}"));
+            spawn_until_ready(command).unwrap_or_else(|e| panic!("no ready line; stderr:\n{}", e.log));
         assert!(line.ends_with('\n'), "{line:?}");
         Harnessed { child, ready, log, stderr_done: Some(stderr_done), rest, client: reqwest::Client::new() }
     }

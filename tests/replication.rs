@@ -23,7 +23,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::robust::{auditor_enable, hash, pdf_body, registration, upload_request};
-use serde_json::Value;
 use sha2::{Digest, Sha512};
 use taler_lite::crypto::{EddsaPrivateKey, HashCode};
 
@@ -162,45 +161,24 @@ struct Replicated {
 impl Replicated {
     fn start(config: &Path, db: &Path, serve: &str) -> Result<Replicated, String> {
         let exec = format!("{} --database {} serve --listen 127.0.0.1:0 {serve}", common::BIN, db.display());
-        let mut child = litestream()
+        let mut command = litestream();
+        command
             .env("RUST_LOG", "debug")
             .arg("replicate")
             .arg("-config")
             .arg(config)
             .arg("-exec")
             .arg(&exec)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("litestream");
-        let log = Arc::new(Mutex::new(String::new()));
-        let stderr = child.stderr.take().unwrap();
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let mut log = sink.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        let (tx, rx) = std::sync::mpsc::channel();
-        let stdout = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            let first = lines.next().and_then(Result::ok).unwrap_or_default();
-            let _ = tx.send(first);
-            // Anything after the ready line is a failure of the one-line contract.
-            if let Some(line) = lines.map_while(Result::ok).next() {
-                panic!("more than the ready line on stdout: {line}");
-            }
-        });
-        let first = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_default();
-        let Ok(ready) = serde_json::from_str::<Value>(&first) else {
-            let status = child.wait().expect("wait litestream");
-            std::thread::sleep(Duration::from_millis(200));
-            return Err(format!("exit {:?}, first line {first:?}\n{}", status.code(), log.lock().unwrap()));
-        };
+            .stdin(Stdio::null());
+        let common::Ready { child, line: first, ready, log, .. } = common::spawn_until_ready(command)
+            .map_err(|e| {
+                format!(
+                    "exit {:?}, first line {:?}\n{}",
+                    e.status.and_then(|s| s.code()),
+                    e.first_line,
+                    e.log
+                )
+            })?;
         assert_eq!(ready["ready"], true, "{first}");
         let token_file = ready["token_file"].as_str().unwrap();
         Ok(Replicated {

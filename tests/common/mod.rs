@@ -208,7 +208,7 @@ impl TestServer {
             .arg(&db)
             .args(args)
             .stdin(Stdio::null());
-        let Ready { child, ready, log, .. } = spawn_until_ready(command)?;
+        let Ready { child, ready, log, .. } = spawn_until_ready(command).map_err(|e| e.log)?;
         // The summary was written before the ready line; wait until the log has caught up
         // with its last line, so that `log()` holds it.
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -268,9 +268,18 @@ pub struct Ready {
     pub rest: mpsc::Receiver<String>,
 }
 
+/// Why a `serve` gave no ready line: its exit status (a signal's if it stalled and was
+/// killed), what it wrote instead, and its stderr.
+#[derive(Debug)]
+pub struct NotReady {
+    pub status: Option<ExitStatus>,
+    pub first_line: String,
+    pub log: String,
+}
+
 /// Spawns `command` with stdout and stderr as pipes and waits (at most 60 s) for the ready
-/// line, as a harness does; the server's stderr when it exits (or stalls) instead.
-pub fn spawn_until_ready(mut command: Command) -> Result<Ready, String> {
+/// line, as a harness does.
+pub fn spawn_until_ready(mut command: Command) -> Result<Ready, NotReady> {
     let mut child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -301,17 +310,26 @@ pub fn spawn_until_ready(mut command: Command) -> Result<Ready, String> {
         let _ = stdout.read_to_end(&mut more);
         let _ = rest_tx.send(String::from_utf8_lossy(&more).into_owned());
     });
-    let line = match line_rx.recv_timeout(Duration::from_secs(60)) {
-        Ok(line) if !line.is_empty() => line,
-        _ => {
-            let _ = child.kill();
-            let _ = child.wait();
-            let _ = stderr_done.join();
-            return Err(log.lock().unwrap().clone());
-        }
-    };
-    let ready: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("ready line {line:?}: {e}"));
-    Ok(Ready { child, line, ready, log, stderr_done, rest })
+    let line = line_rx.recv_timeout(Duration::from_secs(60)).ok();
+    if let Some(ready) = line.as_deref().and_then(|l| serde_json::from_str::<Value>(l).ok()) {
+        let line = line.unwrap_or_default();
+        return Ok(Ready { child, line, ready, log, stderr_done, rest });
+    }
+    // Stdout ended (or held something else): the process is on its way out, and its own exit
+    // status tells how it failed; one that stalls is killed.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut exited = false;
+    while line.is_some() && !exited && std::time::Instant::now() < deadline {
+        exited = child.try_wait().ok().flatten().is_some();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    if !exited {
+        let _ = child.kill();
+    }
+    let status = child.wait().ok();
+    let _ = stderr_done.join();
+    let log = log.lock().unwrap().clone();
+    Err(NotReady { status, first_line: line.unwrap_or_default(), log })
 }
 
 impl Http {
