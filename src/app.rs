@@ -35,6 +35,8 @@ pub struct AppContext {
     pub metrics: Metrics,
     /// The schedule that holds requests with wrong credentials (README "Operator access").
     pub auth_failures: std::sync::Arc<crate::auth_failures::AuthFailures>,
+    /// Bytes staged for uploads whose signature is not checked yet (`--max-staged`).
+    pub staged_budget: std::sync::Arc<crate::staged_budget::StagedBudget>,
     /// The operator console's logins (in memory: a restart logs everyone out).
     pub sessions: Sessions,
     /// The long polls of the Wire Gateway's histories, woken by the commits they wait for.

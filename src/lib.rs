@@ -4,7 +4,7 @@
 //! to this line):
 //!
 //! ```text
-//! main -> cli -> server -> api -> domain -> http, app, error, config, metrics -> store -> session, auth_failures, wakeup, journal, faults -> primitives
+//! main -> cli -> server -> api -> domain -> http, app, error, config, metrics -> store -> session, auth_failures, staged_budget, wakeup, journal, faults -> primitives
 //! ```
 //!
 //! - Primitives, small and pure: [`base32`], [`crypto`] (keys, signatures,
@@ -14,7 +14,8 @@
 //!   server's one clock, movable on a development server), [`regular_file`] (opening a file
 //!   an operator names without hanging on a FIFO).
 //! - In-memory state the server holds, below the store and the dispatcher that both use it:
-//!   [`session`] (the console's logins), [`auth_failures`] (the budget of wrong credentials),
+//!   [`session`] (the console's logins), [`auth_failures`] (the budget of wrong credentials), [`staged_budget`] (bytes
+//!   staged unverified),
 //!   [`wakeup`] (the channels that wake the Wire Gateway's long polls after a commit), [`journal`] (the development server's bounded journal of
 //!   requests), [`faults`] (faults on demand).
 //! - [`store`]: the SQLite file and *all* SQL (`schema.sql`, migrations, a read
@@ -75,6 +76,7 @@ pub mod qr_bill;
 pub mod regular_file;
 pub mod server;
 pub mod session;
+pub mod staged_budget;
 pub mod store;
 pub mod subject;
 pub mod timestamp;

@@ -688,6 +688,7 @@ pub async fn start(settings: Settings, clock: Clock) -> Result<Started, ServeErr
     let state = Arc::new(AppContext {
         sessions: crate::session::Sessions::new(clock.clone()),
         auth_failures: AuthFailures::new(MAX_HELD_FAILURES),
+        staged_budget: crate::staged_budget::StagedBudget::new(settings.max_staged),
         journal: (settings.dev && settings.journal_size > 0)
             .then(|| crate::journal::Journal::new(settings.journal_size, crate::journal::MAX_BYTES)),
         faults: Default::default(),

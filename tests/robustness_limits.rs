@@ -249,3 +249,69 @@ fn sigterm_during_a_slow_upload_answers_it_503_when_the_grace_ends() {
     let (status, _dir) = server.terminate();
     assert!(status.success(), "{status:?}");
 }
+
+/// Six concurrent uploads with a bad signature and no body hash (so checked only once
+/// whole), of 64 MiB each, against `--max-staged 160MiB`: two are staged (and refused 403
+/// when whole), the four beyond the cap get 503 with `Retry-After` before their bodies are
+/// read; nothing is stored or left staged. (The 300 MiB, scaled to the shared disk.)
+#[test]
+fn unverified_uploads_beyond_the_staging_cap_get_503_before_their_bodies() {
+    let party = EddsaPrivateKey::generate().unwrap();
+    let extern_arg = format!("{}=Big Party", party.public_key());
+    let server = TestServer::start(&["--extern-key", &extern_arg, "--max-staged", "160MiB"]);
+    let addr = addr(&server);
+    let len: usize = 64 << 20;
+    let rt = runtime();
+    let answers = rt.block_on(async {
+        // Made first, so that the six requests arrive together.
+        let bodies: Vec<Vec<u8>> = (0..6u64).map(|i| pdf_body(200 + i, len)).collect();
+        let mut tasks = Vec::new();
+        for body in bodies {
+            let addr = addr.clone();
+            // An all-zero signature: it cannot verify.
+            let head = format!(
+                "POST /kyc-bulk/{} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/pdf\r\nContent-Length: {len}\r\nTaler-Customer-Payto: {PAYTO}\r\nTaler-Extern-Signature: {}\r\nExpect: 100-continue\r\n\r\n",
+                party.public_key(),
+                "0".repeat(103)
+            );
+            tasks.push(tokio::spawn(async move {
+                // As curl sends a large body: `Expect: 100-continue`, the body only after `100`.
+                let s = TcpStream::connect(&addr).await.unwrap();
+                let (mut r, mut w) = s.into_split();
+                w.write_all(head.as_bytes()).await.unwrap();
+                let first = read_answer(&mut r, Duration::from_secs(60)).await;
+                if !first.starts_with("HTTP/1.1 100") {
+                    return first;
+                }
+                let sender = tokio::spawn(async move {
+                    for piece in body.chunks(1 << 20) {
+                        if w.write_all(piece).await.is_err() {
+                            break;
+                        }
+                    }
+                    w
+                });
+                let answer = read_answer(&mut r, Duration::from_secs(300)).await;
+                drop(sender.await);
+                answer
+            }));
+        }
+        let mut answers = Vec::new();
+        for t in tasks {
+            answers.push(t.await.unwrap());
+        }
+        answers
+    });
+    let busy: Vec<&String> = answers.iter().filter(|a| a.starts_with("HTTP/1.1 503")).collect();
+    let refused: Vec<&String> = answers.iter().filter(|a| a.starts_with("HTTP/1.1 403")).collect();
+    assert_eq!((busy.len(), refused.len()), (4, 2), "{answers:#?}\n{}", server.log());
+    for a in busy {
+        let lower = a.to_ascii_lowercase();
+        assert!(
+            lower.contains("retry-after: 10") && a.contains("\"code\":9920") && a.contains("--max-staged"),
+            "{a}"
+        );
+    }
+    wait_until_no_staged(&server, Duration::from_secs(60));
+    assert_eq!(server.count("kyc_uploads"), 0);
+}

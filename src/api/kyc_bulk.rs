@@ -175,6 +175,8 @@ async fn upload(state: AppState, params: PathParams, mut req: Request) -> Result
     // 3-7.
     let headers = check_headers(&req, state.settings.max_upload)?;
     let h_customer = headers.payto.normalized_hash();
+    // Held while an upload without the hash streams in (given back however it ends).
+    let _unverified: Option<crate::staged_budget::Reservation>;
     // 8. With the hash given, the signature and duplicates are checked now,
     // before a byte of the body is read.
     let destination = match headers.given {
@@ -197,7 +199,15 @@ async fn upload(state: AppState, params: PathParams, mut req: Request) -> Result
                 None => Destination::Stage(Staged::begin(&state).await?),
             }
         }
-        None => Destination::Stage(Staged::begin(&state).await?),
+        None => {
+            // Unverified until whole: within the budget of staged bytes, or not at all.
+            let reservation = state
+                .staged_budget
+                .reserve(*extern_pub.as_bytes(), headers.declared_size)
+                .map_err(staged_refusal)?;
+            _unverified = Some(reservation);
+            Destination::Stage(Staged::begin(&state).await?)
+        }
     };
 
     // 9-10. Stream: hash, sniff the first bytes, stage.
@@ -272,6 +282,22 @@ async fn upload(state: AppState, params: PathParams, mut req: Request) -> Result
     }
     // 14. Stored and durable: 204, no body.
     Ok(no_content())
+}
+
+/// The 503 for an unverified upload beyond the budget (README "Known limits").
+fn staged_refusal(refused: crate::staged_budget::Refused) -> ApiError {
+    use crate::staged_budget::Refused;
+    let what = match refused {
+        Refused::Bytes { reserved, max } => format!(
+            "{reserved} of the {max} bytes allowed for uploads without the body's hash (--max-staged) are taken; \
+             send the hash (If-None-Match) to have the signature checked first, or retry later"
+        ),
+        Refused::Party { max } => format!(
+            "this third party has {max} uploads without the body's hash under way, the most allowed at once; \
+             send the hash (If-None-Match) to have the signature checked first, or retry later"
+        ),
+    };
+    ApiError::Busy { what, retry_after_s: 10, close: true }
 }
 
 /// A chunk write under way.

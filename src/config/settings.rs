@@ -104,6 +104,10 @@ settings! {
     /// Largest bulk KYC upload, e.g. 2GiB, 500MB
     #[arg(long, env = "TALER_LITE_MAX_UPLOAD", value_name = "SIZE")]
     max_upload: Option<ByteSize> => u64, default("2GiB");
+    /// Most bytes staged at once for uploads sent without the body's hash, whose signature
+    /// is checked only once they are whole (503 beyond)
+    #[arg(long, env = "TALER_LITE_MAX_STAGED", value_name = "SIZE")]
+    max_staged: Option<ByteSize> => u64, default("1GiB");
     /// Largest JSON body
     #[arg(long, env = "TALER_LITE_MAX_JSON", value_name = "SIZE")]
     max_json: Option<ByteSize> => u64, default("1MiB");
