@@ -47,6 +47,15 @@ fn tools() -> bool {
     have("litestream") && have("moto_server")
 }
 
+/// One test at a time: each measures Litestream keeping up with a load, and two loads side by
+/// side on a 2-core machine would measure each other (the drill's window assumes that Litestream
+/// keeps up; "Benchmarks" in the README shows it falling behind on a saturated machine).
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// A child process killed when dropped.
 struct Reaped(Child);
 
@@ -338,6 +347,7 @@ fn load(
 /// acknowledged more than the sync interval plus one second before the kill is there, bodies
 /// re-hashed. Run once against S3 (moto) and once against a file replica.
 fn drill(replica_kind: &str) {
+    let _serial = one_at_a_time();
     if !tools() {
         return;
     }
@@ -455,6 +465,7 @@ fn restore_drill_file_replica() {
 /// cannot start makes Litestream exit non-zero with the server's message on stderr.
 #[test]
 fn serve_under_litestream_exec() {
+    let _serial = one_at_a_time();
     if !tools() {
         return;
     }
@@ -486,6 +497,7 @@ fn serve_under_litestream_exec() {
 /// Restoring to a moment between two batches of writes gives exactly the first batch.
 #[test]
 fn point_in_time_restore_gives_the_first_batch() {
+    let _serial = one_at_a_time();
     if !tools() {
         return;
     }
@@ -553,6 +565,7 @@ fn point_in_time_restore_gives_the_first_batch() {
 /// WAL is left for Litestream at the stop.
 #[test]
 fn external_checkpoints_cooperate_with_litestream() {
+    let _serial = one_at_a_time();
     if !tools() {
         return;
     }
@@ -626,6 +639,7 @@ fn external_checkpoints_cooperate_with_litestream() {
 /// and the restored file passes `check`.
 #[test]
 fn a_256_mib_upload_replicates_and_restores_with_its_h_body() {
+    let _serial = one_at_a_time();
     if !tools() {
         return;
     }
