@@ -805,22 +805,25 @@ async fn currency(client: &reqwest::Client, target: &Target) -> String {
 
 /// `n` registration bodies, each with a fresh authorization key that signs its account key.
 fn registration_bodies(n: usize, currency: &str, account: &str) -> Vec<Bytes> {
+    keyed_registrations(n, currency, account).into_iter().map(|(body, _)| body).collect()
+}
+
+/// `n` registration bodies, each with its `authorization_pub` as stored, signed on every core.
+fn keyed_registrations(n: usize, currency: &str, account: &str) -> Vec<(Bytes, Vec<u8>)> {
     make_parallel(n, |_| {
         let auth = EddsaPrivateKey::generate().expect("randomness");
         let account_pub = EddsaPrivateKey::generate().expect("randomness").public_key();
-        Bytes::from(
-            json!({
-                "credit_account": account,
-                "type": "reserve",
-                "recurrent": false,
-                "credit_amount": format!("{currency}:10"),
-                "alg": "EdDSA",
-                "account_pub": account_pub.to_string(),
-                "authorization_pub": auth.public_key().to_string(),
-                "authorization_sig": auth.sign(account_pub.as_bytes()).to_string(),
-            })
-            .to_string(),
-        )
+        let body = json!({
+            "credit_account": account,
+            "type": "reserve",
+            "recurrent": false,
+            "credit_amount": format!("{currency}:10"),
+            "alg": "EdDSA",
+            "account_pub": account_pub.to_string(),
+            "authorization_pub": auth.public_key().to_string(),
+            "authorization_sig": auth.sign(account_pub.as_bytes()).to_string(),
+        });
+        (Bytes::from(body.to_string()), auth.public_key().as_bytes().to_vec())
     })
 }
 

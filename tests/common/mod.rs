@@ -419,4 +419,5 @@ pub fn vectors(name: &str) -> Value {
 pub mod auditors;
 pub mod bank;
 pub mod kyc;
+pub mod litestream;
 pub mod robust;
