@@ -5,14 +5,13 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::TransferType;
 use super::gateway::{self, Direction, GatewayAccount};
 use super::transfers::{self, reserve_refused};
-use super::{TransferType, accounts};
 use crate::amount::Amount;
 use crate::config::Settings;
 use crate::crypto::EddsaPublicKey;
 use crate::error::ApiError;
-use crate::store::transfers::Incoming;
 use crate::store::{Durability, Store};
 use crate::timestamp::Timestamp;
 use crate::wakeup::Wakeups;
@@ -55,15 +54,7 @@ pub async fn credit(
     debit_account: &str,
     now_us: i64,
 ) -> Result<Added, ApiError> {
-    accounts::check_gateway_amount(settings, "amount", amount)?;
-    let debit_account = gateway::full_payto("debit_account", debit_account)?;
-    let incoming = Incoming {
-        date_us: now_us,
-        amount: amount.to_string(),
-        debit_account: debit_account.full().to_owned(),
-        credit_account: account.uri().to_owned(),
-        subject: None,
-    };
+    let incoming = transfers::gateway_incoming(settings, account, amount, debit_account, now_us)?;
     let now_s = now_us.div_euclid(1_000_000);
     let row_id = store
         .write(Durability::Durable, move |tx| {

@@ -91,6 +91,27 @@ pub(super) fn credit(
     Ok(row_id)
 }
 
+/// The incoming row of a Wire Gateway credit into `account` (`add-mapped`, `add-incoming`,
+/// `add-kycauth`) at `now_us`, once the amount's currency and the full payto of `debit_account`
+/// are checked.
+pub(super) fn gateway_incoming(
+    settings: &Settings,
+    account: &GatewayAccount,
+    amount: &Amount,
+    debit_account: &str,
+    now_us: i64,
+) -> Result<Incoming, ApiError> {
+    accounts::check_gateway_amount(settings, "amount", amount)?;
+    let debit_account = gateway::full_payto("debit_account", debit_account)?;
+    Ok(Incoming {
+        date_us: now_us,
+        amount: amount.to_string(),
+        debit_account: debit_account.full().to_owned(),
+        credit_account: account.uri().to_owned(),
+        subject: None,
+    })
+}
+
 /// A transfer to a registration named by its authorization key (`add-mapped`) into the gateway
 /// account `account`, durably, its long polls woken: the row id. Refused when no live
 /// registration has the key, when a one-shot one was used, and by the reserve-key rule.
@@ -105,15 +126,7 @@ pub async fn add_mapped(
     debit_account: &str,
     now_us: i64,
 ) -> Result<i64, ApiError> {
-    accounts::check_gateway_amount(settings, "amount", amount)?;
-    let debit_account = gateway::full_payto("debit_account", debit_account)?;
-    let incoming = Incoming {
-        date_us: now_us,
-        amount: amount.to_string(),
-        debit_account: debit_account.full().to_owned(),
-        credit_account: account.uri().to_owned(),
-        subject: None,
-    };
+    let incoming = gateway_incoming(settings, account, amount, debit_account, now_us)?;
     // One instant for the record, the liveness check and the answer.
     let now_s = now_us.div_euclid(1_000_000);
     let row_id = store
