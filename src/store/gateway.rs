@@ -9,10 +9,9 @@
 
 use rusqlite::params;
 
-use super::transfers::{IncomingTransaction, next_row_id};
+use super::transfers::{INCOMING_COLUMNS, IncomingTransaction, incoming_transaction, next_row_id};
 use super::{Db, Page, StoreError, WriteTx};
-use crate::crypto::{EddsaPublicKey, HashCode, ShortHashCode};
-use crate::timestamp::Timestamp;
+use crate::crypto::{HashCode, ShortHashCode};
 
 /// An outgoing transfer: what `POST transfer` (or an `[[outgoing]]` fixture) records, and,
 /// with its row id, what every read of `outgoing_transfers` gives ([`OutgoingRow`]).
@@ -142,27 +141,13 @@ pub fn incoming_history(
     page: &Page,
 ) -> Result<Vec<IncomingTransaction>, StoreError> {
     let sql = format!(
-        "SELECT row_id, date_us, amount, debit_account, type, account_pub, authorization_pub
+        "SELECT {INCOMING_COLUMNS}
          FROM incoming_transfers WHERE status = 'credited' AND credit_account = ?3 AND {}
          ORDER BY row_id {} LIMIT ?2",
         page.condition("row_id", "?1"),
         page.order()
     );
-    db.query_all(&sql, params![page.start, page.limit, credit_account], |r| {
-        let transfer_type: String = r.get(4)?;
-        let key: EddsaPublicKey = r.get(5)?;
-        let reserve = transfer_type == "RESERVE";
-        Ok(IncomingTransaction {
-            row_id: r.get(0)?,
-            date: Timestamp::from_unix_micros(r.get(1)?),
-            amount: r.get(2)?,
-            debit_account: r.get(3)?,
-            reserve_pub: reserve.then_some(key),
-            account_pub: (!reserve).then_some(key),
-            authorization_pub: r.get(6)?,
-            transfer_type,
-        })
-    })
+    db.query_all(&sql, params![page.start, page.limit, credit_account], incoming_transaction)
 }
 
 /// Whether an `[[outgoing]]` fixture with this `request_uid` is stored.

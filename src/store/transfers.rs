@@ -101,27 +101,34 @@ pub struct IncomingTransaction {
     pub authorization_pub: Option<EddsaPublicKey>,
 }
 
+/// The columns of a credited transfer that [`incoming_transaction`] reads, in its order.
+pub(super) const INCOMING_COLUMNS: &str =
+    "row_id, date_us, amount, debit_account, type, account_pub, authorization_pub";
+
+/// One row of [`INCOMING_COLUMNS`]: the reserve or account key by the transfer's type.
+pub(super) fn incoming_transaction(r: &rusqlite::Row<'_>) -> rusqlite::Result<IncomingTransaction> {
+    let transfer_type: String = r.get(4)?;
+    let key: EddsaPublicKey = r.get(5)?;
+    let reserve = transfer_type == "RESERVE";
+    Ok(IncomingTransaction {
+        row_id: r.get(0)?,
+        date: Timestamp::from_unix_micros(r.get(1)?),
+        amount: r.get(2)?,
+        debit_account: r.get(3)?,
+        reserve_pub: reserve.then_some(key),
+        account_pub: (!reserve).then_some(key),
+        authorization_pub: r.get(6)?,
+        transfer_type,
+    })
+}
+
 /// Credited transfers, a page at a time.
 pub fn history(db: &Db<'_>, page: &Page) -> Result<Vec<IncomingTransaction>, StoreError> {
     let sql = format!(
-        "SELECT row_id, date_us, amount, debit_account, type, account_pub, authorization_pub
+        "SELECT {INCOMING_COLUMNS}
          FROM incoming_transfers WHERE status = 'credited' AND {} ORDER BY row_id {} LIMIT ?2",
         page.condition("row_id", "?1"),
         page.order()
     );
-    db.query_all(&sql, params![page.start, page.limit], |r| {
-        let transfer_type: String = r.get(4)?;
-        let key: EddsaPublicKey = r.get(5)?;
-        let reserve = transfer_type == "RESERVE";
-        Ok(IncomingTransaction {
-            row_id: r.get(0)?,
-            date: Timestamp::from_unix_micros(r.get(1)?),
-            amount: r.get(2)?,
-            debit_account: r.get(3)?,
-            reserve_pub: reserve.then_some(key),
-            account_pub: (!reserve).then_some(key),
-            authorization_pub: r.get(6)?,
-            transfer_type,
-        })
-    })
+    db.query_all(&sql, params![page.start, page.limit], incoming_transaction)
 }
