@@ -56,6 +56,16 @@ fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// A work folder with a `live` folder for the server's database (deleted or left as the test
+/// needs): the folder, `live` and the database's path.
+fn live_folder() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let work = tempfile::tempdir().unwrap();
+    let live = work.path().join("live");
+    std::fs::create_dir(&live).unwrap();
+    let db = live.join("taler-lite.sqlite3");
+    (work, live, db)
+}
+
 /// A moto S3 server on a free loopback port, with the bucket of the shipped configuration.
 struct S3 {
     _child: Reaped,
@@ -308,10 +318,7 @@ fn drill(replica_kind: &str) {
     }
     let mut rng = seed();
     let rt = common::robust::runtime();
-    let work = tempfile::tempdir().unwrap();
-    let live = work.path().join("live");
-    std::fs::create_dir(&live).unwrap();
-    let db = live.join("taler-lite.sqlite3");
+    let (work, live, db) = live_folder();
     let s3;
     let replica = match replica_kind {
         "s3" => {
@@ -457,10 +464,7 @@ fn point_in_time_restore_gives_the_first_batch() {
         return;
     }
     let rt = common::robust::runtime();
-    let work = tempfile::tempdir().unwrap();
-    let live = work.path().join("live");
-    std::fs::create_dir(&live).unwrap();
-    let db = live.join("taler-lite.sqlite3");
+    let (work, _, db) = live_folder();
     let config = litestream_config(work.path(), &db, &Replica::File(work.path().join("replica")), "");
     let running = Replicated::start(&config, &db, "--checkpoints external").unwrap_or_else(|e| panic!("{e}"));
     let client = reqwest::Client::new();
@@ -599,10 +603,7 @@ fn a_256_mib_upload_replicates_and_restores_with_its_h_body() {
         return;
     }
     let rt = common::robust::runtime();
-    let work = tempfile::tempdir().unwrap();
-    let live = work.path().join("live");
-    std::fs::create_dir(&live).unwrap();
-    let db = live.join("taler-lite.sqlite3");
+    let (work, _, db) = live_folder();
     let s3 = S3::start();
     let config = litestream_config(work.path(), &db, &Replica::S3(&s3), "");
     let party = EddsaPrivateKey::generate().unwrap();
