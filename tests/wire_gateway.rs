@@ -328,12 +328,6 @@ async fn until_waiting(server: &Http, n: u64) {
     panic!("the server never counted {n} waiting polls (it counts {})", polls_waiting(server).await);
 }
 
-/// Gives a spawned poll the time to reach its wait (no assertion depends on this being long
-/// enough: a poll that reads after the commit finds the row without waiting).
-async fn settle() {
-    tokio::time::sleep(Duration::from_millis(200)).await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_waiting_poll_is_answered_by_the_commit_for_its_account_and_direction() {
     let server =
@@ -344,7 +338,7 @@ async fn a_waiting_poll_is_answered_by_the_commit_for_its_account_and_direction(
     let outgoing = spawn_poll(&server, "taler-wire-gateway/history/outgoing?delta=1024&long_poll_ms=60000");
     let other =
         spawn_poll(&server, "accounts/second/taler-wire-gateway/history/incoming?limit=5&timeout_ms=60000");
-    settle().await;
+    until_waiting(&server, 3).await;
     assert!(!incoming.is_finished() && !outgoing.is_finished() && !other.is_finished());
     // A transfer out wakes the outgoing poll only.
     let t =
@@ -352,7 +346,9 @@ async fn a_waiting_poll_is_answered_by_the_commit_for_its_account_and_direction(
     let answer = outgoing.await.unwrap();
     assert_eq!(answer.status, 200);
     assert_eq!(row_ids(&answer.json(), "outgoing_transactions"), vec![t]);
-    settle().await;
+    // The other two still wait (each answer below is checked to hold its own direction's and
+    // account's row only, which an answer to the wrong commit could not).
+    until_waiting(&server, 2).await;
     assert!(!incoming.is_finished(), "an outgoing transfer answered an incoming poll");
     // A credit of the first account answers its poll with that row, not the other account's.
     let (row, reserve) = add_incoming(&server, "KUDOS:2").await;
@@ -361,7 +357,7 @@ async fn a_waiting_poll_is_answered_by_the_commit_for_its_account_and_direction(
     let history = answer.json();
     assert_eq!(row_ids(&history, "incoming_transactions"), vec![row]);
     assert_eq!(history["incoming_transactions"][0]["reserve_pub"], reserve);
-    settle().await;
+    until_waiting(&server, 1).await;
     assert!(!other.is_finished(), "the first account's credit answered the second's poll");
     // The second account, by name.
     let second = server
@@ -405,7 +401,7 @@ async fn a_registration_credit_reaches_a_poll_that_was_already_waiting() {
         .unwrap()
         .to_owned();
     let poll = spawn_poll(&server, "taler-wire-gateway/history/incoming?delta=1024&long_poll_ms=60000");
-    settle().await;
+    until_waiting(&server, 1).await;
     assert!(!poll.is_finished());
     // The customer pays with the QR bill's reference.
     let credited = post_gateway(
@@ -444,6 +440,48 @@ async fn add_incoming_subject_wants_full_payto_uris() {
     let mut named = good.clone();
     named["credit_account"] = json!(EXCHANGE);
     assert_eq!(post_gateway(&server, "admin/add-incoming-subject", &named).await.json()["status"], "bounced");
+}
+
+/// The host and port of `server`, for raw sockets.
+fn addr(server: &Http) -> String {
+    server.url.trim_start_matches("http://").trim_end_matches('/').to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polls_whose_clients_went_away_stop_waiting() {
+    use tokio::io::AsyncWriteExt;
+    const POLLS: usize = 200;
+    let server = spawn_app(&[]).await;
+    let mut sockets = Vec::new();
+    for i in 0..POLLS {
+        // Both spellings and both directions, as wirewatch and a v2 client ask.
+        let query = match i % 4 {
+            0 => "history/incoming?delta=1024&long_poll_ms=60000",
+            1 => "history/incoming?limit=5&timeout_ms=60000",
+            2 => "history/outgoing?delta=1024&long_poll_ms=60000",
+            _ => "history/outgoing?limit=5&timeout_ms=60000",
+        };
+        let mut s = tokio::net::TcpStream::connect(addr(&server)).await.unwrap();
+        let request = format!(
+            "GET /taler-wire-gateway/{query} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\n\r\n",
+            addr(&server),
+            server.token
+        );
+        s.write_all(request.as_bytes()).await.unwrap();
+        sockets.push(s);
+    }
+    until_waiting(&server, POLLS as u64).await;
+    // Every client goes away long before its poll's 60 s: the server stops waiting for them
+    // (the count is of parked requests, so 0 means each request's future was dropped).
+    drop(sockets);
+    until_waiting(&server, 0).await;
+    // Nothing was answered to anyone, and a new poll still waits and is still woken.
+    let poll = spawn_poll(&server, "taler-wire-gateway/history/incoming?delta=1024&long_poll_ms=60000");
+    until_waiting(&server, 1).await;
+    let (row, _) = add_incoming(&server, "KUDOS:1").await;
+    let answer = poll.await.unwrap();
+    assert_eq!(row_ids(&answer.json(), "incoming_transactions"), vec![row]);
+    until_waiting(&server, 0).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
