@@ -80,11 +80,18 @@ impl Http {
         content_type: &str,
         body: &[u8],
     ) -> reqwest::RequestBuilder {
-        signed_upload(&self.client, &self.url, party, customer, content_type, body_hash(body)).body(body.to_vec())
+        signed_upload(&self.client, &self.url, party, customer, content_type, body_hash(body))
+            .body(body.to_vec())
     }
 
     /// [`Http::upload_request`], sent.
-    pub async fn upload(&self, party: &EddsaPrivateKey, customer: &str, content_type: &str, body: &[u8]) -> Answer {
+    pub async fn upload(
+        &self,
+        party: &EddsaPrivateKey,
+        customer: &str,
+        content_type: &str,
+        body: &[u8],
+    ) -> Answer {
         self.send(self.upload_request(party, customer, content_type, body)).await
     }
 
