@@ -5,8 +5,10 @@
 //! open: SQLite writes on into a file nobody will open again, and every later answer
 //! would be a 2xx for a change that is gone at the next start. So the writer compares,
 //! before it answers a commit group and every few hundred milliseconds when idle, the
-//! device and inode of descriptors it opened on the database and its WAL with those at
-//! the paths (`fstat` against `stat`: a few microseconds).
+//! device and inode of descriptors it opened on the database and its WAL (read once, at
+//! open) with those at the paths: one `stat` per file, a microsecond or two. A path that
+//! still names the inode we hold open means that inode has a name, so it was neither
+//! deleted nor replaced; and while we hold it open its inode number cannot be reused.
 //!
 //! The descriptors are opened once and closed only after SQLite has closed its own:
 //! SQLite's locks are POSIX record locks, which a process loses when it closes any
@@ -21,35 +23,25 @@ struct Watched {
     /// What the file is to the operator ("database", "WAL").
     role: &'static str,
     path: PathBuf,
-    file: File,
+    /// Held open so that the inode (and so its number) stays ours.
+    _file: File,
+    /// Device and inode of `_file`.
+    id: (u64, u64),
 }
 
 impl Watched {
     fn open(role: &'static str, path: PathBuf) -> std::io::Result<Watched> {
         let file = File::open(&path)?;
-        Ok(Watched { role, path, file })
+        let opened = file.metadata()?;
+        Ok(Watched { role, path, _file: file, id: (opened.dev(), opened.ino()) })
     }
 
     /// What happened to it, if anything.
     fn changed(&self) -> Option<Change> {
-        let ours = match self.file.metadata() {
-            Ok(m) => m,
-            Err(e) => {
-                return Some(Change {
-                    role: self.role,
-                    path: self.path.clone(),
-                    what: format!("cannot fstat it: {e}"),
-                });
-            }
-        };
         let what = match std::fs::metadata(&self.path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => "was deleted".to_owned(),
             Err(e) => format!("cannot be examined ({e})"),
-            Ok(now) if (now.dev(), now.ino()) != (ours.dev(), ours.ino()) => {
-                "was replaced by another file".to_owned()
-            }
-            // Still at its path; a hard link elsewhere may remain when this one was removed.
-            Ok(_) if ours.nlink() == 0 => "was deleted".to_owned(),
+            Ok(now) if (now.dev(), now.ino()) != self.id => "was replaced by another file".to_owned(),
             Ok(_) => return None,
         };
         Some(Change { role: self.role, path: self.path.clone(), what })

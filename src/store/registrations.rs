@@ -94,10 +94,19 @@ pub struct RegistrationRow {
     pub used_us: Option<i64>,
 }
 
-/// The columns [`row`] reads, for a `SELECT`.
-pub const COLUMNS: &str = "registration_id, authorization_pub, account_pub, type, recurrent, credit_amount,
+/// The columns [`row`] reads, as a literal: the queries on the registration path are built
+/// with `concat!`, so that the writer's statement cache is looked up with a `&'static str`
+/// rather than a string formatted anew for every registration.
+macro_rules! columns {
+    () => {
+        "registration_id, authorization_pub, account_pub, type, recurrent, credit_amount,
   credit_account, authorization_sig, short_subject, qr_reference, response, created_us, last_change_us,
-  expiration_s, used_us";
+  expiration_s, used_us"
+    };
+}
+
+/// The columns [`row`] reads, for a `SELECT`.
+pub const COLUMNS: &str = columns!();
 
 /// A row of [`COLUMNS`].
 pub fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RegistrationRow> {
@@ -156,7 +165,7 @@ pub fn by_authorization_pub(
     authorization_pub: &EddsaPublicKey,
 ) -> Result<Option<RegistrationRow>, StoreError> {
     db.query_optional(
-        &format!("SELECT {COLUMNS} FROM registrations WHERE authorization_pub = ?1"),
+        concat!("SELECT ", columns!(), " FROM registrations WHERE authorization_pub = ?1"),
         [authorization_pub],
         row,
     )
@@ -191,15 +200,15 @@ fn claim(
     own: Option<i64>,
     now_s: i64,
 ) -> Result<bool, StoreError> {
-    let column = match subject {
-        DerivedSubject::Short(_) => "short_subject",
-        DerivedSubject::QrReference(_) => "qr_reference",
+    let sql = match subject {
+        DerivedSubject::Short(_) => {
+            concat!("SELECT ", columns!(), " FROM registrations WHERE short_subject = ?1")
+        }
+        DerivedSubject::QrReference(_) => {
+            concat!("SELECT ", columns!(), " FROM registrations WHERE qr_reference = ?1")
+        }
     };
-    let holder = tx.query_optional(
-        &format!("SELECT {COLUMNS} FROM registrations WHERE {column} = ?1"),
-        [subject.text()],
-        row,
-    )?;
+    let holder = tx.query_optional(sql, [subject.text()], row)?;
     match holder.map(|h| (h.registration_id, h.expiration_s)) {
         Some((id, _)) if Some(id) == own => Ok(true),
         Some((_, expiration_s)) if expiration_s > now_s => Ok(false),
@@ -361,16 +370,33 @@ pub enum LiveKey<'a> {
 
 /// Finds the live registration a transfer names.
 pub fn find_live(db: &Db<'_>, key: LiveKey<'_>, now_s: i64) -> Result<Option<RegistrationRow>, StoreError> {
-    let (column, value): (&str, &dyn rusqlite::ToSql) = match &key {
-        LiveKey::AuthorizationPub(k) => ("authorization_pub", k),
-        LiveKey::ShortSubject(s) => ("short_subject", s),
-        LiveKey::QrReference(s) => ("qr_reference", s),
+    let (sql, value): (&str, &dyn rusqlite::ToSql) = match &key {
+        LiveKey::AuthorizationPub(k) => (
+            concat!(
+                "SELECT ",
+                columns!(),
+                " FROM registrations WHERE authorization_pub = ?1 AND expiration_s > ?2"
+            ),
+            k,
+        ),
+        LiveKey::ShortSubject(s) => (
+            concat!(
+                "SELECT ",
+                columns!(),
+                " FROM registrations WHERE short_subject = ?1 AND expiration_s > ?2"
+            ),
+            s,
+        ),
+        LiveKey::QrReference(s) => (
+            concat!(
+                "SELECT ",
+                columns!(),
+                " FROM registrations WHERE qr_reference = ?1 AND expiration_s > ?2"
+            ),
+            s,
+        ),
     };
-    db.query_optional(
-        &format!("SELECT {COLUMNS} FROM registrations WHERE {column} = ?1 AND expiration_s > ?2"),
-        params![value, now_s],
-        row,
-    )
+    db.query_optional(sql, params![value, now_s], row)
 }
 
 /// Records that a one-shot registration was used by a credited transfer.
