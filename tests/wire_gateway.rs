@@ -420,6 +420,73 @@ async fn a_registration_credit_reaches_a_poll_that_was_already_waiting() {
     assert_eq!(entry["authorization_pub"], auth.public_key().to_string());
 }
 
+/// One account rule everywhere: a registration, a transfer's credit account and the Wire
+/// Gateway's account (which history a credit lands in, which waiting poll it wakes) all take a
+/// payto URI spelled otherwise (case of the scheme, method and host, another receiver name) as
+/// the configured account it normalizes to.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_spelled_otherwise_is_the_same_account_everywhere() {
+    let server =
+        spawn_app(&["--credit-account", EXCHANGE, "--credit-account", &format!("second={SECOND}")]).await;
+    let spelled = "PAYTO://X-Taler-Bank/BANK.Example/second?receiver-name=Someone%20Else";
+    let auth = EddsaPrivateKey::generate().unwrap();
+    let account_pub = EddsaPrivateKey::generate().unwrap().public_key();
+    let registration = json!({
+        "credit_account": spelled, "type": "reserve", "recurrent": false, "credit_amount": "KUDOS:7",
+        "alg": "EdDSA", "account_pub": account_pub.to_string(),
+        "authorization_pub": auth.public_key().to_string(),
+        "authorization_sig": auth.sign(account_pub.as_bytes()).to_string(),
+    });
+    let registered = server.post_json("taler-prepared-transfer/registration", &registration).await;
+    assert_eq!(registered.status, 200, "{}", String::from_utf8_lossy(&registered.body));
+    let subject = registered.json()["subjects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["type"] == "SIMPLE")
+        .unwrap()["subject"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let second =
+        spawn_poll(&server, "accounts/second/taler-wire-gateway/history/incoming?limit=5&timeout_ms=60000");
+    let first = spawn_poll(&server, "taler-wire-gateway/history/incoming?limit=5&timeout_ms=60000");
+    until_waiting(&server, 2).await;
+    // Paid to the account as spelled otherwise: credited, into the second account.
+    let credited = post_gateway(
+        &server,
+        "admin/add-incoming-subject",
+        &json!({"amount": "KUDOS:7", "subject": subject, "debit_account": CUSTOMER, "credit_account": spelled}),
+    )
+    .await
+    .json();
+    assert_eq!(credited["status"], "credited", "{credited}");
+    let answer = second.await.unwrap();
+    assert_eq!(answer.status, 200);
+    let history = answer.json();
+    assert_eq!(history["credit_account"], SECOND);
+    assert_eq!(row_ids(&history, "incoming_transactions"), vec![credited["row_id"].as_i64().unwrap()]);
+    assert_eq!(history["incoming_transactions"][0]["reserve_pub"], account_pub.to_string());
+    // Not the first account's.
+    until_waiting(&server, 1).await;
+    assert!(!first.is_finished(), "a credit of the second account answered the first's poll");
+    first.abort();
+    let firsts = get_gateway(&server, "history/incoming?limit=5").await;
+    assert_eq!(firsts.status, 204, "{}", String::from_utf8_lossy(&firsts.body));
+    // An account that normalizes to none of the configured ones is refused in both places.
+    let unknown = "payto://x-taler-bank/bank.example/third?receiver-name=Third";
+    let mut other = registration.clone();
+    other["credit_account"] = json!(unknown);
+    server.post_json("taler-prepared-transfer/registration", &other).await.expect_error(409, 5124);
+    post_gateway(
+        &server,
+        "admin/add-incoming-subject",
+        &json!({"amount": "KUDOS:7", "subject": "x", "debit_account": CUSTOMER, "credit_account": unknown}),
+    )
+    .await
+    .expect_error(409, 5124);
+}
+
 #[tokio::test]
 async fn add_incoming_subject_wants_full_payto_uris() {
     let server = spawn_app(&[]).await;
