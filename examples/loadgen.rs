@@ -75,7 +75,9 @@
 //!
 //! Reading the output: each line has `scenario`, the measured figures
 //! (`throughput` with its `unit`, `latency_ms` p50/p99/max over all answered
-//! requests, `server_peak_rss_mib`), `reference` (what, value, unit),
+//! requests, `server_peak_rss_mib`; for `registration` and `upload` also
+//! `server_rss_at_end_mib`, the resident set after the load split into `anon`
+//! (allocated) and `file` (mostly the binary's code)), `reference` (what, value, unit),
 //! `ratio` (figure / reference), `targets` (each with its limit, value and
 //! `met`) and `met` (all targets met and no request failed). `failed` counts
 //! answers with an unexpected status; `rows_checked` says whether the rows
@@ -245,6 +247,19 @@ fn peak_rss_mib(pid: u32) -> Option<f64> {
     Some(kib / 1024.0)
 }
 
+/// Resident set of a process now, split into anonymous memory (what the server allocated)
+/// and file-backed pages (mostly its own code, which grows with the binary and is shared
+/// and reclaimable), in MiB.
+fn rss_parts_mib(pid: u32) -> Option<Value> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |name: &str| -> Option<f64> {
+        let kib: f64 =
+            status.lines().find(|l| l.starts_with(name))?.split_whitespace().nth(1)?.parse().ok()?;
+        Some(round(kib / 1024.0, 1))
+    };
+    Some(json!({"anon": field("RssAnon:")?, "file": field("RssFile:")?}))
+}
+
 /// Where a scenario sends its requests, and what it can inspect afterwards.
 struct Target {
     url: String,
@@ -261,6 +276,10 @@ impl Target {
 
     fn peak_rss_mib(&self) -> Option<f64> {
         self.pid.and_then(peak_rss_mib)
+    }
+
+    fn rss_parts_mib(&self) -> Option<Value> {
+        self.pid.and_then(rss_parts_mib)
     }
 
     /// The server's CPU so far, when its process id is known.
@@ -1052,6 +1071,7 @@ async fn request_scenario(ctx: &mut Context, name: &str) -> Value {
             "unit": if master.is_some() { "enables/s" } else { "registrations/s" },
             "latency_ms": latency,
             "server_peak_rss_mib": target.peak_rss_mib().map(|m| round(m, 1)),
+            "server_rss_at_end_mib": target.rss_parts_mib(),
             "reference": {"what": "Ed25519 verifications/s, one core, ed25519-dalek via taler_lite::crypto (mean of one second before and one after the load)", "value": round(reference, 1), "unit": "verifications/s", "runs_cpu_us": ed25519.runs_json()},
             "ratio": round(ratio, 3),
             "cpu": cpu.map(|c| c.json(
@@ -1227,6 +1247,7 @@ async fn upload_scenario(ctx: &mut Context) -> Value {
         _ => f64::NAN,
     };
     let rss = target.peak_rss_mib();
+    let rss_parts = target.rss_parts_mib();
     if outcome.is_ok() {
         ctx.upload_secs = Some(secs);
     }
@@ -1241,6 +1262,7 @@ async fn upload_scenario(ctx: &mut Context) -> Value {
             "throughput": round(mbps, 1),
             "unit": "MB/s",
             "server_peak_rss_mib": rss.map(|m| round(m, 1)),
+            "server_rss_at_end_mib": rss_parts,
             "reference": {
                 "what": "min(SHA-512 one core, fsync'd sequential write in the database's directory)",
                 "value": round(reference, 1), "unit": "MB/s",

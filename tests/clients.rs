@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use common::TestServer;
 use common::bank::{EXCHANGE_ACCOUNT as ACCOUNT, reserve_registration};
 use common::kyc::{CUSTOMER as PAYTO, party_arg, upload_signature};
+use common::raw::read_answer_blocking;
 use serde_json::Value;
 use sha2::{Digest, Sha512};
 use taler_lite::crypto::{EddsaPrivateKey, HashCode};
@@ -460,8 +461,8 @@ async fn curl_without_expect_reads_every_early_answer() {
 fn unknown_party_upload(server: &TestServer, expect: bool) -> std::net::TcpStream {
     let stranger = EddsaPrivateKey::generate().unwrap();
     let h = bodies().upload_hash;
-    let addr = server.url.trim_start_matches("http://").trim_end_matches('/');
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    let addr = server.addr();
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut head = format!("POST /kyc-bulk/{} HTTP/1.1\r\nHost: {addr}\r\n", stranger.public_key());
     for (name, value) in upload_headers(&stranger, PAYTO, h) {
@@ -474,31 +475,6 @@ fn unknown_party_upload(server: &TestServer, expect: bool) -> std::net::TcpStrea
     head.push_str("\r\n");
     s.write_all(head.as_bytes()).unwrap();
     s
-}
-
-/// Reads one answer: its head and its `Content-Length` body.
-fn read_answer(s: &mut std::net::TcpStream) -> String {
-    use std::io::Read;
-    let mut got = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        let text = String::from_utf8_lossy(&got).to_string();
-        if let Some((head, body)) = text.split_once("\r\n\r\n") {
-            let length = head
-                .lines()
-                .find_map(|l| {
-                    l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_owned())
-                })
-                .and_then(|v| v.parse::<usize>().ok())
-                .unwrap_or(0);
-            if body.len() >= length {
-                return text;
-            }
-        }
-        let n = s.read(&mut buf).unwrap_or_else(|e| panic!("reading the answer: {e}; so far {text:?}"));
-        assert!(n > 0, "closed before the whole answer: {text:?}");
-        got.extend_from_slice(&buf[..n]);
-    }
 }
 
 /// How long until the server ends the connection (EOF or reset), at most `limit`.
@@ -527,7 +503,7 @@ fn an_early_answer_comes_at_once_and_the_server_reads_on_until_the_client_stalls
     let block = vec![b'x'; 1 << 20];
     s.write_all(&block).unwrap();
     // The answer is there while most of the body is still unsent.
-    let answer = read_answer(&mut s);
+    let answer = read_answer_blocking(&mut s).unwrap_or_else(|e| panic!("no whole answer: {e}"));
     assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
     assert!(answer.to_ascii_lowercase().contains("connection: close"), "{answer}");
     assert!(answer.contains("\"code\":1904"), "{answer}");
@@ -548,7 +524,7 @@ fn with_expect_100_continue_an_early_answer_asks_for_no_body_and_closes_at_once(
     // The default idle limit (30 s): waiting for a body would show as a late close.
     let server = TestServer::start(&[]);
     let mut s = unknown_party_upload(&server, true);
-    let answer = read_answer(&mut s);
+    let answer = read_answer_blocking(&mut s).unwrap_or_else(|e| panic!("no whole answer: {e}"));
     assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
     assert!(!answer.contains("100 Continue"), "{answer}");
     assert!(answer.to_ascii_lowercase().contains("connection: close"), "{answer}");

@@ -6,8 +6,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::bank::reserve_registration;
-use common::kyc::{CUSTOMER as PAYTO, body_hash, party_arg, signed_upload, zip_of};
+use common::bank::EXCHANGE_ACCOUNT;
+use common::kyc::{CUSTOMER as PAYTO, body_hash, party_arg, zip_of};
 use common::{TestApp, spawn_app};
 use serde_json::json;
 use taler_lite::crypto::EddsaPrivateKey;
@@ -95,23 +95,6 @@ fn assert_console_headers(page: &Page, what: &str) {
     assert!(!h.keys().any(|k| k.as_str().starts_with("access-control-")), "{what}: CORS");
 }
 
-async fn upload(app: &TestApp, party: &EddsaPrivateKey, content_type: &str, body: &[u8]) -> u16 {
-    signed_upload(&app.client, &app.url, party, PAYTO, content_type, body_hash(body))
-        .body(body.to_vec())
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
-}
-
-async fn register(app: &TestApp, account: &str, amount: &str) -> EddsaPrivateKey {
-    let auth = EddsaPrivateKey::generate().unwrap();
-    let answer = app.register(&reserve_registration(&auth, account, amount)).await;
-    assert_eq!(answer.status, 200, "{}", String::from_utf8_lossy(&answer.body));
-    auth
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_pages_csrf_and_logout() {
     let app = spawn_app(&[]).await;
@@ -189,12 +172,12 @@ async fn raw_bodies_and_zip_entries_are_sandboxed_with_their_checked_type() {
     let party = EddsaPrivateKey::generate().unwrap();
     let arg = party_arg(&party);
     let app = spawn_app(&["--extern-key", &arg]).await;
-    assert_eq!(upload(&app, &party, "image/png", PNG).await, 204);
+    assert_eq!(app.upload(&party, PAYTO, "image/png", PNG).await.status, 204);
     let archive = zip_of(&[("id/front.jpg", JPEG), ("scan.png", PNG)]);
-    assert_eq!(upload(&app, &party, "application/zip", &archive).await, 204);
+    assert_eq!(app.upload(&party, PAYTO, "application/zip", &archive).await.status, 204);
     // An entry whose bytes are HTML never gets in.
     let html = zip_of(&[("page.jpg", b"<!DOCTYPE html><html><script>alert(1)</script></html>")]);
-    assert_eq!(upload(&app, &party, "application/zip", &html).await, 400);
+    assert_eq!(app.upload(&party, PAYTO, "application/zip", &html).await.status, 400);
 
     let c = Console::login(&app).await;
     let list = c.get("/console/uploads?payto=payto://iban/DE89370400440532013000").await;
@@ -230,7 +213,8 @@ async fn raw_bodies_and_zip_entries_are_sandboxed_with_their_checked_type() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_registration_page_draws_the_code_and_simulates_the_transfer() {
     let app = spawn_app(&[]).await;
-    let auth = register(&app, "payto://iban/CH4431999123000889012?receiver-name=Exchange", "KUDOS:5").await;
+    let (auth, answer) = app.register_reserve(EXCHANGE_ACCOUNT, "KUDOS:5").await;
+    assert_eq!(answer.status, 200, "{}", String::from_utf8_lossy(&answer.body));
     let c = Console::login(&app).await;
     let path = format!("/console/registrations/{}", auth.public_key());
     let page = c.get(&path).await;

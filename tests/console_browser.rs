@@ -280,11 +280,10 @@ async fn qr_codes_survive_a_real_browser() {
 
 mod common;
 
-use common::TestApp;
-use common::bank::{EXCHANGE_ACCOUNT as SWISS_ACCOUNT, reserve_registration};
-use common::kyc::{CUSTOMER, body_hash, party_arg, signed_upload, zip_of};
+use common::bank::EXCHANGE_ACCOUNT as SWISS_ACCOUNT;
+use common::kyc::{CUSTOMER, body_hash, party_arg, zip_of};
 use fantoccini::Locator;
-use taler_lite::crypto::{EddsaPrivateKey, HashCode};
+use taler_lite::crypto::EddsaPrivateKey;
 
 const EPC_ACCOUNT: &str = "payto://iban/DE89370400440532013000?receiver-name=Exchange";
 const JPEG: &[u8] = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00\xff\xd9";
@@ -295,25 +294,6 @@ fn png() -> Vec<u8> {
     let mut out = std::io::Cursor::new(Vec::new());
     img.write_to(&mut out, image::ImageFormat::Png).unwrap();
     out.into_inner()
-}
-
-async fn upload(app: &TestApp, party: &EddsaPrivateKey, content_type: &str, body: &[u8]) -> HashCode {
-    let h_body = body_hash(body);
-    let r = signed_upload(&app.client, &app.url, party, CUSTOMER, content_type, h_body)
-        .body(body.to_vec())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 204);
-    h_body
-}
-
-/// Registers a reserve against `account`; the key and the registration's subjects.
-async fn register(app: &TestApp, account: &str) -> (EddsaPrivateKey, serde_json::Value) {
-    let auth = EddsaPrivateKey::generate().unwrap();
-    let answer = app.register(&reserve_registration(&auth, account, "KUDOS:5")).await;
-    assert_eq!(answer.status, 200);
-    (auth, answer.json()["subjects"].clone())
 }
 
 fn subject_of(subjects: &serde_json::Value, kind: &str, field: &str) -> String {
@@ -381,11 +361,14 @@ async fn the_console_in_a_real_browser() {
     ])
     .await;
     let png = png();
-    let h_png = upload(&app, &party, "image/png", &png).await;
-    let h_zip =
-        upload(&app, &party, "application/zip", &zip_of(&[("id/front.jpg", JPEG), ("scan.png", &png)])).await;
-    let (swiss_key, swiss_subjects) = register(&app, SWISS_ACCOUNT).await;
-    let (epc_key, epc_subjects) = register(&app, EPC_ACCOUNT).await;
+    let zip = zip_of(&[("id/front.jpg", JPEG), ("scan.png", &png)]);
+    let (h_png, h_zip) = (body_hash(&png), body_hash(&zip));
+    assert_eq!(app.upload(&party, CUSTOMER, "image/png", &png).await.status, 204);
+    assert_eq!(app.upload(&party, CUSTOMER, "application/zip", &zip).await.status, 204);
+    let (swiss_key, swiss) = app.register_reserve(SWISS_ACCOUNT, "KUDOS:5").await;
+    let (epc_key, epc) = app.register_reserve(EPC_ACCOUNT, "KUDOS:5").await;
+    assert_eq!((swiss.status, epc.status), (200, 200));
+    let (swiss_subjects, epc_subjects) = (swiss.json()["subjects"].clone(), epc.json()["subjects"].clone());
     let base = app.url.trim_end_matches('/').to_owned();
 
     let browser = Browser::start().await;

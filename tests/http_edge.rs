@@ -15,26 +15,13 @@ use serde_json::{Value, json};
 use taler_lite::crypto::{EddsaPrivateKey, HashCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+const PDF: &str = "application/pdf";
+
 /// A PDF of `len` bytes (a valid header, then filler).
 fn pdf(len: usize) -> Vec<u8> {
     let mut body = b"%PDF-1.4\n".to_vec();
     body.resize(len, b'x');
     body
-}
-
-async fn upload(
-    server: &Http,
-    party: &EddsaPrivateKey,
-    body: Vec<u8>,
-    hash_header: Option<&str>,
-) -> common::Answer {
-    let h = hash(&body);
-    let mut request =
-        signed_upload(&server.client, &server.url, party, PAYTO, "application/pdf", h).body(body);
-    if let Some(name) = hash_header {
-        request = request.header(name, h.to_string());
-    }
-    server.send(request).await
 }
 
 fn registration(auth: &EddsaPrivateKey) -> Value {
@@ -101,7 +88,7 @@ async fn stalled_downloads_hold_nothing_other_requests_need() {
     let (server, party) = app_with_party(&[]).await;
     let body = pdf(64 << 20);
     let h = hash(&body);
-    assert_eq!(upload(&server, &party, body, Some("If-None-Match")).await.status, 204);
+    assert_eq!(server.upload_with_hash(&party, PAYTO, PDF, &body).await.status, 204);
 
     let baseline = latencies(&server).await;
     let mut stalled = Vec::new();
@@ -126,7 +113,7 @@ async fn a_stalled_download_is_cut_off_after_the_idle_limit() {
     let (server, party) = app_with_party(&["--request-timeout", "1s"]).await;
     let body = pdf(32 << 20);
     let h = hash(&body);
-    assert_eq!(upload(&server, &party, body, Some("If-None-Match")).await.status, 204);
+    assert_eq!(server.upload_with_hash(&party, PAYTO, PDF, &body).await.status, 204);
     let mut s = stalled_download(&server, h).await;
     let stalled_at = Instant::now();
     // Stall for three idle limits, then read on: the server has closed.
@@ -148,7 +135,7 @@ async fn if_none_match_follows_rfc_9110_and_unknown_bodies_are_1906() {
     let (server, party) = app_with_party(&[]).await;
     let body = pdf(1000);
     let h = hash(&body);
-    assert_eq!(upload(&server, &party, body, None).await.status, 204);
+    assert_eq!(server.upload(&party, PAYTO, PDF, &body).await.status, 204);
     let path = format!("private/kyc-bulk/{h}");
     let other = hash(b"other");
     for (value, status) in [
@@ -200,7 +187,7 @@ async fn every_single_field_error_names_its_parameter() {
     let (server, party) = app_with_party(&["--max-upload", "1KiB"]).await;
     let parameter = |a: &common::Answer| a.json()["parameter"].as_str().unwrap_or("(none)").to_owned();
     // 413 and 411: Content-Length.
-    let a = upload(&server, &party, pdf(4096), Some("If-None-Match")).await;
+    let a = server.upload_with_hash(&party, PAYTO, PDF, &pdf(4096)).await;
     a.expect_error(413, 32);
     assert_eq!(parameter(&a), "Content-Length");
     let chunked = futures_util::stream::iter(vec![Ok::<_, std::io::Error>(pdf(100))]);
@@ -217,7 +204,7 @@ async fn every_single_field_error_names_its_parameter() {
     assert_eq!(parameter(&a), "Content-Length");
     // Unknown third party.
     let stranger = EddsaPrivateKey::generate().unwrap();
-    let a = upload(&server, &stranger, pdf(100), None).await;
+    let a = server.upload(&stranger, PAYTO, PDF, &pdf(100)).await;
     a.expect_error(404, 1904);
     assert_eq!(parameter(&a), "EXTERN_PUB");
     // A bad signature, with the hash given.

@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::auditors::enable_auditor_cli;
-use common::bank::{EXCHANGE_ACCOUNT as ACCOUNT, reserve_registration};
+use common::bank::EXCHANGE_ACCOUNT as ACCOUNT;
 use common::kyc::{CUSTOMER as PAYTO, party_arg, signed_upload};
-use common::{Answer, Http, TestServer, run_cli};
+use common::{Http, TestServer, run_cli};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha512};
 use taler_lite::crypto::{EddsaPrivateKey, HashCode};
@@ -64,13 +64,6 @@ async fn upload(server: &Http, party: &EddsaPrivateKey, parts: Vec<Bytes>, pause
     response.status().as_u16()
 }
 
-/// Registers a fresh key; returns it and the answer.
-async fn register(server: &Http) -> (EddsaPrivateKey, Answer) {
-    let auth = EddsaPrivateKey::generate().unwrap();
-    let answer = server.register(&reserve_registration(&auth, ACCOUNT, "KUDOS:1")).await;
-    (auth, answer)
-}
-
 /// `taler-lite --database DB ARGS` in `dir`.
 fn cli(dir: &Path, db: &Path, args: &[&str]) -> std::process::Output {
     let db = db.to_str().unwrap();
@@ -98,7 +91,7 @@ async fn a_backup_under_load_holds_every_acknowledged_write_and_serves() {
         let (server, acknowledged, stop) = (server.clone(), acknowledged.clone(), stop.clone());
         tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
-                let (auth, answer) = register(&server).await;
+                let (auth, answer) = server.register_reserve(ACCOUNT, "KUDOS:1").await;
                 assert_eq!(answer.status, 200, "{}", text(&answer.body));
                 acknowledged.lock().unwrap().push(auth.public_key().to_string());
             }
@@ -199,7 +192,7 @@ async fn populated(dir_for_copies: &Path) -> (TestServer, PathBuf) {
     let server = TestServer::start(&["--extern-key", &party_arg(&party), "--simple-subject", "short"]);
     assert_eq!(upload(&server, &party, pdf(3, 3), Duration::ZERO).await, 204);
     for _ in 0..3 {
-        assert_eq!(register(&server).await.1.status, 200);
+        assert_eq!(server.register_reserve(ACCOUNT, "KUDOS:1").await.1.status, 200);
     }
     let auditor = EddsaPrivateKey::generate().unwrap().public_key().to_string();
     let enabled =
@@ -650,7 +643,7 @@ async fn metrics_parse_move_with_requests_and_need_the_token() {
         assert_eq!(app.get("config").await.status, 200);
     }
     app.get("nowhere").await.expect_error(404, 21);
-    assert_eq!(register(&app).await.1.status, 200);
+    assert_eq!(app.register_reserve(ACCOUNT, "KUDOS:1").await.1.status, 200);
     let body = pdf(2, 4);
     let size: u64 = body.iter().map(|p| p.len() as u64).sum();
     assert_eq!(upload(&app, &party, body, Duration::ZERO).await, 204);
@@ -697,7 +690,7 @@ async fn metrics_parse_move_with_requests_and_need_the_token() {
     for _ in 0..2 {
         assert_eq!(app.get("config").await.status, 200);
     }
-    assert_eq!(register(&app).await.1.status, 200);
+    assert_eq!(app.register_reserve(ACCOUNT, "KUDOS:1").await.1.status, 200);
     let later = scrape(&app).await;
     assert_eq!(later.value(requests, &config), Some(5.0));
     assert_eq!(later.value(latency, &[("route", "/config")]), Some(5.0));
@@ -841,7 +834,7 @@ async fn external_checkpoints_leave_the_wal_to_the_replicator() {
         let server = TestServer::start_in(dir, &args);
         let mut keys = Vec::new();
         for _ in 0..20 {
-            let (auth, answer) = register(&server).await;
+            let (auth, answer) = server.register_reserve(ACCOUNT, "KUDOS:1").await;
             assert_eq!(answer.status, 200, "{answer:?}");
             keys.push(auth.public_key().to_string());
         }

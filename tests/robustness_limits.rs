@@ -13,40 +13,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::TestServer;
+use common::raw::read_answer;
 use common::robust::*;
 use taler_lite::crypto::EddsaPrivateKey;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-
-fn addr(server: &TestServer) -> String {
-    server.url.trim_start_matches("http://").trim_end_matches('/').to_owned()
-}
-
-/// Reads one answer's head and `Content-Length` body (or until the connection ends).
-async fn read_answer(s: &mut tokio::net::tcp::OwnedReadHalf, limit: Duration) -> String {
-    let deadline = Instant::now() + limit;
-    let mut got = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&got[..end]).to_ascii_lowercase();
-            let length = head
-                .lines()
-                .find_map(|l| l.strip_prefix("content-length:").map(|v| v.trim().to_owned()))
-                .and_then(|v| v.parse::<usize>().ok())
-                .unwrap_or(0);
-            if got.len() >= end + 4 + length {
-                break;
-            }
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        match tokio::time::timeout(left, s.read(&mut buf)).await {
-            Ok(Ok(n)) if n > 0 => got.extend_from_slice(&buf[..n]),
-            _ => break,
-        }
-    }
-    String::from_utf8_lossy(&got).into_owned()
-}
 
 /// Sends `head`, then the body one byte every `every` until an answer comes; the answer
 /// and the body bytes sent.
@@ -65,7 +36,7 @@ async fn trickle(addr: String, head: String, body: Vec<u8>, every: Duration) -> 
         }
         sent
     });
-    let answer = read_answer(&mut r, Duration::from_secs(120)).await;
+    let answer = read_answer(&mut r, Duration::from_secs(120)).await.unwrap_or_else(|partial| partial);
     sender.abort();
     let sent = sender.await.unwrap_or_default();
     (answer, sent)
@@ -74,33 +45,33 @@ async fn trickle(addr: String, head: String, body: Vec<u8>, every: Duration) -> 
 #[test]
 fn bodies_at_a_byte_every_three_seconds_are_cut_off() {
     let rt = runtime();
-    let party = EddsaPrivateKey::generate().unwrap();
-    let extern_arg = format!("{}=Slow Party", party.public_key());
     // Pauses of 3 s are well within --request-timeout; only the rate cuts these bodies off.
-    let server = TestServer::start(&["--extern-key", &extern_arg, "--body-rate-grace", "4s"]);
-    let addr = addr(&server);
+    let (server, party) = server_with_party(&["--body-rate-grace", "4s"]);
+    let addr = server.addr();
     rt.block_on(async {
         let mut tasks = Vec::new();
         for i in 0..10u64 {
             let json = serde_json::to_vec(&registration(&EddsaPrivateKey::generate().unwrap())).unwrap();
-            let head = format!(
-                "POST /taler-prepared-transfer/registration HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-                json.len()
-            );
-            tasks.push(("json", json.len(), tokio::spawn(trickle(addr.clone(), head, json, Duration::from_secs(3)))));
+            let head = raw_json_head(&addr, "taler-prepared-transfer/registration", json.len());
+            tasks.push((
+                "json",
+                json.len(),
+                tokio::spawn(trickle(addr.clone(), head, json, Duration::from_secs(3))),
+            ));
             let body = pdf_body(100 + i, 4096);
-            let h = hash(&body);
-            let head = format!(
-                "POST /kyc-bulk/{} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/pdf\r\nContent-Length: {}\r\nTaler-Customer-Payto: {PAYTO}\r\nTaler-Extern-Signature: {}\r\nIf-None-Match: {h}\r\n\r\n",
-                party.public_key(),
+            let head = raw_upload_head(&addr, &party, &body);
+            tasks.push((
+                "upload",
                 body.len(),
-                upload_signature(&party, h, PAYTO)
-            );
-            tasks.push(("upload", body.len(), tokio::spawn(trickle(addr.clone(), head, body, Duration::from_secs(3)))));
+                tokio::spawn(trickle(addr.clone(), head, body, Duration::from_secs(3))),
+            ));
         }
         // Meanwhile a well-formed request is served.
         let ok = server
-            .post_json("taler-prepared-transfer/registration", &registration(&EddsaPrivateKey::generate().unwrap()))
+            .post_json(
+                "taler-prepared-transfer/registration",
+                &registration(&EddsaPrivateKey::generate().unwrap()),
+            )
             .await;
         assert_eq!(ok.status, 200);
         for (kind, length, task) in tasks {
@@ -136,7 +107,7 @@ fn idle_connections_keep_nobody_out(ulimit_args: &str) -> TestServer {
     let script = under_ulimit(scripts.path(), ulimit_args);
     let dir = Arc::new(tempfile::tempdir().unwrap());
     let server = TestServer::try_start_with(&script, dir, &[], None).unwrap_or_else(|log| panic!("{log}"));
-    let addr = addr(&server);
+    let addr = server.addr();
     let rt = runtime();
     rt.block_on(async {
         let mut idle = Vec::new();
@@ -178,7 +149,7 @@ fn idle_connections_under_a_hard_limit_of_1024_keep_nobody_out() {
 #[test]
 fn connections_beyond_the_cap_all_in_a_request_get_503() {
     let server = TestServer::start(&["--max-connections", "4"]);
-    let addr = addr(&server);
+    let addr = server.addr();
     let rt = runtime();
     rt.block_on(async {
         // Four requests half-sent: each connection holds a request.
@@ -186,7 +157,7 @@ fn connections_beyond_the_cap_all_in_a_request_get_503() {
         for _ in 0..4 {
             let mut s = TcpStream::connect(&addr).await.unwrap();
             s.write_all(
-                format!("POST /taler-prepared-transfer/registration HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{").as_bytes(),
+                format!("{}{{", raw_json_head(&addr, "taler-prepared-transfer/registration", 100)).as_bytes(),
             )
             .await
             .unwrap();
@@ -196,7 +167,7 @@ fn connections_beyond_the_cap_all_in_a_request_get_503() {
         let s = TcpStream::connect(&addr).await.unwrap();
         let (mut r, mut w) = s.into_split();
         w.write_all(format!("GET /config HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes()).await.unwrap();
-        let answer = read_answer(&mut r, Duration::from_secs(10)).await;
+        let answer = read_answer(&mut r, Duration::from_secs(10)).await.unwrap_or_else(|partial| partial);
         assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
         let lower = answer.to_ascii_lowercase();
         assert!(lower.contains("retry-after: 1") && lower.contains("connection: close"), "{answer}");
@@ -210,20 +181,13 @@ fn connections_beyond_the_cap_all_in_a_request_get_503() {
 
 #[test]
 fn sigterm_during_a_slow_upload_answers_it_503_when_the_grace_ends() {
-    let party = EddsaPrivateKey::generate().unwrap();
-    let extern_arg = format!("{}=Slow Party", party.public_key());
-    let server = TestServer::start(&["--extern-key", &extern_arg, "--shutdown-grace", "2s"]);
-    let addr = addr(&server);
+    let (server, party) = server_with_party(&["--shutdown-grace", "2s"]);
+    let addr = server.addr();
     let rt = runtime();
     let len: usize = 64 << 20;
     let answer = rt.block_on(async {
         let body = pdf_body(7, len);
-        let h = hash(&body);
-        let head = format!(
-            "POST /kyc-bulk/{} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/pdf\r\nContent-Length: {len}\r\nTaler-Customer-Payto: {PAYTO}\r\nTaler-Extern-Signature: {}\r\nIf-None-Match: {h}\r\n\r\n",
-            party.public_key(),
-            upload_signature(&party, h, PAYTO)
-        );
+        let head = raw_upload_head(&addr, &party, &body);
         let s = TcpStream::connect(&addr).await.unwrap();
         let (mut r, mut w) = s.into_split();
         w.write_all(head.as_bytes()).await.unwrap();
@@ -240,7 +204,7 @@ fn sigterm_during_a_slow_upload_answers_it_503_when_the_grace_ends() {
         tokio::time::sleep(Duration::from_secs(2)).await;
         let pid = server.pid().to_string();
         assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-        let answer = read_answer(&mut r, Duration::from_secs(30)).await;
+        let answer = read_answer(&mut r, Duration::from_secs(30)).await.unwrap_or_else(|partial| partial);
         sender.abort();
         answer
     });
@@ -261,13 +225,11 @@ fn sigterm_during_a_slow_upload_answers_it_503_when_the_grace_ends() {
 /// disk, not only its free pages: auto-vacuum and a checkpoint). Bodies are made on the fly.
 #[test]
 fn unverified_uploads_beyond_the_staging_cap_get_503_and_their_space_goes_back() {
-    let party = EddsaPrivateKey::generate().unwrap();
-    let extern_arg = format!("{}=Big Party", party.public_key());
-    let server = TestServer::start(&["--extern-key", &extern_arg]);
+    let (server, party) = server_with_party(&[]);
     let db_file = server.path().join("taler-lite.sqlite3");
     let size = || std::fs::metadata(&db_file).unwrap().len();
     let before = size();
-    let addr = addr(&server);
+    let addr = server.addr();
     let len: usize = 300 << 20;
     let rt = runtime();
     let answers = rt.block_on(async {
@@ -284,7 +246,7 @@ fn unverified_uploads_beyond_the_staging_cap_get_503_and_their_space_goes_back()
                 let s = TcpStream::connect(&addr).await.unwrap();
                 let (mut r, mut w) = s.into_split();
                 w.write_all(head.as_bytes()).await.unwrap();
-                let first = read_answer(&mut r, Duration::from_secs(60)).await;
+                let first = read_answer(&mut r, Duration::from_secs(60)).await.unwrap_or_else(|partial| partial);
                 if !first.starts_with("HTTP/1.1 100") {
                     return first;
                 }
@@ -298,7 +260,7 @@ fn unverified_uploads_beyond_the_staging_cap_get_503_and_their_space_goes_back()
                     }
                     w
                 });
-                let answer = read_answer(&mut r, Duration::from_secs(600)).await;
+                let answer = read_answer(&mut r, Duration::from_secs(600)).await.unwrap_or_else(|partial| partial);
                 drop(sender.await);
                 answer
             }));
@@ -352,11 +314,9 @@ fn unverified_uploads_beyond_the_staging_cap_get_503_and_their_space_goes_back()
 /// the first body is in the file.
 #[test]
 fn the_staging_budget_comes_back_only_once_the_rows_are_gone() {
-    let party = EddsaPrivateKey::generate().unwrap();
-    let extern_arg = format!("{}=Big Party", party.public_key());
     let len: usize = 48 << 20;
-    let server = TestServer::start(&["--extern-key", &extern_arg, "--max-staged", "48MiB"]);
-    let addr = addr(&server);
+    let (server, party) = server_with_party(&["--max-staged", "48MiB"]);
+    let addr = server.addr();
     let rt = runtime();
     let head = format!(
         "POST /kyc-bulk/{} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/pdf\r\nContent-Length: {len}\r\nTaler-Customer-Payto: {PAYTO}\r\nTaler-Extern-Signature: {}\r\nExpect: 100-continue\r\n\r\n",
@@ -371,7 +331,7 @@ fn the_staging_budget_comes_back_only_once_the_rows_are_gone() {
             let (mut r, mut w) = loop {
                 let (mut r, mut w) = TcpStream::connect(&addr).await.unwrap().into_split();
                 w.write_all(head.as_bytes()).await.unwrap();
-                let first = read_answer(&mut r, Duration::from_secs(60)).await;
+                let first = read_answer(&mut r, Duration::from_secs(60)).await.unwrap_or_else(|partial| partial);
                 if first.starts_with("HTTP/1.1 100") {
                     break (r, w);
                 }
@@ -397,7 +357,7 @@ fn the_staging_budget_comes_back_only_once_the_rows_are_gone() {
                     w
                 })
             };
-            let answer = read_answer(&mut r, Duration::from_secs(120)).await;
+            let answer = read_answer(&mut r, Duration::from_secs(120)).await.unwrap_or_else(|partial| partial);
             assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
             drop(sender.await);
         }

@@ -9,7 +9,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::TestServer;
+use common::raw::read_until_closed;
 use common::robust::*;
 use taler_lite::crypto::EddsaPrivateKey;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -17,39 +17,12 @@ use tokio::net::TcpStream;
 
 const REQUEST_TIMEOUT_S: u64 = 2;
 
-/// Reads until the server closes the connection (or `limit` passes); returns
-/// what was read and when the connection ended (`None`: still open).
-async fn read_until_closed(s: &mut TcpStream, limit: Duration) -> (Vec<u8>, Option<Instant>) {
-    let deadline = Instant::now() + limit;
-    let mut got = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match tokio::time::timeout(left, s.read(&mut buf)).await {
-            Err(_) => return (got, None),
-            Ok(Ok(0)) | Ok(Err(_)) => return (got, Some(Instant::now())),
-            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
-        }
-    }
-}
-
-fn addr(server: &TestServer) -> String {
-    server.url.trim_start_matches("http://").trim_end_matches('/').to_owned()
-}
-
 #[test]
 fn slow_and_idle_clients_are_cut_off_while_everyone_else_is_served() {
     let rt = runtime();
-    let party = EddsaPrivateKey::generate().unwrap();
-    let extern_arg = format!("{}=Slow Party", party.public_key());
     let timeout = Duration::from_secs(REQUEST_TIMEOUT_S);
-    let server = TestServer::start(&[
-        "--extern-key",
-        &extern_arg,
-        "--request-timeout",
-        &format!("{REQUEST_TIMEOUT_S}s"),
-    ]);
-    let addr = addr(&server);
+    let (server, party) = server_with_party(&["--request-timeout", &format!("{REQUEST_TIMEOUT_S}s")]);
+    let addr = server.addr();
     let before = fingerprint(&server.db());
     let started = Instant::now();
 
@@ -86,22 +59,13 @@ fn slow_and_idle_clients_are_cut_off_while_everyone_else_is_served() {
         let mut stalled = Vec::new();
         for i in 0..4u64 {
             let body = pdf_body(50 + i, 3 << 20);
-            let h = hash(&body);
-            let head = format!(
-                "POST /kyc-bulk/{} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/pdf\r\nContent-Length: {}\r\nTaler-Customer-Payto: {PAYTO}\r\nTaler-Extern-Signature: {}\r\nIf-None-Match: {h}\r\n\r\n",
-                party.public_key(),
-                body.len(),
-                upload_signature(&party, h, PAYTO)
-            );
+            let head = raw_upload_head(&addr, &party, &body);
             let sent = [head.as_bytes(), &body[..(3 << 19)]].concat();
             stalled.push(("upload", sent));
         }
         let json_body = serde_json::to_vec(&registration(&EddsaPrivateKey::generate().unwrap())).unwrap();
         for path in ["taler-prepared-transfer/registration", "management/auditors", "taler-prepared-transfer/unregistration"] {
-            let head = format!(
-                "POST /{path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-                json_body.len()
-            );
+            let head = raw_json_head(&addr, path, json_body.len());
             stalled.push(("json", [head.as_bytes(), &json_body[..40]].concat()));
         }
         let token = server.token.clone();

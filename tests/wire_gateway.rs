@@ -420,6 +420,73 @@ async fn a_registration_credit_reaches_a_poll_that_was_already_waiting() {
     assert_eq!(entry["authorization_pub"], auth.public_key().to_string());
 }
 
+/// One account rule everywhere: a registration, a transfer's credit account and the Wire
+/// Gateway's account (which history a credit lands in, which waiting poll it wakes) all take a
+/// payto URI spelled otherwise (case of the scheme, method and host, another receiver name) as
+/// the configured account it normalizes to.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_spelled_otherwise_is_the_same_account_everywhere() {
+    let server =
+        spawn_app(&["--credit-account", EXCHANGE, "--credit-account", &format!("second={SECOND}")]).await;
+    let spelled = "PAYTO://X-Taler-Bank/BANK.Example/second?receiver-name=Someone%20Else";
+    let auth = EddsaPrivateKey::generate().unwrap();
+    let account_pub = EddsaPrivateKey::generate().unwrap().public_key();
+    let registration = json!({
+        "credit_account": spelled, "type": "reserve", "recurrent": false, "credit_amount": "KUDOS:7",
+        "alg": "EdDSA", "account_pub": account_pub.to_string(),
+        "authorization_pub": auth.public_key().to_string(),
+        "authorization_sig": auth.sign(account_pub.as_bytes()).to_string(),
+    });
+    let registered = server.post_json("taler-prepared-transfer/registration", &registration).await;
+    assert_eq!(registered.status, 200, "{}", String::from_utf8_lossy(&registered.body));
+    let subject = registered.json()["subjects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["type"] == "SIMPLE")
+        .unwrap()["subject"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let second =
+        spawn_poll(&server, "accounts/second/taler-wire-gateway/history/incoming?limit=5&timeout_ms=60000");
+    let first = spawn_poll(&server, "taler-wire-gateway/history/incoming?limit=5&timeout_ms=60000");
+    until_waiting(&server, 2).await;
+    // Paid to the account as spelled otherwise: credited, into the second account.
+    let credited = post_gateway(
+        &server,
+        "admin/add-incoming-subject",
+        &json!({"amount": "KUDOS:7", "subject": subject, "debit_account": CUSTOMER, "credit_account": spelled}),
+    )
+    .await
+    .json();
+    assert_eq!(credited["status"], "credited", "{credited}");
+    let answer = second.await.unwrap();
+    assert_eq!(answer.status, 200);
+    let history = answer.json();
+    assert_eq!(history["credit_account"], SECOND);
+    assert_eq!(row_ids(&history, "incoming_transactions"), vec![credited["row_id"].as_i64().unwrap()]);
+    assert_eq!(history["incoming_transactions"][0]["reserve_pub"], account_pub.to_string());
+    // Not the first account's.
+    until_waiting(&server, 1).await;
+    assert!(!first.is_finished(), "a credit of the second account answered the first's poll");
+    first.abort();
+    let firsts = get_gateway(&server, "history/incoming?limit=5").await;
+    assert_eq!(firsts.status, 204, "{}", String::from_utf8_lossy(&firsts.body));
+    // An account that normalizes to none of the configured ones is refused in both places.
+    let unknown = "payto://x-taler-bank/bank.example/third?receiver-name=Third";
+    let mut other = registration.clone();
+    other["credit_account"] = json!(unknown);
+    server.post_json("taler-prepared-transfer/registration", &other).await.expect_error(409, 5124);
+    post_gateway(
+        &server,
+        "admin/add-incoming-subject",
+        &json!({"amount": "KUDOS:7", "subject": "x", "debit_account": CUSTOMER, "credit_account": unknown}),
+    )
+    .await
+    .expect_error(409, 5124);
+}
+
 #[tokio::test]
 async fn add_incoming_subject_wants_full_payto_uris() {
     let server = spawn_app(&[]).await;
@@ -442,11 +509,6 @@ async fn add_incoming_subject_wants_full_payto_uris() {
     assert_eq!(post_gateway(&server, "admin/add-incoming-subject", &named).await.json()["status"], "bounced");
 }
 
-/// The host and port of `server`, for raw sockets.
-fn addr(server: &Http) -> String {
-    server.url.trim_start_matches("http://").trim_end_matches('/').to_owned()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn polls_whose_clients_went_away_stop_waiting() {
     use tokio::io::AsyncWriteExt;
@@ -461,10 +523,10 @@ async fn polls_whose_clients_went_away_stop_waiting() {
             2 => "history/outgoing?delta=1024&long_poll_ms=60000",
             _ => "history/outgoing?limit=5&timeout_ms=60000",
         };
-        let mut s = tokio::net::TcpStream::connect(addr(&server)).await.unwrap();
+        let mut s = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
         let request = format!(
             "GET /taler-wire-gateway/{query} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\n\r\n",
-            addr(&server),
+            server.addr(),
             server.token
         );
         s.write_all(request.as_bytes()).await.unwrap();
@@ -890,4 +952,126 @@ async fn outgoing_fixtures_are_transfers_applied_once() {
     std::fs::write(&fixtures, file("KUDOS:3")).unwrap();
     let log = common::TestServer::try_start_in(dir, &args).err().expect("a contradicting fixture is refused");
     assert!(log.contains("[[outgoing]] #1"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transfers_page_both_ways_keep_their_metadata_and_stay_with_their_account() {
+    let server =
+        spawn_app(&["--credit-account", EXCHANGE, "--credit-account", &format!("second={SECOND}")]).await;
+    let mut with_metadata = transfer_body("KUDOS:1");
+    with_metadata["metadata"] = json!("order-7:a.B");
+    let mut ids = Vec::new();
+    for body in [with_metadata.clone(), transfer_body("KUDOS:2"), transfer_body("KUDOS:3")] {
+        let answer = post_gateway(&server, "transfer", &body).await;
+        assert_eq!(answer.status, 200, "{}", String::from_utf8_lossy(&answer.body));
+        ids.push(answer.json()["row_id"].as_i64().unwrap());
+    }
+    let listed = |query: &str| {
+        let path = format!("transfers{query}");
+        let server = &server;
+        async move { row_ids(&get_gateway(server, &path).await.json(), "transfers") }
+    };
+    // Default -20: the newest first; a positive limit from the oldest; offsets exclusive.
+    assert_eq!(listed("").await, vec![ids[2], ids[1], ids[0]]);
+    assert_eq!(listed("?limit=2").await, vec![ids[0], ids[1]]);
+    assert_eq!(listed(&format!("?limit=2&offset={}", ids[0])).await, vec![ids[1], ids[2]]);
+    assert_eq!(listed(&format!("?limit=-1&offset={}", ids[2])).await, vec![ids[1]]);
+    assert_eq!(listed("?status=success&limit=5").await, ids);
+    expect_no_content(&get_gateway(&server, &format!("transfers?offset={}&limit=5", ids[2])).await);
+    get_gateway(&server, "transfers?limit=0").await.expect_error(400, 26);
+
+    // The metadata comes back as sent; a transfer without has none.
+    let one = get_gateway(&server, &format!("transfers/{}", ids[0])).await.json();
+    assert_eq!(one["metadata"], "order-7:a.B");
+    assert!(get_gateway(&server, &format!("transfers/{}", ids[1])).await.json().get("metadata").is_none());
+    // Metadata outside `[a-zA-Z0-9-.:]{1,40}`, or a wtid of the wrong size: 400, nothing stored.
+    for (field, value) in [
+        ("metadata", json!("order 7")),
+        ("metadata", json!("")),
+        ("metadata", json!("a".repeat(41))),
+        ("metadata", json!("ordre-é")),
+        ("wtid", json!(base32(&random(31)))),
+    ] {
+        let mut body = transfer_body("KUDOS:1");
+        body[field] = value;
+        let answer = post_gateway(&server, "transfer", &body).await;
+        answer.expect_error(400, 26);
+        assert_eq!(answer.json()["parameter"], field);
+    }
+    assert_eq!(server.count("outgoing_transfers"), 3);
+
+    // The second account sees none of the first's transfers, by list or by id, and the other
+    // way round.
+    let second = |path: &str| format!("accounts/second/taler-wire-gateway/{path}");
+    expect_no_content(&server.get_private(&second("transfers")).await);
+    server.get_private(&second(&format!("transfers/{}", ids[0]))).await.expect_error(404, 5106);
+    let theirs = server.post_private(&second("transfer"), &transfer_body("KUDOS:4")).await;
+    assert_eq!(theirs.status, 200, "{}", String::from_utf8_lossy(&theirs.body));
+    let theirs = theirs.json()["row_id"].as_i64().unwrap();
+    let listed_second = server.get_private(&second("transfers")).await.json();
+    assert_eq!(listed_second["debit_account"], SECOND);
+    assert_eq!(row_ids(&listed_second, "transfers"), vec![theirs]);
+    get_gateway(&server, &format!("transfers/{theirs}")).await.expect_error(404, 5106);
+    assert_eq!(listed("?limit=10").await, ids);
+
+    // A request for older rows (negative limit) never waits, whatever its timeout: with
+    // nothing older it is 204 at once (the bound only keeps a waiting server from hanging the
+    // test; a wait would last the whole 5 minutes).
+    let path = format!("history/outgoing?limit=-5&offset={}&timeout_ms=300000", ids[0]);
+    let older = tokio::time::timeout(Duration::from_secs(120), get_gateway(&server, &path))
+        .await
+        .expect("a request for older rows waited for a commit");
+    expect_no_content(&older);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn add_incoming_refuses_a_registered_reserve_key_and_add_kycauth_repeats() {
+    let server = spawn_app(&[]).await;
+    // A live reserve registration holds `account_pub`: crediting it as a plain reserve is 5114.
+    let auth = EddsaPrivateKey::generate().unwrap();
+    let held = EddsaPrivateKey::generate().unwrap().public_key();
+    let registered = server
+        .register(&common::bank::registration_of(&auth, &held, EXCHANGE, "reserve", false, "KUDOS:10"))
+        .await;
+    assert_eq!(registered.status, 200, "{}", String::from_utf8_lossy(&registered.body));
+    post_gateway(
+        &server,
+        "admin/add-incoming",
+        &json!({"amount": "KUDOS:1", "reserve_pub": held.to_string(), "debit_account": CUSTOMER}),
+    )
+    .await
+    .expect_error(409, 5114);
+    assert_eq!(server.count("incoming_transfers"), 0);
+    // A reserve key of the wrong size: 400, code 26, naming it.
+    let answer = post_gateway(
+        &server,
+        "admin/add-incoming",
+        &json!({"amount": "KUDOS:1", "reserve_pub": base32(&random(31)), "debit_account": CUSTOMER}),
+    )
+    .await;
+    answer.expect_error(400, 26);
+    assert_eq!(answer.json()["parameter"], "reserve_pub");
+    // KYC authentication transfers have no uniqueness rule: the same key twice, two rows.
+    let account_pub = reserve_pub();
+    let mut rows = Vec::new();
+    for _ in 0..2 {
+        let answer = post_gateway(
+            &server,
+            "admin/add-kycauth",
+            &json!({"amount": "KUDOS:0.01", "account_pub": account_pub, "debit_account": CUSTOMER}),
+        )
+        .await;
+        assert_eq!(answer.status, 200, "{}", String::from_utf8_lossy(&answer.body));
+        rows.push(answer.json()["row_id"].as_i64().unwrap());
+    }
+    let history = get_gateway(&server, "history/incoming?limit=5").await.json();
+    assert_eq!(row_ids(&history, "incoming_transactions"), rows);
+    for entry in history["incoming_transactions"].as_array().unwrap() {
+        assert_eq!(
+            (entry["type"].as_str(), entry["account_pub"].as_str()),
+            (Some("KYCAUTH"), Some(&*account_pub))
+        );
+        // Only credits through a registration carry an authorization_pub.
+        assert!(entry.get("authorization_pub").is_none(), "{entry}");
+    }
 }

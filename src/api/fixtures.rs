@@ -54,7 +54,7 @@ use crate::payto::Payto;
 use crate::regular_file::open_regular;
 use crate::store::auditors;
 use crate::store::gateway::Outgoing;
-use crate::store::registrations::{self, Held, NewRegistration};
+use crate::store::registrations::{self, Held, Registration};
 use crate::store::transfers::Incoming;
 use crate::store::{Durability, Store, StoreError, WriteTx, extern_keys, fixtures as stored};
 use crate::timestamp::Timestamp;
@@ -243,7 +243,7 @@ pub struct Prepared {
     /// Each auditor's enable, and whether its `validity_start` was given (else it was now).
     auditors: Vec<(Entry, AuditorSetupMessage, bool)>,
     uploads: Vec<(Entry, FileUpload)>,
-    registrations: Vec<(Entry, NewRegistration)>,
+    registrations: Vec<(Entry, Registration)>,
     incoming: Vec<(Entry, PreparedIncoming)>,
     outgoing: Vec<(Entry, Outgoing)>,
 }
@@ -506,7 +506,7 @@ fn apply_in(tx: &WriteTx<'_>, p: &Prepared, reset: bool) -> Result<Applied, Appl
         }
     }
     for (at, new) in &p.registrations {
-        match registrations::held(tx, new)? {
+        match registrations::held(tx, new, p.now_us.div_euclid(1_000_000))? {
             Held::Identical => count(false),
             Held::Different => {
                 return Err(contradiction(
@@ -518,7 +518,7 @@ fn apply_in(tx: &WriteTx<'_>, p: &Prepared, reset: bool) -> Result<Applied, Appl
                 ));
             }
             Held::No => {
-                bank_registrations::store(tx, new).map_err(|e| entry_failed(*at, e))?;
+                bank_registrations::store(tx, new, p.now_us).map_err(|e| entry_failed(*at, e))?;
                 count(true);
             }
         }

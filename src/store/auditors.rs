@@ -48,7 +48,7 @@ pub struct AuditorChange<'a> {
 
 fn last_change(db: &Db<'_>, auditor_pub: &EddsaPublicKey) -> Result<Option<i64>, StoreError> {
     db.query_optional("SELECT last_change_s FROM auditors WHERE auditor_pub = ?1", [auditor_pub], |r| {
-        r.get(0)
+        r.get("last_change_s")
     })
 }
 
@@ -91,30 +91,44 @@ pub fn disable(tx: &WriteTx<'_>, change: &AuditorChange<'_>) -> Result<Disabled,
     }
 }
 
-const COLUMNS: &str = "auditor_pub, auditor_url, auditor_name, is_active, last_change_s, master_sig";
+/// The columns [`row`] reads, as a literal for `concat!` (one `&'static str` per statement).
+macro_rules! columns {
+    () => {
+        "auditor_pub, auditor_url, auditor_name, is_active, last_change_s, master_sig"
+    };
+}
 
+/// A row of `auditors`, its columns read by name: every read of the table gives an [`AuditorRow`].
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditorRow> {
     Ok(AuditorRow {
-        auditor_pub: r.get(0)?,
-        auditor_url: r.get(1)?,
-        auditor_name: r.get(2)?,
-        is_active: r.get(3)?,
-        last_change_s: r.get(4)?,
-        master_sig: r.get(5)?,
+        auditor_pub: r.get("auditor_pub")?,
+        auditor_url: r.get("auditor_url")?,
+        auditor_name: r.get("auditor_name")?,
+        is_active: r.get("is_active")?,
+        last_change_s: r.get("last_change_s")?,
+        master_sig: r.get("master_sig")?,
     })
 }
 
 /// The enabled auditors, by key.
 pub fn active(db: &Db<'_>) -> Result<Vec<AuditorRow>, StoreError> {
-    db.query_all(&format!("SELECT {COLUMNS} FROM auditors WHERE is_active = 1 ORDER BY auditor_pub"), [], row)
+    db.query_all(
+        concat!("SELECT ", columns!(), " FROM auditors WHERE is_active = 1 ORDER BY auditor_pub"),
+        [],
+        row,
+    )
 }
 
 /// Every auditor, enabled or not, by key.
 pub fn all(db: &Db<'_>) -> Result<Vec<AuditorRow>, StoreError> {
-    db.query_all(&format!("SELECT {COLUMNS} FROM auditors ORDER BY auditor_pub"), [], row)
+    db.query_all(concat!("SELECT ", columns!(), " FROM auditors ORDER BY auditor_pub"), [], row)
 }
 
 /// One auditor.
 pub fn get(db: &Db<'_>, auditor_pub: &EddsaPublicKey) -> Result<Option<AuditorRow>, StoreError> {
-    db.query_optional(&format!("SELECT {COLUMNS} FROM auditors WHERE auditor_pub = ?1"), [auditor_pub], row)
+    db.query_optional(
+        concat!("SELECT ", columns!(), " FROM auditors WHERE auditor_pub = ?1"),
+        [auditor_pub],
+        row,
+    )
 }

@@ -158,6 +158,9 @@ pub struct Summary {
     pub staged: u64,
     pub live_registrations: u64,
     pub findings: u64,
+    /// Rows per table of the file ([`super::stats::row_counts`]: every table, as `backup`
+    /// reports them and `reset` empties them).
+    pub rows: Vec<(String, u64)>,
 }
 
 /// Runs every check on a snapshot of `store` (opened read-only or not).
@@ -197,6 +200,9 @@ fn run(
         ..Summary::default()
     };
     let mut out = Counting { observer, findings: 0 };
+
+    out.observer.step("rows");
+    summary.rows = super::stats::row_counts(&super::Db::new(conn))?;
 
     out.observer.step("integrity_check");
     for line in backup::integrity_problems(conn)? {
@@ -338,9 +344,10 @@ fn check_registrations(
     summary: &mut Summary,
 ) -> Result<(), StoreError> {
     let now_s = options.now_us.div_euclid(1_000_000);
-    let mut stmt = conn.prepare(&format!(
-        "SELECT {} FROM registrations WHERE expiration_s > ?1 ORDER BY registration_id",
-        super::registrations::COLUMNS
+    let mut stmt = conn.prepare(concat!(
+        "SELECT ",
+        super::registrations::columns!(),
+        " FROM registrations WHERE expiration_s > ?1 ORDER BY registration_id"
     ))?;
     let mut rows = stmt.query([now_s])?;
     while let Some(r) = rows.next()? {
@@ -349,7 +356,7 @@ fn check_registrations(
         let (registration_id, authorization_pub) = (row.registration_id, row.authorization_pub);
         let key = authorization_pub.as_bytes();
         // A NULL subject is a format the server's settings do not use: nothing to compare.
-        if let Some(stored) = row.short_subject {
+        if let Some(stored) = row.registration.short_subject {
             let derived = subject::short_subject(key, options.short_subject_length);
             if stored != derived {
                 out.report(Finding::Subject {
@@ -361,7 +368,7 @@ fn check_registrations(
                 });
             }
         }
-        if let Some(stored) = row.qr_reference {
+        if let Some(stored) = row.registration.qr_reference {
             let derived = subject::qr_reference(key, &options.qr_reference_prefix)
                 .map_err(|e| StoreError::Invariant(format!("--qr-reference-prefix: {e}")))?;
             if stored != derived {

@@ -4,7 +4,9 @@
 
 use rusqlite::params;
 
-use super::registrations::{self, COLUMNS, RegistrationRow};
+use super::kyc::{self, UploadRow, upload_columns};
+use super::registrations::{self, RegistrationRow};
+use super::transfers::{self, IncomingRow};
 use super::{Db, StoreError};
 use crate::crypto::{EddsaPublicKey, HashCode};
 use crate::timestamp::Timestamp;
@@ -25,6 +27,7 @@ pub struct Overview {
 }
 
 fn count(db: &Db<'_>, sql: &str, now_s: i64) -> Result<u64, StoreError> {
+    // One column, whatever its expression's name.
     let n: Option<i64> = db.query_optional(sql, params![now_s], |r| r.get(0))?;
     Ok(u64::try_from(n.unwrap_or(0)).unwrap_or(0))
 }
@@ -73,58 +76,47 @@ pub struct Event {
 /// row, so only their absence is left to show.
 pub fn recent_events(db: &Db<'_>, limit: i64) -> Result<Vec<Event>, StoreError> {
     let mut events = Vec::new();
-    let uploads = db.query_all(
-        "SELECT uploaded_us, h_body, payto, content_type FROM kyc_uploads ORDER BY upload_id DESC LIMIT ?1",
+    let uploads: Vec<UploadRow> = db.query_all(
+        concat!("SELECT ", upload_columns!(), " FROM kyc_uploads ORDER BY upload_id DESC LIMIT ?1"),
         [limit],
-        |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, HashCode>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-            ))
-        },
+        kyc::upload_row,
     )?;
-    for (at, h, payto, ct) in uploads {
+    for u in uploads {
         events.push(Event {
             kind: "upload".into(),
-            at: Timestamp::from_unix_micros(at),
-            key: h.to_string(),
-            detail: format!("{ct} about {payto}"),
+            at: u.uploaded(),
+            key: u.h_body.to_string(),
+            detail: format!("{} about {}", u.content_type, u.payto),
         });
     }
     let regs = db.query_all(
-        "SELECT last_change_us, authorization_pub, type, credit_amount FROM registrations
-         ORDER BY registration_id DESC LIMIT ?1",
+        concat!(
+            "SELECT ",
+            registrations::columns!(),
+            " FROM registrations ORDER BY registration_id DESC LIMIT ?1"
+        ),
         [limit],
-        |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, EddsaPublicKey>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-            ))
-        },
+        registrations::row,
     )?;
-    for (at, k, t, amount) in regs {
+    for r in regs {
         events.push(Event {
             kind: "registration".into(),
-            at: Timestamp::from_unix_micros(at),
-            key: k.to_string(),
-            detail: format!("{t}, {amount}"),
+            at: Timestamp::from_unix_micros(r.last_change_us),
+            key: r.authorization_pub.to_string(),
+            detail: format!("{}, {}", r.transfer_type, r.credit_amount),
         });
     }
-    let transfers = db.query_all(
-        "SELECT date_us, row_id, status, amount FROM incoming_transfers ORDER BY row_id DESC LIMIT ?1",
+    let incoming: Vec<IncomingRow> = db.query_all(
+        concat!("SELECT ", transfers::columns!(), " FROM incoming_transfers ORDER BY row_id DESC LIMIT ?1"),
         [limit],
-        |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?)),
+        transfers::row,
     )?;
-    for (at, row, status, amount) in transfers {
+    for t in incoming {
         events.push(Event {
             kind: "transfer".into(),
-            at: Timestamp::from_unix_micros(at),
-            key: row.to_string(),
-            detail: format!("{status}, {amount}"),
+            at: t.date(),
+            key: t.row_id.to_string(),
+            detail: format!("{}, {}", t.status, t.amount),
         });
     }
     events.sort_by_key(|e| std::cmp::Reverse(e.at));
@@ -148,33 +140,27 @@ pub fn registrations(
     limit: i64,
     now_s: i64,
 ) -> Result<Vec<RegistrationRow>, StoreError> {
-    let filter = match state {
-        RegistrationState::Live => "expiration_s > ?2",
-        RegistrationState::Expired => "expiration_s <= ?2",
-        RegistrationState::All => "?2 = ?2",
-    };
+    // The state's condition on `?2`, each statement one `&'static str`.
+    macro_rules! select {
+        ($filter:literal) => {
+            concat!(
+                "SELECT ",
+                registrations::columns!(),
+                " FROM registrations WHERE registration_id < ?1 AND ",
+                $filter,
+                " ORDER BY registration_id DESC LIMIT ?3"
+            )
+        };
+    }
     db.query_all(
-        &format!(
-            "SELECT {COLUMNS} FROM registrations WHERE registration_id < ?1 AND {filter}
-             ORDER BY registration_id DESC LIMIT ?3"
-        ),
+        match state {
+            RegistrationState::Live => select!("expiration_s > ?2"),
+            RegistrationState::Expired => select!("expiration_s <= ?2"),
+            RegistrationState::All => select!("?2 = ?2"),
+        },
         params![before, now_s, limit],
         registrations::row,
     )
-}
-
-/// An incoming transfer, credited or bounced.
-#[derive(Debug, Clone)]
-pub struct Transfer {
-    pub row_id: i64,
-    pub date: Timestamp,
-    pub amount: String,
-    pub debit_account: String,
-    pub subject: Option<String>,
-    pub status: String,
-    pub transfer_type: Option<String>,
-    pub account_pub: Option<EddsaPublicKey>,
-    pub bounce_reason: Option<String>,
 }
 
 /// Up to `limit` transfers (of one status, or all) with a row id below `before`, newest first.
@@ -183,25 +169,16 @@ pub fn transfers(
     status: Option<&str>,
     before: i64,
     limit: i64,
-) -> Result<Vec<Transfer>, StoreError> {
+) -> Result<Vec<IncomingRow>, StoreError> {
     db.query_all(
-        "SELECT row_id, date_us, amount, debit_account, subject, status, type, account_pub, bounce_reason
-         FROM incoming_transfers WHERE row_id < ?1 AND (?2 IS NULL OR status = ?2)
-         ORDER BY row_id DESC LIMIT ?3",
+        concat!(
+            "SELECT ",
+            transfers::columns!(),
+            " FROM incoming_transfers WHERE row_id < ?1 AND (?2 IS NULL OR status = ?2)
+             ORDER BY row_id DESC LIMIT ?3"
+        ),
         params![before, status, limit],
-        |r| {
-            Ok(Transfer {
-                row_id: r.get(0)?,
-                date: Timestamp::from_unix_micros(r.get(1)?),
-                amount: r.get(2)?,
-                debit_account: r.get(3)?,
-                subject: r.get(4)?,
-                status: r.get(5)?,
-                transfer_type: r.get(6)?,
-                account_pub: r.get(7)?,
-                bounce_reason: r.get(8)?,
-            })
-        },
+        transfers::row,
     )
 }
 
@@ -219,18 +196,23 @@ pub struct BodyUpload {
 /// The first `limit` uploads of one body.
 pub fn uploads_of_body(db: &Db<'_>, h_body: &HashCode, limit: i64) -> Result<Vec<BodyUpload>, StoreError> {
     db.query_all(
-        "SELECT u.extern_pub, e.name, u.payto, u.content_type, u.size, u.uploaded_us
-         FROM kyc_uploads u JOIN extern_keys e ON e.extern_pub = u.extern_pub
-         WHERE u.content_id = (SELECT content_id FROM kyc_contents WHERE h_body = ?1) ORDER BY u.upload_id LIMIT ?2",
+        concat!(
+            "SELECT ",
+            upload_columns!(),
+            ", (SELECT name FROM extern_keys e WHERE e.extern_pub = kyc_uploads.extern_pub) AS extern_name
+             FROM kyc_uploads WHERE content_id = (SELECT content_id FROM kyc_contents WHERE h_body = ?1)
+             ORDER BY upload_id LIMIT ?2"
+        ),
         params![h_body, limit],
         |r| {
+            let u = kyc::upload_row(r)?;
             Ok(BodyUpload {
-                extern_pub: r.get(0)?,
-                extern_name: r.get(1)?,
-                payto: r.get(2)?,
-                content_type: r.get(3)?,
-                size: u64::try_from(r.get::<_, i64>(4)?).unwrap_or(0),
-                uploaded: Timestamp::from_unix_micros(r.get(5)?),
+                uploaded: u.uploaded(),
+                extern_pub: u.extern_pub,
+                extern_name: r.get("extern_name")?,
+                payto: u.payto,
+                content_type: u.content_type,
+                size: u.size,
             })
         },
     )

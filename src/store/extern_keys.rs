@@ -8,7 +8,8 @@ use super::{Db, StoreError, WriteTx};
 use crate::crypto::EddsaPublicKey;
 use crate::timestamp::Timestamp;
 
-/// A third party as `GET /private/extern-keys` shows it.
+/// A row of `extern_keys` (every read of the table gives this, its columns read by name by
+/// [`row`]), as `GET /private/extern-keys` shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct ExternKey {
     pub extern_pub: EddsaPublicKey,
@@ -45,34 +46,37 @@ pub fn disable(tx: &WriteTx<'_>, extern_pub: &EddsaPublicKey) -> Result<bool, St
 pub fn is_active(db: &Db<'_>, extern_pub: &EddsaPublicKey) -> Result<bool, StoreError> {
     Ok(db
         .query_optional("SELECT is_active FROM extern_keys WHERE extern_pub = ?1", [extern_pub], |r| {
-            r.get::<_, bool>(0)
+            r.get::<_, bool>("is_active")
         })?
         .unwrap_or(false))
+}
+
+/// The columns [`row`] reads, as a literal for `concat!` (one `&'static str` per statement).
+macro_rules! columns {
+    () => {
+        "extern_pub, name, is_active, created_us"
+    };
+}
+
+fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ExternKey> {
+    Ok(ExternKey {
+        extern_pub: r.get("extern_pub")?,
+        name: r.get("name")?,
+        active: r.get("is_active")?,
+        created: Timestamp::from_unix_micros(r.get("created_us")?),
+    })
 }
 
 /// One third party, active or not.
 pub fn find(db: &Db<'_>, extern_pub: &EddsaPublicKey) -> Result<Option<ExternKey>, StoreError> {
     db.query_optional(
-        "SELECT extern_pub, name, is_active, created_us FROM extern_keys WHERE extern_pub = ?1",
+        concat!("SELECT ", columns!(), " FROM extern_keys WHERE extern_pub = ?1"),
         [extern_pub],
         row,
     )
 }
 
-fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ExternKey> {
-    Ok(ExternKey {
-        extern_pub: r.get(0)?,
-        name: r.get(1)?,
-        active: r.get(2)?,
-        created: Timestamp::from_unix_micros(r.get(3)?),
-    })
-}
-
 /// Every third party, oldest first.
 pub fn list(db: &Db<'_>) -> Result<Vec<ExternKey>, StoreError> {
-    db.query_all(
-        "SELECT extern_pub, name, is_active, created_us FROM extern_keys ORDER BY created_us, extern_pub",
-        [],
-        row,
-    )
+    db.query_all(concat!("SELECT ", columns!(), " FROM extern_keys ORDER BY created_us, extern_pub"), [], row)
 }

@@ -9,7 +9,7 @@
 
 use rusqlite::params;
 
-use super::transfers::{INCOMING_COLUMNS, IncomingTransaction, incoming_transaction, next_row_id};
+use super::transfers::{self, IncomingTransaction, incoming_transaction, next_row_id};
 use super::{Db, Page, StoreError, WriteTx};
 use crate::crypto::{HashCode, ShortHashCode};
 
@@ -38,10 +38,15 @@ pub struct OutgoingRow {
     pub transfer: Outgoing,
 }
 
-const OUTGOING_COLUMNS: &str = "row_id, request_uid, wtid, date_us, amount, exchange_base_url, metadata,
-  debit_account, credit_account, fixture";
+/// The columns [`outgoing_row`] reads, as a literal for `concat!` (one `&'static str` per statement).
+macro_rules! columns {
+    () => {
+        "row_id, request_uid, wtid, date_us, amount, exchange_base_url, metadata, debit_account,
+  credit_account, fixture"
+    };
+}
 
-/// A row of [`OUTGOING_COLUMNS`], its columns read by name.
+/// A row of [`columns!`], its columns read by name.
 fn outgoing_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OutgoingRow> {
     Ok(OutgoingRow {
         row_id: r.get("row_id")?,
@@ -62,7 +67,7 @@ fn outgoing_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OutgoingRow> {
 /// The transfer recorded under `request_uid`, if any.
 pub fn by_request_uid(db: &Db<'_>, request_uid: &HashCode) -> Result<Option<OutgoingRow>, StoreError> {
     db.query_optional(
-        &format!("SELECT {OUTGOING_COLUMNS} FROM outgoing_transfers WHERE request_uid = ?1"),
+        concat!("SELECT ", columns!(), " FROM outgoing_transfers WHERE request_uid = ?1"),
         [request_uid],
         outgoing_row,
     )
@@ -71,7 +76,7 @@ pub fn by_request_uid(db: &Db<'_>, request_uid: &HashCode) -> Result<Option<Outg
 /// The transfer recorded with `wtid`, if any.
 pub fn by_wtid(db: &Db<'_>, wtid: &ShortHashCode) -> Result<Option<OutgoingRow>, StoreError> {
     db.query_optional(
-        &format!("SELECT {OUTGOING_COLUMNS} FROM outgoing_transfers WHERE wtid = ?1"),
+        concat!("SELECT ", columns!(), " FROM outgoing_transfers WHERE wtid = ?1"),
         [wtid],
         outgoing_row,
     )
@@ -80,9 +85,7 @@ pub fn by_wtid(db: &Db<'_>, wtid: &ShortHashCode) -> Result<Option<OutgoingRow>,
 /// Transfer `row_id` from `debit_account`, if there is one.
 pub fn outgoing(db: &Db<'_>, debit_account: &str, row_id: i64) -> Result<Option<OutgoingRow>, StoreError> {
     db.query_optional(
-        &format!(
-            "SELECT {OUTGOING_COLUMNS} FROM outgoing_transfers WHERE row_id = ?1 AND debit_account = ?2"
-        ),
+        concat!("SELECT ", columns!(), " FROM outgoing_transfers WHERE row_id = ?1 AND debit_account = ?2"),
         params![row_id, debit_account],
         outgoing_row,
     )
@@ -118,7 +121,11 @@ pub fn outgoing_history(
     page: &Page,
 ) -> Result<Vec<OutgoingRow>, StoreError> {
     let sql = format!(
-        "SELECT {OUTGOING_COLUMNS} FROM outgoing_transfers WHERE debit_account = ?3 AND {} ORDER BY row_id {} LIMIT ?2",
+        concat!(
+            "SELECT ",
+            columns!(),
+            " FROM outgoing_transfers WHERE debit_account = ?3 AND {} ORDER BY row_id {} LIMIT ?2"
+        ),
         page.condition("row_id", "?1"),
         page.order()
     );
@@ -128,7 +135,11 @@ pub fn outgoing_history(
 /// The newest outgoing transfers of every account, newest first (the console).
 pub fn latest_outgoing(db: &Db<'_>, before: i64, limit: i64) -> Result<Vec<OutgoingRow>, StoreError> {
     db.query_all(
-        &format!("SELECT {OUTGOING_COLUMNS} FROM outgoing_transfers WHERE row_id < ?1 ORDER BY row_id DESC LIMIT ?2"),
+        concat!(
+            "SELECT ",
+            columns!(),
+            " FROM outgoing_transfers WHERE row_id < ?1 ORDER BY row_id DESC LIMIT ?2"
+        ),
         params![before, limit],
         outgoing_row,
     )
@@ -141,9 +152,12 @@ pub fn incoming_history(
     page: &Page,
 ) -> Result<Vec<IncomingTransaction>, StoreError> {
     let sql = format!(
-        "SELECT {INCOMING_COLUMNS}
-         FROM incoming_transfers WHERE status = 'credited' AND credit_account = ?3 AND {}
-         ORDER BY row_id {} LIMIT ?2",
+        concat!(
+            "SELECT ",
+            transfers::columns!(),
+            " FROM incoming_transfers WHERE status = 'credited' AND credit_account = ?3 AND {}
+             ORDER BY row_id {} LIMIT ?2"
+        ),
         page.condition("row_id", "?1"),
         page.order()
     );

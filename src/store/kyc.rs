@@ -167,7 +167,11 @@ pub fn discard_later<H: Send + 'static>(store: &Store, staged: Staging, held: H)
 /// the file system in the background.
 pub async fn discard_all_staged(store: &Store) -> Result<usize, StoreError> {
     let staged = store
-        .read(|db| db.query_all("SELECT content_id FROM kyc_contents WHERE h_body IS NULL", [], |r| r.get(0)))
+        .read(|db| {
+            db.query_all("SELECT content_id FROM kyc_contents WHERE h_body IS NULL", [], |r| {
+                r.get("content_id")
+            })
+        })
         .await?;
     for id in &staged {
         discard_content(store, ContentId(*id), None).await?;
@@ -176,11 +180,12 @@ pub async fn discard_all_staged(store: &Store) -> Result<usize, StoreError> {
     Ok(staged.len())
 }
 
-/// The stored body with this hash.
+/// The stored body with this hash: of a `kyc_contents` row, what every read of a stored body
+/// needs (on every upload's path: the two columns, by name).
 pub fn find(db: &Db<'_>, h_body: &HashCode) -> Result<Option<StoredBody>, StoreError> {
     Ok(db
         .query_optional("SELECT content_id, size FROM kyc_contents WHERE h_body = ?1", [h_body], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+            Ok((r.get::<_, i64>("content_id")?, r.get::<_, i64>("size")?))
         })?
         .map(|(id, size)| StoredBody { content_id: ContentId(id), size: u64::try_from(size).unwrap_or(0) }))
 }
@@ -196,16 +201,65 @@ pub fn is_known(db: &Db<'_>, h_customer: &ShortHashCode, h_body: &HashCode) -> R
         .is_some())
 }
 
-/// The upload this customer has of this body: who sent it, the payto as sent, its Content-Type.
+/// A row of `kyc_uploads`. Every read of the table gives this, its columns read by name
+/// ([`upload_row`]); the operator API's [`UploadEntry`] and the console's lists are built from it.
+#[derive(Debug, Clone)]
+pub struct UploadRow {
+    pub upload_id: i64,
+    pub content_id: ContentId,
+    pub extern_pub: EddsaPublicKey,
+    /// As sent.
+    pub payto: String,
+    pub h_normalized_payto: ShortHashCode,
+    pub h_body: HashCode,
+    pub content_type: String,
+    pub size: u64,
+    pub uploaded_us: i64,
+}
+
+/// The columns [`upload_row`] reads, as a literal for `concat!` (one `&'static str` per statement).
+macro_rules! upload_columns {
+    () => {
+        "upload_id, content_id, extern_pub, payto, h_normalized_payto, h_body, content_type, size, uploaded_us"
+    };
+}
+pub(super) use upload_columns;
+
+/// A row of [`upload_columns!`].
+pub fn upload_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UploadRow> {
+    Ok(UploadRow {
+        upload_id: r.get("upload_id")?,
+        content_id: ContentId(r.get("content_id")?),
+        extern_pub: r.get("extern_pub")?,
+        payto: r.get("payto")?,
+        h_normalized_payto: r.get("h_normalized_payto")?,
+        h_body: r.get("h_body")?,
+        content_type: r.get("content_type")?,
+        size: u64::try_from(r.get::<_, i64>("size")?).unwrap_or(0),
+        uploaded_us: r.get("uploaded_us")?,
+    })
+}
+
+impl UploadRow {
+    pub fn uploaded(&self) -> Timestamp {
+        Timestamp::from_unix_micros(self.uploaded_us)
+    }
+}
+
+/// The upload this customer has of this body.
 pub fn upload_of(
     db: &Db<'_>,
     h_customer: &ShortHashCode,
     h_body: &HashCode,
-) -> Result<Option<(EddsaPublicKey, String, String)>, StoreError> {
+) -> Result<Option<UploadRow>, StoreError> {
     db.query_optional(
-        "SELECT extern_pub, payto, content_type FROM kyc_uploads WHERE h_normalized_payto = ?1 AND h_body = ?2",
+        concat!(
+            "SELECT ",
+            upload_columns!(),
+            " FROM kyc_uploads WHERE h_normalized_payto = ?1 AND h_body = ?2"
+        ),
         params![h_customer, h_body],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        upload_row,
     )
 }
 
@@ -214,7 +268,7 @@ pub fn read_chunk(db: &Db<'_>, content: ContentId, seq: i64) -> Result<Bytes, St
     db.query_optional(
         "SELECT data FROM kyc_chunks WHERE content_id = ?1 AND seq = ?2",
         params![content.0, seq],
-        |r| r.get::<_, Vec<u8>>(0),
+        |r| r.get::<_, Vec<u8>>("data"),
     )?
     .map(Bytes::from)
     .ok_or_else(|| StoreError::Invariant(format!("chunk {seq} of content {} is missing", content.0)))
@@ -265,9 +319,11 @@ pub fn record_upload(
             // Every chunk of the body must be there (and the body still staged): a 2xx
             // is never given for a body that is not whole.
             let chunks: i64 = tx
-                .query_optional("SELECT count(*) FROM kyc_chunks WHERE content_id = ?1", [id.0], |r| {
-                    r.get(0)
-                })?
+                .query_optional(
+                    "SELECT count(*) AS chunks FROM kyc_chunks WHERE content_id = ?1",
+                    [id.0],
+                    |r| r.get("chunks"),
+                )?
                 .unwrap_or(0);
             let expected = i64::try_from(r.size.div_ceil(CHUNK_SIZE as u64)).unwrap_or(i64::MAX);
             let updated = tx.execute(
@@ -310,6 +366,22 @@ pub struct UploadEntry {
     pub payto: String,
 }
 
+impl UploadEntry {
+    /// The view of a row, with the name of the third party that sent it.
+    pub fn of(row: UploadRow, extern_name: String) -> UploadEntry {
+        UploadEntry {
+            row_id: row.upload_id,
+            uploaded_at: row.uploaded(),
+            h_body: row.h_body,
+            content_type: row.content_type,
+            size: row.size,
+            extern_pub: row.extern_pub,
+            extern_name,
+            payto: row.payto,
+        }
+    }
+}
+
 /// Uploads, of one customer (by normalized payto) or of all, a page at a time.
 pub fn list(
     db: &Db<'_>,
@@ -317,24 +389,18 @@ pub fn list(
     page: &Page,
 ) -> Result<Vec<UploadEntry>, StoreError> {
     let sql = format!(
-        "SELECT u.upload_id, u.h_body, u.content_type, u.size, u.uploaded_us, u.extern_pub, e.name, u.payto
-         FROM kyc_uploads u JOIN extern_keys e ON e.extern_pub = u.extern_pub
-         WHERE (?1 IS NULL OR u.h_normalized_payto = ?1) AND {}
-         ORDER BY u.upload_id {} LIMIT ?3",
-        page.condition("u.upload_id", "?2"),
+        concat!(
+            "SELECT ",
+            upload_columns!(),
+            ", (SELECT name FROM extern_keys e WHERE e.extern_pub = kyc_uploads.extern_pub) AS extern_name
+             FROM kyc_uploads WHERE (?1 IS NULL OR h_normalized_payto = ?1) AND {}
+             ORDER BY upload_id {} LIMIT ?3"
+        ),
+        page.condition("upload_id", "?2"),
         page.order()
     );
     db.query_all(&sql, params![customer, page.start, page.limit], |r| {
-        Ok(UploadEntry {
-            row_id: r.get(0)?,
-            h_body: r.get(1)?,
-            content_type: r.get(2)?,
-            size: u64::try_from(r.get::<_, i64>(3)?).unwrap_or(0),
-            uploaded_at: Timestamp::from_unix_micros(r.get(4)?),
-            extern_pub: r.get(5)?,
-            extern_name: r.get(6)?,
-            payto: r.get(7)?,
-        })
+        Ok(UploadEntry::of(upload_row(r)?, r.get("extern_name")?))
     })
 }
 
@@ -352,7 +418,7 @@ pub fn find_blob(db: &Db<'_>, h_body: &HashCode) -> Result<Option<Blob>, StoreEr
         .query_optional(
             "SELECT content_type FROM kyc_uploads WHERE content_id = ?1 ORDER BY upload_id DESC LIMIT 1",
             [body.content_id.0],
-            |r| r.get(0),
+            |r| r.get("content_type"),
         )?
         .unwrap_or_else(|| "application/octet-stream".into());
     Ok(Some(Blob { body, content_type }))

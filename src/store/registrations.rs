@@ -6,6 +6,8 @@
 //! concurrent registrations can never both hold one; an expired holder's
 //! subjects are cleared before a new registration takes them.
 
+use std::borrow::Cow;
+
 use rusqlite::params;
 use serde::Serialize;
 
@@ -38,12 +40,14 @@ impl DerivedSubject<'_> {
     }
 }
 
-/// A registration to store (everything checked and derived already).
-pub struct NewRegistration {
+/// What a registration asks for and what is derived for it (everything checked already): the
+/// part of a row that a registration writes, read back as [`RegistrationRow::registration`].
+#[derive(Debug, Clone)]
+pub struct Registration {
     pub authorization_pub: EddsaPublicKey,
     pub account_pub: EddsaPublicKey,
-    /// The column's name of the type (`reserve`, `kyc`).
-    pub transfer_type: &'static str,
+    /// The column's name of the type (`reserve`, `kyc`): borrowed when written, owned when read.
+    pub transfer_type: Cow<'static, str>,
     pub recurrent: bool,
     pub credit_amount: String,
     /// Normalized: what is compared.
@@ -51,10 +55,22 @@ pub struct NewRegistration {
     pub authorization_sig: EddsaSignature,
     pub short_subject: Option<String>,
     pub qr_reference: Option<String>,
-    /// The RegistrationResponse to send, stored so that a replay is answered byte for byte.
+    /// The RegistrationResponse to send, stored so that a replay is answered byte for byte (it
+    /// lists every subject).
     pub response: String,
-    pub now_us: i64,
     pub expiration_s: i64,
+}
+
+impl Registration {
+    /// Whether it asks for the same as `other` (the signature and the derived subjects follow
+    /// from these fields and the key).
+    fn same_as(&self, other: &Registration) -> bool {
+        self.account_pub == other.account_pub
+            && self.transfer_type == other.transfer_type
+            && self.recurrent == other.recurrent
+            && self.credit_amount == other.credit_amount
+            && self.credit_account == other.credit_account
+    }
 }
 
 /// How a registration went.
@@ -68,65 +84,60 @@ pub enum Registered {
     SubjectTaken { format: &'static str, subject: String },
 }
 
-/// A row of `registrations`. Every read of the table gives this, its columns read by name
-/// ([`row`]); what the operator API, the console and a transfer show of a registration is built
-/// from it.
+/// A row of `registrations`: the [`Registration`] plus what the store keeps about it. Every read
+/// of the table gives this, its columns read by name ([`row`]); what the operator API, the
+/// console and a transfer show of a registration is built from it.
 #[derive(Debug, Clone)]
 pub struct RegistrationRow {
     pub registration_id: i64,
-    pub authorization_pub: EddsaPublicKey,
-    pub account_pub: EddsaPublicKey,
-    /// The column's name of the type (`reserve`, `kyc`).
-    pub transfer_type: String,
-    pub recurrent: bool,
-    pub credit_amount: String,
-    /// Normalized: what is compared.
-    pub credit_account: String,
-    pub authorization_sig: EddsaSignature,
-    pub short_subject: Option<String>,
-    pub qr_reference: Option<String>,
-    /// The RegistrationResponse as sent (it lists every subject).
-    pub response: String,
+    pub registration: Registration,
     pub created_us: i64,
     pub last_change_us: i64,
-    pub expiration_s: i64,
     /// When a one-shot registration was credited.
     pub used_us: Option<i64>,
 }
 
-/// The columns [`row`] reads, as a literal: the queries on the registration path are built
-/// with `concat!`, so that the writer's statement cache is looked up with a `&'static str`
-/// rather than a string formatted anew for every registration.
+/// The columns [`row`] reads, as a literal: statements are `concat!`ed from it, so that each is
+/// one `&'static str` (no formatting per call; the writer's statement cache looks them up).
 macro_rules! columns {
     () => {
-        "registration_id, authorization_pub, account_pub, type, recurrent, credit_amount,
-  credit_account, authorization_sig, short_subject, qr_reference, response, created_us, last_change_us,
-  expiration_s, used_us"
+        "registration_id, authorization_pub, account_pub, type, recurrent, credit_amount, credit_account,
+  authorization_sig, short_subject, qr_reference, response, created_us, last_change_us, expiration_s, used_us"
     };
 }
 
-/// The columns [`row`] reads, for a `SELECT`.
-pub const COLUMNS: &str = columns!();
+pub(super) use columns;
 
-/// A row of [`COLUMNS`].
+/// A row of [`columns!`].
 pub fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RegistrationRow> {
     Ok(RegistrationRow {
         registration_id: r.get("registration_id")?,
-        authorization_pub: r.get("authorization_pub")?,
-        account_pub: r.get("account_pub")?,
-        transfer_type: r.get("type")?,
-        recurrent: r.get("recurrent")?,
-        credit_amount: r.get("credit_amount")?,
-        credit_account: r.get("credit_account")?,
-        authorization_sig: r.get("authorization_sig")?,
-        short_subject: r.get("short_subject")?,
-        qr_reference: r.get("qr_reference")?,
-        response: r.get("response")?,
+        registration: Registration {
+            authorization_pub: r.get("authorization_pub")?,
+            account_pub: r.get("account_pub")?,
+            transfer_type: Cow::Owned(r.get("type")?),
+            recurrent: r.get("recurrent")?,
+            credit_amount: r.get("credit_amount")?,
+            credit_account: r.get("credit_account")?,
+            authorization_sig: r.get("authorization_sig")?,
+            short_subject: r.get("short_subject")?,
+            qr_reference: r.get("qr_reference")?,
+            response: r.get("response")?,
+            expiration_s: r.get("expiration_s")?,
+        },
         created_us: r.get("created_us")?,
         last_change_us: r.get("last_change_us")?,
-        expiration_s: r.get("expiration_s")?,
         used_us: r.get("used_us")?,
     })
+}
+
+/// Reads of one row, fields of the registration as fields of the row (`row.account_pub`).
+impl std::ops::Deref for RegistrationRow {
+    type Target = Registration;
+
+    fn deref(&self) -> &Registration {
+        &self.registration
+    }
 }
 
 impl RegistrationRow {
@@ -146,16 +157,6 @@ impl RegistrationRow {
 
     pub fn expiration(&self) -> Timestamp {
         Timestamp::from_secs(u64::try_from(self.expiration_s).unwrap_or(0))
-    }
-
-    /// Whether a registration of the same key asks for the same as this stored one (the
-    /// signature and the derived subjects follow from these fields and the key).
-    fn same_as(&self, reg: &NewRegistration) -> bool {
-        self.account_pub == reg.account_pub
-            && self.transfer_type == reg.transfer_type
-            && self.recurrent == reg.recurrent
-            && self.credit_amount == reg.credit_amount
-            && self.credit_account == reg.credit_account
     }
 }
 
@@ -182,9 +183,8 @@ pub enum Held {
     Different,
 }
 
-/// Whether a live registration of `reg`'s key is stored, and whether it is the same.
-pub fn held(db: &Db<'_>, reg: &NewRegistration) -> Result<Held, StoreError> {
-    let now_s = reg.now_us.div_euclid(1_000_000);
+/// Whether a live registration of `reg`'s key is stored at `now_s`, and whether it is the same.
+pub fn held(db: &Db<'_>, reg: &Registration, now_s: i64) -> Result<Held, StoreError> {
     Ok(match by_authorization_pub(db, &reg.authorization_pub)? {
         Some(live) if live.is_live(now_s) && live.same_as(reg) => Held::Identical,
         Some(live) if live.is_live(now_s) => Held::Different,
@@ -194,35 +194,42 @@ pub fn held(db: &Db<'_>, reg: &NewRegistration) -> Result<Held, StoreError> {
 
 /// Frees `subject` if an expired registration holds it; `false` if a live one
 /// other than `own` does.
+///
+/// On every registration's path, so it reads the two columns it needs (by name), not a
+/// [`RegistrationRow`].
 fn claim(
     tx: &WriteTx<'_>,
     subject: DerivedSubject<'_>,
     own: Option<i64>,
     now_s: i64,
 ) -> Result<bool, StoreError> {
-    let sql = match subject {
-        DerivedSubject::Short(_) => {
-            concat!("SELECT ", columns!(), " FROM registrations WHERE short_subject = ?1")
-        }
-        DerivedSubject::QrReference(_) => {
-            concat!("SELECT ", columns!(), " FROM registrations WHERE qr_reference = ?1")
-        }
-    };
-    let holder = tx.query_optional(sql, [subject.text()], row)?;
-    match holder.map(|h| (h.registration_id, h.expiration_s)) {
+    let holder: Option<(i64, i64)> = tx.query_optional(
+        match subject {
+            DerivedSubject::Short(_) => {
+                "SELECT registration_id, expiration_s FROM registrations WHERE short_subject = ?1"
+            }
+            DerivedSubject::QrReference(_) => {
+                "SELECT registration_id, expiration_s FROM registrations WHERE qr_reference = ?1"
+            }
+        },
+        [subject.text()],
+        |r| Ok((r.get("registration_id")?, r.get("expiration_s")?)),
+    )?;
+    match holder {
         Some((id, _)) if Some(id) == own => Ok(true),
         Some((_, expiration_s)) if expiration_s > now_s => Ok(false),
         Some((id, _)) => {
-            match subject {
-                DerivedSubject::Short(_) => tx.execute(
-                    "UPDATE registrations SET short_subject = NULL WHERE registration_id = ?1",
-                    [id],
-                )?,
-                DerivedSubject::QrReference(_) => tx.execute(
-                    "UPDATE registrations SET qr_reference = NULL WHERE registration_id = ?1",
-                    [id],
-                )?,
-            };
+            tx.execute(
+                match subject {
+                    DerivedSubject::Short(_) => {
+                        "UPDATE registrations SET short_subject = NULL WHERE registration_id = ?1"
+                    }
+                    DerivedSubject::QrReference(_) => {
+                        "UPDATE registrations SET qr_reference = NULL WHERE registration_id = ?1"
+                    }
+                },
+                [id],
+            )?;
             Ok(true)
         }
         None => Ok(true),
@@ -246,9 +253,10 @@ pub fn account_pub_held_elsewhere(
 }
 
 /// Stores a registration whose other checks passed: its derived subjects claimed (freed
-/// from expired holders), then the row inserted or replaced; an identical live one is left.
-pub fn register(tx: &WriteTx<'_>, reg: &NewRegistration) -> Result<Registered, StoreError> {
-    let now_s = reg.now_us.div_euclid(1_000_000);
+/// from expired holders), then the row inserted or replaced at `now_us`; an identical live one
+/// is left.
+pub fn register(tx: &WriteTx<'_>, reg: &Registration, now_us: i64) -> Result<Registered, StoreError> {
+    let now_s = now_us.div_euclid(1_000_000);
     let existing = by_authorization_pub(tx, &reg.authorization_pub)?;
     let own_id = existing.as_ref().map(|e| e.registration_id);
     let derived = [
@@ -266,7 +274,7 @@ pub fn register(tx: &WriteTx<'_>, reg: &NewRegistration) -> Result<Registered, S
     if let Some(live) = existing.filter(|e| e.is_live(now_s))
         && live.same_as(reg)
     {
-        return Ok(Registered::Identical(live.response));
+        return Ok(Registered::Identical(live.registration.response));
     }
     tx.execute(
         "INSERT INTO registrations (authorization_pub, account_pub, type, recurrent, credit_amount, credit_account,
@@ -289,7 +297,7 @@ pub fn register(tx: &WriteTx<'_>, reg: &NewRegistration) -> Result<Registered, S
             reg.short_subject,
             reg.qr_reference,
             reg.response,
-            reg.now_us,
+            now_us,
             reg.expiration_s
         ],
     )?;
@@ -332,19 +340,21 @@ pub struct RegistrationEntry {
 impl RegistrationEntry {
     /// The view of a row at `now_s`.
     pub fn of(row: RegistrationRow, now_s: i64) -> RegistrationEntry {
+        let (live, used, expiration) = (row.is_live(now_s), row.used(), row.expiration());
+        let r = row.registration;
         RegistrationEntry {
             row_id: row.registration_id,
-            authorization_pub: row.authorization_pub,
-            account_pub: row.account_pub,
-            expiration: row.expiration(),
-            live: row.is_live(now_s),
-            used: row.used(),
-            transfer_type: row.transfer_type,
-            recurrent: row.recurrent,
-            credit_amount: row.credit_amount,
-            credit_account: row.credit_account,
-            short_subject: row.short_subject,
-            qr_reference_number: row.qr_reference,
+            authorization_pub: r.authorization_pub,
+            account_pub: r.account_pub,
+            expiration,
+            live,
+            used,
+            transfer_type: r.transfer_type.into_owned(),
+            recurrent: r.recurrent,
+            credit_amount: r.credit_amount,
+            credit_account: r.credit_account,
+            short_subject: r.short_subject,
+            qr_reference_number: r.qr_reference,
         }
     }
 }
@@ -352,7 +362,7 @@ impl RegistrationEntry {
 /// Registrations, live and expired, a page at a time.
 pub fn list(db: &Db<'_>, page: &Page, now_s: i64) -> Result<Vec<RegistrationEntry>, StoreError> {
     let sql = format!(
-        "SELECT {COLUMNS} FROM registrations WHERE {} ORDER BY registration_id {} LIMIT ?2",
+        concat!("SELECT ", columns!(), " FROM registrations WHERE {} ORDER BY registration_id {} LIMIT ?2"),
         page.condition("registration_id", "?1"),
         page.order()
     );
@@ -370,7 +380,7 @@ pub enum LiveKey<'a> {
 
 /// Finds the live registration a transfer names.
 pub fn find_live(db: &Db<'_>, key: LiveKey<'_>, now_s: i64) -> Result<Option<RegistrationRow>, StoreError> {
-    let (sql, value): (&str, &dyn rusqlite::ToSql) = match &key {
+    let (sql, value): (&'static str, &dyn rusqlite::ToSql) = match &key {
         LiveKey::AuthorizationPub(k) => (
             concat!(
                 "SELECT ",

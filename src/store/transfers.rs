@@ -26,9 +26,9 @@ pub fn next_row_id(tx: &WriteTx<'_>) -> Result<i64, StoreError> {
     Ok(tx
         .query_optional(
             "SELECT max(coalesce((SELECT max(row_id) FROM incoming_transfers), 0),
-                        coalesce((SELECT max(row_id) FROM outgoing_transfers), 0)) + 1",
+                        coalesce((SELECT max(row_id) FROM outgoing_transfers), 0)) + 1 AS next",
             [],
-            |r| r.get(0),
+            |r| r.get("next"),
         )?
         .unwrap_or(1))
 }
@@ -101,32 +101,93 @@ pub struct IncomingTransaction {
     pub authorization_pub: Option<EddsaPublicKey>,
 }
 
-/// The columns of a credited transfer that [`incoming_transaction`] reads, in its order.
-pub(super) const INCOMING_COLUMNS: &str =
-    "row_id, date_us, amount, debit_account, type, account_pub, authorization_pub";
+/// A row of `incoming_transfers`, credited or bounced. Every read of the table gives this, its
+/// columns read by name ([`row`]); the histories' [`IncomingTransaction`] and the console's
+/// lists are built from it.
+#[derive(Debug, Clone)]
+pub struct IncomingRow {
+    pub row_id: i64,
+    pub date_us: i64,
+    pub amount: String,
+    pub debit_account: String,
+    pub credit_account: String,
+    pub subject: Option<String>,
+    /// `credited` or `bounced`.
+    pub status: String,
+    /// `RESERVE` or `KYCAUTH` (credited only).
+    pub transfer_type: Option<String>,
+    /// The reserve or account key (credited only).
+    pub account_pub: Option<EddsaPublicKey>,
+    /// The key of the registration that mapped it, if one did.
+    pub authorization_pub: Option<EddsaPublicKey>,
+    pub registration_id: Option<i64>,
+    /// Why it bounced.
+    pub bounce_reason: Option<String>,
+}
 
-/// One row of [`INCOMING_COLUMNS`]: the reserve or account key by the transfer's type.
-pub(super) fn incoming_transaction(r: &rusqlite::Row<'_>) -> rusqlite::Result<IncomingTransaction> {
-    let transfer_type: String = r.get(4)?;
-    let key: EddsaPublicKey = r.get(5)?;
-    let reserve = transfer_type == "RESERVE";
-    Ok(IncomingTransaction {
-        row_id: r.get(0)?,
-        date: Timestamp::from_unix_micros(r.get(1)?),
-        amount: r.get(2)?,
-        debit_account: r.get(3)?,
-        reserve_pub: reserve.then_some(key),
-        account_pub: (!reserve).then_some(key),
-        authorization_pub: r.get(6)?,
-        transfer_type,
+/// The columns [`row`] reads, as a literal for `concat!` (one `&'static str` per statement).
+macro_rules! columns {
+    () => {
+        "row_id, date_us, amount, debit_account, credit_account, subject, status, type, account_pub,
+  authorization_pub, registration_id, bounce_reason"
+    };
+}
+pub(super) use columns;
+
+/// A row of [`columns!`].
+pub fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<IncomingRow> {
+    Ok(IncomingRow {
+        row_id: r.get("row_id")?,
+        date_us: r.get("date_us")?,
+        amount: r.get("amount")?,
+        debit_account: r.get("debit_account")?,
+        credit_account: r.get("credit_account")?,
+        subject: r.get("subject")?,
+        status: r.get("status")?,
+        transfer_type: r.get("type")?,
+        account_pub: r.get("account_pub")?,
+        authorization_pub: r.get("authorization_pub")?,
+        registration_id: r.get("registration_id")?,
+        bounce_reason: r.get("bounce_reason")?,
     })
+}
+
+impl IncomingRow {
+    pub fn date(&self) -> Timestamp {
+        Timestamp::from_unix_micros(self.date_us)
+    }
+}
+
+impl IncomingTransaction {
+    /// The history's view of a credited row: the reserve or account key by the transfer's type.
+    pub fn of(row: IncomingRow) -> IncomingTransaction {
+        let reserve = row.transfer_type.as_deref() == Some("RESERVE");
+        IncomingTransaction {
+            row_id: row.row_id,
+            date: row.date(),
+            amount: row.amount,
+            debit_account: row.debit_account,
+            reserve_pub: row.account_pub.filter(|_| reserve),
+            account_pub: row.account_pub.filter(|_| !reserve),
+            authorization_pub: row.authorization_pub,
+            transfer_type: row.transfer_type.unwrap_or_default(),
+        }
+    }
+}
+
+/// A credited row, as the histories show it.
+pub(super) fn incoming_transaction(r: &rusqlite::Row<'_>) -> rusqlite::Result<IncomingTransaction> {
+    row(r).map(IncomingTransaction::of)
 }
 
 /// Credited transfers, a page at a time.
 pub fn history(db: &Db<'_>, page: &Page) -> Result<Vec<IncomingTransaction>, StoreError> {
     let sql = format!(
-        "SELECT {INCOMING_COLUMNS}
-         FROM incoming_transfers WHERE status = 'credited' AND {} ORDER BY row_id {} LIMIT ?2",
+        concat!(
+            "SELECT ",
+            columns!(),
+            " FROM incoming_transfers WHERE status = 'credited' AND {} ORDER BY row_id {} LIMIT ?2"
+        ),
         page.condition("row_id", "?1"),
         page.order()
     );

@@ -48,4 +48,12 @@ impl Http {
     pub async fn register(&self, body: &Value) -> Answer {
         self.post_json("taler-prepared-transfer/registration", body).await
     }
+
+    /// Registers a fresh one-shot reserve of `amount` on `credit_account` (the
+    /// [`reserve_registration`] of a new key): the key and the answer.
+    pub async fn register_reserve(&self, credit_account: &str, amount: &str) -> (EddsaPrivateKey, Answer) {
+        let auth = EddsaPrivateKey::generate().expect("key");
+        let answer = self.register(&reserve_registration(&auth, credit_account, amount)).await;
+        (auth, answer)
+    }
 }

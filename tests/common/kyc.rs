@@ -6,7 +6,7 @@ use sha2::{Digest, Sha512};
 use taler_lite::crypto::{EddsaPrivateKey, ExternKycDataBulkBindingPS, HashCode, SignedStruct};
 use taler_lite::payto::Payto;
 
-use super::{TestApp, TestServer, spawn_app};
+use super::{Answer, Http, TestApp, TestServer, spawn_app};
 
 /// The customer most uploads are about.
 pub const CUSTOMER: &str = "payto://iban/DE89370400440532013000?receiver-name=Erika%20Mustermann";
@@ -68,4 +68,43 @@ pub fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
     }
     zip.finish().unwrap();
     out.into_inner()
+}
+
+impl Http {
+    /// `POST /kyc-bulk/{party}` of `body` as `content_type`, signed by `party` about `customer`;
+    /// the caller may add headers (`If-None-Match`) before sending it.
+    pub fn upload_request(
+        &self,
+        party: &EddsaPrivateKey,
+        customer: &str,
+        content_type: &str,
+        body: &[u8],
+    ) -> reqwest::RequestBuilder {
+        signed_upload(&self.client, &self.url, party, customer, content_type, body_hash(body))
+            .body(body.to_vec())
+    }
+
+    /// [`Http::upload_request`], sent.
+    pub async fn upload(
+        &self,
+        party: &EddsaPrivateKey,
+        customer: &str,
+        content_type: &str,
+        body: &[u8],
+    ) -> Answer {
+        self.send(self.upload_request(party, customer, content_type, body)).await
+    }
+
+    /// [`Http::upload`] with the body's hash announced in `If-None-Match`, as the CLI sends it:
+    /// the server checks the signature before it reads the body.
+    pub async fn upload_with_hash(
+        &self,
+        party: &EddsaPrivateKey,
+        customer: &str,
+        content_type: &str,
+        body: &[u8],
+    ) -> Answer {
+        let request = self.upload_request(party, customer, content_type, body);
+        self.send(request.header("If-None-Match", body_hash(body).to_string())).await
+    }
 }

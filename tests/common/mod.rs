@@ -420,4 +420,5 @@ pub mod auditors;
 pub mod bank;
 pub mod kyc;
 pub mod litestream;
+pub mod raw;
 pub mod robust;

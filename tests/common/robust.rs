@@ -16,7 +16,7 @@ use super::bank::reserve_registration;
 // Re-exported for the robustness tests, which take these from here.
 use super::kyc::signed_upload;
 #[allow(unused_imports)]
-pub use super::kyc::{CUSTOMER as PAYTO, body_hash as hash, upload_signature};
+pub use super::kyc::{CUSTOMER as PAYTO, body_hash as hash, server_with_party, upload_signature};
 
 /// Unique bytes with a PDF magic, so they pass the content sniffing.
 pub fn pdf_body(seed: u64, len: usize) -> Vec<u8> {
@@ -49,6 +49,25 @@ pub fn upload_headers(
     h: HashCode,
 ) -> reqwest::RequestBuilder {
     signed_upload(client, url, party, PAYTO, "application/pdf", h).header("If-None-Match", h.to_string())
+}
+
+/// The head of a `POST /kyc-bulk/{party}` of the PDF `body` to `addr`, written by hand for a
+/// raw socket: signed by `party` about [`PAYTO`], its hash in `If-None-Match`.
+pub fn raw_upload_head(addr: &str, party: &EddsaPrivateKey, body: &[u8]) -> String {
+    let h = hash(body);
+    format!(
+        "POST /kyc-bulk/{} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/pdf\r\nContent-Length: {}\r\nTaler-Customer-Payto: {PAYTO}\r\nTaler-Extern-Signature: {}\r\nIf-None-Match: {h}\r\n\r\n",
+        party.public_key(),
+        body.len(),
+        upload_signature(party, h, PAYTO)
+    )
+}
+
+/// The head of a JSON `POST /{path}` of `len` bytes to `addr`, written by hand for a raw socket.
+pub fn raw_json_head(addr: &str, path: &str, len: usize) -> String {
+    format!(
+        "POST /{path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {len}\r\n\r\n"
+    )
 }
 
 pub fn registration(auth: &EddsaPrivateKey) -> Value {

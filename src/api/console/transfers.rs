@@ -97,7 +97,7 @@ async fn transfers_render(
             thead { tr { th { "#" } th { "Date" } th { "Status" } th { "Amount" } th { "Debit account" } th { "Subject as typed" } th { "Credited to / bounce reason" } } }
             tbody { @for t in &rows { tr {
                 td.num { (t.row_id) }
-                td { (date(&t.date)) }
+                td { (date(&t.date())) }
                 td { span class={ "status-" (t.status) } { (t.status) } }
                 td { (t.amount) }
                 td { code { (t.debit_account) } }

@@ -55,10 +55,19 @@ pub fn check_gateway_amount(
     }
 }
 
-/// The configured credit account that `account` names (compared normalized), as configured:
-/// with its `receiver-name`, which payment codes need.
+/// The account rule: `account` names the configured credit account whose normalized payto URI
+/// is its own ([`Payto::same_account`]: the receiver name, a BIC and the case of the scheme,
+/// method and x-taler-bank host do not matter). Its index in `credit_accounts` (and in
+/// `account_names`), for every lookup: a registration's account, a transfer's, the Wire
+/// Gateway's ([`super::gateway::account_of`]).
+pub fn position(settings: &Settings, account: &Payto) -> Option<usize> {
+    settings.credit_accounts.iter().position(|a| a.same_account(account))
+}
+
+/// The configured credit account that `account` names ([`position`]), as configured: with its
+/// `receiver-name`, which payment codes need.
 pub fn find(settings: &Settings, account: &Payto) -> Option<Payto> {
-    settings.credit_accounts.iter().find(|a| a.normalized() == account.normalized()).cloned()
+    position(settings, account).and_then(|i| settings.credit_accounts.get(i)).cloned()
 }
 
 /// [`find`], or the error that names an account that is not the bank's.

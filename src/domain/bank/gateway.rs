@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::accounts;
 use crate::config::Settings;
 use crate::error::ApiError;
 use crate::payto::Payto;
@@ -56,14 +57,13 @@ pub fn account(settings: &Settings, name: Option<&str>) -> Result<GatewayAccount
     }
 }
 
-/// The gateway account that holds `credit_account` (full payto as stored), if any.
-pub fn account_of(settings: &Settings, credit_account: &str) -> Option<GatewayAccount> {
-    settings
-        .credit_accounts
-        .iter()
-        .zip(&settings.account_names)
-        .find(|(payto, _)| payto.full() == credit_account)
-        .map(|(payto, name)| GatewayAccount { name: name.clone(), payto: payto.clone() })
+/// The gateway account that `account` names, by the one account rule ([`accounts::position`]).
+pub fn account_of(settings: &Settings, account: &Payto) -> Option<GatewayAccount> {
+    let index = accounts::position(settings, account)?;
+    match (settings.account_names.get(index), settings.credit_accounts.get(index)) {
+        (Some(name), Some(payto)) => Some(GatewayAccount { name: name.clone(), payto: payto.clone() }),
+        _ => None,
+    }
 }
 
 /// An account a gateway request names: a payto URI with `receiver-name`, which the exchange's
@@ -98,7 +98,8 @@ pub fn channel(account: &str, direction: Direction) -> String {
 /// Wakes the long polls of the account that holds `stored_account` (a transfer's full credit
 /// or debit account as stored), after a durable commit.
 pub fn wake(settings: &Settings, wakeups: &Wakeups, stored_account: &str, direction: Direction) {
-    if let Some(account) = account_of(settings, stored_account) {
+    let named = Payto::parse_account(stored_account).ok();
+    if let Some(account) = named.and_then(|named| account_of(settings, &named)) {
         wakeups.wake(&channel(&account.name, direction));
     }
 }

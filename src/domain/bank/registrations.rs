@@ -21,7 +21,9 @@ use crate::config::{Settings, SimpleSubjectStyle, SubjectFormat};
 use crate::crypto::{EddsaPublicKey, EddsaSignature};
 use crate::error::ApiError;
 use crate::payto::Payto;
-use crate::store::registrations::{self, NewRegistration, Registered, RegistrationEntry};
+use std::borrow::Cow;
+
+use crate::store::registrations::{self, Registered, Registration, RegistrationEntry};
 use crate::store::{Db, Durability, Page, Store, StoreError, WriteTx};
 use crate::subject;
 use crate::timestamp::Timestamp;
@@ -135,7 +137,7 @@ pub fn prepare(
     settings: &Settings,
     reg: &RegistrationRequest,
     now_us: i64,
-) -> Result<NewRegistration, ApiError> {
+) -> Result<Registration, ApiError> {
     // 1. Values the types could not check.
     accounts::check_amount(settings, "credit_amount", &reg.credit_amount)?;
     // 2. The authorization key signed the account key.
@@ -154,10 +156,10 @@ pub fn prepare(
     let derived = derive(settings, reg, &account, expiration)?;
     let response = serde_json::to_string(&derived.response)
         .map_err(|e| ApiError::Internal(format!("cannot encode the response: {e}")))?;
-    Ok(NewRegistration {
+    Ok(Registration {
         authorization_pub: reg.authorization_pub,
         account_pub: reg.account_pub,
-        transfer_type: reg.transfer_type.as_str(),
+        transfer_type: Cow::Borrowed(reg.transfer_type.as_str()),
         recurrent: reg.recurrent,
         credit_amount: reg.credit_amount.to_string(),
         credit_account: reg.credit_account.normalized().to_owned(),
@@ -165,16 +167,15 @@ pub fn prepare(
         short_subject: derived.short,
         qr_reference: derived.qr,
         response,
-        now_us,
         expiration_s,
     })
 }
 
 /// A registration inside its write transaction: the reserve-key rule, the derived subjects
-/// claimed, the row stored; the answer's body (the stored one for an identical replay).
-pub fn store(tx: &WriteTx<'_>, new: &NewRegistration) -> Result<String, ApiError> {
+/// claimed, the row stored at `now_us`; the answer's body (the stored one for an identical replay).
+pub fn store(tx: &WriteTx<'_>, new: &Registration, now_us: i64) -> Result<String, ApiError> {
     if new.transfer_type == TransferType::Reserve.as_str() {
-        let now_s = new.now_us.div_euclid(1_000_000);
+        let now_s = now_us.div_euclid(1_000_000);
         if registrations::account_pub_held_elsewhere(tx, &new.account_pub, &new.authorization_pub, now_s)? {
             return Err(ApiError::BankDuplicateReservePub(
                 "account_pub is registered by another authorization key",
@@ -186,7 +187,7 @@ pub fn store(tx: &WriteTx<'_>, new: &NewRegistration) -> Result<String, ApiError
             ));
         }
     }
-    match registrations::register(tx, new)? {
+    match registrations::register(tx, new, now_us)? {
         Registered::Stored(body) | Registered::Identical(body) => Ok(body),
         Registered::SubjectTaken { format, subject } => {
             Err(ApiError::BankDerivationReuse { format, subject })
@@ -202,7 +203,7 @@ pub async fn register(
     now_us: i64,
 ) -> Result<String, ApiError> {
     let new = prepare(settings, reg, now_us)?;
-    store.write(Durability::Durable, move |tx| self::store(tx, &new)).await
+    store.write(Durability::Durable, move |tx| self::store(tx, &new, now_us)).await
 }
 
 /// Deletes a registration, signed over a fresh timestamp, durably.

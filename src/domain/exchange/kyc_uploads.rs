@@ -109,14 +109,17 @@ pub enum FileHeld {
 pub fn held(db: &Db<'_>, u: &FileUpload) -> Result<FileHeld, StoreError> {
     Ok(match kyc::upload_of(db, &u.h_customer, &u.h_body)? {
         None => FileHeld::No,
-        Some((by, payto, content_type))
-            if by == u.extern_pub && payto == u.payto && content_type == u.content_type =>
+        Some(held)
+            if held.extern_pub == u.extern_pub
+                && held.payto == u.payto
+                && held.content_type == u.content_type =>
         {
             FileHeld::Same
         }
-        Some((by, payto, content_type)) => {
-            FileHeld::Different(format!("from {by} as {content_type} for {payto}"))
-        }
+        Some(held) => FileHeld::Different(format!(
+            "from {} as {} for {}",
+            held.extern_pub, held.content_type, held.payto
+        )),
     })
 }
 
