@@ -331,7 +331,8 @@ fn the_staging_budget_comes_back_only_once_the_rows_are_gone() {
             let (mut r, mut w) = loop {
                 let (mut r, mut w) = TcpStream::connect(&addr).await.unwrap().into_split();
                 w.write_all(head.as_bytes()).await.unwrap();
-                let first = read_answer(&mut r, Duration::from_secs(60)).await.unwrap_or_else(|partial| partial);
+                let first =
+                    read_answer(&mut r, Duration::from_secs(60)).await.unwrap_or_else(|partial| partial);
                 if first.starts_with("HTTP/1.1 100") {
                     break (r, w);
                 }
@@ -357,7 +358,8 @@ fn the_staging_budget_comes_back_only_once_the_rows_are_gone() {
                     w
                 })
             };
-            let answer = read_answer(&mut r, Duration::from_secs(120)).await.unwrap_or_else(|partial| partial);
+            let answer =
+                read_answer(&mut r, Duration::from_secs(120)).await.unwrap_or_else(|partial| partial);
             assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
             drop(sender.await);
         }
