@@ -191,14 +191,16 @@ pub async fn check_command(global: &GlobalArgs, file: &FileConfig, args: CheckAr
     .map_err(|e| CliError::Failed(format!("the check task failed: {e}")));
     store.close();
     let summary = checked??;
+    let rows: Vec<String> = summary.rows.iter().map(|(table, n)| format!("{table} {n}")).collect();
     let what = format!(
-        "schema version {}; bodies {} ({}), uploads {}, staged {}, live registrations {}",
+        "schema version {}; bodies {} ({}), uploads {}, staged {}, live registrations {}; rows: {}",
         summary.schema_version,
         summary.bodies,
         mib(summary.body_bytes),
         summary.uploads,
         summary.staged,
-        summary.live_registrations
+        summary.live_registrations,
+        rows.join(", ")
     );
     if summary.findings == 0 {
         eprintln!("check: sound ({what})");

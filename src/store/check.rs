@@ -158,6 +158,9 @@ pub struct Summary {
     pub staged: u64,
     pub live_registrations: u64,
     pub findings: u64,
+    /// Rows per table of the file ([`super::stats::row_counts`]: every table, as `backup`
+    /// reports them and `reset` empties them).
+    pub rows: Vec<(String, u64)>,
 }
 
 /// Runs every check on a snapshot of `store` (opened read-only or not).
@@ -197,6 +200,9 @@ fn run(
         ..Summary::default()
     };
     let mut out = Counting { observer, findings: 0 };
+
+    out.observer.step("rows");
+    summary.rows = super::stats::row_counts(&super::Db::new(conn))?;
 
     out.observer.step("integrity_check");
     for line in backup::integrity_problems(conn)? {

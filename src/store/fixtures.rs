@@ -43,6 +43,36 @@ pub fn fixture_transfers_like(db: &Db<'_>, t: &Incoming) -> Result<i64, StoreErr
         .unwrap_or(0))
 }
 
+/// One row in every table of the file (for the tests that every table is reported, emptied and
+/// counted: a table added without a line here fails them).
+#[cfg(test)]
+pub(super) fn fill_every_table(tx: &WriteTx<'_>) -> Result<(), StoreError> {
+    let key = [7u8; 32];
+    for sql in [
+        "INSERT INTO auditors VALUES (?1, 'https://a/', 'A', 1, 0, zeroblob(64))",
+        "INSERT INTO extern_keys VALUES (?1, 'E', 1, 0)",
+        "INSERT INTO kyc_contents VALUES (1, zeroblob(64), 1, 0)",
+        "INSERT INTO kyc_chunks VALUES (1, 0, x'00')",
+        "INSERT INTO kyc_uploads VALUES (1, 1, ?1, 'payto://x', zeroblob(32), zeroblob(64), 'application/pdf', 1, 0)",
+        "INSERT INTO registrations (authorization_pub, account_pub, type, recurrent, credit_amount,
+           credit_account, authorization_sig, response, created_us, last_change_us, expiration_s)
+         VALUES (?1, ?1, 'reserve', 0, 'KUDOS:1', 'payto://x', zeroblob(64), '{}', 0, 0, 9)",
+        "INSERT INTO incoming_transfers (row_id, date_us, amount, debit_account, credit_account, status,
+           bounce_reason) VALUES (1, 0, 'KUDOS:1', 'payto://x', 'payto://y', 'bounced', 'r')",
+        "INSERT INTO fixture_transfers VALUES (1)",
+        "INSERT INTO outgoing_transfers (row_id, request_uid, wtid, date_us, amount, exchange_base_url,
+           debit_account, credit_account) VALUES (2, zeroblob(64), zeroblob(32), 0, 'KUDOS:1',
+           'https://x/', 'payto://y', 'payto://x')",
+    ] {
+        if sql.contains("?1") {
+            tx.execute(sql, [&key[..]])?;
+        } else {
+            tx.execute(sql, [])?;
+        }
+    }
+    Ok(())
+}
+
 /// Records that the fixtures made transfer `row_id`.
 pub fn mark_fixture_transfer(tx: &WriteTx<'_>, row_id: i64) -> Result<(), StoreError> {
     tx.execute("INSERT INTO fixture_transfers (row_id) VALUES (?1)", [row_id])?;
@@ -58,36 +88,14 @@ mod tests {
     fn emptying_leaves_no_table_with_a_row() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("t.sqlite3"), &OpenOptions::default()).unwrap();
-        let key = [7u8; 32];
         let tables: Vec<String> = store
             .write_blocking(move |tx| {
-                for sql in [
-                    "INSERT INTO auditors VALUES (?1, 'https://a/', 'A', 1, 0, zeroblob(64))",
-                    "INSERT INTO extern_keys VALUES (?1, 'E', 1, 0)",
-                    "INSERT INTO kyc_contents VALUES (1, zeroblob(64), 1, 0)",
-                    "INSERT INTO kyc_chunks VALUES (1, 0, x'00')",
-                    "INSERT INTO kyc_uploads VALUES (1, 1, ?1, 'payto://x', zeroblob(32), zeroblob(64), 'application/pdf', 1, 0)",
-                    "INSERT INTO registrations (authorization_pub, account_pub, type, recurrent, credit_amount,
-                       credit_account, authorization_sig, response, created_us, last_change_us, expiration_s)
-                     VALUES (?1, ?1, 'reserve', 0, 'KUDOS:1', 'payto://x', zeroblob(64), '{}', 0, 0, 9)",
-                    "INSERT INTO incoming_transfers (row_id, date_us, amount, debit_account, credit_account, status,
-                       bounce_reason) VALUES (1, 0, 'KUDOS:1', 'payto://x', 'payto://y', 'bounced', 'r')",
-                    "INSERT INTO fixture_transfers VALUES (1)",
-                    "INSERT INTO outgoing_transfers (row_id, request_uid, wtid, date_us, amount, exchange_base_url,
-                       debit_account, credit_account) VALUES (2, zeroblob(64), zeroblob(32), 0, 'KUDOS:1',
-                       'https://x/', 'payto://y', 'payto://x')",
-                ] {
-                    let uses_key = sql.contains("?1");
-                    if uses_key {
-                        tx.execute(sql, [&key[..]])?;
-                    } else {
-                        tx.execute(sql, [])?;
-                    }
-                }
+                fill_every_table(tx)?;
                 // Every table of the file has a row: a table this test does not fill fails it
                 // here, so a new table gets a line above and is proven emptied below.
                 for table in crate::store::stats::tables(tx)? {
-                    let rows: i64 = tx.query_one(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))?;
+                    let rows: i64 =
+                        tx.query_one(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))?;
                     assert!(rows > 0, "the test fills no row of {table}");
                 }
                 empty_tables(tx)?;
