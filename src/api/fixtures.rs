@@ -55,6 +55,7 @@ use crate::regular_file::open_regular;
 use crate::store::auditors;
 use crate::store::gateway::Outgoing;
 use crate::store::registrations::{self, Held, Registration};
+use crate::store::stop::Stop;
 use crate::store::transfers::Incoming;
 use crate::store::{Durability, Store, StoreError, WriteTx, extern_keys, fixtures as stored};
 use crate::timestamp::Timestamp;
@@ -74,7 +75,8 @@ async fn reset(state: AppState, _: PathParams, _: Request) -> Result<Response, A
             Some(path) => load(path)?,
             None => Fixtures::default(),
         };
-        prepare(fixtures, &settings, &master_pub, now_us)
+        // A reset is not stopped halfway: it is one transaction, applied or not.
+        prepare(fixtures, &settings, &master_pub, now_us, &Stop::default())
     })
     .await
     .map_err(|e| ApiError::Internal(format!("fixture task failed: {e}")))?
@@ -237,6 +239,8 @@ fn parse(text: &str, path: &Path) -> Result<Fixtures, ConfigError> {
 /// A fixture file checked, signed and derived: what the write job applies.
 pub struct Prepared {
     now_us: i64,
+    /// Stops the applying of upload files too (a start-up's signals).
+    stop: Stop,
     /// The configured third parties (`--extern-key`), which a reset loads again first.
     configured_externs: Vec<(EddsaPublicKey, String)>,
     externs: Vec<(Entry, EddsaPublicKey, String)>,
@@ -255,6 +259,7 @@ pub fn prepare(
     settings: &Settings,
     master_pub: &EddsaPublicKey,
     now_us: i64,
+    stop: &Stop,
 ) -> Result<Prepared, ConfigError> {
     let entry = |section, i: usize| Entry { section, number: i + 1 };
     let mut externs = Vec::new();
@@ -286,10 +291,14 @@ pub fn prepare(
         auditors.push((at, msg, a.validity_start.is_some()));
     }
     let mut uploads = Vec::new();
+    if !fixtures.upload.is_empty() {
+        log::info!("fixtures: reading and hashing {} upload file(s)", fixtures.upload.len());
+    }
     for (i, u) in fixtures.upload.iter().enumerate() {
         let at = entry("upload", i);
         let path = fixtures.base.join(&u.file);
-        let upload = FileUpload::prepare(settings, u.extern_pub, &u.payto, path, u.content_type.as_deref());
+        let upload =
+            FileUpload::prepare(settings, u.extern_pub, &u.payto, path, u.content_type.as_deref(), stop);
         uploads.push((at, upload.map_err(|e| refused(at, e))?));
     }
     let mut registrations = Vec::new();
@@ -349,6 +358,7 @@ pub fn prepare(
     }
     Ok(Prepared {
         now_us,
+        stop: stop.clone(),
         configured_externs: settings.extern_keys.clone(),
         externs,
         auditors,
@@ -498,7 +508,7 @@ fn apply_in(tx: &WriteTx<'_>, p: &Prepared, reset: bool) -> Result<Applied, Appl
             FileHeld::Different(how) => {
                 return Err(contradiction(*at, format!("this customer has this body already, {how}")));
             }
-            FileHeld::No => match kyc_uploads::store_file(tx, u, p.now_us) {
+            FileHeld::No => match kyc_uploads::store_file(tx, u, p.now_us, &p.stop) {
                 Ok(stored_now) => count(stored_now),
                 Err(FileRefused::Refused(reason)) => return Err(contradiction(*at, reason)),
                 Err(FileRefused::Store(e)) => return Err(e.into()),
