@@ -8,6 +8,7 @@ mod common;
 use std::io::Write;
 use std::time::Duration;
 
+use common::bank::registration_of;
 use common::{Answer, Http, spawn_app};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -388,12 +389,7 @@ async fn a_registration_credit_reaches_a_poll_that_was_already_waiting() {
     let server = spawn_app(&[]).await;
     let auth = EddsaPrivateKey::generate().unwrap();
     let account_pub = EddsaPrivateKey::generate().unwrap().public_key();
-    let registration = json!({
-        "credit_account": EXCHANGE, "type": "reserve", "recurrent": false, "credit_amount": "KUDOS:10",
-        "alg": "EdDSA", "account_pub": account_pub.to_string(),
-        "authorization_pub": auth.public_key().to_string(),
-        "authorization_sig": auth.sign(account_pub.as_bytes()).to_string(),
-    });
+    let registration = registration_of(&auth, &account_pub, EXCHANGE, "reserve", false, "KUDOS:10");
     let registered = server.post_json("taler-prepared-transfer/registration", &registration).await.json();
     let qr = registered["subjects"].as_array().unwrap().iter().find(|s| s["type"] == "CH_QR_BILL").unwrap()
         ["qr_reference_number"]
@@ -431,12 +427,7 @@ async fn an_account_spelled_otherwise_is_the_same_account_everywhere() {
     let spelled = "PAYTO://X-Taler-Bank/BANK.Example/second?receiver-name=Someone%20Else";
     let auth = EddsaPrivateKey::generate().unwrap();
     let account_pub = EddsaPrivateKey::generate().unwrap().public_key();
-    let registration = json!({
-        "credit_account": spelled, "type": "reserve", "recurrent": false, "credit_amount": "KUDOS:7",
-        "alg": "EdDSA", "account_pub": account_pub.to_string(),
-        "authorization_pub": auth.public_key().to_string(),
-        "authorization_sig": auth.sign(account_pub.as_bytes()).to_string(),
-    });
+    let registration = registration_of(&auth, &account_pub, spelled, "reserve", false, "KUDOS:7");
     let registered = server.post_json("taler-prepared-transfer/registration", &registration).await;
     assert_eq!(registered.status, 200, "{}", String::from_utf8_lossy(&registered.body));
     let subject = registered.json()["subjects"]
@@ -991,6 +982,8 @@ async fn transfers_page_both_ways_keep_their_metadata_and_stay_with_their_accoun
         ("metadata", json!("a".repeat(41))),
         ("metadata", json!("ordre-é")),
         ("wtid", json!(base32(&random(31)))),
+        ("wtid", json!("!".repeat(52))),
+        ("request_uid", json!("!".repeat(103))),
     ] {
         let mut body = transfer_body("KUDOS:1");
         body[field] = value;
@@ -1030,9 +1023,8 @@ async fn add_incoming_refuses_a_registered_reserve_key_and_add_kycauth_repeats()
     // A live reserve registration holds `account_pub`: crediting it as a plain reserve is 5114.
     let auth = EddsaPrivateKey::generate().unwrap();
     let held = EddsaPrivateKey::generate().unwrap().public_key();
-    let registered = server
-        .register(&common::bank::registration_of(&auth, &held, EXCHANGE, "reserve", false, "KUDOS:10"))
-        .await;
+    let registered =
+        server.register(&registration_of(&auth, &held, EXCHANGE, "reserve", false, "KUDOS:10")).await;
     assert_eq!(registered.status, 200, "{}", String::from_utf8_lossy(&registered.body));
     post_gateway(
         &server,
@@ -1074,4 +1066,41 @@ async fn add_incoming_refuses_a_registered_reserve_key_and_add_kycauth_repeats()
         // Only credits through a registration carry an authorization_pub.
         assert!(entry.get("authorization_pub").is_none(), "{entry}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_larger_than_1024_are_capped_not_refused() {
+    // 1030 identical KYC authentication credits from the fixture file (no uniqueness rule: each
+    // entry is a transfer of its own), and as many transfers out.
+    let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    let fixtures = dir.path().join("fixtures.toml");
+    let account_pub = reserve_pub();
+    let mut text = String::new();
+    for _ in 0..1030 {
+        text.push_str(&format!(
+            "[[incoming]]\namount = \"KUDOS:1\"\nsubject = \"KYC:{account_pub}\"\ndebit_account = \"{CUSTOMER}\"\n\n\
+             [[outgoing]]\namount = \"KUDOS:1\"\nexchange_base_url = \"https://exchange.example/\"\n\
+             credit_account = \"{MERCHANT}\"\nrequest_uid = \"{}\"\nwtid = \"{}\"\n\n",
+            base32(&random(64)),
+            base32(&random(32)),
+        ));
+    }
+    std::fs::write(&fixtures, text).unwrap();
+    let server = common::spawn_app_in(dir.clone(), &["--fixtures", fixtures.to_str().unwrap()]).await;
+    assert_eq!((server.count("incoming_transfers"), server.count("outgoing_transfers")), (1030, 1030));
+    for (path, list) in [
+        ("history/incoming?limit=100000", "incoming_transactions"),
+        ("history/incoming?delta=-5000", "incoming_transactions"),
+        ("history/outgoing?limit=1025", "outgoing_transactions"),
+        ("transfers?limit=-2000", "transfers"),
+    ] {
+        let page = get_gateway(&server, path).await.json();
+        assert_eq!(page[list].as_array().unwrap().len(), 1024, "{path}");
+    }
+    // What the cap left out is the next page.
+    let page = get_gateway(&server, "history/incoming?limit=2000").await.json();
+    let ids = row_ids(&page, "incoming_transactions");
+    let rest =
+        get_gateway(&server, &format!("history/incoming?limit=2000&offset={}", ids[1023])).await.json();
+    assert_eq!(row_ids(&rest, "incoming_transactions").len(), 6);
 }
