@@ -122,7 +122,7 @@ fn stopped_while_reading_the_fixtures(stop: impl FnOnce(&mut Starting), stdin: S
     let before = files(dir.path());
     let args = [&["--fixtures", "fixtures.toml", "--max-upload", "8GiB"][..], extra].concat();
     let mut starting = Starting::spawn(dir.path(), &args, stdin);
-    starting.wait_for("reading and hashing 1 upload file(s)");
+    starting.wait_for("[[upload]] entries: reading and hashing 1 file(s)");
     stop(&mut starting);
     let (status, log) = starting.exit();
     assert!(status.success(), "{status:?}\n{log}");
