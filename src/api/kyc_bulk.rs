@@ -27,6 +27,7 @@ use crate::http::stream::stream_body;
 use crate::http::{PageQuery, PathParams, Request, Route, no_content};
 use crate::kyc_content::{self, DeclaredType};
 use crate::payto::Payto;
+use crate::staged_budget::Reservation;
 use crate::store::kyc::{self, CHUNK_SIZE, Recorded, Staging, StoredBody, UploadEntry, UploadRecord};
 use crate::store::{Durability, Store, StoreError, extern_keys};
 
@@ -123,19 +124,23 @@ fn signature_valid(extern_pub: &EddsaPublicKey, h: &UploadHeaders, h_body: HashC
 struct Staged {
     store: Store,
     content: Option<Staging>,
+    /// An unverified upload's share of the staging budget: given back once the body is
+    /// committed, or once its rows are deleted (not when the handler ends: the budget
+    /// bounds what is in the file).
+    reservation: Option<Reservation>,
 }
 
 impl Staged {
-    async fn begin(state: &AppState) -> Result<Staged, ApiError> {
+    async fn begin(state: &AppState, reservation: Option<Reservation>) -> Result<Staged, ApiError> {
         let content = kyc::begin(&state.store, state.clock.now_us()).await?;
-        Ok(Staged { store: state.store.clone(), content: Some(content) })
+        Ok(Staged { store: state.store.clone(), content: Some(content), reservation })
     }
 }
 
 impl Drop for Staged {
     fn drop(&mut self) {
         if let Some(content) = self.content.take() {
-            kyc::discard_later(&self.store, content);
+            kyc::discard_later(&self.store, content, self.reservation.take());
         }
     }
 }
@@ -175,8 +180,6 @@ async fn upload(state: AppState, params: PathParams, mut req: Request) -> Result
     // 3-7.
     let headers = check_headers(&req, state.settings.max_upload)?;
     let h_customer = headers.payto.normalized_hash();
-    // Held while an upload without the hash streams in (given back however it ends).
-    let _unverified: Option<crate::staged_budget::Reservation>;
     // 8. With the hash given, the signature and duplicates are checked now,
     // before a byte of the body is read.
     let destination = match headers.given {
@@ -196,7 +199,7 @@ async fn upload(state: AppState, params: PathParams, mut req: Request) -> Result
             }
             match stored {
                 Some(body) => Destination::Compare(body),
-                None => Destination::Stage(Staged::begin(&state).await?),
+                None => Destination::Stage(Staged::begin(&state, None).await?),
             }
         }
         None => {
@@ -205,8 +208,7 @@ async fn upload(state: AppState, params: PathParams, mut req: Request) -> Result
                 .staged_budget
                 .reserve(*extern_pub.as_bytes(), headers.declared_size)
                 .map_err(staged_refusal)?;
-            _unverified = Some(reservation);
-            Destination::Stage(Staged::begin(&state).await?)
+            Destination::Stage(Staged::begin(&state, Some(reservation)).await?)
         }
     };
 

@@ -89,6 +89,23 @@ impl<'c> WriteTx<'c> {
         Ok(self.db.conn.prepare_cached(sql)?.execute(params)?)
     }
 
+    /// Gives at most `pages` free pages back to the file system (`PRAGMA
+    /// incremental_vacuum`, which moves pages from the file's end into free ones and
+    /// shortens the file); returns the pages given back and the free pages left.
+    /// Store-internal: only [`super::space`] runs it, in bounded steps.
+    pub(in crate::store) fn incremental_vacuum(&self, pages: u32) -> Result<(i64, i64), StoreError> {
+        let free =
+            |conn: &rusqlite::Connection| conn.query_row("PRAGMA freelist_count", [], |r| r.get::<_, i64>(0));
+        let before = free(self.db.conn)?;
+        // Each step of the statement frees one page (it yields an empty row per page):
+        // stepped to its end, not run once as a batch would.
+        let mut stmt = self.db.conn.prepare_cached(&format!("PRAGMA incremental_vacuum({pages})"))?;
+        let mut rows = stmt.query([])?;
+        while rows.next()?.is_some() {}
+        let left = free(self.db.conn)?;
+        Ok((before - left, left))
+    }
+
     /// The rowid of the last row this connection inserted.
     pub(in crate::store) fn last_insert_rowid(&self) -> i64 {
         self.db.conn.last_insert_rowid()

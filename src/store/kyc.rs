@@ -141,15 +141,21 @@ async fn discard_content(
         .await
 }
 
-/// Discards in the background (a failed upload's answer need not wait for it).
-pub fn discard_later(store: &Store, staged: Staging) {
+/// Discards in the background (a failed upload's answer need not wait for it), then gives
+/// the space back to the file system ([`super::space`]). `held` (the upload's share of the
+/// staging budget) is dropped only once the body's rows are deleted, so that what is
+/// staged never passes the budget; or, when they cannot be, when the attempt ends.
+pub fn discard_later<H: Send + 'static>(store: &Store, staged: Staging, held: H) {
     let store = store.clone();
     let id = staged.content.0;
     match tokio::runtime::Handle::try_current() {
         Ok(handle) => {
             handle.spawn(async move {
-                if let Err(e) = discard(&store, staged).await {
-                    log::warn!("cannot discard staged upload {id} (removed at next start): {e}");
+                let discarded = discard(&store, staged).await;
+                drop(held);
+                match discarded {
+                    Ok(()) => super::space::reclaim_later(&store),
+                    Err(e) => log::warn!("cannot discard staged upload {id} (removed at next start): {e}"),
                 }
             });
         }
@@ -157,7 +163,8 @@ pub fn discard_later(store: &Store, staged: Staging) {
     }
 }
 
-/// Removes what uploads interrupted by a crash left staged.
+/// Removes what uploads interrupted by a crash left staged, then gives the space back to
+/// the file system in the background.
 pub async fn discard_all_staged(store: &Store) -> Result<usize, StoreError> {
     let staged = store
         .read(|db| {
@@ -169,6 +176,7 @@ pub async fn discard_all_staged(store: &Store) -> Result<usize, StoreError> {
     for id in &staged {
         discard_content(store, ContentId(*id), None).await?;
     }
+    super::space::reclaim_later(store);
     Ok(staged.len())
 }
 

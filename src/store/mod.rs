@@ -22,6 +22,7 @@ pub mod lock;
 pub mod page;
 pub mod registrations;
 pub mod snapshots;
+pub mod space;
 mod sql_types;
 pub mod stats;
 pub mod transfers;
@@ -51,8 +52,25 @@ pub const APPLICATION_ID: i32 = 0x544c_6974;
 /// Forward migrations, applied in order; the file's `user_version` is the number
 /// of the last one applied. Version 1 is `schema.sql`; later changes go here as
 /// new numbered entries and are never edited once released.
-const MIGRATIONS: &[(i64, &str)] =
-    &[(1, include_str!("../../schema.sql")), (2, FIXTURE_TRANSFERS), (3, OUTGOING_TRANSFERS)];
+const MIGRATIONS: &[(i64, Migration)] = &[
+    (1, Migration::Sql(include_str!("../../schema.sql"))),
+    (2, Migration::Sql(FIXTURE_TRANSFERS)),
+    (3, Migration::Sql(OUTGOING_TRANSFERS)),
+    (4, Migration::IncrementalVacuum),
+];
+
+/// One step of [`MIGRATIONS`].
+enum Migration {
+    /// Statements run in one transaction with the new `user_version`.
+    Sql(&'static str),
+    /// Version 4: `auto_vacuum = INCREMENTAL`, so that the pages of discarded bodies go back
+    /// to the file system ([`space`]). Files made from version 4 on have it from their
+    /// creation ([`open_writer_connection`]); an older file is rebuilt once with `VACUUM`,
+    /// which SQLite runs only outside a transaction (it is atomic by itself), and only then
+    /// is the version written: a conversion interrupted (a signal, a crash) leaves the file
+    /// as it was, at version 3, to be converted at the next start.
+    IncrementalVacuum,
+}
 
 /// Version 2: which incoming transfers `--fixtures` made, so that applying the same
 /// file again adds none twice ([`fixtures`]). A table of its own rather than a column:
@@ -202,6 +220,10 @@ pub struct Store {
     /// The lock that makes this process the file's only writer (`None` read-only);
     /// released by [`Store::close`].
     lock: Arc<Mutex<Option<DbLock>>>,
+    /// Who folds the WAL into the main file ([`space`] checkpoints only when it is us).
+    checkpoints: Checkpoints,
+    /// Whether free pages are being given back ([`space`]: one reclaim at a time).
+    reclaiming: Arc<space::Reclaiming>,
     /// Descriptors on the database and its WAL, shared with the writer thread. Declared
     /// after `pool`: closed after the pool's connections, never before SQLite's own.
     _identity: Option<Arc<Identity>>,
@@ -306,6 +328,8 @@ impl Store {
             writer,
             writer_thread: Arc::new(Mutex::new(handle)),
             lock: Arc::new(Mutex::new(lock)),
+            checkpoints,
+            reclaiming: Arc::default(),
             _identity: identity,
         })
     }
@@ -386,7 +410,23 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        let answer = self.writer.as_ref().map(|w| w.submit_exclusive(job));
+        let answer = self.writer.as_ref().map(|w| w.submit_exclusive(true, job));
+        async move {
+            match answer {
+                Some(answer) => answer.await.unwrap_or(Err(StoreError::Closed)),
+                None => Err(StoreError::ReadOnly),
+            }
+        }
+    }
+
+    /// Runs `job` on the writer's connection outside any transaction, between two groups
+    /// of writes, without replacing the database (a checkpoint).
+    fn between_groups<T, F>(&self, job: F) -> impl Future<Output = Result<T, StoreError>> + Send + use<T, F>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let answer = self.writer.as_ref().map(|w| w.submit_exclusive(false, job));
         async move {
             match answer {
                 Some(answer) => answer.await.unwrap_or(Err(StoreError::Closed)),
@@ -452,6 +492,9 @@ fn open_writer_connection(path: &Path, options: &OpenOptions, mode: Mode) -> Res
         // Files made before keep their page size (changing it needs a VACUUM
         // outside WAL mode: `taler-lite` does not do that behind the operator's back).
         conn.execute_batch(&format!("PRAGMA page_size={PAGE_SIZE}"))?;
+        // The pages of discarded bodies go back to the file system ([`space`]); like the
+        // page size, only settable before the first table and before WAL mode.
+        conn.execute_batch("PRAGMA auto_vacuum=INCREMENTAL")?;
     }
     conn.query_row("PRAGMA journal_mode=WAL", [], |_| Ok(()))?;
     // A read transaction opens (and if need be creates) the WAL, whose identity the
@@ -470,7 +513,7 @@ fn open_writer_connection(path: &Path, options: &OpenOptions, mode: Mode) -> Res
         conn.query_row(&format!("PRAGMA max_page_count={max}"), [], |_| Ok(()))?;
     }
     if mode == Mode::Serve {
-        migrate(&conn, version)?;
+        migrate(&conn, path, version)?;
     }
     Ok(conn)
 }
@@ -501,9 +544,19 @@ fn check_version(conn: &Connection, path: &Path, mode: Mode) -> Result<(i64, boo
     Ok((version, empty))
 }
 
-fn migrate(conn: &Connection, from: i64) -> Result<(), StoreError> {
-    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > from) {
+fn migrate(conn: &Connection, path: &Path, from: i64) -> Result<(), StoreError> {
+    for (version, migration) in MIGRATIONS.iter().filter(|(v, _)| *v > from) {
         log::info!("applying database schema version {version}");
+        let sql = match migration {
+            Migration::Sql(sql) => sql,
+            Migration::IncrementalVacuum => {
+                to_incremental_vacuum(conn, path)?;
+                conn.execute_batch(&format!(
+                    "PRAGMA user_version={version}; PRAGMA application_id={APPLICATION_ID}"
+                ))?;
+                continue;
+            }
+        };
         conn.execute_batch("BEGIN IMMEDIATE")?;
         let applied = conn
             .execute_batch(sql)
@@ -519,6 +572,32 @@ fn migrate(conn: &Connection, from: i64) -> Result<(), StoreError> {
             return Err(e.into());
         }
     }
+    Ok(())
+}
+
+/// `PRAGMA auto_vacuum` of a file that gives free pages back on `incremental_vacuum`.
+const AUTO_VACUUM_INCREMENTAL: i64 = 2;
+
+/// Makes the file `auto_vacuum = INCREMENTAL` ([`Migration::IncrementalVacuum`]); nothing
+/// when it is already.
+fn to_incremental_vacuum(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    let mode: i64 = conn.query_row("PRAGMA auto_vacuum", [], |r| r.get(0))?;
+    if mode == AUTO_VACUUM_INCREMENTAL {
+        return Ok(());
+    }
+    let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    log::info!(
+        "converting {} ({}) to incremental auto-vacuum, once: VACUUM rewrites the whole file (it needs about twice its size free on disk; a signal stops it and leaves the file as it was)",
+        path.display(),
+        bytesize::ByteSize(bytes)
+    );
+    let started = std::time::Instant::now();
+    conn.execute_batch("PRAGMA auto_vacuum=INCREMENTAL; VACUUM")?;
+    let mode: i64 = conn.query_row("PRAGMA auto_vacuum", [], |r| r.get(0))?;
+    if mode != AUTO_VACUUM_INCREMENTAL {
+        return Err(StoreError::Invariant(format!("VACUUM left auto_vacuum at {mode}")));
+    }
+    log::info!("converted {} in {:.1?}", path.display(), started.elapsed());
     Ok(())
 }
 
@@ -539,6 +618,46 @@ mod tests {
         let err = Store::open(&path, &OpenOptions::default()).err().unwrap();
         assert!(matches!(err, StoreError::SchemaTooNew { .. }), "{err}");
         assert!(err.to_string().contains("newer"));
+    }
+
+    /// A file as schema version 3 made it: no auto-vacuum, WAL mode.
+    fn version_3_file(path: &Path) {
+        let conn = Connection::open(path).unwrap();
+        conn.execute_batch(&format!("PRAGMA page_size={PAGE_SIZE}")).unwrap();
+        conn.query_row("PRAGMA journal_mode=WAL", [], |_| Ok(())).unwrap();
+        for (_, migration) in &MIGRATIONS[..3] {
+            let Migration::Sql(sql) = migration else { panic!("version 1-3 are SQL") };
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.execute_batch(&format!(
+            "PRAGMA user_version=3; PRAGMA application_id={APPLICATION_ID};
+             INSERT INTO extern_keys (extern_pub, name, is_active, created_us) VALUES (zeroblob(32), 'Kept', 1, 0);"
+        ))
+        .unwrap();
+        let mode: i64 = conn.query_row("PRAGMA auto_vacuum", [], |r| r.get(0)).unwrap();
+        assert_eq!(mode, 0);
+    }
+
+    #[test]
+    fn new_files_have_incremental_auto_vacuum_and_older_ones_are_converted() {
+        let dir = tempfile::tempdir().unwrap();
+        let fresh = dir.path().join("new.sqlite3");
+        Store::open(&fresh, &OpenOptions::default()).unwrap().close();
+        let older = dir.path().join("old.sqlite3");
+        version_3_file(&older);
+        Store::open(&older, &OpenOptions::default()).unwrap().close();
+        for path in [&fresh, &older] {
+            let conn = Connection::open(path).unwrap();
+            let (mode, version): (i64, i64) = conn
+                .query_row("SELECT * FROM pragma_auto_vacuum, pragma_user_version", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .unwrap();
+            assert_eq!((mode, version), (AUTO_VACUUM_INCREMENTAL, SCHEMA_VERSION), "{}", path.display());
+        }
+        let conn = Connection::open(&older).unwrap();
+        let name: String = conn.query_row("SELECT name FROM extern_keys", [], |r| r.get(0)).unwrap();
+        assert_eq!(name, "Kept");
     }
 
     #[test]

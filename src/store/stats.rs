@@ -130,7 +130,7 @@ mod tests {
     #[test]
     fn backup_reset_and_check_cover_every_table_after_every_migration() {
         use crate::store::check::{self, CheckOptions, Finding, Observer};
-        use crate::store::{APPLICATION_ID, MIGRATIONS, backup, fixtures};
+        use crate::store::{APPLICATION_ID, MIGRATIONS, Migration, backup, fixtures};
 
         struct Quiet;
         impl Observer for Quiet {
@@ -145,8 +145,13 @@ mod tests {
             let path = dir.path().join("t.sqlite3");
             {
                 let conn = rusqlite::Connection::open(&path).unwrap();
-                for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| v <= made_at) {
-                    conn.execute_batch(sql).unwrap();
+                for (version, migration) in MIGRATIONS.iter().filter(|(v, _)| v <= made_at) {
+                    match migration {
+                        Migration::Sql(sql) => conn.execute_batch(sql).unwrap(),
+                        Migration::IncrementalVacuum => {
+                            conn.execute_batch("PRAGMA auto_vacuum=INCREMENTAL; VACUUM").unwrap()
+                        }
+                    }
                     conn.execute_batch(&format!(
                         "PRAGMA user_version={version}; PRAGMA application_id={APPLICATION_ID}"
                     ))

@@ -266,8 +266,9 @@ impl Writer {
     }
 
     /// Queues `job` to run on the writer's connection outside any transaction, before the
-    /// next group; the writer's generation goes up after it (whatever it did).
-    pub fn submit_exclusive<T, F>(&self, job: F) -> oneshot::Receiver<Result<T, StoreError>>
+    /// next group; when it `replaces` the database, the writer's generation goes up after it
+    /// (whatever it did).
+    pub fn submit_exclusive<T, F>(&self, replaces: bool, job: F) -> oneshot::Receiver<Result<T, StoreError>>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
@@ -280,7 +281,9 @@ impl Writer {
         }
         let run: Exclusive = Box::new(move |conn: &mut Connection| {
             let result = job(conn);
-            GENERATION.set(GENERATION.get() + 1);
+            if replaces {
+                GENERATION.set(GENERATION.get() + 1);
+            }
             let _ = reply.send(result);
         });
         {
