@@ -8,10 +8,11 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::bank::{EXCHANGE_ACCOUNT as CREDIT, reserve_registration, unregistration};
+use common::bank::unregistration;
 use common::kyc::{CUSTOMER as PAYTO, app_with_party, body_hash as hash, signed_upload};
+use common::robust::registration;
 use common::{Http, spawn_app};
-use serde_json::{Value, json};
+use serde_json::json;
 use taler_lite::crypto::{EddsaPrivateKey, HashCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -22,10 +23,6 @@ fn pdf(len: usize) -> Vec<u8> {
     let mut body = b"%PDF-1.4\n".to_vec();
     body.resize(len, b'x');
     body
-}
-
-fn registration(auth: &EddsaPrivateKey) -> Value {
-    reserve_registration(auth, CREDIT, "KUDOS:1")
 }
 
 /// A client that asks for a download, reads its first bytes and then stops
