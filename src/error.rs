@@ -202,7 +202,8 @@ impl DbStep {
             | StoreError::SchemaTooNew { .. }
             | StoreError::SchemaNotCurrent { .. }
             | StoreError::NotOurs { .. }
-            | StoreError::Locked(_) => DbStep::Setup,
+            | StoreError::Locked(_)
+            | StoreError::Stopped => DbStep::Setup,
             StoreError::Read(_) => DbStep::Fetch,
             StoreError::Sqlite(_) | StoreError::Io(_) | StoreError::Commit(_) | StoreError::Lost(_) => {
                 DbStep::Store

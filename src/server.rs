@@ -39,6 +39,7 @@ use crate::config::{self, ListenAddr, Settings};
 use crate::domain::exchange::{kyc_uploads, third_parties};
 use crate::error::ApiError;
 use crate::linger;
+use crate::store::stop::Stop;
 use crate::store::{self, Durability, OpenOptions, Store, StoreError};
 use crate::{api, http};
 
@@ -533,6 +534,9 @@ pub enum ServeError {
     Store { path: String, source: StoreError },
     #[error("{0}")]
     Io(#[from] io::Error),
+    /// A signal or the end of standard input while starting: nothing was served.
+    #[error("start-up stopped while {during}")]
+    Stopped { during: &'static str },
 }
 
 /// Checks, before anything is created on disk, that the files `serve` will
@@ -608,6 +612,14 @@ pub struct Started {
 /// is created, then resolves keys and token, prepares the fixtures, opens
 /// (creating or migrating) the database and applies them.
 pub async fn start(settings: Settings, clock: Clock) -> Result<Started, ServeError> {
+    start_until(settings, clock, &Stop::default()).await
+}
+
+/// [`start`], stopped by `stop` at whichever step it is (reading and hashing the fixtures'
+/// files, a migration, the start-up clean-up, applying the fixtures): each checks it, or is
+/// interrupted, or is waited for beside it. A start that fails or is stopped leaves no key,
+/// token or lock file it made (nor an `--ephemeral` folder).
+pub async fn start_until(settings: Settings, clock: Clock, stop: &Stop) -> Result<Started, ServeError> {
     // Made first, as the paths checked next are in it; a failed start removes it again.
     let ephemeral = if settings.ephemeral {
         let dir = tempfile::Builder::new()
@@ -627,6 +639,10 @@ pub async fn start(settings: Settings, clock: Clock) -> Result<Started, ServeErr
         third_parties::name(name).map_err(|e| config::bad("extern_key", e))?;
     }
     let store_error = |source| ServeError::Store { path: settings.database.display().to_string(), source };
+    // Whether a step failed because it was stopped: then that is the error.
+    let stopped = |during: &'static str, e: ServeError| {
+        if stop.is_stopped() { ServeError::Stopped { during } } else { e }
+    };
     // One server per file, decided before anything is created or bound: a second one
     // leaves no key, token or socket behind (and takes no socket file over).
     let lock = store::lock::acquire(&settings.database).map_err(|e| store_error(e.into()))?;
@@ -637,54 +653,56 @@ pub async fn start(settings: Settings, clock: Clock) -> Result<Started, ServeErr
         .await
         .map_err(|e| config::bad("listen", format!("cannot listen on {:?}: {e}", settings.listen)))?;
     let (master_pub, key_created) = config::master_key(&settings)?;
+    // A start that fails or is stopped from here leaves no new key or token file, as a bad
+    // setting does.
+    let mut made_key = RemovedUnlessKept(key_created.then(|| settings.master_key_file.clone()));
     let (token, token_created) = config::operator_token(&settings)?;
+    let mut made_token = RemovedUnlessKept(token_created.then(|| settings.token_file.clone()));
+    stop.check().map_err(|_| ServeError::Stopped { during: "starting" })?;
     // Before the database exists: a fixture the API would refuse leaves none behind.
     let prepared = match fixtures {
         Some(fixtures) => {
-            let (given, now_us) = (settings.clone(), clock.now_us());
-            let prepare = move || api::fixtures::prepare(fixtures, &given, &master_pub, now_us);
+            let (given, now_us, stopping) = (settings.clone(), clock.now_us(), stop.clone());
+            let prepare = move || api::fixtures::prepare(fixtures, &given, &master_pub, now_us, &stopping);
             let prepared: Result<_, ServeError> = match tokio::task::spawn_blocking(prepare).await {
                 Ok(Ok(prepared)) => Ok(prepared),
                 Ok(Err(e)) => Err(e.into()),
                 Err(e) => Err(io::Error::other(e.to_string()).into()),
             };
-            match prepared {
-                Ok(prepared) => Some(prepared),
-                Err(e) => {
-                    // A refused fixture leaves no new key or token file, as a bad setting does.
-                    if key_created {
-                        let _ = std::fs::remove_file(&settings.master_key_file);
-                    }
-                    if token_created {
-                        let _ = std::fs::remove_file(&settings.token_file);
-                    }
-                    return Err(e);
-                }
-            }
+            Some(prepared.map_err(|e| stopped("preparing the fixtures (reading their files)", e))?)
         }
         None => None,
     };
     let db_path = settings.database.clone();
-    let open_options =
-        OpenOptions { max_page_count: settings.max_db_pages, checkpoints: settings.checkpoints };
+    let open_options = OpenOptions {
+        max_page_count: settings.max_db_pages,
+        checkpoints: settings.checkpoints,
+        stop: stop.clone(),
+    };
     let store = tokio::task::spawn_blocking(move || Store::open_locked(&db_path, &open_options, lock))
         .await
         .map_err(|e| io::Error::other(e.to_string()))?
-        .map_err(store_error)?;
+        .map_err(|e| stopped("opening the database (migrating it)", store_error(e)))?;
     made_lock_file.0 = None;
-    if let Err(e) = load_state(&store, &settings, &clock, prepared).await {
+    let loaded = tokio::select! {
+        loaded = load_state(&store, &settings, &clock, prepared) => loaded.map_err(|e| match e {
+            api::fixtures::ApplyError::Entry(e) => e.into(),
+            api::fixtures::ApplyError::Store(source) => store_error(source),
+        }),
+        () = stop.wait() => Err(ServeError::Stopped { during: "loading the database (start-up clean-up, fixtures)" }),
+    };
+    if let Err(e) = loaded {
         // Closed before an ephemeral folder goes: the writer must not outlive its files.
         let closing = store.clone();
         let _ = tokio::task::spawn_blocking(move || closing.close()).await;
-        return Err(match e {
-            api::fixtures::ApplyError::Entry(e) => e.into(),
-            api::fixtures::ApplyError::Store(source) => store_error(source),
-        });
+        return Err(stopped("loading the database (start-up clean-up, fixtures)", e));
     }
     let base_url = match &settings.base_url {
         Some(u) => u.clone(),
         None => listener.url()?,
     };
+    made_key.0 = None;
+    made_token.0 = None;
     let state = Arc::new(AppContext {
         sessions: crate::session::Sessions::new(clock.clone()),
         auth_failures: AuthFailures::new(MAX_HELD_FAILURES),
@@ -734,15 +752,40 @@ async fn load_state(
 /// closes the database and removes an ephemeral server's folder.
 pub async fn serve(settings: Settings) -> Result<(), ServeError> {
     let shutdown = lifecycle::Shutdown::install(settings.exit_on_stdin_eof);
+    // Watched from now on, start-up included.
+    let stop = Stop::default();
+    let watcher = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            shutdown.wait().await;
+            stop.stop();
+        })
+    };
     let clock = settings.clock();
-    let Started { listener, state, key_created, token_created, ephemeral } = start(settings, clock).await?;
+    let Started { listener, state, key_created, token_created, ephemeral } = match start_until(
+        settings, clock, &stop,
+    )
+    .await
+    {
+        Ok(started) => started,
+        Err(ServeError::Stopped { during }) => {
+            log::info!(
+                "start-up stopped while {during}: nothing was served, and no key, token or lock file this start made is left"
+            );
+            return Ok(());
+        }
+        Err(e) => {
+            watcher.abort();
+            return Err(e);
+        }
+    };
     lifecycle::print_summary(&state, &listener, key_created, token_created)?;
     if let Err(e) = lifecycle::print_ready_line(&state, &listener) {
         // A harness that closed our stdout wants no line; the server is no less ready.
         log::warn!("cannot write the ready line to stdout: {e}");
     }
     let store = state.store.clone();
-    let served = run(listener, state, shutdown.wait()).await;
+    let served = run(listener, state, async move { stop.wait().await }).await;
     // Whatever ended serving: the database is closed, then an ephemeral folder removed.
     tokio::task::spawn_blocking(move || store.close()).await.map_err(|e| io::Error::other(e.to_string()))?;
     log::info!("database closed");

@@ -53,7 +53,7 @@ fn server_with_party(extra: &[&str]) -> TestServer {
 
 /// `client kyc-bulk` of `file` with `key`, off the async threads (the test's
 /// proxy and fake servers run on them meanwhile).
-async fn upload(dir: &Path, key: &str, url: &str, file: &str, extra: &[&str]) -> Output {
+async fn cli_kyc_bulk(dir: &Path, key: &str, url: &str, file: &str, extra: &[&str]) -> Output {
     let dir = dir.to_owned();
     let args: Vec<String> =
         [&["client", "kyc-bulk", "--extern-key", key, "--payto", PAYTO, "--url", url, file][..], extra]
@@ -140,14 +140,14 @@ async fn a_re_upload_is_already_uploaded_and_never_sends_the_body() {
     let h = write_pdf(&server.path().join("scan.pdf"), size);
     let proxy = CountingProxy::start(upstream(&server)).await;
 
-    let out = upload(server.path(), "party.key", &proxy.url, "scan.pdf", &[]).await;
+    let out = cli_kyc_bulk(server.path(), "party.key", &proxy.url, "scan.pdf", &[]).await;
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stderr(&out).contains("uploaded") && stderr(&out).contains(&h.to_string()), "{}", stderr(&out));
     // The proxy sees a real upload whole: what the re-uploads are measured with.
     assert!(proxy.counts(1).await[0] >= size as u64);
 
     for round in 1..=20 {
-        let out = upload(server.path(), "party.key", &proxy.url, "scan.pdf", &[]).await;
+        let out = cli_kyc_bulk(server.path(), "party.key", &proxy.url, "scan.pdf", &[]).await;
         assert_eq!(out.status.code(), Some(0), "round {round}: {}", stderr(&out));
         let said = stderr(&out);
         assert!(said.contains("already uploaded") && said.contains(&h.to_string()), "round {round}: {said}");
@@ -168,7 +168,7 @@ async fn early_refusals_are_read_every_time() {
     write_pdf(&server.path().join("big.pdf"), 12 * MIB);
     for (key, status, code) in [("stranger.key", "404", "code 1904"), ("party.key", "413", "code 32")] {
         for round in 1..=10 {
-            let out = upload(server.path(), key, &server.url, "big.pdf", &[]).await;
+            let out = cli_kyc_bulk(server.path(), key, &server.url, "big.pdf", &[]).await;
             let said = stderr(&out);
             assert_eq!(out.status.code(), Some(1), "{status} round {round}: {said}");
             assert!(said.contains(status) && said.contains(code), "{status} round {round}: {said}");
@@ -188,7 +188,7 @@ async fn a_server_that_is_not_listening_is_retried_then_named() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let url = format!("http://127.0.0.1:{port}/");
     let started = Instant::now();
-    let out = upload(dir.path(), "party.key", &url, "scan.pdf", &["--retries", "2"]).await;
+    let out = cli_kyc_bulk(dir.path(), "party.key", &url, "scan.pdf", &["--retries", "2"]).await;
     let said = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{said}");
     assert!(said.contains("cannot connect") && said.contains("refused"), "{said}");
@@ -254,7 +254,7 @@ async fn a_5xx_is_retried_and_a_silent_server_gets_the_body_after_a_second() {
         s.write_all(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n").await.unwrap();
         (length, body.len(), asked.elapsed())
     });
-    let out = upload(dir.path(), "party.key", &url, "scan.pdf", &["--retries", "2"]).await;
+    let out = cli_kyc_bulk(dir.path(), "party.key", &url, "scan.pdf", &["--retries", "2"]).await;
     let said = stderr(&out);
     assert!(out.status.success(), "{said}");
     assert_eq!(

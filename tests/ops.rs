@@ -45,8 +45,9 @@ fn pdf(mib: usize, seed: u64) -> Vec<Bytes> {
     parts
 }
 
-/// POSTs `parts` to `/kyc-bulk`, pausing `pause` between parts.
-async fn upload(server: &Http, party: &EddsaPrivateKey, parts: Vec<Bytes>, pause: Duration) -> u16 {
+/// POSTs `parts` to `/kyc-bulk` as one streamed body, pausing `pause` between parts (what
+/// `Http::upload` of tests/common cannot: a body that arrives slowly).
+async fn upload_in_parts(server: &Http, party: &EddsaPrivateKey, parts: Vec<Bytes>, pause: Duration) -> u16 {
     let h = hash(&parts);
     let size: u64 = parts.iter().map(|p| p.len() as u64).sum();
     let body = futures_util::stream::unfold(parts.into_iter(), move |mut parts| async move {
@@ -81,7 +82,7 @@ async fn a_backup_under_load_holds_every_acknowledged_write_and_serves() {
     let stored = pdf(3, 1);
     let stored_hash = hash(&stored);
     let stored_size: u64 = stored.iter().map(|p| p.len() as u64).sum();
-    assert_eq!(upload(&server, &party, stored, Duration::ZERO).await, 204);
+    assert_eq!(upload_in_parts(&server, &party, stored, Duration::ZERO).await, 204);
 
     // Load: registrations one after the other, each remembered once answered.
     let server = Arc::new(server);
@@ -100,7 +101,9 @@ async fn a_backup_under_load_holds_every_acknowledged_write_and_serves() {
     // And an upload streaming in slowly, so that the backup meets it staged.
     let streaming = {
         let (server, party) = (server.clone(), party.clone());
-        tokio::spawn(async move { upload(&server, &party, pdf(24, 2), Duration::from_millis(40)).await })
+        tokio::spawn(
+            async move { upload_in_parts(&server, &party, pdf(24, 2), Duration::from_millis(40)).await },
+        )
     };
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -190,7 +193,7 @@ async fn a_backup_under_load_holds_every_acknowledged_write_and_serves() {
 async fn populated(dir_for_copies: &Path) -> (TestServer, PathBuf) {
     let party = EddsaPrivateKey::generate().unwrap();
     let server = TestServer::start(&["--extern-key", &party_arg(&party), "--simple-subject", "short"]);
-    assert_eq!(upload(&server, &party, pdf(3, 3), Duration::ZERO).await, 204);
+    assert_eq!(upload_in_parts(&server, &party, pdf(3, 3), Duration::ZERO).await, 204);
     for _ in 0..3 {
         assert_eq!(server.register_reserve(ACCOUNT, "KUDOS:1").await.1.status, 200);
     }
@@ -646,7 +649,7 @@ async fn metrics_parse_move_with_requests_and_need_the_token() {
     assert_eq!(app.register_reserve(ACCOUNT, "KUDOS:1").await.1.status, 200);
     let body = pdf(2, 4);
     let size: u64 = body.iter().map(|p| p.len() as u64).sum();
-    assert_eq!(upload(&app, &party, body, Duration::ZERO).await, 204);
+    assert_eq!(upload_in_parts(&app, &party, body, Duration::ZERO).await, 204);
 
     let m = scrape(&app).await;
     for (family, kind) in [

@@ -505,6 +505,10 @@ async fn polls_whose_clients_went_away_stop_waiting() {
     use tokio::io::AsyncWriteExt;
     const POLLS: usize = 200;
     let server = spawn_app(&[]).await;
+    // The server runs on this test's runtime: its tasks (one per connection) are counted here.
+    let tasks = || tokio::runtime::Handle::current().metrics().num_alive_tasks();
+    until_waiting(&server, 0).await;
+    let before = tasks();
     let mut sockets = Vec::new();
     for i in 0..POLLS {
         // Both spellings and both directions, as wirewatch and a v2 client ask.
@@ -524,10 +528,22 @@ async fn polls_whose_clients_went_away_stop_waiting() {
         sockets.push(s);
     }
     until_waiting(&server, POLLS as u64).await;
+    assert!(tasks() >= before + POLLS, "{} tasks with {POLLS} polls waiting, {before} before", tasks());
     // Every client goes away long before its poll's 60 s: the server stops waiting for them
-    // (the count is of parked requests, so 0 means each request's future was dropped).
+    // (the count is of parked requests, so 0 means each request's future was dropped), and
+    // their connections' tasks end.
     drop(sockets);
     until_waiting(&server, 0).await;
+    // (A few tasks may come and go meanwhile, the test's own HTTP client's among them: a task
+    // left per abandoned poll would be hundreds.)
+    let few = before + POLLS / 10;
+    for _ in 0..2000 {
+        if tasks() <= few {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(tasks() <= few, "{} tasks left after {POLLS} clients went away, {before} before", tasks());
     // Nothing was answered to anyone, and a new poll still waits and is still woken.
     let poll = spawn_poll(&server, "taler-wire-gateway/history/incoming?delta=1024&long_poll_ms=60000");
     until_waiting(&server, 1).await;

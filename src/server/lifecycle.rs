@@ -17,9 +17,10 @@ use crate::config::{ListenAddr, LogFormat};
 
 /// What stops a server: SIGINT, SIGTERM, SIGHUP (a closed terminal: stopped as cleanly as
 /// the others, so that an `--ephemeral` folder goes too), and with `--exit-on-stdin-eof`
-/// the end of standard input. Installed before start-up, so that one arriving while the
-/// server starts is not lost (a signal before the handlers exist would kill the server
-/// before an ephemeral folder is removed). SIGUSR1 and SIGUSR2 are logged and ignored
+/// the end of standard input. Installed before start-up and watched from then on (`serve`
+/// turns the first event into a [`crate::store::stop::Stop`] that the start-up's long steps
+/// heed), so that one arriving while the server starts stops the start (a signal before the
+/// handlers exist would kill the server before an ephemeral folder is removed). SIGUSR1 and SIGUSR2 are logged and ignored
 /// (their default action would kill the server without a checkpoint or clean-up).
 pub struct Shutdown {
     signals: Option<(Signal, Signal, Signal)>,

@@ -25,6 +25,7 @@ pub mod snapshots;
 pub mod space;
 mod sql_types;
 pub mod stats;
+pub mod stop;
 pub mod transfers;
 pub mod writer;
 
@@ -155,6 +156,9 @@ pub enum StoreError {
     /// more is acknowledged.
     #[error("{0}")]
     Lost(String),
+    /// Opening was stopped (a signal during `serve`'s start-up): the file is as it was.
+    #[error("stopped while opening")]
+    Stopped,
     /// The job belongs to work begun before the database was restored from a snapshot.
     #[error("the database was restored from a snapshot since this work began")]
     Restored,
@@ -190,6 +194,8 @@ pub struct OpenOptions {
     pub max_page_count: Option<u64>,
     /// Who folds the WAL back into the main file.
     pub checkpoints: Checkpoints,
+    /// Stops a long opening (a migration, the conversion's `VACUUM`): `serve`'s signals.
+    pub stop: stop::Stop,
 }
 
 /// Who runs checkpoints (copies the WAL's pages into the main file and restarts the WAL).
@@ -481,6 +487,8 @@ fn open_writer_connection(path: &Path, options: &OpenOptions, mode: Mode) -> Res
         flags |= OpenFlags::SQLITE_OPEN_CREATE;
     }
     let conn = Connection::open_with_flags(path, flags)?;
+    // Until the file is ready, a stop interrupts the statement running (a migration).
+    let _interrupting = options.stop.interrupting(&conn).map_err(|_| StoreError::Stopped)?;
     configure(&conn, options.checkpoints)?;
     let (version, empty) = check_version(&conn, path, mode)?;
     if empty {
@@ -513,7 +521,8 @@ fn open_writer_connection(path: &Path, options: &OpenOptions, mode: Mode) -> Res
         conn.query_row(&format!("PRAGMA max_page_count={max}"), [], |_| Ok(()))?;
     }
     if mode == Mode::Serve {
-        migrate(&conn, path, version)?;
+        migrate(&conn, path, version)
+            .map_err(|e| if options.stop.is_stopped() { StoreError::Stopped } else { e })?;
     }
     Ok(conn)
 }

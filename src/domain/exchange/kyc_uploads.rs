@@ -16,6 +16,7 @@ use crate::kyc_content::{self, DeclaredType};
 use crate::payto::Payto;
 use crate::regular_file::open_regular;
 use crate::store::kyc::{self, CHUNK_SIZE, ContentId, Recorded, UploadRecord};
+use crate::store::stop::Stop;
 use crate::store::{Db, Store, StoreError, WriteTx, extern_keys};
 
 /// Start-up work: drops the staged bodies of uploads that a crash interrupted.
@@ -26,6 +27,9 @@ pub async fn discard_interrupted(store: &Store) -> Result<(), StoreError> {
     }
     Ok(())
 }
+
+/// Why reading an upload's file ended early.
+pub const STOPPED_READING: &str = "stopped while it was being read (the start-up was stopped)";
 
 /// An upload from a file, checked as the API checks one, waiting to be stored.
 pub struct FileUpload {
@@ -48,6 +52,7 @@ impl FileUpload {
         payto: &Payto,
         path: PathBuf,
         content_type: Option<&str>,
+        stop: &Stop,
     ) -> Result<FileUpload, String> {
         let shown = path.display();
         let given = match content_type {
@@ -69,6 +74,8 @@ impl FileUpload {
         let mut first = Vec::with_capacity(kyc_content::SNIFF_LEN);
         let mut buf = vec![0u8; CHUNK_SIZE];
         loop {
+            // A file of gigabytes takes seconds to read: a stop is not kept waiting.
+            stop.check().map_err(|_| format!("{shown}: {STOPPED_READING}"))?;
             let n = file.read(&mut buf).map_err(|e| format!("{shown}: {e}"))?;
             if n == 0 {
                 break;
@@ -135,7 +142,7 @@ pub enum FileRefused {
 
 /// Stores a file upload inside a write transaction, streaming its body a chunk at a time
 /// when the body is new; `true` if it was stored now, `false` if it was known already.
-pub fn store_file(tx: &WriteTx<'_>, u: &FileUpload, now_us: i64) -> Result<bool, FileRefused> {
+pub fn store_file(tx: &WriteTx<'_>, u: &FileUpload, now_us: i64, stop: &Stop) -> Result<bool, FileRefused> {
     let inactive =
         || FileRefused::Refused(format!("extern_pub {} is not an active third party", u.extern_pub));
     if !extern_keys::is_active(tx, &u.extern_pub)? {
@@ -143,7 +150,7 @@ pub fn store_file(tx: &WriteTx<'_>, u: &FileUpload, now_us: i64) -> Result<bool,
     }
     let staged = match kyc::find(tx, &u.h_body)? {
         Some(_) => None,
-        None => Some(kyc::staged_in(stage_file(tx, u, now_us)?)),
+        None => Some(kyc::staged_in(stage_file(tx, u, now_us, stop)?)),
     };
     let record = UploadRecord {
         extern_pub: u.extern_pub,
@@ -163,7 +170,7 @@ pub fn store_file(tx: &WriteTx<'_>, u: &FileUpload, now_us: i64) -> Result<bool,
 
 /// Streams an upload's file into a staged body, in the chunks an upload writes, checking
 /// that it is still the file [`FileUpload::prepare`] hashed.
-fn stage_file(tx: &WriteTx<'_>, u: &FileUpload, now_us: i64) -> Result<ContentId, FileRefused> {
+fn stage_file(tx: &WriteTx<'_>, u: &FileUpload, now_us: i64, stop: &Stop) -> Result<ContentId, FileRefused> {
     let shown = u.path.display();
     let io_error = |e: io::Error| FileRefused::Refused(format!("{shown}: {e}"));
     let content = kyc::begin_in(tx, now_us)?;
@@ -172,6 +179,7 @@ fn stage_file(tx: &WriteTx<'_>, u: &FileUpload, now_us: i64) -> Result<ContentId
     let mut buf = vec![0u8; CHUNK_SIZE];
     let (mut seq, mut total) = (0i64, 0u64);
     loop {
+        stop.check().map_err(|_| FileRefused::Refused(format!("{shown}: {STOPPED_READING}")))?;
         let n = fill(&mut file, &mut buf).map_err(io_error)?;
         if n == 0 {
             break;
