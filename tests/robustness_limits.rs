@@ -368,3 +368,58 @@ fn the_staging_budget_comes_back_only_once_the_rows_are_gone() {
     });
     wait_until_no_staged(&server, Duration::from_secs(60));
 }
+
+/// An upload refused 503 from its headers (beyond `--max-staged`) by a client that sends
+/// no `Expect: 100-continue`, and so sends its whole body before it reads: every time, the
+/// client reads the whole 503 (the server reads and discards the rest of the body before it
+/// closes, the lingering close, instead of closing with unread bytes, which makes the
+/// kernel answer with a reset that can destroy the answer), and every byte it sent was
+/// taken. Twenty tries of 32 MiB one after the other, then six at once.
+#[test]
+fn a_503_before_the_body_reaches_a_client_that_sends_its_whole_body_first() {
+    let (server, party) = server_with_party(&["--max-staged", "16MiB"]);
+    let addr = server.addr();
+    let len: usize = 32 << 20;
+    let head = format!(
+        "POST /kyc-bulk/{} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/pdf\r\nContent-Length: {len}\r\nTaler-Customer-Payto: {PAYTO}\r\nTaler-Extern-Signature: {}\r\n\r\n",
+        party.public_key(),
+        "0".repeat(103)
+    );
+    let body = Arc::new(pdf_body(9, len));
+    let rt = runtime();
+    let one = |addr: String, head: String, body: Arc<Vec<u8>>| async move {
+        let (mut r, mut w) = TcpStream::connect(&addr).await.unwrap().into_split();
+        // As most clients do: the whole request written, and only then the answer read.
+        let sender = tokio::spawn(async move {
+            w.write_all(head.as_bytes()).await?;
+            for piece in body.chunks(64 << 10) {
+                w.write_all(piece).await?;
+            }
+            w.flush().await?;
+            Ok::<_, std::io::Error>(w)
+        });
+        let sent = sender.await.unwrap();
+        let answer = read_answer(&mut r, Duration::from_secs(60)).await;
+        (sent.map(|_| ()).map_err(|e| e.to_string()), answer)
+    };
+    rt.block_on(async {
+        for attempt in 0..20 {
+            let (sent, answer) = one(addr.clone(), head.clone(), body.clone()).await;
+            let answer =
+                answer.unwrap_or_else(|partial| panic!("try {attempt}: no whole answer, only {partial:?}"));
+            assert!(sent.is_ok(), "try {attempt}: sending failed: {sent:?}");
+            let (status, detail) = common::raw::status_and_body(&answer).unwrap();
+            assert_eq!(status, 503, "{answer}");
+            assert!(detail.contains("\"code\":9920") && detail.contains("--max-staged"), "{answer}");
+            assert!(answer.to_ascii_lowercase().contains("retry-after: 10"), "{answer}");
+        }
+        let together: Vec<_> =
+            (0..6).map(|_| tokio::spawn(one(addr.clone(), head.clone(), body.clone()))).collect();
+        for t in together {
+            let (sent, answer) = t.await.unwrap();
+            let answer = answer.unwrap_or_else(|partial| panic!("no whole answer, only {partial:?}"));
+            assert!(sent.is_ok() && answer.starts_with("HTTP/1.1 503"), "{sent:?} {answer}");
+        }
+    });
+    assert_eq!(server.count("kyc_contents"), 0);
+}
