@@ -214,6 +214,8 @@ fn copy_to(
     copy.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON")?;
     // The chunks go with them (ON DELETE CASCADE).
     let staged_dropped = copy.execute("DELETE FROM kyc_contents WHERE h_body IS NULL", [])?;
+    // Their pages too: the copy is no larger than what it holds.
+    super::space::give_back_all(&copy)?;
     let problems = integrity_problems(&copy)?;
     if !problems.is_empty() {
         return Err(BackupError::Integrity(problems));
@@ -306,7 +308,8 @@ mod tests {
                 .await
                 .unwrap();
             let staged = kyc::begin(&store, now).await.unwrap();
-            kyc::append(&store, staged, 0, bytes::Bytes::from_static(b"%PDF-")).await.unwrap();
+            // A whole chunk: its pages are freed in the copy when it is dropped.
+            kyc::append(&store, staged, 0, bytes::Bytes::from(vec![b'%'; 1 << 20])).await.unwrap();
         });
         let dest = dir.path().join("copy.sqlite3");
         let mut calls = 0;
@@ -329,6 +332,10 @@ mod tests {
         let mode: String =
             Connection::open(&dest).unwrap().query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
         assert_eq!(mode, "delete");
+        // The dropped body's pages are not in the copy as free pages.
+        let free: i64 =
+            Connection::open(&dest).unwrap().query_row("PRAGMA freelist_count", [], |r| r.get(0)).unwrap();
+        assert_eq!(free, 0);
 
         let err = backup(&store, &dest, false, &[], &mut |_, _| {}).unwrap_err();
         assert!(matches!(err, BackupError::Exists(_)), "{err}");

@@ -59,6 +59,7 @@ pub fn take(store: &Store, dest: &Path) -> Result<u64, StoreError> {
         // One self-contained file; the staged bodies' chunks go with them (cascade).
         copy.query_row("PRAGMA journal_mode=DELETE", [], |_| Ok(()))?;
         copy.execute_batch("PRAGMA foreign_keys=ON; DELETE FROM kyc_contents WHERE h_body IS NULL")?;
+        super::space::give_back_all(&copy)?;
         copy.close().map_err(|(_, e)| StoreError::from(e))?;
         std::fs::rename(&tmp, dest)?;
         Ok(std::fs::metadata(dest)?.len())

@@ -11,7 +11,8 @@
 //! between two of them (`writer`'s bulk queue) and one commit's latency stays bounded.
 //! When no free page is left, a passive checkpoint copies the shortened file's pages from
 //! the WAL, which is when the main file is truncated (with `--checkpoints external`, the
-//! replicator's next checkpoint does it).
+//! replicator's next checkpoint does it). A copy (`backup`, a snapshot) from which staged
+//! bodies are dropped gives their pages back at once ([`give_back_all`]).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -82,6 +83,16 @@ pub async fn reclaim(store: &Store) -> Result<u64, StoreError> {
             .await?;
     }
     Ok(given)
+}
+
+/// Gives every free page of a copy back at once (`backup`'s and a snapshot's copy, once
+/// the staged bodies are deleted from it): nobody else uses that file yet.
+pub(in crate::store) fn give_back_all(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
+    // One empty row per page given back (see `WriteTx::incremental_vacuum`).
+    let mut stmt = conn.prepare("PRAGMA incremental_vacuum")?;
+    let mut rows = stmt.query([])?;
+    while rows.next()?.is_some() {}
+    Ok(())
 }
 
 #[cfg(test)]
