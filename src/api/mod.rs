@@ -9,6 +9,7 @@
 //! its SQL in the matching module of `crate::store`.
 //! A development route (only with `--dev` or `--ephemeral`) goes in
 //! [`fixtures::routes`] or [`controls::routes`] instead.
+//! Every route has its row in the README's endpoints table (`tests::readme_endpoints_table_matches`).
 
 pub mod auditors;
 pub mod console;
@@ -60,6 +61,8 @@ pub fn router(settings: &Settings) -> Router {
 mod tests {
     use std::collections::HashMap;
 
+    use warp::http::Method;
+
     use super::*;
     use crate::http::Access;
 
@@ -90,5 +93,113 @@ mod tests {
             let gateway = p.contains("/taler-wire-gateway/") && !p.ends_with("/config");
             assert_eq!(gateway, route.access() == Access::WireGateway, "{p}");
         }
+    }
+
+    /// A path as the README writes it, in the route table's form: `$NAME` segments become
+    /// `{name}`, a leading `[prefix]` gives the path with and without it, a query is dropped.
+    fn readme_paths(path: &str) -> Vec<String> {
+        let path = path.split('?').next().unwrap_or(path);
+        let variants = match path.strip_prefix('[').and_then(|p| p.split_once(']')) {
+            Some((prefix, rest)) => vec![format!("{prefix}{rest}"), rest.to_owned()],
+            None => vec![path.to_owned()],
+        };
+        variants
+            .iter()
+            .map(|p| {
+                p.split('/')
+                    .map(|s| match s.strip_prefix('$') {
+                        Some(name) => format!("{{{}}}", name.to_lowercase()),
+                        None => s.to_owned(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join("/")
+            })
+            .collect()
+    }
+
+    /// The README's word for who may call a route of this access: the start of its "who" cell.
+    fn readme_who(access: Access, who: &str) -> bool {
+        match access {
+            Access::Public => who == "anyone" || who.ends_with(" signature"),
+            Access::Operator => who.starts_with("token"),
+            Access::WireGateway => who.starts_with("Wire Gateway auth"),
+            Access::Console => who.starts_with("console session"),
+            Access::ConsoleLogin => who.starts_with("no session"),
+        }
+    }
+
+    /// The README's endpoints table against the route table: every method and path of
+    /// `routes(true)` is in a row whose "who" cell names its access (and "development only"
+    /// exactly for the development routes), and every method and path a row names is served.
+    /// A row's first cell lists `METHOD /path` spans; a span that is only a path takes the
+    /// method before it; other spans (bodies) are skipped.
+    #[test]
+    fn readme_endpoints_table_matches() {
+        let readme = include_str!("../../README.md");
+        let rows: Vec<Vec<&str>> = readme
+            .split("\n## Endpoints\n")
+            .nth(1)
+            .expect("README: ## Endpoints")
+            .lines()
+            .skip_while(|l| !l.starts_with("| method and path |"))
+            .skip(2)
+            .take_while(|l| l.starts_with('|'))
+            .map(|l| l.trim_matches('|').split(" | ").map(str::trim).collect())
+            .collect();
+        assert!(!rows.is_empty(), "README: no endpoints table");
+        let development: Vec<(Method, &str)> =
+            development_routes().iter().map(|r| (r.method().clone(), r.pattern())).collect();
+        // (method, pattern) -> the row that names it.
+        let mut documented: HashMap<(Method, String), &str> = HashMap::new();
+        for row in &rows {
+            let [paths, who, _] = row[..] else { panic!("README row {row:?}: three cells") };
+            let mut method: Option<Method> = None;
+            for span in paths.split('`').skip(1).step_by(2) {
+                let (m, path) = match span.split_once(' ') {
+                    Some((m, p)) if !m.is_empty() && m.chars().all(|c| c.is_ascii_uppercase()) => {
+                        (Some(Method::from_bytes(m.as_bytes()).expect("a method")), p)
+                    }
+                    _ => (None, span),
+                };
+                if !(path.starts_with('/') || path.starts_with('[')) {
+                    continue;
+                }
+                method = m.or(method);
+                let method =
+                    method.clone().unwrap_or_else(|| panic!("README row {row:?}: {span} has no method"));
+                for path in readme_paths(path) {
+                    let before = documented.insert((method.clone(), path.clone()), who);
+                    assert!(before.is_none(), "README names {method} {path} twice");
+                }
+            }
+        }
+        for route in routes(true) {
+            let key = (route.method().clone(), route.pattern().to_owned());
+            let Some(who) = documented.remove(&key) else {
+                panic!(
+                    "README's endpoints table has no row for {} {} ({:?}; `{{name}}` is written `$NAME`)",
+                    route.method(),
+                    route.pattern(),
+                    route.access()
+                );
+            };
+            assert!(
+                readme_who(route.access(), who),
+                "README: {} {} is {:?}, not {who:?}",
+                key.0,
+                key.1,
+                route.access()
+            );
+            let dev = development.contains(&(key.0.clone(), route.pattern()));
+            assert_eq!(
+                dev,
+                who.contains("development only"),
+                "README: {} {}: \"development only\" exactly for the routes of --dev",
+                key.0,
+                key.1
+            );
+        }
+        let unserved: Vec<_> = documented.keys().map(|(m, p)| format!("{m} {p}")).collect();
+        assert!(unserved.is_empty(), "README's endpoints table names what no route serves: {unserved:?}");
     }
 }
