@@ -757,8 +757,9 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
     let watcher = {
         let stop = stop.clone();
         tokio::spawn(async move {
-            shutdown.wait().await;
+            let why = shutdown.wait().await;
             stop.stop();
+            why
         })
     };
     let clock = settings.clock();
@@ -769,6 +770,8 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
     {
         Ok(started) => started,
         Err(ServeError::Stopped { during }) => {
+            let why = watcher.await.unwrap_or("stop requested");
+            log::info!("{why}: stopping");
             log::info!(
                 "start-up stopped while {during}: nothing was served, and no key, token or lock file this start made is left"
             );
@@ -785,7 +788,14 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
         log::warn!("cannot write the ready line to stdout: {e}");
     }
     let store = state.store.clone();
-    let served = run(listener, state, async move { stop.wait().await }).await;
+    let served = run(listener, state, async move {
+        match watcher.await {
+            Ok(why) => log::info!("{why}: stopping"),
+            // The watcher cannot end otherwise; if it panicked, nothing will ask us to stop.
+            Err(_) => std::future::pending().await,
+        }
+    })
+    .await;
     // Whatever ended serving: the database is closed, then an ephemeral folder removed.
     tokio::task::spawn_blocking(move || store.close()).await.map_err(|e| io::Error::other(e.to_string()))?;
     log::info!("database closed");

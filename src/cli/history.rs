@@ -66,7 +66,10 @@ pub async fn client_history(args: HistoryArgs) -> Result<(), CliError> {
     let shutdown = Shutdown::install(args.exit_on_stdin_eof);
     tokio::select! {
         followed = follow(&args, &token) => followed,
-        () = shutdown.wait() => Ok(()),
+        why = shutdown.wait() => {
+            log::info!("{why}: stopping");
+            Ok(())
+        }
     }
 }
 

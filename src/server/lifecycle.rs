@@ -57,8 +57,10 @@ impl Shutdown {
         Shutdown { signals, stdin_closed: watch_stdin.then(watch_stdin_closed).flatten() }
     }
 
-    /// Resolves when one of the events happens.
-    pub async fn wait(self) {
+    /// Resolves when one of the events happens, with its name. Logging it is the caller's
+    /// part: a start-up that fails on its own (the database locked by another server) must
+    /// say one line, its reason, and not a stop it never acted on.
+    pub async fn wait(self) -> &'static str {
         let signals = async {
             match self.signals {
                 Some((mut int, mut term, mut hup)) => tokio::select! {
@@ -78,11 +80,10 @@ impl Shutdown {
                 None => std::future::pending().await,
             }
         };
-        let why = tokio::select! {
+        tokio::select! {
             name = signals => name,
             () = stdin => "standard input closed",
-        };
-        log::info!("{why}: stopping");
+        }
     }
 }
 
