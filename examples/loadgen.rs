@@ -77,7 +77,9 @@
 //! (`throughput` with its `unit`, `latency_ms` p50/p99/max over all answered
 //! requests, `server_peak_rss_mib`; for `registration` and `upload` also
 //! `server_rss_at_end_mib`, the resident set after the load split into `anon`
-//! (allocated) and `file` (mostly the binary's code)), `reference` (what, value, unit),
+//! (allocated) and `file` (mostly the binary's code); for `registration`, `auditors` and
+//! `scale` also `commit_groups`, the writer's commits during the load and the jobs per
+//! commit, which the writer's CPU per operation follows), `reference` (what, value, unit),
 //! `ratio` (figure / reference), `targets` (each with its limit, value and
 //! `met`) and `met` (all targets met and no request failed). `failed` counts
 //! answers with an unexpected status; `rows_checked` says whether the rows
@@ -280,6 +282,24 @@ impl Target {
 
     fn rss_parts_mib(&self) -> Option<Value> {
         self.pid.and_then(rss_parts_mib)
+    }
+
+    /// The operator token: given with `--token`, or read from the started server's folder.
+    fn operator_token(&self) -> Option<String> {
+        self.token.clone().or_else(|| self.spawned.as_ref().map(|s| s.token.clone()))
+    }
+
+    /// The writer's commits and the jobs they carried so far (the server's metrics): the
+    /// writer's CPU per operation follows how many jobs share a commit and its fsync, which
+    /// varies from run to run, so a comparison of CPU figures needs it beside them.
+    async fn commit_counts(&self, client: &reqwest::Client) -> Option<(f64, f64)> {
+        let token = self.operator_token()?;
+        let text =
+            client.get(self.endpoint("metrics")).bearer_auth(token).send().await.ok()?.text().await.ok()?;
+        let value = |name: &str| -> Option<f64> {
+            text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        };
+        Some((value("taler_lite_db_commits_total")?, value("taler_lite_db_commit_group_jobs_sum")?))
     }
 
     /// The server's CPU so far, when its process id is known.
@@ -1003,10 +1023,17 @@ async fn request_scenario(ctx: &mut Context, name: &str) -> Value {
     )
     .await;
     let bodies = make(ctx.options.requests, &currency);
+    let commits_start = target.commit_counts(&ctx.client).await;
     let cpu_start = target.cpu_snapshot(ctx.cpu_source());
     let mut load =
         drive(&ctx.client, &target.endpoint(path), bodies, clients, expect, None, PHASE_LIMIT).await;
     let cpu = target.cpu_since(cpu_start.as_ref(), ctx.cpu_source());
+    let commit_groups = match (commits_start, target.commit_counts(&ctx.client).await) {
+        (Some((c0, j0)), Some((c1, j1))) if c1 > c0 => {
+            json!({"commits": c1 - c0, "jobs_per_commit": round((j1 - j0) / (c1 - c0), 2)})
+        }
+        _ => Value::Null,
+    };
     let ed25519 = Reference::bracket(ed25519_before, reference_ed25519(ctx.ticks_per_s));
     let reference = ed25519.per_s;
     let listing = match preload_s {
@@ -1072,6 +1099,7 @@ async fn request_scenario(ctx: &mut Context, name: &str) -> Value {
             "latency_ms": latency,
             "server_peak_rss_mib": target.peak_rss_mib().map(|m| round(m, 1)),
             "server_rss_at_end_mib": target.rss_parts_mib(),
+            "commit_groups": commit_groups,
             "reference": {"what": "Ed25519 verifications/s, one core, ed25519-dalek via taler_lite::crypto (mean of one second before and one after the load)", "value": round(reference, 1), "unit": "verifications/s", "runs_cpu_us": ed25519.runs_json()},
             "ratio": round(ratio, 3),
             "cpu": cpu.map(|c| c.json(
