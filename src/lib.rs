@@ -12,7 +12,8 @@
 //!   [`subject`] (subjects: derivation and parsing), [`kyc_content`] (what an
 //!   upload may hold), [`qr_bill`] (Swiss QR bill and EPC payloads as SVG), [`clock`] (the
 //!   server's one clock, movable on a development server), [`regular_file`] (opening a file
-//!   an operator names without hanging on a FIFO).
+//!   an operator names without hanging on a FIFO); in tests, `readme_tables` (the README's
+//!   tables, which tests hold to the code).
 //! - In-memory state the server holds, below the store and the dispatcher that both use it:
 //!   [`session`] (the console's logins), [`auth_failures`] (the budget of wrong credentials), [`staged_budget`] (bytes
 //!   staged unverified),
@@ -73,6 +74,8 @@ pub mod log_sink;
 pub mod metrics;
 pub mod payto;
 pub mod qr_bill;
+#[cfg(test)]
+mod readme_tables;
 pub mod regular_file;
 pub mod server;
 pub mod session;

@@ -135,17 +135,7 @@ mod tests {
     /// method before it; other spans (bodies) are skipped.
     #[test]
     fn readme_endpoints_table_matches() {
-        let readme = include_str!("../../README.md");
-        let rows: Vec<Vec<&str>> = readme
-            .split("\n## Endpoints\n")
-            .nth(1)
-            .expect("README: ## Endpoints")
-            .lines()
-            .skip_while(|l| !l.starts_with("| method and path |"))
-            .skip(2)
-            .take_while(|l| l.starts_with('|'))
-            .map(|l| l.trim_matches('|').split(" | ").map(str::trim).collect())
-            .collect();
+        let rows = crate::readme_tables::rows("Endpoints", "| method and path |");
         assert!(!rows.is_empty(), "README: no endpoints table");
         let development: Vec<(Method, &str)> =
             development_routes().iter().map(|r| (r.method().clone(), r.pattern())).collect();

@@ -569,17 +569,7 @@ mod tests {
     /// `serve --help` shows, with its variable, its TOML key and its default.
     #[test]
     fn readme_table_matches() {
-        let readme = include_str!("../../README.md");
-        let rows: Vec<Vec<&str>> = readme
-            .split("\n## Configuration\n")
-            .nth(1)
-            .expect("README: ## Configuration")
-            .lines()
-            .skip_while(|l| !l.starts_with("| setting |"))
-            .skip(2)
-            .take_while(|l| l.starts_with('|'))
-            .map(|l| l.trim_matches('|').split(" | ").map(str::trim).collect())
-            .collect();
+        let rows = crate::readme_tables::rows("Configuration", "| setting |");
         let first_code =
             |cell: &str| cell.split('`').nth(1).map(|c| c.split(' ').next().unwrap_or(c).to_owned());
         let cmd = serve_command();
