@@ -217,3 +217,96 @@ async fn console_routes_without_a_session_go_to_the_login_and_never_send_cors() 
         assert!(answer.headers.contains_key("content-security-policy"), "{}", route.pattern());
     }
 }
+
+/// A listed path in the route table's form: `$NAME` segments become `{name}`, a leading
+/// `[prefix]` gives the path with and without it, the query is dropped.
+fn listed_patterns(path: &str) -> Vec<String> {
+    let path = path.split('?').next().unwrap_or(path);
+    let variants = match path.strip_prefix('[').and_then(|p| p.split_once(']')) {
+        Some((prefix, rest)) => vec![format!("{prefix}{rest}"), rest.to_owned()],
+        None => vec![path.to_owned()],
+    };
+    variants
+        .iter()
+        .map(|p| {
+            p.split('/')
+                .map(|s| match s.strip_prefix('$') {
+                    Some(name) => format!("{{{}}}", name.to_lowercase()),
+                    None => s.to_owned(),
+                })
+                .collect::<Vec<_>>()
+                .join("/")
+        })
+        .collect()
+}
+
+/// `taler-lite routes [--dev]`, run in an empty folder with no setting: the printed table,
+/// as (method, pattern) -> (who, answers). Nothing is made in the folder (no database, no
+/// key: the listing needs neither).
+fn listed_routes(args: &[&str]) -> std::collections::HashMap<(Method, String), (String, String)> {
+    let dir = tempfile::tempdir().unwrap();
+    let out = common::run_cli(dir.path(), args);
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stderr.is_empty(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "{args:?} made a file");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("| method and path | who | answers |"));
+    assert_eq!(lines.next(), Some("|---|---|---|"));
+    let mut listed = std::collections::HashMap::new();
+    for line in lines {
+        let cells: Vec<&str> =
+            line.strip_prefix("| ").and_then(|l| l.strip_suffix(" |")).unwrap().split(" | ").collect();
+        let [path, who, answers] = cells[..] else { panic!("{line}: three cells") };
+        let span = path.split('`').nth(1).unwrap_or_else(|| panic!("{line}: no `METHOD path`"));
+        let (method, path) = span.split_once(' ').unwrap_or_else(|| panic!("{line}: no method"));
+        let method = Method::from_bytes(method.as_bytes()).unwrap();
+        for pattern in listed_patterns(path) {
+            let before =
+                listed.insert((method.clone(), pattern.clone()), (who.to_owned(), answers.to_owned()));
+            assert!(before.is_none(), "{method} {pattern} listed twice");
+        }
+    }
+    listed
+}
+
+/// The documentation of the endpoints is the route table's (the README points at
+/// `taler-lite routes`): every route of the table is listed exactly once, with who may call
+/// it as its access says ("development only" exactly for the routes of `--dev`) and the
+/// answers its row documents, and nothing else is listed.
+#[test]
+fn the_routes_command_lists_every_route_once_with_who_may_call_it() {
+    let development: Vec<(Method, &str)> =
+        taler_lite::api::development_routes().iter().map(|r| (r.method().clone(), r.pattern())).collect();
+    for (args, dev) in [(&["routes", "--dev"][..], true), (&["routes"][..], false)] {
+        let mut listed = listed_routes(args);
+        for route in taler_lite::api::routes(dev) {
+            let key = (route.method().clone(), route.pattern().to_owned());
+            let (who, answers) =
+                listed.remove(&key).unwrap_or_else(|| panic!("{args:?} does not list {} {}", key.0, key.1));
+            let (base, development_only) = match who.strip_suffix(", development only") {
+                Some(base) => (base, true),
+                None => (who.as_str(), false),
+            };
+            let expected = match (route.access(), route.doc().signer) {
+                (Access::Public, Some(signer)) => signer.describe(),
+                (Access::Public, None) => "anyone",
+                (Access::Operator, _) => "token",
+                (Access::WireGateway, _) => "Wire Gateway auth",
+                (Access::Console, _) => "console session",
+                (Access::ConsoleLogin, _) => "no session",
+            };
+            assert_eq!(base, expected, "{} {}: who", key.0, key.1);
+            assert_eq!(
+                development_only,
+                development.contains(&(key.0.clone(), route.pattern())),
+                "{} {}: \"development only\" exactly for the routes of --dev",
+                key.0,
+                key.1
+            );
+            assert_eq!(answers, route.doc().answers.replace('|', "\\|"), "{} {}", key.0, key.1);
+        }
+        let unserved: Vec<_> = listed.keys().map(|(m, p)| format!("{m} {p}")).collect();
+        assert!(unserved.is_empty(), "{args:?} lists what no route serves: {unserved:?}");
+    }
+}

@@ -12,7 +12,7 @@ use crate::app::AppState;
 use crate::crypto::EddsaPublicKey;
 use crate::domain::exchange::auditors::{self, AuditorSetupMessage, AuditorTeardownMessage};
 use crate::error::{ApiError, json_response};
-use crate::http::{PathParams, Request, Route, no_content};
+use crate::http::{PathParams, Request, Route, Signer, no_content};
 use crate::store::auditors as store_auditors;
 
 /// One entry of `GET /auditors`, shaped as the `auditors` of an exchange's `/keys`.
@@ -32,9 +32,17 @@ pub struct AuditorsResponse {
 /// This API's rows of the route table.
 pub fn routes() -> Vec<Route> {
     vec![
-        Route::public(Method::POST, "/management/auditors", enable_auditor),
-        Route::public(Method::POST, "/management/auditors/{auditor_pub}/disable", disable_auditor),
-        Route::public(Method::GET, "/auditors", list_auditors),
+        Route::signed(Method::POST, "/management/auditors", Signer::Master, enable_auditor)
+            .answers("204; 400 (22/26), 403 (1802), 409 (1801)"),
+        Route::signed(
+            Method::POST,
+            "/management/auditors/{auditor_pub}/disable",
+            Signer::Master,
+            disable_auditor,
+        )
+        .answers("204; 400, 403 (1803), 404 (1800), 409 (1801)"),
+        Route::public(Method::GET, "/auditors", list_auditors)
+            .answers("the active auditors, as `/keys` lists them"),
     ]
 }
 

@@ -22,17 +22,27 @@ use crate::timestamp::{Timestamp, format_rfc3339, parse_rfc3339_us};
 /// This module's rows of the route table (development routes).
 pub fn routes() -> Vec<Route> {
     vec![
-        Route::operator(Method::GET, "/private/clock", get_clock),
-        Route::operator(Method::POST, "/private/clock", move_clock),
-        Route::operator(Method::POST, "/private/faults", add_fault),
-        Route::operator(Method::GET, "/private/faults", list_faults),
-        Route::operator(Method::DELETE, "/private/faults", clear_faults),
-        Route::operator(Method::GET, JOURNAL_ROUTE, list_requests),
-        Route::operator(Method::DELETE, JOURNAL_ROUTE, clear_requests),
-        Route::operator(Method::GET, "/private/snapshots", list_snapshots),
-        Route::operator(Method::PUT, "/private/snapshots/{name}", take_snapshot),
-        Route::operator(Method::DELETE, "/private/snapshots/{name}", delete_snapshot),
-        Route::operator(Method::POST, "/private/snapshots/{name}/restore", restore_snapshot),
+        Route::operator(Method::GET, "/private/clock", get_clock).answers("`{now, offset_s, frozen}`"),
+        Route::operator(Method::POST, "/private/clock", move_clock)
+            .body(r#"`{"advance"}`, `{"set"}`, `{"freeze"}` or `{"real": true}`"#)
+            .answers("`{now, offset_s, frozen}`; 409 (9901) for a move back in time"),
+        Route::operator(Method::POST, "/private/faults", add_fault)
+            .body("`{method, route, times, status, delay_ms, reset}`")
+            .answers("201 `{id}`, then the matching requests fail (code 9902)"),
+        Route::operator(Method::GET, "/private/faults", list_faults).answers("the rules left"),
+        Route::operator(Method::DELETE, "/private/faults", clear_faults).answers("204: every rule removed"),
+        Route::operator(Method::GET, JOURNAL_ROUTE, list_requests)
+            .query("limit=&route=&status=&since_id=&timeout_ms=")
+            .answers("the journal, newest first; 404 (21) with `--journal-size 0`"),
+        Route::operator(Method::DELETE, JOURNAL_ROUTE, clear_requests)
+            .answers("204: the journal emptied; 404 (21) with `--journal-size 0`"),
+        Route::operator(Method::GET, "/private/snapshots", list_snapshots).answers("the snapshots"),
+        Route::operator(Method::PUT, "/private/snapshots/{name}", take_snapshot)
+            .answers("201 `{name, bytes, taken}`; 409 (9904)"),
+        Route::operator(Method::DELETE, "/private/snapshots/{name}", delete_snapshot)
+            .answers("204; 404 (9903)"),
+        Route::operator(Method::POST, "/private/snapshots/{name}/restore", restore_snapshot)
+            .answers("204; 404 (9903); a request writing meanwhile fails with 503 (9905)"),
     ]
 }
 

@@ -27,7 +27,10 @@ struct ExchangeConfig<'a> {
 
 /// This API's rows of the route table.
 pub fn routes() -> Vec<Route> {
-    vec![Route::public(Method::GET, "/config", get_config)]
+    vec![
+        Route::public(Method::GET, "/config", get_config)
+            .answers("the exchange's config: its currency and master public key"),
+    ]
 }
 
 /// `GET /config`: what the exchange is, its currency and master key.

@@ -24,7 +24,7 @@ use crate::crypto::{EddsaPublicKey, EddsaSignature, ExternKycDataBulkBindingPS, 
 use crate::domain::exchange::third_parties;
 use crate::error::{ApiError, json_response};
 use crate::http::stream::stream_body;
-use crate::http::{PageQuery, PathParams, Request, Route, no_content};
+use crate::http::{PageQuery, PathParams, Request, Route, Signer, no_content};
 use crate::kyc_content::{self, DeclaredType};
 use crate::payto::Payto;
 use crate::staged_budget::Reservation;
@@ -34,12 +34,19 @@ use crate::store::{Durability, Store, StoreError, extern_keys};
 /// This API's rows of the route table.
 pub fn routes() -> Vec<Route> {
     vec![
-        Route::public(Method::POST, "/kyc-bulk/{extern_pub}", upload),
-        Route::operator(Method::GET, "/private/extern-keys", list_extern_keys),
-        Route::operator(Method::POST, "/private/extern-keys", add_extern_key),
-        Route::operator(Method::POST, "/private/extern-keys/{extern_pub}/disable", disable_extern_key),
-        Route::operator(Method::GET, "/private/kyc-bulk", list_uploads),
-        Route::operator(Method::GET, "/private/kyc-bulk/{h_body}", download),
+        Route::signed(Method::POST, "/kyc-bulk/{extern_pub}", Signer::ThirdParty, upload)
+            .answers("204; 400 (25/26), 403 (1903), 404 (1904), 408, 411, 412 (1905), 413 (32)"),
+        Route::operator(Method::GET, "/private/extern-keys", list_extern_keys).answers("the third parties"),
+        Route::operator(Method::POST, "/private/extern-keys", add_extern_key)
+            .body(r#"`{"extern_pub","name"}`"#)
+            .answers("204: the third party added, or re-enabled and renamed"),
+        Route::operator(Method::POST, "/private/extern-keys/{extern_pub}/disable", disable_extern_key)
+            .answers("204; 404 (1904)"),
+        Route::operator(Method::GET, "/private/kyc-bulk", list_uploads)
+            .query("payto=&limit=&offset=")
+            .answers("uploads, of one customer or of all"),
+        Route::operator(Method::GET, "/private/kyc-bulk/{h_body}", download)
+            .answers("the body, streamed, with `Content-Type`, `Content-Length`, `ETag`; 404 (1906) for an unknown hash"),
     ]
 }
 

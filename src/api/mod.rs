@@ -1,15 +1,19 @@
 //! The APIs: one module each, holding its routes and handlers, and here the
-//! one route table that the server routes by and the access tests iterate.
+//! one route table that the server routes by, the access tests iterate and
+//! `taler-lite routes` prints ([`markdown`]): the one documentation of the endpoints.
 //!
 //! To add a route: write the handler in its API's module (a `///` line naming
 //! method and path), add a row to that module's `routes()`, built with
-//! [`Route::public`] or [`Route::operator`] (which checks the token before the
+//! [`Route::public`], [`Route::signed`] (public, its caller proven by a signature that
+//! the operation checks) or [`Route::operator`] (which checks the token before the
 //! handler runs), or for the console's pages [`Route::console`] (a session
-//! cookie, checked by the dispatcher) and [`Route::console_login`], and put
-//! its SQL in the matching module of `crate::store`.
+//! cookie, checked by the dispatcher) and [`Route::console_login`], then its
+//! documentation: optionally [`query`](crate::http::Draft::query) and
+//! [`body`](crate::http::Draft::body), and [`answers`](crate::http::Draft::answers), the
+//! step that makes the row (a row cannot be built without it).
+//! Its rule goes in `crate::domain`, its SQL in the matching module of `crate::store`.
 //! A development route (only with `--dev` or `--ephemeral`) goes in
 //! [`fixtures::routes`] or [`controls::routes`] instead.
-//! Every route has its row in the README's endpoints table (`tests::readme_endpoints_table_matches`).
 
 pub mod auditors;
 pub mod console;
@@ -21,8 +25,10 @@ pub mod ops;
 pub mod prepared_transfer;
 pub mod wire_gateway;
 
+use warp::http::Method;
+
 use crate::config::Settings;
-use crate::http::{Route, Router};
+use crate::http::{Access, Route, Router};
 
 /// Every route of a server started without `--dev` or `--ephemeral`.
 pub fn route_table() -> Vec<Route> {
@@ -57,14 +63,81 @@ pub fn router(settings: &Settings) -> Router {
     Router::new(routes(settings.dev))
 }
 
+/// Where the Wire Gateway serves each configured account by name: a route under it whose
+/// twin without it has the same method and documentation is listed once with its twin.
+const ACCOUNT_PREFIX: &str = "/accounts/{account}";
+
+/// The header of [`markdown`]'s table.
+pub const ROUTES_HEADER: &str = "| method and path | who | answers |";
+
+/// The endpoints as a Markdown table, one row per method and path, from the route table and
+/// what each row documents (`taler-lite routes`, `taler-lite routes --dev`): the method and
+/// path (a `{name}` segment written `$NAME`, the query it reads, the body it takes), who may
+/// call it, what it answers. A Wire Gateway path served with and without the account prefix
+/// is one row, `[/accounts/$ACCOUNT]/taler-wire-gateway/...`.
+pub fn markdown(dev: bool) -> String {
+    let routes = routes(dev);
+    let development: Vec<(Method, &str)> =
+        development_routes().iter().map(|r| (r.method().clone(), r.pattern())).collect();
+    let twin_of = |route: &Route, pattern: &str| {
+        routes
+            .iter()
+            .any(|r| r.pattern() == pattern && r.method() == route.method() && r.doc() == route.doc())
+    };
+    let mut out = format!("{ROUTES_HEADER}\n|---|---|---|\n");
+    for route in &routes {
+        if route.pattern().strip_prefix(ACCOUNT_PREFIX).is_some_and(|rest| twin_of(route, rest)) {
+            continue;
+        }
+        let prefixed = twin_of(route, &format!("{ACCOUNT_PREFIX}{}", route.pattern()));
+        let doc = route.doc();
+        let mut path = format!("`{} ", route.method());
+        if prefixed {
+            path.push_str(&format!("[{}]", dollar_names(ACCOUNT_PREFIX)));
+        }
+        path.push_str(&dollar_names(route.pattern()));
+        if let Some(query) = doc.query {
+            path.push_str(&format!("?{query}"));
+        }
+        path.push('`');
+        if let Some(body) = doc.body {
+            path.push_str(&format!(" {body}"));
+        }
+        let mut who = match (route.access(), doc.signer) {
+            (Access::Public, Some(signer)) => signer.describe(),
+            (Access::Public, None) => "anyone",
+            (Access::Operator, _) => "token",
+            (Access::WireGateway, _) => "Wire Gateway auth",
+            (Access::Console, _) => "console session",
+            (Access::ConsoleLogin, _) => "no session",
+        }
+        .to_owned();
+        if development.contains(&(route.method().clone(), route.pattern())) {
+            who.push_str(", development only");
+        }
+        let cell = |text: &str| text.replace('|', "\\|");
+        out.push_str(&format!("| {} | {} | {} |\n", cell(&path), cell(&who), cell(doc.answers)));
+    }
+    out
+}
+
+/// A pattern as the documentation writes it: `{row_id}` is `$ROW_ID`.
+fn dollar_names(pattern: &str) -> String {
+    pattern
+        .split('/')
+        .map(|s| match s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+            Some(name) => format!("${}", name.to_uppercase()),
+            None => s.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
 
-    use warp::http::Method;
-
     use super::*;
-    use crate::http::Access;
 
     #[test]
     fn one_access_per_path_and_one_handler_per_method() {
@@ -92,6 +165,25 @@ mod tests {
             // Everything of the Wire Gateway but its config takes the exchange's credentials.
             let gateway = p.contains("/taler-wire-gateway/") && !p.ends_with("/config");
             assert_eq!(gateway, route.access() == Access::WireGateway, "{p}");
+        }
+    }
+
+    /// Every row documents what it answers (the type of the table's rows requires the step;
+    /// this holds the text to something), each text one line that prints as a table cell.
+    #[test]
+    fn every_route_documents_its_answers_in_one_line() {
+        for route in routes(true) {
+            let doc = route.doc();
+            for text in [Some(doc.answers), doc.query, doc.body].into_iter().flatten() {
+                assert!(!text.trim().is_empty(), "{} {}: an empty text", route.method(), route.pattern());
+                assert!(!text.contains('\n'), "{} {}: {text:?} spans lines", route.method(), route.pattern());
+            }
+            assert!(
+                !doc.query.is_some_and(|q| q.starts_with('?')),
+                "{}: the query without its `?`",
+                route.pattern()
+            );
+            assert!(doc.signer.is_none() || route.access() == Access::Public, "{}", route.pattern());
         }
     }
 

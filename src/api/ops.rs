@@ -19,8 +19,11 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 /// This module's rows of the route table.
 pub fn routes() -> Vec<Route> {
     vec![
-        Route::public(Method::GET, "/healthz", healthz),
-        Route::operator(Method::GET, metrics::METRICS_ROUTE, get_metrics),
+        Route::public(Method::GET, "/healthz", healthz).answers(
+            r#"200 `{"status":"ok"}`; 503 (53 the read pool, 50 the writer) naming the part that did not answer within a second"#,
+        ),
+        Route::operator(Method::GET, metrics::METRICS_ROUTE, get_metrics)
+            .answers("the Prometheus text exposition (README, \"Metrics\")"),
     ]
 }
 

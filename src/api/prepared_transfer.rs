@@ -11,7 +11,7 @@ use warp::reply::Response;
 use crate::app::AppState;
 use crate::domain::bank::registrations::{self, RegistrationRequest, Unregistration};
 use crate::error::{ApiError, json_response};
-use crate::http::{PageQuery, PathParams, Request, Route, no_content};
+use crate::http::{PageQuery, PathParams, Request, Route, Signer, no_content};
 use crate::store::registrations::RegistrationEntry;
 
 /// Protocol version of the prepared-transfer API (`current:revision:age`).
@@ -29,10 +29,20 @@ struct PreparedTransferConfig<'a> {
 /// This API's rows of the route table.
 pub fn routes() -> Vec<Route> {
     vec![
-        Route::public(Method::GET, "/taler-prepared-transfer/config", get_config),
-        Route::public(Method::POST, "/taler-prepared-transfer/registration", register),
-        Route::public(Method::POST, "/taler-prepared-transfer/unregistration", unregister),
-        Route::operator(Method::GET, "/private/registrations", list_registrations),
+        Route::public(Method::GET, "/taler-prepared-transfer/config", get_config)
+            .answers("the currency and `supported_formats`"),
+        Route::signed(Method::POST, "/taler-prepared-transfer/registration", Signer::Authorization, register)
+            .answers("200 the subjects; 400, 409 (5160, 5124, 5114, 5159)"),
+        Route::signed(
+            Method::POST,
+            "/taler-prepared-transfer/unregistration",
+            Signer::Authorization,
+            unregister,
+        )
+        .answers("204; 400, 404 (5162), 409 (5160, 5161)"),
+        Route::operator(Method::GET, "/private/registrations", list_registrations)
+            .query("limit=&offset=")
+            .answers("registrations, live and expired"),
     ]
 }
 

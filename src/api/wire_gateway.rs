@@ -51,11 +51,12 @@ struct AddedTransfer {
 
 /// The gateway's paths, under `/taler-wire-gateway/` (the first account) and under
 /// `/accounts/{account}/taler-wire-gateway/` (each configured account by name).
+/// The route's documentation steps follow the constructor and apply to both.
 macro_rules! both {
-    ($make:ident, $method:expr, $path:literal, $handler:expr) => {
+    ($make:ident($method:expr, $path:literal, $handler:expr) $($doc:tt)*) => {
         [
-            Route::$make($method, concat!("/taler-wire-gateway/", $path), $handler),
-            Route::$make($method, concat!("/accounts/{account}/taler-wire-gateway/", $path), $handler),
+            Route::$make($method, concat!("/taler-wire-gateway/", $path), $handler) $($doc)*,
+            Route::$make($method, concat!("/accounts/{account}/taler-wire-gateway/", $path), $handler) $($doc)*,
         ]
     };
 }
@@ -63,17 +64,41 @@ macro_rules! both {
 /// This API's rows of the route table.
 pub fn routes() -> Vec<Route> {
     [
-        both!(public, Method::GET, "config", get_config),
-        both!(wire_gateway, Method::GET, "account/check", account_check),
-        both!(wire_gateway, Method::POST, "transfer", transfer),
-        both!(wire_gateway, Method::GET, "transfers", transfers),
-        both!(wire_gateway, Method::GET, "transfers/{row_id}", transfer_status),
-        both!(wire_gateway, Method::GET, "history/incoming", history_incoming),
-        both!(wire_gateway, Method::GET, "history/outgoing", history_outgoing),
-        both!(wire_gateway, Method::POST, "admin/add-incoming", add_incoming),
-        both!(wire_gateway, Method::POST, "admin/add-kycauth", add_kycauth),
-        both!(wire_gateway, Method::POST, "admin/add-mapped", add_mapped),
-        both!(wire_gateway, Method::POST, "admin/add-incoming-subject", add_incoming_subject),
+        both!(public(Method::GET, "config", get_config)
+            .answers("the wire gateway's config (`support_account_check: false`)")),
+        both!(wire_gateway(Method::GET, "account/check", account_check)
+            .answers("501 (21): this bank cannot check accounts, as its config says")),
+        both!(wire_gateway(Method::POST, "transfer", transfer)
+            .body("`{request_uid, amount, exchange_base_url, wtid, credit_account}`")
+            .answers(
+                "200 `{row_id, timestamp}`, the same again for a replay; 400 (22/24/26, 30 another currency), \
+                 409 (5112 `request_uid` reused with other details, 5154 `wtid` reused)"
+            )),
+        both!(wire_gateway(Method::GET, "transfers", transfers)
+            .query("limit=&offset=&status=")
+            .answers("200 `{debit_account, transfers}`; 204 when there are none")),
+        both!(wire_gateway(Method::GET, "transfers/{row_id}", transfer_status).answers(
+            "200 the transfer's status; 400 (26) for a malformed row id, 404 (5106) for an unknown one or \
+             another account's"
+        )),
+        both!(wire_gateway(Method::GET, "history/incoming", history_incoming)
+            .query("limit=&offset=&timeout_ms=")
+            .answers("credited transfers; 204 when none (after waiting up to `timeout_ms` for one)")),
+        both!(wire_gateway(Method::GET, "history/outgoing", history_outgoing)
+            .query("limit=&offset=&timeout_ms=")
+            .answers("transfers out; 204 when none (after waiting up to `timeout_ms` for one)")),
+        both!(wire_gateway(Method::POST, "admin/add-incoming", add_incoming)
+            .body("`{amount, reserve_pub, debit_account}`")
+            .answers("200 `{row_id, timestamp}`; 409 (5114) for a reserve key already credited or registered")),
+        both!(wire_gateway(Method::POST, "admin/add-kycauth", add_kycauth)
+            .body("`{amount, account_pub, debit_account}`")
+            .answers("200 `{row_id, timestamp}`")),
+        both!(wire_gateway(Method::POST, "admin/add-mapped", add_mapped)
+            .body("`{amount, authorization_pub, debit_account}`")
+            .answers("200 `{row_id, timestamp}`; 409 (5162, 5163, 5114)")),
+        both!(wire_gateway(Method::POST, "admin/add-incoming-subject", add_incoming_subject)
+            .body("`{amount, subject, debit_account, credit_account?}`")
+            .answers("200 credited or bounced")),
     ]
     .into_iter()
     .flatten()

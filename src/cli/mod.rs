@@ -72,6 +72,13 @@ pub enum Command {
         #[arg(value_name = "FILE")]
         file: PathBuf,
     },
+    /// Print every endpoint as a Markdown table (method and path, who may call it, what it
+    /// answers), from the server's route table: no database, key or server needed
+    Routes {
+        /// Also the development routes, which only a server with --dev or --ephemeral has
+        #[arg(long)]
+        dev: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -192,6 +199,13 @@ pub async fn execute(cli: Cli) -> Result<(), CliError> {
             config::create_secret_file(&path, &key.to_base32())?;
             println!("{}", key.public_key());
             Ok(())
+        }
+        Command::Routes { dev } => {
+            use std::io::Write as _;
+            match std::io::stdout().lock().write_all(crate::api::markdown(dev).as_bytes()) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+                _ => Ok(()),
+            }
         }
     }
 }

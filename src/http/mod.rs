@@ -28,7 +28,8 @@ use warp::reply::Response;
 use warp::{Buf, Filter, Rejection, Reply};
 
 pub use router::{
-    Access, CONSOLE_CSP, CONSOLE_LOGIN, JOURNAL_ROUTE, PathParams, Route, Router, hold_failure, see_other,
+    Access, CONSOLE_CSP, CONSOLE_LOGIN, Draft, JOURNAL_ROUTE, PathParams, Route, RouteDoc, Router, Signer,
+    hold_failure, see_other,
 };
 
 use crate::auth_failures::Peer;

@@ -1,9 +1,10 @@
 //! The one route table and the dispatcher that serves it.
 //!
-//! Every route is a row: method, path pattern, access, handler. The table
-//! (built in `crate::api`) is what requests are routed by *and* what the
-//! access tests iterate, so a new route is covered by them without editing
-//! them. Access is decided by the constructor that made the row:
+//! Every route is a row: method, path pattern, access, handler and its
+//! documentation ([`RouteDoc`]: a row is made only by [`Draft::answers`]). The
+//! table (built in `crate::api`) is what requests are routed by, what the access
+//! tests iterate *and* what `taler-lite routes` prints, so a new route is covered
+//! by them and documented without editing anything else. Access is decided by the constructor that made the row:
 //! [`Route::operator`] is the only way to make an operator route, and the
 //! dispatcher checks the bearer token of every operator path before it looks
 //! at anything else (method, body, parameters), so an unauthenticated client
@@ -173,6 +174,43 @@ impl PathParams {
 type HandlerFuture = Pin<Box<dyn Future<Output = Result<Response, ApiError>> + Send>>;
 type Handler = Arc<dyn Fn(AppState, PathParams, Request) -> HandlerFuture + Send + Sync>;
 
+/// Who proves itself on a public route by a signature that the route's operation checks (the
+/// dispatcher lets anyone through; the signature is what the route's documentation names).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Signer {
+    /// The exchange's offline master key (auditor management).
+    Master,
+    /// A registered third party's key (bulk KYC uploads).
+    ThirdParty,
+    /// The wallet's authorization key (prepared-transfer registrations).
+    Authorization,
+}
+
+impl Signer {
+    /// The words the route listing uses for it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Signer::Master => "master signature",
+            Signer::ThirdParty => "third-party signature",
+            Signer::Authorization => "authorization signature",
+        }
+    }
+}
+
+/// What a route's row says about it beyond routing, for the route listing
+/// (`taler-lite routes`): the one documentation of the endpoints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RouteDoc {
+    /// On a public route, the signature its caller proves itself by.
+    pub signer: Option<Signer>,
+    /// The query parameters it reads, as `limit=&offset=`.
+    pub query: Option<&'static str>,
+    /// The body it takes, in Markdown (its fields in a code span).
+    pub body: Option<&'static str>,
+    /// What it answers: statuses, with Taler codes in parentheses, in Markdown.
+    pub answers: &'static str,
+}
+
 /// One row of the route table.
 #[derive(Clone)]
 pub struct Route {
@@ -180,64 +218,106 @@ pub struct Route {
     pattern: &'static str,
     access: Access,
     handler: Handler,
+    doc: RouteDoc,
+}
+
+/// A route being built: it becomes a [`Route`] only by [`Draft::answers`], so no row of the
+/// table lacks its documentation (the type of the table's rows requires that step).
+#[must_use = "a route is made by `.answers(...)`"]
+pub struct Draft {
+    method: Method,
+    pattern: &'static str,
+    access: Access,
+    handler: Handler,
+    signer: Option<Signer>,
+    query: Option<&'static str>,
+    body: Option<&'static str>,
+}
+
+impl Draft {
+    /// The query parameters the route reads, as `limit=&offset=`.
+    pub fn query(self, query: &'static str) -> Draft {
+        Draft { query: Some(query), ..self }
+    }
+
+    /// The body the route takes, in Markdown.
+    pub fn body(self, body: &'static str) -> Draft {
+        Draft { body: Some(body), ..self }
+    }
+
+    /// What the route answers, in Markdown: the last step, which makes the row.
+    pub fn answers(self, answers: &'static str) -> Route {
+        let Draft { method, pattern, access, handler, signer, query, body } = self;
+        Route { method, pattern, access, handler, doc: RouteDoc { signer, query, body, answers } }
+    }
 }
 
 impl Route {
     /// A route anyone may call.
-    pub fn public<H, Fut>(method: Method, pattern: &'static str, handler: H) -> Route
+    pub fn public<H, Fut>(method: Method, pattern: &'static str, handler: H) -> Draft
     where
         H: Fn(AppState, PathParams, Request) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Response, ApiError>> + Send + 'static,
     {
-        Route::new(method, pattern, Access::Public, handler)
+        Route::draft(method, pattern, Access::Public, handler)
+    }
+
+    /// A public route whose caller proves itself by a signature that its operation checks:
+    /// to the dispatcher, a public route like any other.
+    pub fn signed<H, Fut>(method: Method, pattern: &'static str, signer: Signer, handler: H) -> Draft
+    where
+        H: Fn(AppState, PathParams, Request) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Response, ApiError>> + Send + 'static,
+    {
+        Draft { signer: Some(signer), ..Route::draft(method, pattern, Access::Public, handler) }
     }
 
     /// An operator route: the dispatcher checks the token before the handler
     /// (or anything else) runs.
-    pub fn operator<H, Fut>(method: Method, pattern: &'static str, handler: H) -> Route
+    pub fn operator<H, Fut>(method: Method, pattern: &'static str, handler: H) -> Draft
     where
         H: Fn(AppState, PathParams, Request) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Response, ApiError>> + Send + 'static,
     {
-        Route::new(method, pattern, Access::Operator, handler)
+        Route::draft(method, pattern, Access::Operator, handler)
     }
 
     /// A Wire Gateway route: the dispatcher checks the exchange's credentials (Bearer or
     /// Basic) before the handler runs.
-    pub fn wire_gateway<H, Fut>(method: Method, pattern: &'static str, handler: H) -> Route
+    pub fn wire_gateway<H, Fut>(method: Method, pattern: &'static str, handler: H) -> Draft
     where
         H: Fn(AppState, PathParams, Request) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Response, ApiError>> + Send + 'static,
     {
-        Route::new(method, pattern, Access::WireGateway, handler)
+        Route::draft(method, pattern, Access::WireGateway, handler)
     }
 
     /// A console page or form: the dispatcher checks the session cookie first
     /// and sends a browser without one to the login form.
-    pub fn console<H, Fut>(method: Method, pattern: &'static str, handler: H) -> Route
+    pub fn console<H, Fut>(method: Method, pattern: &'static str, handler: H) -> Draft
     where
         H: Fn(AppState, PathParams, Request) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Response, ApiError>> + Send + 'static,
     {
-        Route::new(method, pattern, Access::Console, handler)
+        Route::draft(method, pattern, Access::Console, handler)
     }
 
     /// The console's login and logout: reachable without a session.
-    pub fn console_login<H, Fut>(method: Method, pattern: &'static str, handler: H) -> Route
+    pub fn console_login<H, Fut>(method: Method, pattern: &'static str, handler: H) -> Draft
     where
         H: Fn(AppState, PathParams, Request) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Response, ApiError>> + Send + 'static,
     {
-        Route::new(method, pattern, Access::ConsoleLogin, handler)
+        Route::draft(method, pattern, Access::ConsoleLogin, handler)
     }
 
-    fn new<H, Fut>(method: Method, pattern: &'static str, access: Access, handler: H) -> Route
+    fn draft<H, Fut>(method: Method, pattern: &'static str, access: Access, handler: H) -> Draft
     where
         H: Fn(AppState, PathParams, Request) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Response, ApiError>> + Send + 'static,
     {
         let handler: Handler = Arc::new(move |state, params, req| Box::pin(handler(state, params, req)));
-        Route { method, pattern, access, handler }
+        Draft { method, pattern, access, handler, signer: None, query: None, body: None }
     }
 
     pub fn method(&self) -> &Method {
@@ -252,6 +332,11 @@ impl Route {
 
     pub fn access(&self) -> Access {
         self.access
+    }
+
+    /// What the route's row documents of it.
+    pub fn doc(&self) -> &RouteDoc {
+        &self.doc
     }
 
     /// Matches `path` against the pattern, segment by segment (what routing does; the access
@@ -641,7 +726,7 @@ mod tests {
     use super::*;
 
     fn route(pattern: &'static str) -> Route {
-        Route::public(Method::GET, pattern, |_, _, _| async { Err(ApiError::Unauthorized) })
+        Route::public(Method::GET, pattern, |_, _, _| async { Err(ApiError::Unauthorized) }).answers("401")
     }
 
     #[test]

@@ -43,33 +43,52 @@ const MAX_FORM: u64 = 64 * 1024;
 /// This module's rows of the route table.
 pub fn routes() -> Vec<Route> {
     vec![
-        Route::console_login(Method::GET, "/console/login", login::login_form),
-        Route::console_login(Method::POST, "/console/login", login::login),
-        Route::console_login(Method::GET, "/console/static/console.css", login::stylesheet),
-        Route::console_login(Method::GET, "/console", login::to_console),
-        Route::console(Method::POST, "/console/logout", login::logout),
-        Route::console(Method::GET, "/console/", overview::overview),
-        Route::console(Method::GET, "/console/auditors", auditors::auditors_page),
-        Route::console(Method::GET, "/console/extern", third_parties::extern_page),
-        Route::console(Method::POST, "/console/extern", third_parties::extern_add),
-        Route::console(Method::POST, "/console/extern/disable", third_parties::extern_disable),
-        Route::console(Method::GET, "/console/uploads", uploads::uploads_page),
-        Route::console(Method::GET, "/console/uploads/{h_body}", uploads::upload_page),
-        Route::console(Method::GET, "/console/uploads/{h_body}/raw", uploads::upload_raw),
-        Route::console(Method::GET, "/console/uploads/{h_body}/entries/{index}", uploads::upload_entry),
-        Route::console(Method::GET, "/console/registrations", registrations::registrations_page),
-        Route::console(
-            Method::GET,
-            "/console/registrations/{authorization_pub}",
-            registrations::registration_page,
+        Route::console_login(Method::GET, "/console/login", login::login_form).answers("the login form"),
+        Route::console_login(Method::POST, "/console/login", login::login).answers(
+            "the token for a session cookie: 303 to `/console/`; 401 with the form again for a wrong token",
         ),
+        Route::console_login(Method::GET, "/console/static/console.css", login::stylesheet)
+            .answers("the stylesheet"),
+        Route::console_login(Method::GET, "/console", login::to_console).answers("303 to `/console/`"),
+        Route::console(Method::POST, "/console/logout", login::logout)
+            .answers("the session ended: 303 to the login; 403 without the form's CSRF token"),
+        Route::console(Method::GET, "/console/", overview::overview).answers("HTML: the overview"),
+        Route::console(Method::GET, "/console/auditors", auditors::auditors_page).answers("HTML: the auditors"),
+        Route::console(Method::GET, "/console/extern", third_parties::extern_page)
+            .answers("HTML: the third parties, with the add and disable forms"),
+        Route::console(Method::POST, "/console/extern", third_parties::extern_add).answers(
+            "HTML: the third parties, one added or re-activated (400 for a refused one); 403 without the form's CSRF token",
+        ),
+        Route::console(Method::POST, "/console/extern/disable", third_parties::extern_disable)
+            .answers("HTML: the third parties, one disabled; 403 without the form's CSRF token"),
+        Route::console(Method::GET, "/console/uploads", uploads::uploads_page)
+            .query("payto=&page=")
+            .answers("HTML: the uploads, of one customer or all"),
+        Route::console(Method::GET, "/console/uploads/{h_body}", uploads::upload_page)
+            .answers("HTML: one body, who referenced it, a preview"),
+        Route::console(Method::GET, "/console/uploads/{h_body}/raw", uploads::upload_raw)
+            .answers("the stored bytes, sandboxed"),
+        Route::console(Method::GET, "/console/uploads/{h_body}/entries/{index}", uploads::upload_entry)
+            .answers("one entry of a stored ZIP, sandboxed"),
+        Route::console(Method::GET, "/console/registrations", registrations::registrations_page)
+            .query("state=&page=")
+            .answers("HTML: the registrations"),
+        Route::console(Method::GET, "/console/registrations/{authorization_pub}", registrations::registration_page)
+            .answers("HTML: one registration, its subjects, payment code and simulation form"),
         Route::console(
             Method::POST,
             "/console/registrations/{authorization_pub}/simulate",
             registrations::registration_simulate,
+        )
+        .answers(
+            "HTML: the registration and the simulated transfer's outcome; 404 for an unknown one; 403 without the form's CSRF token",
         ),
-        Route::console(Method::GET, "/console/transfers", transfers::transfers_page),
-        Route::console(Method::POST, "/console/transfers/simulate", transfers::transfers_simulate),
+        Route::console(Method::GET, "/console/transfers", transfers::transfers_page)
+            .query("status=&page=")
+            .answers("HTML: the incoming transfers"),
+        Route::console(Method::POST, "/console/transfers/simulate", transfers::transfers_simulate).answers(
+            "HTML: the transfers and the simulated transfer's outcome; 403 without the form's CSRF token",
+        ),
     ]
 }
 
