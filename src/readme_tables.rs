@@ -1,5 +1,5 @@
 //! The README's tables, read for the tests that hold them to the code (the settings table in
-//! `config`, the endpoints table in `api`).
+//! `config`, the table of the APIs under "Endpoints" in `api`).
 
 /// The body rows of the table under `## {section}` whose header row starts with `header`,
 /// each split into its trimmed cells.

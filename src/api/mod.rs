@@ -103,15 +103,7 @@ pub fn markdown(dev: bool) -> String {
         if let Some(body) = doc.body {
             path.push_str(&format!(" {body}"));
         }
-        let mut who = match (route.access(), doc.signer) {
-            (Access::Public, Some(signer)) => signer.describe(),
-            (Access::Public, None) => "anyone",
-            (Access::Operator, _) => "token",
-            (Access::WireGateway, _) => "Wire Gateway auth",
-            (Access::Console, _) => "console session",
-            (Access::ConsoleLogin, _) => "no session",
-        }
-        .to_owned();
+        let mut who = who(route).to_owned();
         if development.contains(&(route.method().clone(), route.pattern())) {
             who.push_str(", development only");
         }
@@ -119,6 +111,18 @@ pub fn markdown(dev: bool) -> String {
         out.push_str(&format!("| {} | {} | {} |\n", cell(&path), cell(&who), cell(doc.answers)));
     }
     out
+}
+
+/// Who may call a route, in the words of the README's "Endpoints" (which explains them).
+fn who(route: &Route) -> &'static str {
+    match (route.access(), route.doc().signer) {
+        (Access::Public, Some(signer)) => signer.describe(),
+        (Access::Public, None) => "anyone",
+        (Access::Operator, _) => "token",
+        (Access::WireGateway, _) => "Wire Gateway auth",
+        (Access::Console, _) => "console session",
+        (Access::ConsoleLogin, _) => "no session",
+    }
 }
 
 /// A pattern as the documentation writes it: `{row_id}` is `$ROW_ID`.
@@ -209,79 +213,85 @@ mod tests {
             .collect()
     }
 
-    /// The README's word for who may call a route of this access: the start of its "who" cell.
-    fn readme_who(access: Access, who: &str) -> bool {
-        match access {
-            Access::Public => who == "anyone" || who.ends_with(" signature"),
-            Access::Operator => who.starts_with("token"),
-            Access::WireGateway => who.starts_with("Wire Gateway auth"),
-            Access::Console => who.starts_with("console session"),
-            Access::ConsoleLogin => who.starts_with("no session"),
-        }
-    }
-
-    /// The README's endpoints table against the route table: every method and path of
-    /// `routes(true)` is in a row whose "who" cell names its access (and "development only"
-    /// exactly for the development routes), and every method and path a row names is served.
-    /// A row's first cell lists `METHOD /path` spans; a span that is only a path takes the
-    /// method before it; other spans (bodies) are skipped.
+    /// The README's table of the APIs against the route table: every route of `routes(true)`
+    /// is under exactly one row (a path span ending in `…` covers every pattern that starts
+    /// with it, any other span exactly its pattern), whose "who" cell has a term for it (the
+    /// route's word as `taler-lite routes` prints it, ", development only" exactly for the
+    /// development routes; a term's parenthesis only says which paths it is for), and every
+    /// row and every term covers at least one route.
     #[test]
-    fn readme_endpoints_table_matches() {
-        let rows = crate::readme_tables::rows("Endpoints", "| method and path |");
-        assert!(!rows.is_empty(), "README: no endpoints table");
+    fn every_route_is_under_one_api_of_the_readme() {
+        let rows = crate::readme_tables::rows("Endpoints", "| paths |");
+        assert!(!rows.is_empty(), "README: no table of the APIs under Endpoints");
         let development: Vec<(Method, &str)> =
             development_routes().iter().map(|r| (r.method().clone(), r.pattern())).collect();
-        // (method, pattern) -> the row that names it.
-        let mut documented: HashMap<(Method, String), &str> = HashMap::new();
+        /// A row: the patterns it covers (and whether those under them too), its who terms
+        /// (and whether each is development only).
+        struct Api {
+            prefixes: Vec<(String, bool)>,
+            terms: Vec<(&'static str, bool)>,
+        }
+        let mut table = Vec::new();
         for row in &rows {
-            let [paths, who, _] = row[..] else { panic!("README row {row:?}: three cells") };
-            let mut method: Option<Method> = None;
+            let [paths, who, what] = row[..] else { panic!("README row {row:?}: three cells") };
+            assert!(!what.is_empty(), "README row {paths}: what for?");
+            let mut prefixes = Vec::new();
             for span in paths.split('`').skip(1).step_by(2) {
-                let (m, path) = match span.split_once(' ') {
-                    Some((m, p)) if !m.is_empty() && m.chars().all(|c| c.is_ascii_uppercase()) => {
-                        (Some(Method::from_bytes(m.as_bytes()).expect("a method")), p)
-                    }
-                    _ => (None, span),
+                let (path, under) = match span.strip_suffix('…') {
+                    Some(path) => (path, true),
+                    None => (span, false),
                 };
-                if !(path.starts_with('/') || path.starts_with('[')) {
-                    continue;
-                }
-                method = m.or(method);
-                let method =
-                    method.clone().unwrap_or_else(|| panic!("README row {row:?}: {span} has no method"));
-                for path in readme_paths(path) {
-                    let before = documented.insert((method.clone(), path.clone()), who);
-                    assert!(before.is_none(), "README names {method} {path} twice");
-                }
+                prefixes.extend(readme_paths(path).into_iter().map(|p| (p, under)));
+            }
+            assert!(!prefixes.is_empty(), "README row {row:?}: no path");
+            let terms = who
+                .split("; ")
+                .map(|term| {
+                    let term = term.split(" (").next().unwrap_or(term);
+                    match term.strip_suffix(", development only") {
+                        Some(base) => (base, true),
+                        None => (term, false),
+                    }
+                })
+                .collect();
+            table.push(Api { prefixes, terms });
+        }
+        let mut used: Vec<Vec<bool>> = table.iter().map(|api| vec![false; api.terms.len()]).collect();
+        for route in routes(true) {
+            let (method, pattern) = (route.method().clone(), route.pattern());
+            let under: Vec<usize> = (0..table.len())
+                .filter(|&i| {
+                    table[i]
+                        .prefixes
+                        .iter()
+                        .any(|(p, under)| if *under { pattern.starts_with(p.as_str()) } else { pattern == p })
+                })
+                .collect();
+            let [i] = under[..] else {
+                panic!(
+                    "{method} {pattern} is under {} rows of the README's table of the APIs, not one",
+                    under.len()
+                )
+            };
+            let dev = development.contains(&(method.clone(), pattern));
+            let Some(t) = table[i].terms.iter().position(|&(base, d)| base == who(&route) && d == dev) else {
+                panic!(
+                    "README row {:?}: no who term for {method} {pattern} ({:?}{})",
+                    rows[i][0],
+                    who(&route),
+                    if dev { ", development only" } else { "" }
+                )
+            };
+            used[i][t] = true;
+        }
+        for (i, used) in used.iter().enumerate() {
+            for (t, used) in used.iter().enumerate() {
+                assert!(
+                    used,
+                    "README row {:?}: its who term {:?} covers no route",
+                    rows[i][0], table[i].terms[t]
+                );
             }
         }
-        for route in routes(true) {
-            let key = (route.method().clone(), route.pattern().to_owned());
-            let Some(who) = documented.remove(&key) else {
-                panic!(
-                    "README's endpoints table has no row for {} {} ({:?}; `{{name}}` is written `$NAME`)",
-                    route.method(),
-                    route.pattern(),
-                    route.access()
-                );
-            };
-            assert!(
-                readme_who(route.access(), who),
-                "README: {} {} is {:?}, not {who:?}",
-                key.0,
-                key.1,
-                route.access()
-            );
-            let dev = development.contains(&(key.0.clone(), route.pattern()));
-            assert_eq!(
-                dev,
-                who.contains("development only"),
-                "README: {} {}: \"development only\" exactly for the routes of --dev",
-                key.0,
-                key.1
-            );
-        }
-        let unserved: Vec<_> = documented.keys().map(|(m, p)| format!("{m} {p}")).collect();
-        assert!(unserved.is_empty(), "README's endpoints table names what no route serves: {unserved:?}");
     }
 }
