@@ -218,28 +218,6 @@ async fn console_routes_without_a_session_go_to_the_login_and_never_send_cors() 
     }
 }
 
-/// A listed path in the route table's form: `$NAME` segments become `{name}`, a leading
-/// `[prefix]` gives the path with and without it, the query is dropped.
-fn listed_patterns(path: &str) -> Vec<String> {
-    let path = path.split('?').next().unwrap_or(path);
-    let variants = match path.strip_prefix('[').and_then(|p| p.split_once(']')) {
-        Some((prefix, rest)) => vec![format!("{prefix}{rest}"), rest.to_owned()],
-        None => vec![path.to_owned()],
-    };
-    variants
-        .iter()
-        .map(|p| {
-            p.split('/')
-                .map(|s| match s.strip_prefix('$') {
-                    Some(name) => format!("{{{}}}", name.to_lowercase()),
-                    None => s.to_owned(),
-                })
-                .collect::<Vec<_>>()
-                .join("/")
-        })
-        .collect()
-}
-
 /// `taler-lite routes [--dev]`, run in an empty folder with no setting: the printed table,
 /// as (method, pattern) -> (who, answers). Nothing is made in the folder (no database, no
 /// key: the listing needs neither).
@@ -261,7 +239,7 @@ fn listed_routes(args: &[&str]) -> std::collections::HashMap<(Method, String), (
         let span = path.split('`').nth(1).unwrap_or_else(|| panic!("{line}: no `METHOD path`"));
         let (method, path) = span.split_once(' ').unwrap_or_else(|| panic!("{line}: no method"));
         let method = Method::from_bytes(method.as_bytes()).unwrap();
-        for pattern in listed_patterns(path) {
+        for pattern in taler_lite::api::listed_patterns(path) {
             let before =
                 listed.insert((method.clone(), pattern.clone()), (who.to_owned(), answers.to_owned()));
             assert!(before.is_none(), "{method} {pattern} listed twice");

@@ -113,6 +113,29 @@ pub fn markdown(dev: bool) -> String {
     out
 }
 
+/// The route-table patterns a path of [`markdown`]'s table (or the README's table of the
+/// APIs) stands for, the inverse of how [`markdown`] writes them: `$NAME` segments become
+/// `{name}`, a leading `[prefix]` gives the path with and without it, the query is dropped.
+pub fn listed_patterns(path: &str) -> Vec<String> {
+    let path = path.split('?').next().unwrap_or(path);
+    let variants = match path.strip_prefix('[').and_then(|p| p.split_once(']')) {
+        Some((prefix, rest)) => vec![format!("{prefix}{rest}"), rest.to_owned()],
+        None => vec![path.to_owned()],
+    };
+    variants
+        .iter()
+        .map(|p| {
+            p.split('/')
+                .map(|s| match s.strip_prefix('$') {
+                    Some(name) => format!("{{{}}}", name.to_lowercase()),
+                    None => s.to_owned(),
+                })
+                .collect::<Vec<_>>()
+                .join("/")
+        })
+        .collect()
+}
+
 /// Who may call a route, in the words of the README's "Endpoints" (which explains them).
 fn who(route: &Route) -> &'static str {
     match (route.access(), route.doc().signer) {
@@ -191,28 +214,6 @@ mod tests {
         }
     }
 
-    /// A path as the README writes it, in the route table's form: `$NAME` segments become
-    /// `{name}`, a leading `[prefix]` gives the path with and without it, a query is dropped.
-    fn readme_paths(path: &str) -> Vec<String> {
-        let path = path.split('?').next().unwrap_or(path);
-        let variants = match path.strip_prefix('[').and_then(|p| p.split_once(']')) {
-            Some((prefix, rest)) => vec![format!("{prefix}{rest}"), rest.to_owned()],
-            None => vec![path.to_owned()],
-        };
-        variants
-            .iter()
-            .map(|p| {
-                p.split('/')
-                    .map(|s| match s.strip_prefix('$') {
-                        Some(name) => format!("{{{}}}", name.to_lowercase()),
-                        None => s.to_owned(),
-                    })
-                    .collect::<Vec<_>>()
-                    .join("/")
-            })
-            .collect()
-    }
-
     /// The README's table of the APIs against the route table: every route of `routes(true)`
     /// is under exactly one row (a path span ending in `…` covers every pattern that starts
     /// with it, any other span exactly its pattern), whose "who" cell has a term for it (the
@@ -241,7 +242,7 @@ mod tests {
                     Some(path) => (path, true),
                     None => (span, false),
                 };
-                prefixes.extend(readme_paths(path).into_iter().map(|p| (p, under)));
+                prefixes.extend(listed_patterns(path).into_iter().map(|p| (p, under)));
             }
             assert!(!prefixes.is_empty(), "README row {row:?}: no path");
             let terms = who
