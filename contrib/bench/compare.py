@@ -2,7 +2,7 @@
 """Compares two labels of a sitting (contrib/bench/sitting.sh) as a Markdown table.
 
     contrib/bench/compare.py OUT BEFORE_LABEL AFTER_LABEL
-    contrib/bench/compare.py --pairs OUT        (a file of contrib/bench/pairs.sh)
+    contrib/bench/compare.py --pairs OUT        (pairs of contrib/bench/sitting.sh)
 
 For each figure: the mean and standard deviation of each side's runs, the difference of the
 means relative to BEFORE's, and its 95 % interval (Welch's t). A difference whose interval
